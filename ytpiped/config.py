@@ -1,0 +1,453 @@
+"""Typed, frozen settings: defaults <- TOML file <- environment <- flags.
+
+Every key is a dataclass field with a `spec` (help text, type kind, bounds). Loading
+checks each value against its spec; an error names the source (file path, env variable
+or flag), the key, and what was expected. `Settings.sources` records where each
+effective value came from (`ytpiped config show`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ytpiped.errors import ConfigError
+
+ENV_PREFIX = "YTPIPED_"
+SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
+
+Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
+               "choice", "str_list", "path"]
+
+
+def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
+         choices: tuple[str, ...] = ()) -> Any:
+    """A config field: its default, help text and how to validate it."""
+    meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: str | int) -> int:
+    """'20GB' -> 20_000_000_000; '512MiB' -> 536870912; ints pass through."""
+    if isinstance(value, bool):
+        raise ValueError("a size, not a boolean")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m or m.group(2).upper() not in _SIZE_UNITS:
+        raise ValueError(f"a size like \"20GB\", \"512MiB\" or a number of bytes, not {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
+
+
+def format_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}TB"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    cookies_file: str = spec("", "Netscape cookies.txt; copied privately before use, never logged",
+                             "path")
+    delay_buffer_build_s: tuple[float, float] = spec(
+        (30.0, 60.0), "randomized pause between downloads while building the buffer", "range")
+    delay_steady_s: tuple[float, float] = spec(
+        (180.0, 300.0), "randomized pause between downloads once the buffer is built", "range")
+    delay_catch_up_s: tuple[float, float] = spec(
+        (60.0, 120.0), "randomized pause while the buffer is below low_water", "range")
+    buffer_target: int = spec(20, "ready-to-transcribe videos that end the buffer-build phase",
+                              "int", lo=1)
+    low_water: int = spec(5, "below this many waiting videos: catch-up pacing", "int", lo=0)
+    high_water: int = spec(40, "at/above this many waiting videos: stop downloading", "int", lo=1)
+    max_buffer_bytes: int = spec(parse_size("20GB"), "stop downloading above this much buffered "
+                                 "audio", "size")
+    min_free_disk_bytes: int = spec(parse_size("2GB"), "stop downloading when the data dir's disk "
+                                    "has less free space than this", "size")
+    max_videos_per_hour: int = spec(250, "sliding-window budget of downloads per hour, whatever "
+                                    "the phase", "int", lo=1)
+    rate_limit_cooldown_s: float = spec(3600.0, "global pause after a 429 / bot check (doubles on "
+                                        "repeat)", "float", lo=0)
+    max_cooldown_s: float = spec(6 * 3600.0, "cap of the doubling cooldown", "float", lo=0)
+    max_attempts: int = spec(5, "failed attempts before a video is marked failed (all stages)",
+                             "int", lo=1)
+    keep_audio: bool = spec(False, "keep audio after its transcript is written", "bool")
+    socket_timeout_s: float = spec(30.0, "network timeout of one yt-dlp request", "float", lo=1)
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    backend: str = spec("auto", "loudness backend: auto (torch on a GPU if installed, else cpu), "
+                        "cpu or torch", "choice", choices=("auto", "cpu", "torch"))
+    silence_threshold_lu: float = spec(-20.0, "short-term loudness this far below the integrated "
+                                       "level counts as silence", "float", hi=0)
+    min_silence_s: float = spec(0.6, "shortest pause recorded as a silence", "float", lo=0)
+    max_batch_size: int = spec(16, "files per batch on the torch backend", "int", lo=1)
+    batch_timeout_s: float = spec(2.0, "wait at most this long to fill a batch", "float", lo=0)
+    max_batch_samples: int = spec(16_000 * 3600 * 4, "cap on total samples per torch batch "
+                                  "(memory)", "int", lo=1)
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    model_gpu: str = spec("large-v3-turbo", "name or path of a CTranslate2 Whisper model for GPUs",
+                          "str")
+    model_cpu: str = spec("small", "name or path of a CTranslate2 Whisper model for the CPU", "str")
+    compute_type_gpu: str = spec("float16", "CTranslate2 compute type on GPUs", "str")
+    compute_type_cpu: str = spec("int8", "CTranslate2 compute type on the CPU", "str")
+    language: str = spec("", "language code; empty: detect", "str")
+    gpu_slots: int | None = spec(None, "\"auto\" or slots per GPU", "auto_int", lo=0)
+    cpu_slots: int | None = spec(None, "\"auto\" or number of CPU slots", "auto_int", lo=0)
+    model_vram_gb: float | None = spec(None, "\"auto\" (from the model table) or GB per GPU slot",
+                                       "auto_float", lo=0.1)
+    reserved_vram_mb: int = spec(500, "VRAM reserved by the driver when NVML cannot say", "int",
+                                 lo=0)
+    other_vram_gb: float = spec(0.0, "VRAM kept free for other users of the GPU (e.g. Ollama)",
+                                "float", lo=0)
+    max_cpu_time_s: float = spec(300.0, "benefit policy: CPU only takes jobs predicted to finish "
+                                 "within this", "float", lo=0)
+    stop_cpu_at_progress: float = spec(0.8, "benefit policy: no new CPU work past this fraction "
+                                       "done", "float", lo=0, hi=1)
+    policy: str = spec("ect", "\"ect\" (earliest completion) or \"benefit\" (GPU-benefit sort + "
+                       "endgame rule)", "choice", choices=("ect", "benefit"))
+    batch_size: int = spec(8, "chunks per batched inference call", "int", lo=1)
+    batch_timeout_s: float = spec(2.0, "wait at most this long to fill a batch", "float", lo=0)
+    max_batch_audio_s: float = spec(3600.0, "cap on total audio seconds per batch", "float", lo=1)
+    max_chunk_s: float = spec(900.0, "longest piece of audio transcribed as one job", "float",
+                              lo=30)
+    output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write",
+                                     "str_list", choices=("json", "txt", "srt", "vtt"))
+    job_timeout_factor: float = spec(4.0, "a job running this many times its predicted time "
+                                     "(+60 s) is a hang", "float", lo=1)
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    hosts: list[str] = spec(["http://127.0.0.1:11434"], "Ollama servers; work is spread by least "
+                            "outstanding requests", "str_list")
+    model: str = spec("qwen2.5:7b-instruct", "Ollama model that mines windows", "str")
+    eval_model: str = spec("", "model for the per-video evaluation; empty: same as model", "str")
+    num_ctx: int = spec(8192, "context length, always sent (Ollama's own default can be huge)",
+                        "int", lo=512)
+    workers: int | None = spec(None, "\"auto\" or a fixed number of concurrent LLM requests",
+                               "auto_int", lo=1)
+    max_workers: int = spec(16, "upper bound of the adaptive pool", "int", lo=1)
+    model_ram_gb: float = spec(6.0, "RAM one copy of the model needs (auto sizing)", "float", lo=0)
+    reserved_ram_gb: float = spec(4.0, "RAM left for everything else (auto sizing)", "float", lo=0)
+    request_timeout_s: float = spec(300.0, "timeout of one LLM request", "float", lo=1)
+    keep_alive: str = spec("30m", "how long Ollama keeps the model loaded", "str")
+    window_tokens: int = spec(1500, "transcript tokens per mining window", "int", lo=100)
+    overlap_tokens: int = spec(200, "tokens shared by neighbouring windows", "int", lo=0)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    shutdown_grace_s: float = spec(30.0, "on SIGTERM, wait this long for work in flight", "float",
+                                   lo=0)
+    metrics_port: int = spec(0, "0: off; else Prometheus on 127.0.0.1:PORT/metrics", "int", lo=0,
+                             hi=65535)
+    lease_s: float = spec(120.0, "lease of a claimed video; renewed while work runs", "float", lo=1)
+    reap_interval_s: float = spec(15.0, "how often expired leases are returned", "float", lo=0.05)
+    poll_interval_s: float = spec(5.0, "longest wait before looking for new work", "float",
+                                  lo=0.01)
+    stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
+                              "built-in pipeline (tests and extensions)", "str")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
+                         "path")
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    mine: MineConfig = field(default_factory=MineConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
+    for f in dataclasses.fields(Settings)
+    if f.name not in ("data_dir", "sources")
+}
+
+
+def keys() -> list[tuple[str, dataclasses.Field[Any]]]:
+    """Every key as ('section.key' or 'data_dir', field), in documentation order."""
+    out: list[tuple[str, dataclasses.Field[Any]]] = []
+    for f in dataclasses.fields(Settings):
+        if f.name == "data_dir":
+            out.append((f.name, f))
+    for section, cls in SECTIONS.items():
+        out.extend((f"{section}.{f.name}", f) for f in dataclasses.fields(cls))
+    return out
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _expected(f: dataclasses.Field[Any]) -> str:
+    m = f.metadata
+    kind = m["kind"]
+    bounds = ""
+    if m["lo"] is not None and m["hi"] is not None:
+        bounds = f" between {m['lo']:g} and {m['hi']:g}"
+    elif m["lo"] is not None:
+        bounds = f" >= {m['lo']:g}"
+    elif m["hi"] is not None:
+        bounds = f" <= {m['hi']:g}"
+    return {
+        "str": "a string",
+        "path": "a path (string)",
+        "int": f"an integer{bounds}",
+        "float": f"a number{bounds}",
+        "bool": "true or false",
+        "range": "[min, max] with 0 <= min <= max",
+        "size": "a size like \"20GB\", \"512MiB\" or a number of bytes",
+        "auto_int": f"\"auto\" or an integer{bounds}",
+        "auto_float": f"\"auto\" or a number{bounds}",
+        "choice": "one of " + ", ".join(f'"{c}"' for c in m["choices"]),
+        "str_list": "a list of strings"
+        + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
+    }[kind]
+
+
+def _in_bounds(f: dataclasses.Field[Any], x: float) -> bool:
+    lo, hi = f.metadata["lo"], f.metadata["hi"]
+    return math.isfinite(x) and (lo is None or x >= lo) and (hi is None or x <= hi)
+
+
+def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
+    """Check `value` against the field's spec; return the typed value or raise ValueError."""
+    kind: Kind = f.metadata["kind"]
+    bad = ValueError(_expected(f))
+    if kind in ("str", "path"):
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if kind == "choice":
+        if value not in f.metadata["choices"]:
+            raise bad
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind in ("auto_int", "auto_float") and value == "auto":
+        return None
+    if kind in ("int", "auto_int"):
+        if isinstance(value, bool) or not isinstance(value, int) or not _in_bounds(f, value):
+            raise bad
+        return value
+    if kind in ("float", "auto_float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if not _in_bounds(f, float(value)):
+            raise bad
+        return float(value)
+    if kind == "size":
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise bad from None
+    if kind == "range":
+        if (not isinstance(value, list | tuple) or len(value) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)):
+            raise bad
+        lo, hi = float(value[0]), float(value[1])
+        if lo < 0 or hi < 0:
+            raise ValueError("[min, max] with values >= 0")
+        if lo > hi:
+            raise ValueError(f"[min, max] with min <= max (got min {lo:g} > max {hi:g})")
+        return (lo, hi)
+    if kind == "str_list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+        choices = f.metadata["choices"]
+        if choices and any(v not in choices for v in value):
+            raise bad
+        return list(value)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _parse_env_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    """Environment values are TOML literals when they parse as such, else plain strings."""
+    if f.metadata["kind"] in ("str", "path", "choice"):
+        return raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if f.metadata["kind"] == "str_list":
+            return [part.strip() for part in raw.split(",") if part.strip()]
+        return raw
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _field_of(dotted: str) -> dataclasses.Field[Any] | None:
+    return dict(keys()).get(dotted)
+
+
+def _apply(values: dict[str, dict[str, Any]], sources: dict[str, str], dotted: str, value: Any,
+           source: str) -> None:
+    f = _field_of(dotted)
+    if f is None:
+        raise ConfigError(f"{source}: unknown key '{dotted}' (see `ytpiped config show` for the "
+                          "valid keys)")
+    try:
+        typed = coerce(f, value)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: key '{dotted}': expected {exc}, got {value!r}") from None
+    section, _, key = dotted.rpartition(".")
+    values.setdefault(section, {})[key] = typed
+    sources[dotted] = source
+
+
+def _flatten(doc: dict[str, Any], path: Path) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            if k not in SECTIONS:
+                raise ConfigError(f"{path}: unknown section [{k}] (valid: "
+                                  + ", ".join(SECTIONS) + ")")
+            out.extend((f"{k}.{kk}", vv) for kk, vv in v.items())
+        else:
+            out.append((k, v))
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def config_path(flag: str | None, env: Mapping[str, str]) -> Path | None:
+    """--config, else $YTPIPED_CONFIG, else /etc/ytpiped/ytpiped.toml if present."""
+    if flag:
+        return Path(flag).expanduser()
+    if env.get("YTPIPED_CONFIG"):
+        return Path(env["YTPIPED_CONFIG"]).expanduser()
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+
+
+def load(file: Path | None = None, env: Mapping[str, str] | None = None,
+         flags: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings from defaults <- file <- env (YTPIPED_<SECTION>__<KEY>) <- flags.
+
+    `flags` maps dotted keys ("download.max_attempts", "data_dir") to already-typed values
+    or strings as typed on the command line.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    if file is not None:
+        for dotted, value in _flatten(read_toml(file), file):
+            _apply(values, sources, dotted, value, str(file))
+    for name, raw in sorted((env or {}).items()):
+        if not name.startswith(ENV_PREFIX) or name == "YTPIPED_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        dotted = rest.replace("__", ".", 1)
+        f = _field_of(dotted)
+        if f is None:
+            raise ConfigError(f"environment variable {name}: unknown key '{dotted}'")
+        _apply(values, sources, dotted, _parse_env_value(f, raw), f"env {name}")
+    for dotted, value in (flags or {}).items():
+        f = _field_of(dotted)
+        if f is not None and isinstance(value, str):
+            value = _parse_env_value(f, value)
+        _apply(values, sources, dotted, value, f"flag {dotted}")
+    sections = {name: cls(**values.get(name, {})) for name, cls in SECTIONS.items()}
+    top = values.get("", {})
+    settings = Settings(**top, **sections, sources=sources)
+    _check_relations(settings)
+    return settings
+
+
+def _check_relations(s: Settings) -> None:
+    d = s.download
+    src = s.sources
+    if d.low_water >= d.high_water:
+        where = src.get("download.low_water") or src.get("download.high_water") or "defaults"
+        raise ConfigError(f"{where}: key 'download.low_water' ({d.low_water}) must be below "
+                          f"'download.high_water' ({d.high_water})")
+    if d.buffer_target > d.high_water:
+        where = src.get("download.buffer_target") or src.get("download.high_water") or "defaults"
+        raise ConfigError(f"{where}: key 'download.buffer_target' ({d.buffer_target}) must not "
+                          f"exceed 'download.high_water' ({d.high_water})")
+    m = s.mine
+    if m.overlap_tokens >= m.window_tokens:
+        where = src.get("mine.overlap_tokens") or "defaults"
+        raise ConfigError(f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
+                          f"'mine.window_tokens' ({m.window_tokens})")
+
+
+def value_of(settings: Settings, dotted: str) -> Any:
+    obj: Any = settings
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def to_toml_value(value: Any) -> str:
+    if value is None:
+        return '"auto"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return f"{value:g}" if value != int(value) else f"{int(value)}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def effective(settings: Settings) -> list[tuple[str, Any, str]]:
+    """(key, value, source) for every key; source is 'default' unless something set it."""
+    return [(k, value_of(settings, k), settings.sources.get(k, "default")) for k, _ in keys()]
+
+
+def env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
+
+
+def from_environ(config_flag: str | None = None, flags: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Settings:
+    """What the CLI uses: locate the file and read the real environment."""
+    env = os.environ if environ is None else environ
+    return load(config_path(config_flag, env), env, flags)

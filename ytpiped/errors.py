@@ -1,0 +1,55 @@
+"""Exceptions that carry a decision: stages raise these, the worker persists the outcome."""
+
+from __future__ import annotations
+
+
+class YtpipedError(Exception):
+    """Base class of the project's own errors."""
+
+
+class ConfigError(YtpipedError):
+    """A configuration value is wrong; the message names the file and the key."""
+
+
+class UsageError(YtpipedError):
+    """A command was called wrongly (exit code 2)."""
+
+
+class InvalidTransition(YtpipedError):
+    """A state change the transition table forbids, or one whose guard matched no row."""
+
+
+class DataDirLocked(YtpipedError):
+    """Another daemon owns the data directory (exit code 3)."""
+
+
+class StageError(YtpipedError):
+    """Base of the decisions a stage can raise."""
+
+    kind: str = "error"
+
+
+class Retryable(StageError):
+    """Try again later; spends an attempt. `defer` (seconds) overrides the backoff."""
+
+    def __init__(self, message: str, *, kind: str = "error", defer: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.defer = defer
+
+
+class Permanent(StageError):
+    """Give up on this video now: it goes to `failed` with this kind."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Cooldown(StageError):
+    """Put the video back without spending an attempt, not before `until` (epoch seconds)."""
+
+    def __init__(self, message: str, *, kind: str, until: float) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.until = until

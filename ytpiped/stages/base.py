@@ -1,0 +1,103 @@
+"""The seam between the generic worker and a pipeline stage.
+
+A stage is a plain object with a `name` (a key of `states.STAGES`) and
+`async def run(item, ctx) -> Outcome`. It never touches SQL: it reads the claimed
+`Item`, uses `ctx` for everything persistent (sub-work rows, new videos, events), and
+returns the fields to store. It signals decisions by raising `Retryable`, `Permanent`
+or `Cooldown` (ytpiped.errors); anything else is retried with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+
+from ytpiped.clock import Clock
+from ytpiped.config import Settings
+
+
+@dataclass(frozen=True)
+class Item:
+    """A claimed video row, as the stage sees it."""
+
+    id: str
+    url: str
+    kind: str  # video | playlist | channel | generic
+    state: str
+    attempts: int
+    title: str | None = None
+    channel: str | None = None
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    audio_path: str | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished stage hands back for the worker to persist.
+
+    `fields` are video columns (title, channel, upload_date, duration_s, size_bytes,
+    audio_path); `info` is merged into the row's JSON `info` blob; `finished_state`
+    overrides the stage's normal next state (a playlist row goes to `done`).
+    """
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)
+    finished_state: str | None = None
+
+
+class Parts(Protocol):
+    """Sub-work rows keyed (video_id, kind, idx): chunks, windows. Persisted at once."""
+
+    async def load(self, kind: str) -> dict[int, Any]:
+        """idx -> stored JSON data of every finished part of this kind."""
+
+    async def save(self, kind: str, idx: int, data: Any) -> None:
+        """Record one finished part (idempotent: saving an idx again replaces it)."""
+
+    async def clear(self, kind: str) -> None:
+        """Forget all parts of this kind (when a plan changes)."""
+
+
+class Context(Protocol):
+    """What a stage may use while it runs one item."""
+
+    clock: Clock
+    settings: Settings
+    log: structlog.typing.FilteringBoundLogger
+    parts: Parts
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
+        """Queue new video rows found while working (playlist expansion) -> (added, duplicate)."""
+
+    async def record_event(self, event: str, *, kind: str | None = None,
+                           message: str | None = None) -> None:
+        """Append to the events log (shown by status, counted in metrics)."""
+
+    async def counts(self) -> Mapping[str, int]:
+        """Videos per state right now (for pacing decisions)."""
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+
+    async def run(self, item: Item, ctx: Context) -> Outcome: ...
+
+
+class Gated(Protocol):
+    """Optional: a stage that decides when the worker may claim its next item.
+
+    The worker awaits `gate(ctx)` before each claim (raced against shutdown), e.g. the
+    download stage sleeps until its pacing allows the next download.
+    """
+
+    async def gate(self, ctx: Context) -> None: ...
