@@ -85,6 +85,13 @@ class Context(Protocol):
     async def counts(self) -> Mapping[str, int]:
         """Videos per state right now (for pacing decisions)."""
 
+    async def buffer_stats(self) -> tuple[int, int]:
+        """(videos, bytes) of downloaded audio waiting for or in transcription."""
+
+    async def publish(self, status: Mapping[str, Any]) -> None:
+        """Publish this stage's live status (JSON-able); `ytpiped status` shows it under
+        stages.<name> (e.g. download: phase, next_download_at; transcribe: slots)."""
+
 
 @runtime_checkable
 class Stage(Protocol):
