@@ -1,0 +1,304 @@
+"""Command line: parse, call, print, exit code. Thin by design (DESIGN.md §3).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 another daemon
+already owns the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ytpiped import __version__, logs
+from ytpiped import config as cfg
+from ytpiped.errors import ConfigError, UsageError
+from ytpiped.states import STAGE_NAMES
+from ytpiped.store import Store, db_path
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+ENV_HELP = """environment:
+  YTPIPED_CONFIG              config file (when --config is not given; else
+                              /etc/ytpiped/ytpiped.toml if present)
+  YTPIPED_<SECTION>__<KEY>    override any config key, e.g.
+                              YTPIPED_DOWNLOAD__MAX_VIDEOS_PER_HOUR=100,
+                              YTPIPED_DATA_DIR=/srv/ytpiped
+precedence: defaults < config file < environment < --data-dir/--set flags"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ytpiped", formatter_class=_Formatter, epilog=ENV_HELP,
+        description="Turn thousands of YouTube URLs into transcripts and mined knowledge: "
+                    "a daemon that downloads, analyzes, transcribes, mines and evaluates, "
+                    "persisting every step in SQLite.")
+    p.add_argument("--version", action="version", version=f"ytpiped {__version__}")
+    p.add_argument("--config", metavar="PATH", help="TOML config file", default=None)
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="data directory (database, audio, outputs); default from config: "
+                        "~/.local/share/ytpiped")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a config key, e.g. --set download.max_attempts=3 "
+                        "(repeatable)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter,
+                              epilog=ENV_HELP)
+
+    r = cmd("run", "run the daemon in the foreground (what systemd starts)")
+    r.add_argument("--log-json", action="store_true", default=None,
+                   help="JSON log lines even on a terminal (default: JSON unless on a TTY)")
+
+    a = cmd("add", "queue URLs / video ids / playlists / channels; duplicates are skipped")
+    a.add_argument("inputs", nargs="*", metavar="FILE|-|URL",
+                   help="files with one URL or id per line ('-' = stdin; blank lines and "
+                        "# comments ignored), or URLs/ids as arguments")
+    a.add_argument("--json", action="store_true", help="machine-readable report")
+
+    s = cmd("status", "per-state counts, stage rates, ETA, failures and suggestions")
+    s.add_argument("--json", action="store_true", help="print the status JSON")
+    s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    s.add_argument("--interval", type=float, default=2.0, help="refresh interval with --watch")
+
+    rt = cmd("retry", "re-queue failed videos (all, or filtered by stage, kind or id)")
+    rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID")
+    rt.add_argument("--stage", choices=STAGE_NAMES, help="only videos that failed in this stage")
+    rt.add_argument("--kind", help="only videos that failed with this error kind")
+
+    e = cmd("export", "write mined claims and evaluations")
+    e.add_argument("--out", required=True, metavar="DIR")
+    e.add_argument("--format", choices=["jsonl", "md"], default="jsonl")
+
+    t = cmd("transcribe", "one-shot batch transcription of a folder of audio (no daemon)")
+    t.add_argument("--audio-dir", required=True, metavar="DIR")
+    t.add_argument("--out", required=True, metavar="DIR")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    t.add_argument("--workers", type=int, default=None, help="slots (default: from hardware)")
+    t.add_argument("--model", default=None, help="model name or path (default: from config)")
+
+    an = cmd("analyze", "loudness, duration, silences and chunk plan of one audio file")
+    an.add_argument("file", metavar="FILE")
+    an.add_argument("--json", action="store_true")
+
+    h = cmd("hw", "detected hardware and the capacities computed from it")
+    h.add_argument("--json", action="store_true")
+
+    c = cmd("config", "show the effective configuration or check a file")
+    csub = c.add_subparsers(dest="config_command", metavar="show|check")
+    cs = csub.add_parser("show", help="effective configuration with the source of each value",
+                         formatter_class=_Formatter)
+    cs.add_argument("--json", action="store_true")
+    cc = csub.add_parser("check", help="validate a config file (exit 2 if invalid)",
+                         formatter_class=_Formatter)
+    cc.add_argument("file", nargs="?", metavar="FILE",
+                    help="file to check (default: the one --config/YTPIPED_CONFIG names)")
+    return p
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. download.max_attempts=3")
+        flags[key.strip()] = value.strip()
+    if args.data_dir:
+        flags["data_dir"] = args.data_dir
+    return flags
+
+
+def load_settings(args: argparse.Namespace) -> cfg.Settings:
+    return cfg.from_environ(args.config, _flags(args))
+
+
+# ------------------------------------------------------------------------ commands
+
+
+def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import daemon
+
+    logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
+               level=args.log_level)
+    return daemon.run(settings)
+
+
+def _open_store(settings: cfg.Settings, *, readonly: bool) -> Store | None:
+    path = db_path(settings.data_path)
+    if readonly and not path.exists():
+        return None
+    return Store(path, readonly=readonly, now=time.time())
+
+
+def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import ingest
+
+    if not args.inputs:
+        raise UsageError("add: give a file, '-' for stdin, or URLs/ids as arguments")
+    sources: list[tuple[str, Sequence[str]]] = []
+    loose: list[str] = []
+    for arg in args.inputs:
+        if arg == "-" or Path(arg).exists() or not ingest.looks_like_url(arg):
+            sources.append(ingest.read_source(arg))
+        else:
+            loose.append(arg)
+    if loose:
+        sources.append(("<arguments>", loose))
+    targets, report = ingest.collect(sources)
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        ingest.add(store, targets, report, time.time())
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(report.summary())
+        for bad in report.invalid[:50]:
+            print(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}")
+        if len(report.invalid) > 50:
+            print(f"  … and {len(report.invalid) - 50} more invalid lines (see --json)")
+    return EXIT_OK
+
+
+def status_dict(settings: cfg.Settings) -> dict[str, Any]:
+    from ytpiped import daemon, status
+
+    pid = daemon.lock_holder(settings.data_path)
+    store = _open_store(settings, readonly=True)
+    if store is None:
+        empty = Store(Path(":memory:"), now=time.time())
+        try:
+            return status.build(empty, time.time(), pid)
+        finally:
+            empty.close()
+    try:
+        return status.build(store, time.time(), pid)
+    finally:
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import status
+
+    while True:
+        st = status_dict(settings)
+        if args.json:
+            print(json.dumps(st, indent=None if args.watch else 2), flush=True)
+        else:
+            if args.watch:
+                print("\033[2J\033[H", end="")
+            print(status.format_status(st), flush=True)
+        if not args.watch:
+            return EXIT_OK
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        n = store.retry_failed(time.time(), stage=args.stage, kind=args.kind,
+                               ids=args.video_ids)
+    finally:
+        store.close()
+    print(f"re-queued {n} failed video{'s' if n != 1 else ''}")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
+    if args.config_command == "check":
+        path = Path(args.file) if args.file else cfg.config_path(args.config, os.environ)
+        if path is None:
+            raise UsageError("config check: give a FILE (no --config, YTPIPED_CONFIG or "
+                             f"{cfg.SYSTEM_CONFIG})")
+        cfg.load(path, {}, {})
+        print(f"{path}: ok")
+        return EXIT_OK
+    assert settings is not None
+    rows = cfg.effective(settings)
+    if getattr(args, "json", False):
+        print(json.dumps({k: {"value": list(v) if isinstance(v, tuple) else v, "source": src}
+                          for k, v, src in rows}, indent=2))
+        return EXIT_OK
+    width = max(len(k) for k, _, _ in rows)
+    section = ""
+    for key, value, src in rows:
+        head = key.split(".")[0] if "." in key else ""
+        if head != section:
+            section = head
+            print(f"\n[{section}]")
+        print(f"{key:<{width}} = {cfg.to_toml_value(value):<28} # {src}")
+    return EXIT_OK
+
+
+def cmd_hw(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import hardware
+    from ytpiped.scheduling import capacity
+
+    snap = hardware.snapshot(settings.transcribe.reserved_vram_mb)
+    cap = capacity.compute(snap, settings.transcribe)
+    if args.json:
+        print(json.dumps({"hardware": hardware.snapshot_to_json(snap),
+                          "capacity": capacity.capacity_to_json(cap)}, indent=2))
+    else:
+        print(capacity.describe(snap, cap))
+    return EXIT_OK
+
+
+def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace, cfg.Settings], int]:
+    def run(args: argparse.Namespace, settings: cfg.Settings) -> int:
+        print(f"ytpiped {name}: not available in this build yet ({issue})", file=sys.stderr)
+        return EXIT_FAILURE
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
+    "run": cmd_run,
+    "add": cmd_add,
+    "status": cmd_status,
+    "retry": cmd_retry,
+    "hw": cmd_hw,
+    "export": _not_yet("export", "mining stage"),
+    "transcribe": _not_yet("transcribe", "transcription execution"),
+    "analyze": _not_yet("analyze", "analysis stage"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "config":
+            if args.config_command not in ("show", "check"):
+                parser.parse_args(["config", "--help"])
+            settings = load_settings(args) if args.config_command == "show" else None
+            return cmd_config(args, settings)
+        settings = load_settings(args)
+        return COMMANDS[args.command](args, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,239 @@
+"""`ytpiped run`: lifecycle startup -> main loop -> shutdown (after uvicorn's server.py).
+
+Signal handlers only set flags. SIGTERM/SIGINT: stop claiming, give work in flight
+`shutdown_grace_s`, cancel the rest (rows go back without spending an attempt), close the
+store. A second SIGINT forces: in-flight work is cancelled at once. Every background task
+is named and watched; if a side task dies, the daemon stops loudly (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ytpiped import logs
+from ytpiped.clock import Clock, SystemClock
+from ytpiped.config import Settings
+from ytpiped.errors import ConfigError, DataDirLocked
+from ytpiped.sdnotify import Notifier
+from ytpiped.stages.base import Stage
+from ytpiped.store import AsyncStore, db_path
+from ytpiped.worker import StageWorker, Wakeups
+
+LOCK_NAME = "ytpiped.lock"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def acquire_lock(data_dir: Path) -> IO[str]:
+    """Hold an exclusive flock on DATA/ytpiped.lock for the daemon's lifetime."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fh = (data_dir / LOCK_NAME).open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise DataDirLocked(f"another ytpiped daemon (pid {holder}) already owns {data_dir}; "
+                            "stop it first or use another --data-dir") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def lock_holder(data_dir: Path) -> int | None:
+    """pid of the daemon holding the data dir, or None (for `status`)."""
+    path = data_dir / LOCK_NAME
+    if not path.exists():
+        return None
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def load_stages(settings: Settings) -> list[Stage]:
+    """The stages to run: `daemon.stage_factory` ("module:function") or the built-in ones."""
+    spec = settings.daemon.stage_factory or "ytpiped.pipeline:build_stages"
+    module_name, _, func_name = spec.partition(":")
+    try:
+        factory: Callable[[Settings], Sequence[Stage]] = getattr(
+            importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"key 'daemon.stage_factory': cannot load {spec!r} ({exc})") from None
+    return list(factory(settings))
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 stages: Sequence[Stage] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._stages = stages
+        self.notifier = Notifier(environ if environ is not None else os.environ)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.log = logs.get("ytpiped.daemon")
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self.sigint_count = 0
+        self.workers: list[StageWorker] = []
+        self.store: AsyncStore | None = None
+        self.live: dict[str, Any] = {}
+        self.started_at = 0.0
+
+    # ---------------------------------------------------------------- signals
+
+    def handle_exit(self, sig: int) -> None:
+        if sig == signal.SIGINT:
+            self.sigint_count += 1
+            if self.sigint_count > 1:
+                self.force.set()
+        self.stop.set()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def serve(self) -> int:
+        data = self.settings.data_path
+        lock = acquire_lock(data)
+        try:
+            self._install_signals()
+            return await self._serve(data)
+        finally:
+            lock.close()
+
+    async def _serve(self, data: Path) -> int:
+        self.started_at = self.clock.now()
+        stages = list(self._stages) if self._stages is not None else load_stages(self.settings)
+        store = self.store = AsyncStore(db_path(data), self.clock.now())
+        await store.open()
+        now = self.clock.now()
+        recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner, all_leases=True))
+        await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
+                                                         "started_at": now}, now))
+        self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
+                      stages=[s.name for s in stages], recovered=recovered)
+        wakeups = Wakeups()
+        self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
+                                    on_publish=self._on_publish) for s in stages]
+        for s in stages:
+            start = getattr(s, "start", None)
+            if start is not None:
+                await start()
+        side: dict[str, asyncio.Task[Any]] = {
+            "reaper": asyncio.create_task(self._reaper(store), name="reaper"),
+        }
+        if self.notifier.watchdog_s:
+            side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
+        side.update({f"worker:{w.stage.name}": asyncio.create_task(w.run(self.stop),
+                                                                    name=f"worker:{w.stage.name}")
+                     for w in self.workers})
+        self.notifier.ready(f"running {len(stages)} stages")
+        code = await self._main_loop(side)
+        await self._shutdown(side, stages)
+        return code
+
+    async def _main_loop(self, side: dict[str, asyncio.Task[Any]]) -> int:
+        stop_wait = asyncio.create_task(self.stop.wait(), name="stop-wait")
+        while True:
+            done, _ = await asyncio.wait({stop_wait, *side.values()},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if stop_wait in done:
+                return EXIT_OK
+            for name, task in side.items():
+                if task in done and not self.stop.is_set():
+                    exc = task.exception() if not task.cancelled() else None
+                    self.log.error("side_task_died", task=name, error=repr(exc),
+                                   exc_info=exc)
+                    self.stop.set()
+                    stop_wait.cancel()
+                    return EXIT_FAILURE
+
+    async def _shutdown(self, side: dict[str, asyncio.Task[Any]], stages: Sequence[Stage]) -> None:
+        self.notifier.stopping()
+        grace = 0.0 if self.force.is_set() else self.settings.daemon.shutdown_grace_s
+        inflight = sum(len(w.inflight) for w in self.workers)
+        self.log.info("daemon_stopping", inflight=inflight, grace_s=grace)
+        for task in side.values():
+            if task.get_name().startswith("worker:"):
+                continue
+            task.cancel()
+        # workers stop claiming as soon as `stop` is set; wait for their loops to return
+        await asyncio.gather(*side.values(), return_exceptions=True)
+        drains = [asyncio.create_task(w.drain(grace)) for w in self.workers]
+        force_wait = asyncio.create_task(self.force.wait())
+        pending_drains = set(drains)
+        while pending_drains:
+            done, _ = await asyncio.wait({*pending_drains, force_wait},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            pending_drains -= done
+            if force_wait in done:
+                for w in self.workers:
+                    for t in w.inflight.values():
+                        t.cancel()
+                await asyncio.gather(*pending_drains, return_exceptions=True)
+                break
+        force_wait.cancel()
+        for s in stages:
+            close = getattr(s, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        if self.store is not None:
+            now = self.clock.now()
+            await self.store.run(lambda s: s.set_state("daemon", {"pid": None,
+                                                                  "stopped_at": now}, now))
+            await self.store.close()
+        self.log.info("daemon_stopped")
+
+    # ---------------------------------------------------------------- side tasks
+
+    def _on_publish(self, stage: str, status: Mapping[str, Any]) -> None:
+        self.live[stage] = dict(status)
+
+    async def _reaper(self, store: AsyncStore) -> None:
+        while True:
+            await self.clock.sleep(self.settings.daemon.reap_interval_s)
+            now = self.clock.now()
+            n = await store.run(lambda s: s.reap(now))
+            if n:
+                self.log.warning("leases_reaped", count=n)
+                for w in self.workers:
+                    w.wakeups.all()
+                    break
+
+    async def _watchdog(self) -> None:
+        interval = (self.notifier.watchdog_s or 30.0) / 2
+        while True:
+            self.notifier.watchdog()
+            await self.clock.sleep(interval)
+
+
+def run(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point for `ytpiped run` (the only asyncio.run of the daemon)."""
+    try:
+        return asyncio.run(Daemon(settings, environ=environ).serve())
+    except DataDirLocked as exc:
+        logs.get("ytpiped.daemon").error("data_dir_locked", error=str(exc))
+        print(f"error: {exc}", flush=True)
+        return EXIT_LOCKED

@@ -1,0 +1,155 @@
+"""`ytpiped status`: the DESIGN.md §3 JSON, built from the database (and the stage status
+the daemon publishes there), and its human table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ytpiped.states import STAGES, State
+from ytpiped.store import Store
+
+HOUR = 3600.0
+PHASES = ("buffer_build", "steady", "catch_up", "full", "cooldown", "idle")
+#: video states that still need a given stage
+_ORDER = [s.value for s in State if s is not State.FAILED]
+
+
+def _needs(stage: str, by_state: dict[str, int]) -> int:
+    """Videos that have not finished `stage` yet (failed ones excluded)."""
+    finished = STAGES[stage].finished.value
+    cut = _ORDER.index(finished) if finished in _ORDER else len(_ORDER)
+    return sum(by_state.get(s, 0) for s in _ORDER[:cut])
+
+
+def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
+    by_state = store.counts()
+    running = daemon_pid is not None
+    published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}
+    stages: dict[str, dict[str, Any]] = {}
+    eta_parts: list[float] = []
+    for name in STAGES:
+        done_hour = store.event_count(name, "completed", now - HOUR)
+        rate = float(done_hour)
+        live = dict(published.get(name, {})) if running else {}
+        entry: dict[str, Any] = {"rate_per_hour": rate, "completed_last_hour": done_hour,
+                                 "in_progress": by_state[STAGES[name].running.value],
+                                 "waiting": by_state[STAGES[name].ready.value]}
+        entry.update(live)
+        stages[name] = entry
+        remaining = _needs(name, by_state) if name != "download" else (
+            by_state["queued"] + by_state["downloading"])
+        if remaining and rate > 0:
+            eta_parts.append(remaining / rate * HOUR)
+        elif remaining and running and name in published:
+            eta_parts.append(float("nan"))
+    dl = stages["download"]
+    dl.setdefault("phase", "idle")
+    dl.setdefault("next_download_at", None)
+    tr = stages["transcribe"]
+    tr.setdefault("gpu_slots", 0)
+    tr.setdefault("cpu_slots", 0)
+    tr.setdefault("rate_audio_s_per_s", 0.0)
+    mi = stages["mine"]
+    mi.setdefault("workers", 0)
+    mi.setdefault("rate_windows_per_min", 0.0)
+    eta = None if not eta_parts or any(x != x for x in eta_parts) else max(eta_parts)
+    pending = sum(n for s, n in by_state.items() if s not in ("done", "failed"))
+    if pending == 0:
+        eta = 0.0 if by_state["done"] or by_state["failed"] else None
+    suggestions: list[Any] = []
+    alerts: list[str] = []
+    for entry in stages.values():
+        suggestions.extend(entry.pop("suggestions", []) or [])
+        alerts.extend(entry.pop("alerts", []) or [])
+    daemon_state = store.get_state("daemon")
+    started = daemon_state[0].get("started_at") if daemon_state and running else None
+    return {
+        "videos": {"total": sum(by_state.values()), "by_state": by_state,
+                   "by_kind": store.counts_by_kind()},
+        "failures": {
+            "by_kind": store.failures_by_kind(),
+            "transient_by_kind": store.event_counts_by_kind("retry"),
+            "cooldowns_by_kind": store.event_counts_by_kind("cooldown"),
+            "recent": [{"id": r.id, "stage": r.failed_stage, "kind": r.error_kind,
+                        "error": r.error} for r in store.recent_failures(5)],
+        },
+        "stages": stages,
+        "eta_seconds": eta,
+        "suggestions": suggestions,
+        "alerts": alerts,
+        "daemon": {"running": running, "pid": daemon_pid, "started_at": started},
+        "generated_at": now,
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m:02d}m"
+    return f"{m}m {s:02d}s"
+
+
+def _when(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    delta = ts - now
+    clock = dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+    return f"{clock} (in {_duration(delta)})" if delta > 0 else f"{clock} (now)"
+
+
+def _bar(n: int, total: int, width: int = 24) -> str:
+    filled = 0 if total == 0 else round(width * n / total)
+    return "█" * filled + "·" * (width - filled)
+
+
+def format_status(st: dict[str, Any]) -> str:
+    now = float(st.get("generated_at") or 0.0)
+    v = st["videos"]
+    total = v["total"]
+    lines = []
+    d = st["daemon"]
+    lines.append(f"daemon: {'running (pid ' + str(d['pid']) + ')' if d['running'] else 'not running'}"
+                 f"    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
+    for alert in st.get("alerts", []):
+        lines.append(f"ALERT: {alert}")
+    lines.append("")
+    lines.append(f"{'state':<14}{'videos':>9}  {'':<24}")
+    for state, n in v["by_state"].items():
+        lines.append(f"{state:<14}{n:>9}  {_bar(n, total)}")
+    lines.append("")
+    lines.append(f"{'stage':<12}{'waiting':>9}{'running':>9}{'done/h':>9}  detail")
+    for name, s in st["stages"].items():
+        detail = ""
+        if name == "download":
+            detail = f"phase {s['phase']}, next {_when(s.get('next_download_at'), now)}"
+        elif name == "transcribe":
+            detail = (f"slots gpu {s['gpu_slots']} cpu {s['cpu_slots']}, "
+                      f"{s['rate_audio_s_per_s']:.1f} audio s/s")
+        elif name == "mine":
+            detail = f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+        lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"
+                     f"{s['rate_per_hour']:>9.0f}  {detail}")
+    f = st["failures"]
+    if f["by_kind"]:
+        lines.append("")
+        lines.append("failed by kind: " + ", ".join(f"{k} {n}" for k, n in
+                                                    sorted(f["by_kind"].items())))
+        for r in f["recent"]:
+            lines.append(f"  {r['id']} [{r['stage']}/{r['kind']}] {(r['error'] or '')[:100]}")
+    if f.get("cooldowns_by_kind"):
+        lines.append("cooldowns so far: " + ", ".join(
+            f"{k} {n}" for k, n in sorted(f["cooldowns_by_kind"].items())))
+    if st["suggestions"]:
+        lines.append("")
+        lines.append("suggestions:")
+        for s in st["suggestions"]:
+            lines.append(f"  - {s if isinstance(s, str) else s.get('text', s)}")
+    return "\n".join(lines)

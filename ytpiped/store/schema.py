@@ -1,0 +1,97 @@
+"""Schema migrations. Each entry upgrades the database by one version; never edit a
+released entry, append a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: initial schema
+    """
+    CREATE TABLE videos (
+        id              TEXT PRIMARY KEY,          -- canonical: YouTube video id, playlist:…, channel:…, url-…
+        url             TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('video', 'playlist', 'channel', 'generic')),
+        parent_id       TEXT,
+        title           TEXT,
+        channel         TEXT,
+        upload_date     TEXT,
+        duration_s      REAL,
+        size_bytes      INTEGER,
+        audio_path      TEXT,
+        state           TEXT NOT NULL DEFAULT 'queued',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_owner     TEXT,
+        lease_until     REAL,
+        failed_stage    TEXT,
+        error_kind      TEXT,
+        error           TEXT,
+        info            TEXT NOT NULL DEFAULT '{}',
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX videos_ready ON videos (state, next_attempt_at);
+    CREATE INDEX videos_failed ON videos (state, error_kind);
+    CREATE INDEX videos_lease ON videos (lease_until) WHERE lease_owner IS NOT NULL;
+
+    -- sub-work: transcription chunks, mining windows; a crash resumes at the next one
+    CREATE TABLE parts (
+        video_id   TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL,
+        idx        INTEGER NOT NULL,
+        data       TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (video_id, kind, idx)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE events (
+        id       INTEGER PRIMARY KEY,
+        at       REAL NOT NULL,
+        video_id TEXT,
+        stage    TEXT,
+        event    TEXT NOT NULL,
+        kind     TEXT,
+        message  TEXT
+    );
+    CREATE INDEX events_rate ON events (stage, event, at);
+    CREATE INDEX events_video ON events (video_id);
+
+    CREATE TABLE perf_samples (
+        id           INTEGER PRIMARY KEY,
+        at           REAL NOT NULL,
+        device_kind  TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        compute_type TEXT NOT NULL,
+        batch_size   INTEGER NOT NULL,
+        audio_s      REAL NOT NULL,
+        elapsed_s    REAL NOT NULL
+    );
+
+    -- live state the daemon publishes (stage status, cooldowns) so status works without it
+    CREATE TABLE daemon_state (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, now: float) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version found before."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+                 "applied_at REAL NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    found = int(row[0] or 0)
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema version {found} is newer than this ytpiped "
+                           f"({SCHEMA_VERSION}); upgrade ytpiped")
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        with conn:
+            conn.executescript("BEGIN IMMEDIATE;" + MIGRATIONS[version - 1]
+                               + f";INSERT INTO schema_version VALUES ({version}, {now!r});"
+                               "COMMIT;")
+    return found

@@ -1,0 +1,373 @@
+"""SQLite store: every SQL statement of ytpiped lives in this package.
+
+One `Store` owns one connection and must be used from one thread (the daemon's
+`AsyncStore` gives it a dedicated thread; CLI commands use it directly). Every state
+change is a guarded `UPDATE … WHERE id=? AND state=?` checked against states.TRANSITIONS;
+zero rows changed raises InvalidTransition.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ytpiped.errors import InvalidTransition
+from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
+from ytpiped.store.schema import migrate
+
+#: columns a stage outcome may set
+OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
+                            "audio_path"})
+#: states whose audio is on disk waiting for (or in) transcription
+BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSCRIBING)
+ADD_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class NewVideo:
+    id: str
+    url: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class VideoRow:
+    id: str
+    url: str
+    kind: str
+    parent_id: str | None
+    title: str | None
+    channel: str | None
+    upload_date: str | None
+    duration_s: float | None
+    size_bytes: int | None
+    audio_path: str | None
+    state: str
+    attempts: int
+    next_attempt_at: float
+    lease_owner: str | None
+    lease_until: float | None
+    failed_stage: str | None
+    error_kind: str | None
+    error: str | None
+    info: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+_COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
+
+
+def _row(r: sqlite3.Row | tuple[Any, ...]) -> VideoRow:
+    values = list(r)
+    values[18] = json.loads(values[18] or "{}")
+    return VideoRow(*values)
+
+
+def connect(path: Path, *, readonly: bool = False, timeout_s: float = 30.0) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout_s,
+                               isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    return conn
+
+
+class Store:
+    """Synchronous store over one connection (autocommit; explicit BEGIN IMMEDIATE)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, now: float = 0.0) -> None:
+        self.path = path
+        self.readonly = readonly
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = connect(path, readonly=readonly)
+        if not readonly:
+            migrate(self.conn, now)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.conn)
+
+    # ------------------------------------------------------------------ adding
+
+    def add_videos(self, videos: Iterable[NewVideo], now: float,
+                   parent_id: str | None = None) -> tuple[int, int]:
+        """Insert new rows, ignoring ids already present -> (added, duplicate)."""
+        added = dup = 0
+        batch: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            nonlocal added, dup
+            with self._tx():
+                before = self.conn.total_changes
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO videos (id, url, kind, parent_id, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?)", batch)
+                n = self.conn.total_changes - before
+            added += n
+            dup += len(batch) - n
+            batch.clear()
+
+        for v in videos:
+            batch.append((v.id, v.url, v.kind, parent_id, now, now))
+            if len(batch) >= ADD_BATCH:
+                flush()
+        if batch:
+            flush()
+        return added, dup
+
+    # ------------------------------------------------------------------ claims and leases
+
+    def claim(self, stage: str, owner: str, now: float, lease_s: float,
+              limit: int = 1) -> list[VideoRow]:
+        st = STAGES[stage]
+        check(st.ready, st.running)
+        with self._tx():
+            rows = self.conn.execute(
+                f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ? "
+                f"WHERE id IN (SELECT id FROM videos WHERE state = ? AND next_attempt_at <= ? "
+                f"ORDER BY next_attempt_at, rowid LIMIT ?) AND state = ? RETURNING {_COLUMNS}",
+                (st.running, owner, now + lease_s, now, st.ready, now, limit, st.ready),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def next_ready_at(self, stage: str) -> float | None:
+        """Earliest next_attempt_at among rows this stage could claim."""
+        row = self.conn.execute("SELECT min(next_attempt_at) FROM videos WHERE state = ?",
+                                (STAGES[stage].ready,)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def renew(self, video_id: str, owner: str, state: str, until: float) -> bool:
+        cur = self.conn.execute(
+            "UPDATE videos SET lease_until = ? WHERE id = ? AND state = ? AND lease_owner = ?",
+            (until, video_id, state, owner))
+        return cur.rowcount == 1
+
+    def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
+              params: Sequence[Any], now: float) -> None:
+        check(old, new)
+        guard = "id = ? AND state = ?" + (" AND lease_owner = ?" if owner is not None else "")
+        gparams: list[Any] = [video_id, old] + ([owner] if owner is not None else [])
+        with self._tx():
+            cur = self.conn.execute(
+                f"UPDATE videos SET state = ?, updated_at = ?{sets} WHERE {guard}",
+                (new, now, *params, *gparams))
+        if cur.rowcount != 1:
+            raise InvalidTransition(f"video {video_id}: {old} -> {new} matched no row "
+                                    f"(state or lease changed underneath)")
+
+    def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
+                 fields: Mapping[str, Any] | None = None,
+                 info: Mapping[str, Any] | None = None) -> None:
+        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts."""
+        fields = dict(fields or {})
+        unknown = set(fields) - OUTCOME_FIELDS
+        if unknown:
+            raise ValueError(f"unknown outcome fields: {sorted(unknown)}")
+        sets = ", lease_owner = NULL, lease_until = NULL, attempts = 0, next_attempt_at = 0, " \
+               "error_kind = NULL, error = NULL, failed_stage = NULL"
+        params: list[Any] = []
+        for k, v in fields.items():
+            sets += f", {k} = ?"
+            params.append(v)
+        if info:
+            sets += ", info = json_patch(info, ?)"
+            params.append(json.dumps(info))
+        self._move(video_id, owner, old, new, sets, params, now)
+
+    def release(self, video_id: str, owner: str | None, old: str, now: float, *,
+                next_attempt_at: float = 0.0, spend_attempt: bool = False,
+                kind: str | None = None, error: str | None = None) -> None:
+        """Return an in-progress row to its previous resting state (retry, shutdown, cooldown)."""
+        sets = ", lease_owner = NULL, lease_until = NULL, next_attempt_at = ?"
+        params: list[Any] = [next_attempt_at]
+        if spend_attempt:
+            sets += ", attempts = attempts + 1"
+        if kind is not None:
+            sets += ", error_kind = ?, error = ?"
+            params += [kind, error]
+        self._move(video_id, owner, old, PREVIOUS[State(old)], sets, params, now)
+
+    def fail(self, video_id: str, owner: str | None, old: str, now: float, *, kind: str,
+             error: str, spend_attempt: bool = True) -> None:
+        sets = (", lease_owner = NULL, lease_until = NULL, failed_stage = ?, error_kind = ?, "
+                "error = ?" + (", attempts = attempts + 1" if spend_attempt else ""))
+        self._move(video_id, owner, old, State.FAILED, sets,
+                   [STAGE_OF[State(old)], kind, error], now)
+
+    def reap(self, now: float, *, owner_not: str | None = None, all_leases: bool = False) -> int:
+        """Return in-progress rows whose lease expired (or, with all_leases, every row not
+        leased by `owner_not`) to their previous resting state, spending no attempt."""
+        case = " ".join(f"WHEN '{run.value}' THEN '{rest.value}'" for run, rest in PREVIOUS.items())
+        states = ", ".join(f"'{s.value}'" for s in IN_PROGRESS)
+        cond = "lease_until < ?" if not all_leases else "1"
+        params: list[Any] = [now] if not all_leases else []
+        if owner_not is not None:
+            cond += " AND (lease_owner IS NULL OR lease_owner != ?)"
+            params.append(owner_not)
+        with self._tx():
+            cur = self.conn.execute(
+                f"UPDATE videos SET state = CASE state {case} END, lease_owner = NULL, "
+                f"lease_until = NULL, updated_at = ? WHERE state IN ({states}) AND {cond}",
+                (now, *params))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ operator actions
+
+    def retry_failed(self, now: float, *, stage: str | None = None, kind: str | None = None,
+                     ids: Sequence[str] = ()) -> int:
+        """Send failed videos back to the resting state before their failed stage."""
+        where = ["state = 'failed'"]
+        params: list[Any] = []
+        if stage:
+            where.append("failed_stage = ?")
+            params.append(stage)
+        if kind:
+            where.append("error_kind = ?")
+            params.append(kind)
+        if ids:
+            where.append(f"id IN ({', '.join('?' * len(ids))})")
+            params += list(ids)
+        case = " ".join(f"WHEN '{name}' THEN '{st.ready.value}'" for name, st in STAGES.items())
+        for st in STAGES.values():
+            check(State.FAILED, st.ready)
+        with self._tx():
+            cur = self.conn.execute(
+                f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
+                "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
+                f"error = NULL, updated_at = ? WHERE {' AND '.join(where)}", (now, *params))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, video_id: str) -> VideoRow | None:
+        r = self.conn.execute(f"SELECT {_COLUMNS} FROM videos WHERE id = ?",
+                              (video_id,)).fetchone()
+        return None if r is None else _row(r)
+
+    def videos(self, state: str | None = None, limit: int = 1000) -> list[VideoRow]:
+        sql = f"SELECT {_COLUMNS} FROM videos"
+        params: tuple[Any, ...] = ()
+        if state:
+            sql += " WHERE state = ?"
+            params = (state,)
+        return [_row(r) for r in self.conn.execute(sql + " ORDER BY rowid LIMIT ?",
+                                                   (*params, limit))]
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in State}
+        for state, n in self.conn.execute("SELECT state, count(*) FROM videos GROUP BY state"):
+            out[state] = n
+        return out
+
+    def counts_by_kind(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT kind, count(*) FROM videos GROUP BY kind"))
+
+    def failures_by_kind(self) -> dict[str, int]:
+        return {k or "error": n for k, n in self.conn.execute(
+            "SELECT error_kind, count(*) FROM videos WHERE state = 'failed' GROUP BY error_kind")}
+
+    def recent_failures(self, limit: int = 5) -> list[VideoRow]:
+        return [_row(r) for r in self.conn.execute(
+            f"SELECT {_COLUMNS} FROM videos WHERE state = 'failed' ORDER BY updated_at DESC "
+            "LIMIT ?", (limit,))]
+
+    def buffer_stats(self) -> tuple[int, int]:
+        states = ", ".join(f"'{s.value}'" for s in BUFFER_STATES)
+        n, size = self.conn.execute(
+            f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM videos WHERE state IN "
+            f"({states})").fetchone()
+        return int(n), int(size)
+
+    def remaining_audio_s(self) -> dict[str, tuple[int, float]]:
+        """state -> (videos, known audio seconds) for work-remaining estimates."""
+        return {s: (int(n), float(d or 0.0)) for s, n, d in self.conn.execute(
+            "SELECT state, count(*), sum(duration_s) FROM videos GROUP BY state")}
+
+    # ------------------------------------------------------------------ events and rates
+
+    def record_event(self, now: float, event: str, *, video_id: str | None = None,
+                     stage: str | None = None, kind: str | None = None,
+                     message: str | None = None) -> None:
+        self.conn.execute("INSERT INTO events (at, video_id, stage, event, kind, message) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (now, video_id, stage, event, kind, message))
+
+    def event_count(self, stage: str, event: str, since: float) -> int:
+        row = self.conn.execute("SELECT count(*) FROM events WHERE stage = ? AND event = ? "
+                                "AND at >= ?", (stage, event, since)).fetchone()
+        return int(row[0])
+
+    def event_counts_by_kind(self, event: str) -> dict[str, int]:
+        return {k or "error": n for k, n in self.conn.execute(
+            "SELECT kind, count(*) FROM events WHERE event = ? GROUP BY kind", (event,))}
+
+    def events_of(self, video_id: str) -> list[tuple[float, str | None, str, str | None,
+                                                    str | None]]:
+        return list(self.conn.execute("SELECT at, stage, event, kind, message FROM events "
+                                      "WHERE video_id = ? ORDER BY id", (video_id,)))
+
+    # ------------------------------------------------------------------ parts
+
+    def load_parts(self, video_id: str, kind: str) -> dict[int, Any]:
+        return {idx: json.loads(data) for idx, data in self.conn.execute(
+            "SELECT idx, data FROM parts WHERE video_id = ? AND kind = ? ORDER BY idx",
+            (video_id, kind))}
+
+    def save_part(self, video_id: str, kind: str, idx: int, data: Any, now: float) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO parts (video_id, kind, idx, data, updated_at) "
+                          "VALUES (?, ?, ?, ?, ?)", (video_id, kind, idx, json.dumps(data), now))
+
+    def clear_parts(self, video_id: str, kind: str) -> None:
+        self.conn.execute("DELETE FROM parts WHERE video_id = ? AND kind = ?", (video_id, kind))
+
+    # ------------------------------------------------------------------ samples and state
+
+    def add_perf_sample(self, at: float, device_kind: str, model: str, compute_type: str,
+                        batch_size: int, audio_s: float, elapsed_s: float) -> None:
+        self.conn.execute("INSERT INTO perf_samples (at, device_kind, model, compute_type, "
+                          "batch_size, audio_s, elapsed_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (at, device_kind, model, compute_type, batch_size, audio_s, elapsed_s))
+
+    def perf_samples(self, limit: int = 20_000) -> list[tuple[float, str, str, str, int, float,
+                                                             float]]:
+        return list(self.conn.execute(
+            "SELECT at, device_kind, model, compute_type, batch_size, audio_s, elapsed_s FROM "
+            "(SELECT * FROM perf_samples ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)))
+
+    def set_state(self, key: str, value: Any, now: float) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO daemon_state (key, value, updated_at) "
+                          "VALUES (?, ?, ?)", (key, json.dumps(value), now))
+
+    def get_state(self, key: str) -> tuple[Any, float] | None:
+        r = self.conn.execute("SELECT value, updated_at FROM daemon_state WHERE key = ?",
+                              (key,)).fetchone()
+        return None if r is None else (json.loads(r[0]), float(r[1]))
+
+    def all_state(self, prefix: str = "") -> dict[str, tuple[Any, float]]:
+        return {k: (json.loads(v), float(at)) for k, v, at in self.conn.execute(
+            "SELECT key, value, updated_at FROM daemon_state WHERE key LIKE ? || '%'",
+            (prefix,))}
+
+
+class _Tx:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,65 @@
+"""Fake stages for tests of the worker and the daemon (no media, no models).
+
+`fake_pipeline(settings)` is a `daemon.stage_factory`: every stage sleeps
+`delay_s` per item and can be told to fail items, all read from
+DATA/fake_stages.json: {"delay_s": 0.05, "fail": {"<video_id>": "permanent|retryable|crash"},
+"stages": ["download", ...]}. When `DATA/fake_stages.started/` exists, each stage touches
+`<stage>.<video_id>` there as it starts an item, so tests can wait on real progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from ytpiped.config import Settings
+from ytpiped.errors import Permanent, Retryable
+from ytpiped.stages.base import Context, Item, Outcome, Stage
+from ytpiped.states import STAGE_NAMES
+
+
+class FakeStage:
+    def __init__(self, name: str, *, delay_s: float = 0.0, fail: dict[str, str] | None = None,
+                 concurrency: int = 1, started_dir: Path | None = None) -> None:
+        self.name = name
+        self.delay_s = delay_s
+        self.fail = fail or {}
+        self.concurrency = concurrency
+        self.started_dir = started_dir
+        self.seen: list[str] = []
+        self.gate_open = asyncio.Event()
+        self.gate_open.set()
+
+    async def run(self, item: Item, ctx: Context) -> Outcome:
+        self.seen.append(item.id)
+        if self.started_dir is not None:
+            (self.started_dir / f"{self.name}.{item.id}").touch()
+        if self.delay_s:
+            await ctx.clock.sleep(self.delay_s)
+        mode = self.fail.get(item.id) or self.fail.get(f"{self.name}:{item.id}")
+        if mode == "permanent":
+            raise Permanent(f"fake permanent failure of {item.id}", kind="fake_permanent")
+        if mode == "retryable":
+            raise Retryable(f"fake transient failure of {item.id}", kind="fake_transient",
+                            defer=0.0)
+        if mode == "crash":
+            raise RuntimeError(f"fake crash while processing {item.id}")
+        if mode == "hang":
+            await asyncio.Event().wait()
+        fields: dict[str, Any] = {}
+        if self.name == "download":
+            fields = {"title": f"title of {item.id}", "duration_s": 60.0, "size_bytes": 1000}
+        return Outcome(fields=fields, info={self.name: {"done": True}})
+
+
+def fake_pipeline(settings: Settings) -> list[Stage]:
+    data = settings.data_path
+    cfg_file = data / "fake_stages.json"
+    cfg: dict[str, Any] = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+    started = data / "fake_stages.started"
+    names = cfg.get("stages", list(STAGE_NAMES))
+    return [FakeStage(n, delay_s=float(cfg.get("delay_s", 0.0)), fail=cfg.get("fail", {}),
+                      concurrency=int(cfg.get("concurrency", 1)),
+                      started_dir=started if started.is_dir() else None) for n in names]

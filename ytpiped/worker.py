@@ -1,0 +1,293 @@
+"""The generic StageWorker: claim -> lease -> run stage -> persist outcome or retry.
+
+One worker per stage. It waits on any of: a free slot, the stage's gate, new work (a
+wake-up or a timer), the stop event. The final status write of a job runs under
+`asyncio.shield`; cancellation at shutdown puts the job back without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ytpiped import logs, retry
+from ytpiped.clock import Clock
+from ytpiped.config import Settings
+from ytpiped.errors import Cooldown, InvalidTransition, Permanent, Retryable
+from ytpiped.ingest import collect
+from ytpiped.stages.base import Item, Outcome, Stage
+from ytpiped.states import STAGES, State
+from ytpiped.store import AsyncStore, NewVideo, VideoRow
+
+ERROR_TEXT_MAX = 2000
+
+
+class Wakeups:
+    """One event per stage; set when work lands in that stage's ready state."""
+
+    def __init__(self) -> None:
+        self.events = {name: asyncio.Event() for name in STAGES}
+        self._by_ready = {st.ready: name for name, st in STAGES.items()}
+
+    def state_reached(self, state: str) -> None:
+        name = self._by_ready.get(State(state))
+        if name is not None:
+            self.events[name].set()
+
+    def all(self) -> None:
+        for ev in self.events.values():
+            ev.set()
+
+
+class StoreParts:
+    def __init__(self, store: AsyncStore, clock: Clock, video_id: str) -> None:
+        self._store, self._clock, self._id = store, clock, video_id
+
+    async def load(self, kind: str) -> dict[int, Any]:
+        return await self._store.run(lambda s: s.load_parts(self._id, kind))
+
+    async def save(self, kind: str, idx: int, data: Any) -> None:
+        now = self._clock.now()
+        await self._store.run(lambda s: s.save_part(self._id, kind, idx, data, now))
+
+    async def clear(self, kind: str) -> None:
+        await self._store.run(lambda s: s.clear_parts(self._id, kind))
+
+
+class WorkerContext:
+    """The Context a stage sees (ytpiped.stages.base.Context)."""
+
+    def __init__(self, worker: StageWorker, video_id: str | None,
+                 log: structlog.typing.FilteringBoundLogger) -> None:
+        self._w = worker
+        self._video_id = video_id
+        self.clock: Clock = worker.clock
+        self.settings: Settings = worker.settings
+        self.log = log
+        self.parts = StoreParts(worker.store, worker.clock, video_id or "")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
+        targets, report = collect([(parent_id, list(urls))])
+        now = self.clock.now()
+        added, dup = await self._w.store.run(lambda s: s.add_videos(
+            (NewVideo(t.id, t.url, t.kind) for t in targets), now, parent_id=parent_id))
+        if added:
+            self._w.wakeups.state_reached(State.QUEUED)
+        return added, dup + report.duplicate
+
+    async def record_event(self, event: str, *, kind: str | None = None,
+                           message: str | None = None) -> None:
+        now = self.clock.now()
+        vid, stage = self._video_id, self._w.stage.name
+        await self._w.store.run(lambda s: s.record_event(now, event, video_id=vid, stage=stage,
+                                                         kind=kind, message=message))
+
+    async def counts(self) -> Mapping[str, int]:
+        return await self._w.store.run(lambda s: s.counts())
+
+    async def buffer_stats(self) -> tuple[int, int]:
+        return await self._w.store.run(lambda s: s.buffer_stats())
+
+    async def publish(self, status: Mapping[str, Any]) -> None:
+        await self._w.publish(status)
+
+
+def to_item(row: VideoRow) -> Item:
+    return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,
+                title=row.title, channel=row.channel, duration_s=row.duration_s,
+                size_bytes=row.size_bytes, audio_path=row.audio_path, info=row.info)
+
+
+async def first_of(stop: asyncio.Event, aw: Awaitable[Any]) -> bool:
+    """Await `aw` unless `stop` is set first; True when `aw` finished."""
+    task = asyncio.ensure_future(aw)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
+
+
+class StageWorker:
+    def __init__(self, stage: Stage, store: AsyncStore, settings: Settings, clock: Clock,
+                 owner: str, wakeups: Wakeups, *, concurrency: int | None = None,
+                 rng: random.Random | None = None,
+                 on_publish: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
+        self.stage = stage
+        self.states = STAGES[stage.name]
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.owner = owner
+        self.wakeups = wakeups
+        self.concurrency = concurrency or int(getattr(stage, "concurrency", 1))
+        self.rng = rng or random.Random()
+        self.on_publish = on_publish
+        self.log = logs.get("ytpiped.worker", stage=stage.name)
+        self.slots = asyncio.Semaphore(self.concurrency)
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.completed = 0
+
+    @property
+    def lease_s(self) -> float:
+        return self.settings.daemon.lease_s
+
+    async def publish(self, status: Mapping[str, Any]) -> None:
+        now = self.clock.now()
+        data = dict(status)
+        await self.store.run(lambda s: s.set_state(f"stage:{self.stage.name}", data, now))
+        if self.on_publish:
+            self.on_publish(self.stage.name, data)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and start work until `stop` is set (then return; call drain())."""
+        wake = self.wakeups.events[self.stage.name]
+        gate = getattr(self.stage, "gate", None)
+        ctx = WorkerContext(self, None, self.log)
+        while not stop.is_set():
+            if not await first_of(stop, self.slots.acquire()):
+                return
+            started = False
+            try:
+                if gate is not None and not await first_of(stop, gate(ctx)):
+                    return
+                wake.clear()
+                now = self.clock.now()
+                rows = await self.store.run(lambda s: s.claim(
+                    self.stage.name, self.owner, now, self.lease_s, 1))
+                if rows:
+                    row = rows[0]
+                    task = asyncio.create_task(self._run_item(row), name=f"{self.stage.name}:{row.id}")
+                    self.inflight[row.id] = task
+                    started = True
+                    continue
+            finally:
+                if not started:
+                    self.slots.release()
+            await first_of(stop, self._idle(wake))
+
+    async def _idle(self, wake: asyncio.Event) -> None:
+        """Wait for a wake-up, the next deferred row becoming due, or the poll interval."""
+        due = await self.store.run(lambda s: s.next_ready_at(self.stage.name))
+        timeout = self.settings.daemon.poll_interval_s
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - self.clock.now()) + 0.01)
+        waiter = asyncio.ensure_future(wake.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    async def drain(self, grace_s: float) -> None:
+        """Give work in flight `grace_s` to finish, then cancel it (rows go back unspent)."""
+        tasks = list(self.inflight.values())
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _heartbeat(self, row: VideoRow) -> None:
+        while True:
+            await self.clock.sleep(self.lease_s / 3)
+            until = self.clock.now() + self.lease_s
+            ok = await self.store.run(lambda s: s.renew(row.id, self.owner, self.states.running,
+                                                        until))
+            if not ok:
+                self.log.warning("lease_lost", video_id=row.id)
+                return
+
+    async def _run_item(self, row: VideoRow) -> None:
+        log = self.log.bind(video_id=row.id, attempt=row.attempts + 1)
+        ctx = WorkerContext(self, row.id, log)
+        beat = asyncio.create_task(self._heartbeat(row), name=f"lease:{row.id}")
+        try:
+            log.info("stage_started")
+            try:
+                outcome = await self.stage.run(to_item(row), ctx)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._release(row, log))
+                raise
+            except Exception as exc:  # every failure is decided and persisted once, here
+                await asyncio.shield(self._failed(row, exc, log))
+            else:
+                await asyncio.shield(self._complete(row, outcome, log))
+        finally:
+            beat.cancel()
+            self.inflight.pop(row.id, None)
+            self.slots.release()
+
+    async def _complete(self, row: VideoRow, outcome: Outcome, log: Any) -> None:
+        new = outcome.finished_state or self.states.finished
+        now = self.clock.now()
+        await self.store.run(lambda s: (
+            s.complete(row.id, self.owner, self.states.running, new, now, outcome.fields,
+                       outcome.info),
+            s.record_event(now, "completed", video_id=row.id, stage=self.stage.name)))
+        self.completed += 1
+        self.wakeups.state_reached(new)
+        log.info("stage_completed", state=str(new))
+
+    async def _release(self, row: VideoRow, log: Any) -> None:
+        now = self.clock.now()
+        try:
+            await self.store.run(lambda s: s.release(row.id, self.owner, self.states.running,
+                                                     now))
+            log.info("stage_released")
+        except InvalidTransition as exc:
+            log.warning("release_failed", error=str(exc))
+
+    async def _failed(self, row: VideoRow, exc: Exception, log: Any) -> None:
+        now = self.clock.now()
+        text = logs.scrub(str(exc) or type(exc).__name__)[:ERROR_TEXT_MAX]
+        running, stage = self.states.running, self.stage.name
+        max_attempts = self.settings.download.max_attempts
+        if isinstance(exc, Cooldown):
+            await self.store.run(lambda s: (
+                s.release(row.id, self.owner, running, now, next_attempt_at=exc.until,
+                          kind=exc.kind, error=text),
+                s.record_event(now, "cooldown", video_id=row.id, stage=stage, kind=exc.kind,
+                               message=text)))
+            log.warning("stage_cooldown", kind=exc.kind, until=exc.until, error=text)
+            return
+        if isinstance(exc, Permanent):
+            await self._fail(row, exc.kind, text, now, log)
+            return
+        kind = exc.kind if isinstance(exc, Retryable) else type(exc).__name__
+        defer = exc.defer if isinstance(exc, Retryable) else None
+        decision = retry.decide(row.attempts + 1, max_attempts, now, self.rng, defer_s=defer)
+        if isinstance(decision, retry.GiveUp):
+            await self._fail(row, kind, f"{text} ({decision.reason})", now, log)
+            return
+        await self.store.run(lambda s: (
+            s.release(row.id, self.owner, running, now, next_attempt_at=decision.at,
+                      spend_attempt=True, kind=kind, error=text),
+            s.record_event(now, "retry", video_id=row.id, stage=stage, kind=kind, message=text)))
+        log.warning("stage_retry", kind=kind, error=text, retry_in_s=round(decision.at - now, 1),
+                    exc_info=not isinstance(exc, Retryable))
+
+    async def _fail(self, row: VideoRow, kind: str, text: str, now: float, log: Any) -> None:
+        stage = self.stage.name
+        await self.store.run(lambda s: (
+            s.fail(row.id, self.owner, self.states.running, now, kind=kind, error=text),
+            s.record_event(now, "failed", video_id=row.id, stage=stage, kind=kind,
+                           message=text)))
+        log.error("stage_failed", kind=kind, error=text)
