@@ -170,6 +170,9 @@ class DaemonConfig:
     reap_interval_s: float = spec(15.0, "how often expired leases are returned", "float", lo=0.05)
     poll_interval_s: float = spec(5.0, "longest wait before looking for new work", "float",
                                   lo=0.01)
+    retry_base_s: float = spec(30.0, "first retry delay after a failure; doubles per attempt "
+                               "(jittered)", "float", lo=0)
+    retry_max_s: float = spec(3600.0, "cap of the retry delay", "float", lo=0)
     stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
                               "built-in pipeline (tests and extensions)", "str")
 
@@ -451,3 +454,26 @@ def from_environ(config_flag: str | None = None, flags: Mapping[str, Any] | None
     """What the CLI uses: locate the file and read the real environment."""
     env = os.environ if environ is None else environ
     return load(config_path(config_flag, env), env, flags)
+
+
+def render_example() -> str:
+    """config/ytpiped.example.toml: every key with its default and help (make config-example)."""
+    lines = ["# ytpiped configuration: every key, with its default.",
+             "# Precedence: defaults < this file < env YTPIPED_<SECTION>__<KEY> < flags.",
+             "# File lookup: --config, else $YTPIPED_CONFIG, else /etc/ytpiped/ytpiped.toml.",
+             "# Generated from ytpiped/config.py by `make config-example`.", ""]
+    section = ""
+    for dotted, f in keys():
+        head, _, name = dotted.rpartition(".")
+        if head != section:
+            section = head
+            lines += ["", f"[{section}]"]
+        value = getattr(Settings(), dotted) if not head else getattr(
+            getattr(Settings(), head), name)
+        if f.metadata["kind"] == "size":
+            shown = f'"{format_size(value)}"'
+        else:
+            shown = to_toml_value(value)
+        lines.append(f"# {f.metadata['help']} ({_expected(f)}; env {env_name(dotted)})")
+        lines.append(f"{name} = {shown}")
+    return "\n".join(lines) + "\n"

@@ -82,8 +82,10 @@ def load_stages(settings: Settings) -> list[Stage]:
 class Daemon:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  stages: Sequence[Stage] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None,
+                 on_outcome: Callable[[str, str, str | None], None] | None = None) -> None:
         self.settings = settings
+        self.on_outcome = on_outcome
         self.clock = clock or SystemClock()
         self._stages = stages
         self.notifier = Notifier(environ if environ is not None else os.environ)
@@ -135,7 +137,8 @@ class Daemon:
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
-                                    on_publish=self._on_publish) for s in stages]
+                                    on_publish=self._on_publish, on_outcome=self.on_outcome)
+                        for s in stages]
         for s in stages:
             start = getattr(s, "start", None)
             if start is not None:

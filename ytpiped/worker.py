@@ -127,7 +127,8 @@ class StageWorker:
     def __init__(self, stage: Stage, store: AsyncStore, settings: Settings, clock: Clock,
                  owner: str, wakeups: Wakeups, *, concurrency: int | None = None,
                  rng: random.Random | None = None,
-                 on_publish: Callable[[str, Mapping[str, Any]], None] | None = None) -> None:
+                 on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
+                 on_outcome: Callable[[str, str, str | None], None] | None = None) -> None:
         self.stage = stage
         self.states = STAGES[stage.name]
         self.store = store
@@ -138,6 +139,7 @@ class StageWorker:
         self.concurrency = concurrency or int(getattr(stage, "concurrency", 1))
         self.rng = rng or random.Random()
         self.on_publish = on_publish
+        self.on_outcome = on_outcome
         self.log = logs.get("ytpiped.worker", stage=stage.name)
         self.slots = asyncio.Semaphore(self.concurrency)
         self.inflight: dict[str, asyncio.Task[None]] = {}
@@ -245,6 +247,7 @@ class StageWorker:
         self.completed += 1
         self.wakeups.state_reached(new)
         log.info("stage_completed", state=str(new))
+        self._notify("completed", row.id, None)
 
     async def _release(self, row: VideoRow, log: Any) -> None:
         now = self.clock.now()
@@ -252,6 +255,7 @@ class StageWorker:
             await self.store.run(lambda s: s.release(row.id, self.owner, self.states.running,
                                                      now))
             log.info("stage_released")
+            self._notify("released", row.id, None)
         except InvalidTransition as exc:
             log.warning("release_failed", error=str(exc))
 
@@ -267,13 +271,16 @@ class StageWorker:
                 s.record_event(now, "cooldown", video_id=row.id, stage=stage, kind=exc.kind,
                                message=text)))
             log.warning("stage_cooldown", kind=exc.kind, until=exc.until, error=text)
+            self._notify("cooldown", row.id, exc.kind)
             return
         if isinstance(exc, Permanent):
             await self._fail(row, exc.kind, text, now, log)
             return
         kind = exc.kind if isinstance(exc, Retryable) else type(exc).__name__
         defer = exc.defer if isinstance(exc, Retryable) else None
-        decision = retry.decide(row.attempts + 1, max_attempts, now, self.rng, defer_s=defer)
+        d = self.settings.daemon
+        decision = retry.decide(row.attempts + 1, max_attempts, now, self.rng, defer_s=defer,
+                                base_s=d.retry_base_s, cap_s=d.retry_max_s)
         if isinstance(decision, retry.GiveUp):
             await self._fail(row, kind, f"{text} ({decision.reason})", now, log)
             return
@@ -283,6 +290,7 @@ class StageWorker:
             s.record_event(now, "retry", video_id=row.id, stage=stage, kind=kind, message=text)))
         log.warning("stage_retry", kind=kind, error=text, retry_in_s=round(decision.at - now, 1),
                     exc_info=not isinstance(exc, Retryable))
+        self._notify("retry", row.id, kind)
 
     async def _fail(self, row: VideoRow, kind: str, text: str, now: float, log: Any) -> None:
         stage = self.stage.name
@@ -291,3 +299,8 @@ class StageWorker:
             s.record_event(now, "failed", video_id=row.id, stage=stage, kind=kind,
                            message=text)))
         log.error("stage_failed", kind=kind, error=text)
+        self._notify("failed", row.id, kind)
+
+    def _notify(self, event: str, video_id: str, kind: str | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(event, video_id, kind)

@@ -81,17 +81,24 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection, now: float) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version found before."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
-                 "applied_at REAL NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    found = int(row[0] or 0)
-    if found > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema version {found} is newer than this ytpiped "
-                           f"({SCHEMA_VERSION}); upgrade ytpiped")
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        with conn:
-            conn.executescript("BEGIN IMMEDIATE;" + MIGRATIONS[version - 1]
-                               + f";INSERT INTO schema_version VALUES ({version}, {now!r});"
-                               "COMMIT;")
+    """Bring the database to SCHEMA_VERSION in one IMMEDIATE transaction (so two processes
+    opening a new database at once cannot both migrate); returns the version found."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+                     "applied_at REAL NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        found = int(row[0] or 0)
+        if found > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema version {found} is newer than this ytpiped "
+                               f"({SCHEMA_VERSION}); upgrade ytpiped")
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1].split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, now))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     return found

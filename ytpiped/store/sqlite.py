@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +75,28 @@ def connect(path: Path, *, readonly: bool = False, timeout_s: float = 30.0) -> s
                                isolation_level=None)
     else:
         conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    if not readonly:
+        _set_wal(conn, timeout_s)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switching to WAL takes an exclusive lock and SQLite does not call the busy handler
+    for it: retry while another process is creating the same database."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
 
 
 class Store:

@@ -29,11 +29,11 @@ class FakeStage:
         self.concurrency = concurrency
         self.started_dir = started_dir
         self.seen: list[str] = []
-        self.gate_open = asyncio.Event()
-        self.gate_open.set()
+        self.started: asyncio.Queue[str] = asyncio.Queue()  # test gate: ids as they start
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         self.seen.append(item.id)
+        self.started.put_nowait(item.id)
         if self.started_dir is not None:
             (self.started_dir / f"{self.name}.{item.id}").touch()
         if self.delay_s:

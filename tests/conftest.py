@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ytpiped import config
+from ytpiped.testing.clock import FakeClock
+
+MEDIA = Path(__file__).resolve().parent.parent / "ytpiped" / "testing" / "media"
+
+
+def _has_nvidia_gpu() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount()) > 0
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker("gpu") for item in items) and not _has_nvidia_gpu():
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+        for item in items:
+            if item.get_closest_marker("gpu"):
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> config.Settings:
+    return config.load(flags={"data_dir": str(data_dir)})
+
+
+@pytest.fixture
+def media() -> Path:
+    return MEDIA
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("YTPIPED_"):
+            monkeypatch.delenv(name)
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None

@@ -1,0 +1,70 @@
+"""Run the real CLI as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ytpiped.store import Store, db_path
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YTPIPED_")}
+    env.update({"YTPIPED_DATA_DIR": str(data_dir),
+                "YTPIPED_DAEMON__STAGE_FACTORY": "ytpiped.testing.stages:fake_pipeline",
+                "YTPIPED_DAEMON__POLL_INTERVAL_S": "0.05",
+                "YTPIPED_DAEMON__REAP_INTERVAL_S": "0.2",
+                "YTPIPED_DAEMON__RETRY_BASE_S": "0.01",
+                "YTPIPED_DAEMON__LEASE_S": "2"})
+    return env
+
+
+def cli(data_dir: Path, *args: str, input: str | None = None,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = env_for(data_dir)
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "ytpiped", *args], env=env, input=input,
+                          capture_output=True, text=True, timeout=120)
+
+
+def start_daemon(data_dir: Path, log: Path, extra_env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
+    env = env_for(data_dir)
+    env.update(extra_env or {})
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "ytpiped", "run"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll a condition on external processes (files, database) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def counts(data_dir: Path) -> dict[str, int]:
+    path = db_path(data_dir)
+    if not path.exists():
+        return {}
+    s = Store(path, readonly=True)
+    try:
+        return s.counts()
+    finally:
+        s.close()
+
+
+def write_fake_config(data_dir: Path, **cfg: Any) -> None:
+    (data_dir / "fake_stages.json").write_text(json.dumps(cfg))
+    (data_dir / "fake_stages.started").mkdir(exist_ok=True)
+
+
+def started(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "fake_stages.started").iterdir())

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import cli, counts, env_for
+
+
+def test_add_reports_counts_and_invalid_lines(data_dir: Path, tmp_path: Path) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("# my list\n"
+                    "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s\n"
+                    "\n"
+                    "https://youtu.be/dQw4w9WgXcQ?si=x\n"
+                    "not a url at all\n"
+                    "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG\n"
+                    "ftp://example.com/a.mp3\n")
+    r = cli(data_dir, "add", str(urls))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "added 2, duplicate 1, invalid 2"
+    assert f"{urls}:5: contains spaces" in lines[1]
+    assert f"{urls}:7: unsupported scheme 'ftp'" in lines[2]
+    again = cli(data_dir, "add", "--json", str(urls))
+    report = json.loads(again.stdout)
+    assert (report["added"], report["duplicate"], len(report["invalid"])) == (0, 3, 2)
+    assert [i["line"] for i in report["invalid"]] == [5, 7]
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p, "is a directory"),
+    (lambda p: p / "missing.txt", "no such file"),
+    (lambda p: (p / "latin1.txt").write_bytes(b"https://youtu.be/dQw4w9WgXcQ\ncaf\xe9\n")
+     and p / "latin1.txt", "not UTF-8 text (invalid byte at line 2)"),
+])
+def test_bad_input_files_add_nothing(data_dir: Path, tmp_path: Path, make: object,
+                                     message: str) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("https://youtu.be/aaaaaaaaaaa\n")
+    bad = make(tmp_path)  # type: ignore[operator]
+    r = cli(data_dir, "add", str(good), str(bad))
+    assert r.returncode == 2
+    assert message in r.stderr and str(bad) in r.stderr
+    assert sum(counts(data_dir).values()) == 0  # nothing partial
+
+
+def test_two_add_processes_at_once_never_duplicate(data_dir: Path, tmp_path: Path) -> None:
+    ids = [f"{i:011d}" for i in range(20_000)]
+    f = tmp_path / "ids.txt"
+    f.write_text("\n".join(ids) + "\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "ytpiped", "add", "--json", str(f)],
+                              env=env_for(data_dir), stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    reports = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(r["added"] for r in reports) == len(ids)
+    assert sum(r["duplicate"] for r in reports) == len(ids)
+    assert counts(data_dir)["queued"] == len(ids)
+
+
+def test_status_without_database_or_daemon(data_dir: Path) -> None:
+    r = cli(data_dir, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["videos"]["total"] == 0
+    assert set(st["videos"]["by_state"]) == {
+        "queued", "downloading", "downloaded", "analyzing", "analyzed", "transcribing",
+        "transcribed", "mining", "mined", "evaluating", "done", "failed"}
+    assert st["stages"]["download"]["phase"] == "idle"
+    assert st["stages"]["download"]["next_download_at"] is None
+    assert {"gpu_slots", "cpu_slots", "rate_audio_s_per_s"} <= set(st["stages"]["transcribe"])
+    assert {"workers", "rate_windows_per_min"} <= set(st["stages"]["mine"])
+    assert st["daemon"]["running"] is False and st["daemon"]["pid"] is None
+    assert st["eta_seconds"] is None and st["suggestions"] == [] and st["failures"]["by_kind"] == {}
+    assert not (data_dir / "ytpiped.db").exists()  # status never creates the database
+    human = cli(data_dir, "status")
+    assert "daemon: not running" in human.stdout and "queued" in human.stdout
+
+
+def test_broken_config_exits_2_naming_key(data_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[transcribe]\nstop_cpu_at_progress = 1.5\n")
+    for args in (["--config", str(bad), "status"], ["config", "check", str(bad)]):
+        r = cli(data_dir, *args)
+        assert r.returncode == 2
+        assert "transcribe.stop_cpu_at_progress" in r.stderr and str(bad) in r.stderr
+    good = tmp_path / "good.toml"
+    good.write_text("[download]\nmax_attempts = 2\n")
+    assert cli(data_dir, "config", "check", str(good)).returncode == 0
+    shown = json.loads(cli(data_dir, "--config", str(good), "config", "show", "--json").stdout)
+    assert shown["download.max_attempts"] == {"value": 2, "source": str(good)}
+    assert shown["data_dir"]["source"] == "env YTPIPED_DATA_DIR"
+    assert shown["download.low_water"]["source"] == "default"
+
+
+def test_retry_requeues_failed(data_dir: Path) -> None:
+    from ytpiped.store import NewVideo, Store, db_path
+
+    s = Store(db_path(data_dir), now=0)
+    s.add_videos([NewVideo("failedvid01", "u", "video"), NewVideo("failedvid02", "u", "video")],
+                 now=0)
+    for row in s.claim("download", "w", now=1, lease_s=10, limit=2):
+        s.fail(row.id, "w", "downloading", now=2, kind="network" if row.id.endswith("1")
+               else "unavailable", error="x")
+    s.close()
+    r = cli(data_dir, "retry", "--kind", "network")
+    assert r.stdout.strip() == "re-queued 1 failed video"
+    assert counts(data_dir)["queued"] == 1 and counts(data_dir)["failed"] == 1
+
+
+def test_help_mentions_defaults_and_env(data_dir: Path) -> None:
+    r = cli(data_dir, "status", "--help")
+    assert r.returncode == 0
+    assert "YTPIPED_<SECTION>__<KEY>" in r.stdout and "default: 2.0" in r.stdout

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.e2e.helpers import (cli, counts, env_for, start_daemon, started, wait_for,
+                               write_fake_config)
+from ytpiped.states import IN_PROGRESS
+
+IDS = [f"e2evideo{i:03d}" for i in range(8)]
+
+
+def add_ids(data_dir: Path, ids: list[str]) -> None:
+    r = cli(data_dir, "add", "-", input="\n".join(ids) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"added {len(ids)}, duplicate 0, invalid 0")
+
+
+def in_progress(c: dict[str, int]) -> int:
+    return sum(c.get(s.value, 0) for s in IN_PROGRESS)
+
+
+def test_sigterm_mid_work_returns_rows_and_exits_0(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, delay_s=30.0, concurrency=3, stages=["download"])
+    add_ids(data_dir, IDS)
+    daemon = start_daemon(data_dir, tmp_path / "daemon.log",
+                          {"YTPIPED_DAEMON__SHUTDOWN_GRACE_S": "0.5"})
+    try:
+        wait_for(lambda: len(started(data_dir)) >= 3, what="three downloads in flight")
+        assert counts(data_dir)["downloading"] == 3
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        daemon.kill()
+    c = counts(data_dir)
+    assert in_progress(c) == 0
+    assert c["queued"] == len(IDS)
+    status = json.loads(cli(data_dir, "status", "--json").stdout)
+    assert status["daemon"]["running"] is False
+    assert status["videos"]["by_state"]["queued"] == len(IDS)
+    log = (tmp_path / "daemon.log").read_text()
+    assert "daemon_stopped" in log and "stage_released" in log
+
+
+def test_kill_9_then_restart_recovers_and_finishes(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, delay_s=60.0, concurrency=2, stages=["download"])
+    add_ids(data_dir, IDS[:4])
+    first = start_daemon(data_dir, tmp_path / "d1.log")
+    try:
+        wait_for(lambda: counts(data_dir).get("downloading") == 2, what="two leases")
+        first.kill()
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    assert counts(data_dir)["downloading"] == 2  # orphaned leases
+    write_fake_config(data_dir, delay_s=0.0, concurrency=2, stages=["download"])
+    second = start_daemon(data_dir, tmp_path / "d2.log")
+    try:
+        wait_for(lambda: counts(data_dir).get("downloaded") == 4, what="all downloaded")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+    finally:
+        second.kill()
+    log = (tmp_path / "d2.log").read_text()
+    assert '"recovered": 2' in log
+
+
+def test_second_daemon_exits_3(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, stages=["download"])
+    first = start_daemon(data_dir, tmp_path / "d1.log")
+    try:
+        wait_for(lambda: json.loads(cli(data_dir, "status", "--json").stdout)["daemon"]["running"],
+                 what="first daemon running")
+        second = subprocess.run(first.args, env=env_for(data_dir),
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3
+        assert "already owns" in second.stdout + second.stderr
+        st = json.loads(cli(data_dir, "status", "--json").stdout)
+        assert st["daemon"] == {"running": True, "pid": first.pid,
+                                "started_at": st["daemon"]["started_at"]}
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+
+
+def test_add_while_daemon_runs_is_picked_up(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, stages=["download"])
+    daemon = start_daemon(data_dir, tmp_path / "d.log")
+    try:
+        wait_for(lambda: json.loads(cli(data_dir, "status", "--json").stdout)["daemon"]["running"],
+                 what="daemon running")
+        add_ids(data_dir, IDS[:3])
+        wait_for(lambda: counts(data_dir).get("downloaded") == 3, what="new rows processed")
+        add_ids(data_dir, IDS[3:5])
+        wait_for(lambda: counts(data_dir).get("downloaded") == 5, what="second batch")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0

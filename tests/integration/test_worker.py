@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ytpiped import config
+from ytpiped.clock import SystemClock
+from ytpiped.daemon import Daemon
+from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.testing.stages import FakeStage
+from ytpiped.worker import Wakeups
+
+
+def fast_settings(data_dir: Path, **extra: object) -> config.Settings:
+    flags: dict[str, object] = {"data_dir": str(data_dir), "daemon.poll_interval_s": 0.05,
+                                "daemon.retry_base_s": 0.01, "daemon.retry_max_s": 0.05,
+                                "daemon.shutdown_grace_s": 5.0}
+    flags.update(extra)
+    return config.load(flags=flags)
+
+
+def seed(data_dir: Path, ids: list[str]) -> None:
+    s = Store(db_path(data_dir), now=0)
+    s.add_videos([NewVideo(i, f"https://example.org/{i}", "video") for i in ids], now=0)
+    s.close()
+
+
+class Outcomes:
+    """Collects worker outcomes; `wait(pred)` returns when pred holds (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str | None]] = []
+        self._changed = asyncio.Condition()
+
+    def __call__(self, event: str, video_id: str, kind: str | None) -> None:
+        self.events.append((event, video_id, kind))
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait(self, pred: object, timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(lambda: pred(self.events))  # type: ignore[operator]
+
+
+async def start(settings: config.Settings, stages: list[FakeStage]) -> tuple[
+        Daemon, Outcomes, asyncio.Task[int]]:
+    out = Outcomes()
+    d = Daemon(settings, stages=stages, environ={}, on_outcome=out)
+    task = asyncio.create_task(d.serve())
+    return d, out, task
+
+
+async def test_fake_pipeline_takes_every_video_to_done(data_dir: Path) -> None:
+    ids = [f"video{i:06d}" for i in range(6)]
+    seed(data_dir, ids)
+    stages = [FakeStage(n, concurrency=2) for n in
+              ("download", "analyze", "transcribe", "mine", "evaluate")]
+    d, out, task = await start(fast_settings(data_dir), stages)
+    await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 30)
+    d.stop.set()
+    assert await task == 0
+    s = Store(db_path(data_dir), readonly=True)
+    assert s.counts()["done"] == 6
+    row = s.get(ids[0])
+    assert row is not None and row.title == f"title of {ids[0]}"
+    assert set(row.info) == {"download", "analyze", "transcribe", "mine", "evaluate"}
+
+
+async def test_crashing_stage_retries_then_fails_with_kind_and_message(data_dir: Path) -> None:
+    seed(data_dir, ["goodvideo01", "badvideo001"])
+    stage = FakeStage("download", fail={"badvideo001": "crash"})
+    d, out, task = await start(fast_settings(data_dir, **{"download.max_attempts": 3}), [stage])
+    await out.wait(lambda ev: ("failed", "badvideo001", "RuntimeError") in ev
+                   and ("completed", "goodvideo01", None) in ev)
+    d.stop.set()
+    assert await task == 0
+    assert [e[0] for e in out.events if e[1] == "badvideo001"] == ["retry", "retry", "failed"]
+    s = Store(db_path(data_dir), readonly=True)
+    bad = s.get("badvideo001")
+    assert bad is not None
+    assert (bad.state, bad.failed_stage, bad.error_kind, bad.attempts) == \
+        ("failed", "download", "RuntimeError", 3)
+    assert "fake crash while processing badvideo001" in (bad.error or "")
+    assert "gave up after 3 attempts" in (bad.error or "")
+    assert stage.seen.count("badvideo001") == 3
+
+
+async def test_permanent_fails_at_once(data_dir: Path) -> None:
+    seed(data_dir, ["permvideo01"])
+    stage = FakeStage("download", fail={"permvideo01": "permanent"})
+    d, out, task = await start(fast_settings(data_dir), [stage])
+    await out.wait(lambda ev: ("failed", "permvideo01", "fake_permanent") in ev)
+    d.stop.set()
+    await task
+    row = Store(db_path(data_dir), readonly=True).get("permvideo01")
+    assert row is not None and (row.state, row.attempts) == ("failed", 1)
+
+
+async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir: Path) -> None:
+    seed(data_dir, ["hangvideo01", "hangvideo02"])
+    stage = FakeStage("download", fail={"hangvideo01": "hang", "hangvideo02": "hang"},
+                      concurrency=2)
+    d, out, task = await start(fast_settings(data_dir, **{"daemon.shutdown_grace_s": 0.05}),
+                               [stage])
+    async with asyncio.timeout(20):  # the stage has both in hand
+        assert {await stage.started.get(), await stage.started.get()} == {"hangvideo01",
+                                                                          "hangvideo02"}
+    d.stop.set()
+    assert await task == 0
+    s = Store(db_path(data_dir), readonly=True)
+    for vid in ("hangvideo01", "hangvideo02"):
+        row = s.get(vid)
+        assert row is not None and (row.state, row.attempts, row.lease_owner) == \
+            ("queued", 0, None)
+
+
+async def test_lease_expiry_returns_work(data_dir: Path) -> None:
+    seed(data_dir, ["leasevideo1"])
+    s = Store(db_path(data_dir), now=0)
+    (row,) = s.claim("download", "dead-process", now=SystemClock().now(), lease_s=0.01)
+    s.close()
+    stage = FakeStage("download")
+    settings = fast_settings(data_dir)
+    d, out, task = await start(settings, [stage])
+    await out.wait(lambda ev: ("completed", "leasevideo1", None) in ev)
+    d.stop.set()
+    await task
+    assert stage.seen == ["leasevideo1"]
+
+
+async def test_worker_gate_and_context_add_videos(data_dir: Path) -> None:
+    seed(data_dir, ["parentlist1"])
+
+    class Expander:
+        name = "download"
+        gated = 0
+
+        async def gate(self, ctx: Context) -> None:
+            self.gated += 1
+
+        async def run(self, item: Item, ctx: Context) -> Outcome:
+            if item.id == "parentlist1":
+                added, dup = await ctx.add_videos(
+                    ["https://youtu.be/aaaaaaaaaaa", "https://youtu.be/aaaaaaaaaaa", "bbbbbbbbbbb"],
+                    parent_id=item.id)
+                await ctx.publish({"phase": "steady", "expanded": added})
+                return Outcome(finished_state="done", info={"expanded": added, "dup": dup})
+            return Outcome()
+
+    stage = Expander()
+    d, out, task = await start(fast_settings(data_dir), [stage])  # type: ignore[list-item]
+    await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 3)
+    d.stop.set()
+    await task
+    s = Store(db_path(data_dir), readonly=True)
+    parent = s.get("parentlist1")
+    assert parent is not None and parent.state == "done"
+    assert parent.info == {"expanded": 2, "dup": 1}
+    assert s.counts()["downloaded"] == 2
+    assert s.get_state("stage:download")[0] == {"phase": "steady", "expanded": 2}  # type: ignore[index]
+    assert stage.gated >= 3
+
+
+async def test_wakeups_map_states_to_stages() -> None:
+    w = Wakeups()
+    w.state_reached("downloaded")
+    assert [n for n, e in w.events.items() if e.is_set()] == ["analyze"]
+
+
+async def test_retry_backoff_defers_the_row(data_dir: Path) -> None:
+    seed(data_dir, ["slowretry01"])
+    settings = fast_settings(data_dir, **{"daemon.retry_base_s": 1000.0,
+                                          "daemon.retry_max_s": 1000.0})
+    stage = FakeStage("download", fail={"slowretry01": "crash"})
+    d, out, task = await start(settings, [stage])
+    await out.wait(lambda ev: ("retry", "slowretry01", "RuntimeError") in ev)
+    d.stop.set()
+    await task
+    row = Store(db_path(data_dir), readonly=True).get("slowretry01")
+    assert row is not None and row.state == "queued" and row.attempts == 1
+    assert row.next_attempt_at - row.updated_at >= 500  # jitter keeps at least half of 1000

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ytpiped import config
+from ytpiped.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "ytpiped.example.toml"
+
+# DESIGN.md §5: keys other parts and checks rely on, with their documented defaults
+CONTRACT = {
+    "data_dir": "~/.local/share/ytpiped",
+    "download.cookies_file": "",
+    "download.delay_buffer_build_s": (30.0, 60.0),
+    "download.delay_steady_s": (180.0, 300.0),
+    "download.delay_catch_up_s": (60.0, 120.0),
+    "download.buffer_target": 20,
+    "download.low_water": 5,
+    "download.high_water": 40,
+    "download.max_buffer_bytes": 20_000_000_000,
+    "download.max_videos_per_hour": 250,
+    "download.rate_limit_cooldown_s": 3600,
+    "download.max_attempts": 5,
+    "download.keep_audio": False,
+    "transcribe.model_gpu": "large-v3-turbo",
+    "transcribe.model_cpu": "small",
+    "transcribe.gpu_slots": None,
+    "transcribe.cpu_slots": None,
+    "transcribe.model_vram_gb": None,
+    "transcribe.reserved_vram_mb": 500,
+    "transcribe.max_cpu_time_s": 300,
+    "transcribe.stop_cpu_at_progress": 0.8,
+    "transcribe.policy": "ect",
+    "transcribe.batch_size": 8,
+    "transcribe.max_chunk_s": 900,
+    "transcribe.output_formats": ["json", "txt", "srt", "vtt"],
+    "mine.hosts": ["http://127.0.0.1:11434"],
+    "mine.model": "qwen2.5:7b-instruct",
+    "mine.eval_model": "",
+    "mine.num_ctx": 8192,
+    "mine.workers": None,
+    "mine.request_timeout_s": 300,
+    "daemon.shutdown_grace_s": 30,
+    "daemon.metrics_port": 0,
+}
+
+
+def test_every_contract_key_exists_with_its_default() -> None:
+    s = config.load()
+    for key, default in CONTRACT.items():
+        assert config.value_of(s, key) == default, key
+
+
+def test_example_file_documents_every_key_and_loads() -> None:
+    s = config.load(EXAMPLE)
+    values = [(k, v) for k, v, _ in config.effective(s)]
+    assert values == [(k, v) for k, v, _ in config.effective(config.load())]  # = defaults
+    assert text_is_current(), "config/ytpiped.example.toml is stale: run `make config-example`"
+    text = EXAMPLE.read_text()
+    doc = tomllib.loads(text)
+    for key, _ in config.keys():
+        section, _, name = key.rpartition(".")
+        table = doc.get(section, {}) if section else doc
+        assert name in table, f"{key} missing from the example config"
+        # a comment documents it: either on the line or the line before
+        assert re.search(rf"#[^\n]*\n{re.escape(name)} =|^{re.escape(name)} = [^\n]*#", text,
+                         re.M), f"{key} has no comment"
+
+
+def text_is_current() -> bool:
+    return EXAMPLE.read_text() == config.render_example()
+
+
+def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[download]\nmax_attempts = 3\nlow_water = 2\nbuffer_target = 10\n")
+    env = {"YTPIPED_DOWNLOAD__MAX_ATTEMPTS": "4", "YTPIPED_DOWNLOAD__LOW_WATER": "3"}
+    s = config.load(f, env, {"download.max_attempts": "7"})
+    assert s.download.max_attempts == 7
+    assert s.download.low_water == 3
+    assert s.download.buffer_target == 10
+    assert s.download.high_water == 40
+    assert s.sources["download.max_attempts"] == "flag download.max_attempts"
+    assert s.sources["download.low_water"] == "env YTPIPED_DOWNLOAD__LOW_WATER"
+    assert s.sources["download.buffer_target"] == str(f)
+    assert "download.high_water" not in s.sources
+
+
+def test_config_path_resolution(tmp_path: Path) -> None:
+    assert config.config_path("a.toml", {"YTPIPED_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config.config_path(None, {"YTPIPED_CONFIG": "b.toml"}) == Path("b.toml")
+
+
+def test_env_values_parse_as_toml_or_strings() -> None:
+    s = config.load(env={"YTPIPED_DOWNLOAD__DELAY_STEADY_S": "[1, 2]",
+                         "YTPIPED_MINE__HOSTS": "http://a:1,http://b:2",
+                         "YTPIPED_TRANSCRIBE__GPU_SLOTS": "auto",
+                         "YTPIPED_TRANSCRIBE__CPU_SLOTS": "2",
+                         "YTPIPED_DOWNLOAD__MAX_BUFFER_BYTES": "512MiB",
+                         "YTPIPED_DATA_DIR": "/srv/y"})
+    assert s.download.delay_steady_s == (1.0, 2.0)
+    assert s.mine.hosts == ["http://a:1", "http://b:2"]
+    assert s.transcribe.gpu_slots is None and s.transcribe.cpu_slots == 2
+    assert s.download.max_buffer_bytes == 512 * 2**20
+    assert s.data_dir == "/srv/y"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("[download]\nmax_atempts = 3\n", "unknown key 'download.max_atempts'"),
+    ("[downlaod]\nmax_attempts = 3\n", "unknown section [downlaod]"),
+    ("[download]\nmax_attempts = \"three\"\n", "key 'download.max_attempts': expected an integer"),
+    ("[download]\nmax_attempts = 0\n", "expected an integer >= 1"),
+    ("[transcribe]\nstop_cpu_at_progress = 1.5\n",
+     "key 'transcribe.stop_cpu_at_progress': expected a number between 0 and 1, got 1.5"),
+    ("[download]\ndelay_steady_s = [300, 180]\n", "min <= max (got min 300 > max 180)"),
+    ("[download]\ndelay_steady_s = [1, 2, 3]\n", "expected [min, max]"),
+    ("[download]\nmax_buffer_bytes = \"20 jiggabytes\"\n",
+     "key 'download.max_buffer_bytes': expected a size like"),
+    ("[download]\nkeep_audio = \"yes\"\n", "expected true or false"),
+    ("[transcribe]\npolicy = \"fastest\"\n", "expected one of \"ect\", \"benefit\""),
+    ("[transcribe]\noutput_formats = [\"json\", \"pdf\"]\n", "a list of strings from"),
+    ("[transcribe]\ngpu_slots = \"many\"\n", "expected \"auto\" or an integer"),
+    ("[download]\nlow_water = 50\n", "'download.low_water' (50) must be below"),
+    ("[mine]\noverlap_tokens = 5000\n", "'mine.overlap_tokens' (5000) must be below"),
+    ("[download\n", "not valid TOML"),
+])
+def test_file_errors_name_file_key_and_expectation(tmp_path: Path, body: str,
+                                                   message: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        config.load(f)
+    assert message in str(err.value)
+    assert str(f) in str(err.value)
+
+
+def test_missing_and_directory_config_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        config.load(tmp_path)
+
+
+def test_env_error_names_variable() -> None:
+    with pytest.raises(ConfigError, match="YTPIPED_DOWNLOAD__BOGUS: unknown key"):
+        config.load(env={"YTPIPED_DOWNLOAD__BOGUS": "1"})
+    with pytest.raises(ConfigError, match="env YTPIPED_DAEMON__METRICS_PORT: key "
+                                          "'daemon.metrics_port'"):
+        config.load(env={"YTPIPED_DAEMON__METRICS_PORT": "70000"})
+
+
+def test_settings_are_frozen() -> None:
+    s = config.load()
+    with pytest.raises(AttributeError):
+        s.download.max_attempts = 9  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("20GB", 20 * 10**9), ("512MiB", 512 * 2**20), ("1.5 GB", 1_500_000_000), ("100", 100),
+    (42, 42), ("3kb", 3000),
+])
+def test_parse_size(text: str | int, expected: int) -> None:
+    assert config.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["GB", "-1GB", "1XB", "", True])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        config.parse_size(text)
