@@ -200,7 +200,7 @@ SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def keys() -> list[tuple[str, dataclasses.Field[Any]]]:
+def all_keys() -> list[tuple[str, dataclasses.Field[Any]]]:
     """Every key as ('section.key' or 'data_dir', field), in documentation order."""
     out: list[tuple[str, dataclasses.Field[Any]]] = []
     for f in dataclasses.fields(Settings):
@@ -314,7 +314,7 @@ def _parse_env_value(f: dataclasses.Field[Any], raw: str) -> Any:
 
 
 def _field_of(dotted: str) -> dataclasses.Field[Any] | None:
-    return dict(keys()).get(dotted)
+    return dict(all_keys()).get(dotted)
 
 
 def _apply(values: dict[str, dict[str, Any]], sources: dict[str, str], dotted: str, value: Any,
@@ -442,7 +442,7 @@ def to_toml_value(value: Any) -> str:
 
 def effective(settings: Settings) -> list[tuple[str, Any, str]]:
     """(key, value, source) for every key; source is 'default' unless something set it."""
-    return [(k, value_of(settings, k), settings.sources.get(k, "default")) for k, _ in keys()]
+    return [(k, value_of(settings, k), settings.sources.get(k, "default")) for k, _ in all_keys()]
 
 
 def env_name(dotted: str) -> str:
@@ -463,17 +463,15 @@ def render_example() -> str:
              "# File lookup: --config, else $YTPIPED_CONFIG, else /etc/ytpiped/ytpiped.toml.",
              "# Generated from ytpiped/config.py by `make config-example`.", ""]
     section = ""
-    for dotted, f in keys():
+    for dotted, f in all_keys():
         head, _, name = dotted.rpartition(".")
         if head != section:
             section = head
             lines += ["", f"[{section}]"]
         value = getattr(Settings(), dotted) if not head else getattr(
             getattr(Settings(), head), name)
-        if f.metadata["kind"] == "size":
-            shown = f'"{format_size(value)}"'
-        else:
-            shown = to_toml_value(value)
+        size = f.metadata["kind"] == "size"
+        shown = f'"{format_size(value)}"' if size else to_toml_value(value)
         lines.append(f"# {f.metadata['help']} ({_expected(f)}; env {env_name(dotted)})")
         lines.append(f"{name} = {shown}")
     return "\n".join(lines) + "\n"

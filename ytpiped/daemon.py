@@ -218,12 +218,11 @@ class Daemon:
         while True:
             await self.clock.sleep(self.settings.daemon.reap_interval_s)
             now = self.clock.now()
-            n = await store.run(lambda s: s.reap(now))
+            n = await store.run(lambda s, t=now: s.reap(t))  # type: ignore[misc]
             if n:
                 self.log.warning("leases_reaped", count=n)
-                for w in self.workers:
-                    w.wakeups.all()
-                    break
+                if self.workers:
+                    self.workers[0].wakeups.all()
 
     async def _watchdog(self) -> None:
         interval = (self.notifier.watchdog_s or 30.0) / 2

@@ -20,8 +20,8 @@ def backoff_s(attempt: int, rng: random.Random, *, base_s: float = 30.0,
               cap_s: float = 3600.0) -> float:
     """Delay before attempt `attempt + 1` (attempt counts from 1): full jitter between half
     and all of min(cap, base * 2^(attempt-1))."""
-    ceiling = min(cap_s, base_s * 2 ** max(0, attempt - 1))
-    return ceiling * (0.5 + 0.5 * rng.random())
+    ceiling = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
+    return float(ceiling * (0.5 + 0.5 * rng.random()))
 
 
 def decide(attempts_done: int, max_attempts: int, now: float, rng: random.Random, *,

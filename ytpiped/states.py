@@ -82,4 +82,5 @@ def allowed(old: State | str, new: State | str) -> bool:
 def check(old: State | str, new: State | str) -> None:
     """Raise InvalidTransition unless `old -> new` is in the table."""
     if not allowed(old, new):
-        raise InvalidTransition(f"transition {State(old).value} -> {State(new).value} is not allowed")
+        raise InvalidTransition(
+            f"transition {State(old).value} -> {State(new).value} is not allowed")

@@ -116,8 +116,8 @@ def format_status(st: dict[str, Any]) -> str:
     total = v["total"]
     lines = []
     d = st["daemon"]
-    lines.append(f"daemon: {'running (pid ' + str(d['pid']) + ')' if d['running'] else 'not running'}"
-                 f"    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
+    state = f"running (pid {d['pid']})" if d["running"] else "not running"
+    lines.append(f"daemon: {state}    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
     for alert in st.get("alerts", []):
         lines.append(f"ALERT: {alert}")
     lines.append("")

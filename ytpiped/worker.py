@@ -22,7 +22,7 @@ from ytpiped.errors import Cooldown, InvalidTransition, Permanent, Retryable
 from ytpiped.ingest import collect
 from ytpiped.stages.base import Item, Outcome, Stage
 from ytpiped.states import STAGES, State
-from ytpiped.store import AsyncStore, NewVideo, VideoRow
+from ytpiped.store import AsyncStore, Event, NewVideo, Store, VideoRow
 
 ERROR_TEXT_MAX = 2000
 
@@ -170,11 +170,12 @@ class StageWorker:
                     return
                 wake.clear()
                 now = self.clock.now()
-                rows = await self.store.run(lambda s: s.claim(
-                    self.stage.name, self.owner, now, self.lease_s, 1))
+                rows = await self.store.run(lambda s, t=now: s.claim(  # type: ignore[misc]
+                    self.stage.name, self.owner, t, self.lease_s, 1))
                 if rows:
                     row = rows[0]
-                    task = asyncio.create_task(self._run_item(row), name=f"{self.stage.name}:{row.id}")
+                    task = asyncio.create_task(self._run_item(row),
+                                               name=f"{self.stage.name}:{row.id}")
                     self.inflight[row.id] = task
                     started = True
                     continue
@@ -201,7 +202,7 @@ class StageWorker:
         """Give work in flight `grace_s` to finish, then cancel it (rows go back unspent)."""
         tasks = list(self.inflight.values())
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace_s)
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
             for t in pending:
                 t.cancel()
             if pending:
@@ -210,12 +211,13 @@ class StageWorker:
     async def _heartbeat(self, row: VideoRow) -> None:
         while True:
             await self.clock.sleep(self.lease_s / 3)
-            until = self.clock.now() + self.lease_s
-            ok = await self.store.run(lambda s: s.renew(row.id, self.owner, self.states.running,
-                                                        until))
+            ok = await self.store.run(self._renewer(row.id, self.clock.now() + self.lease_s))
             if not ok:
                 self.log.warning("lease_lost", video_id=row.id)
                 return
+
+    def _renewer(self, video_id: str, until: float) -> Callable[[Store], bool]:
+        return lambda s: s.renew(video_id, self.owner, self.states.running, until)
 
     async def _run_item(self, row: VideoRow) -> None:
         log = self.log.bind(video_id=row.id, attempt=row.attempts + 1)
@@ -240,10 +242,9 @@ class StageWorker:
     async def _complete(self, row: VideoRow, outcome: Outcome, log: Any) -> None:
         new = outcome.finished_state or self.states.finished
         now = self.clock.now()
-        await self.store.run(lambda s: (
-            s.complete(row.id, self.owner, self.states.running, new, now, outcome.fields,
-                       outcome.info),
-            s.record_event(now, "completed", video_id=row.id, stage=self.stage.name)))
+        event = Event("completed", self.stage.name)
+        await self.store.run(lambda s: s.complete(row.id, self.owner, self.states.running, new,
+                                                  now, outcome.fields, outcome.info, event))
         self.completed += 1
         self.wakeups.state_reached(new)
         log.info("stage_completed", state=str(new))
@@ -265,11 +266,10 @@ class StageWorker:
         running, stage = self.states.running, self.stage.name
         max_attempts = self.settings.download.max_attempts
         if isinstance(exc, Cooldown):
-            await self.store.run(lambda s: (
-                s.release(row.id, self.owner, running, now, next_attempt_at=exc.until,
-                          kind=exc.kind, error=text),
-                s.record_event(now, "cooldown", video_id=row.id, stage=stage, kind=exc.kind,
-                               message=text)))
+            event = Event("cooldown", stage, exc.kind, text)
+            await self.store.run(lambda s: s.release(
+                row.id, self.owner, running, now, next_attempt_at=exc.until, kind=exc.kind,
+                error=text, event=event))
             log.warning("stage_cooldown", kind=exc.kind, until=exc.until, error=text)
             self._notify("cooldown", row.id, exc.kind)
             return
@@ -284,20 +284,20 @@ class StageWorker:
         if isinstance(decision, retry.GiveUp):
             await self._fail(row, kind, f"{text} ({decision.reason})", now, log)
             return
-        await self.store.run(lambda s: (
-            s.release(row.id, self.owner, running, now, next_attempt_at=decision.at,
-                      spend_attempt=True, kind=kind, error=text),
-            s.record_event(now, "retry", video_id=row.id, stage=stage, kind=kind, message=text)))
+        event = Event("retry", stage, kind, text)
+        at = decision.at
+        await self.store.run(lambda s: s.release(
+            row.id, self.owner, running, now, next_attempt_at=at, spend_attempt=True, kind=kind,
+            error=text, event=event))
         log.warning("stage_retry", kind=kind, error=text, retry_in_s=round(decision.at - now, 1),
                     exc_info=not isinstance(exc, Retryable))
         self._notify("retry", row.id, kind)
 
     async def _fail(self, row: VideoRow, kind: str, text: str, now: float, log: Any) -> None:
         stage = self.stage.name
-        await self.store.run(lambda s: (
-            s.fail(row.id, self.owner, self.states.running, now, kind=kind, error=text),
-            s.record_event(now, "failed", video_id=row.id, stage=stage, kind=kind,
-                           message=text)))
+        event = Event("failed", stage, kind, text)
+        await self.store.run(lambda s: s.fail(row.id, self.owner, self.states.running, now,
+                                              kind=kind, error=text, event=event))
         log.error("stage_failed", kind=kind, error=text)
         self._notify("failed", row.id, kind)
 

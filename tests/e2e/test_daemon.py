@@ -5,8 +5,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.e2e.helpers import (cli, counts, env_for, start_daemon, started, wait_for,
-                               write_fake_config)
+from tests.e2e.helpers import (
+    cli,
+    counts,
+    env_for,
+    start_daemon,
+    started,
+    wait_for,
+    write_fake_config,
+)
 from ytpiped.states import IN_PROGRESS
 
 IDS = [f"e2evideo{i:03d}" for i in range(8)]

@@ -3,8 +3,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from ytpiped import config
 from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
@@ -107,7 +105,7 @@ async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir
     seed(data_dir, ["hangvideo01", "hangvideo02"])
     stage = FakeStage("download", fail={"hangvideo01": "hang", "hangvideo02": "hang"},
                       concurrency=2)
-    d, out, task = await start(fast_settings(data_dir, **{"daemon.shutdown_grace_s": 0.05}),
+    d, _, task = await start(fast_settings(data_dir, **{"daemon.shutdown_grace_s": 0.05}),
                                [stage])
     async with asyncio.timeout(20):  # the stage has both in hand
         assert {await stage.started.get(), await stage.started.get()} == {"hangvideo01",
@@ -124,7 +122,7 @@ async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir
 async def test_lease_expiry_returns_work(data_dir: Path) -> None:
     seed(data_dir, ["leasevideo1"])
     s = Store(db_path(data_dir), now=0)
-    (row,) = s.claim("download", "dead-process", now=SystemClock().now(), lease_s=0.01)
+    s.claim("download", "dead-process", now=SystemClock().now(), lease_s=0.01)
     s.close()
     stage = FakeStage("download")
     settings = fast_settings(data_dir)

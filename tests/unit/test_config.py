@@ -63,7 +63,7 @@ def test_example_file_documents_every_key_and_loads() -> None:
     assert text_is_current(), "config/ytpiped.example.toml is stale: run `make config-example`"
     text = EXAMPLE.read_text()
     doc = tomllib.loads(text)
-    for key, _ in config.keys():
+    for key, _ in config.all_keys():
         section, _, name = key.rpartition(".")
         table = doc.get(section, {}) if section else doc
         assert name in table, f"{key} missing from the example config"
@@ -149,8 +149,8 @@ def test_missing_and_directory_config_files(tmp_path: Path) -> None:
 def test_env_error_names_variable() -> None:
     with pytest.raises(ConfigError, match="YTPIPED_DOWNLOAD__BOGUS: unknown key"):
         config.load(env={"YTPIPED_DOWNLOAD__BOGUS": "1"})
-    with pytest.raises(ConfigError, match="env YTPIPED_DAEMON__METRICS_PORT: key "
-                                          "'daemon.metrics_port'"):
+    with pytest.raises(ConfigError, match=r"env YTPIPED_DAEMON__METRICS_PORT: key "
+                                          r"'daemon\.metrics_port'"):
         config.load(env={"YTPIPED_DAEMON__METRICS_PORT": "70000"})
 
 

@@ -12,7 +12,7 @@ PIPELINE = ["queued", "downloading", "downloaded", "analyzing", "analyzed", "tra
 
 
 def expected_edges() -> set[tuple[str, str]]:
-    edges = set(zip(PIPELINE, PIPELINE[1:], strict=False))  # forward path
+    edges = set(itertools.pairwise(PIPELINE))  # forward path
     for running in PIPELINE[1:-1:2]:  # downloading, analyzing, transcribing, mining, evaluating
         prev = PIPELINE[PIPELINE.index(running) - 1]
         edges.add((running, "failed"))
@@ -43,7 +43,7 @@ def test_forbidden_transition_raises(old: str, new: str) -> None:
 
 
 def test_resting_and_in_progress_partition_states() -> None:
-    assert IN_PROGRESS | RESTING == set(State)
+    assert set(State) == IN_PROGRESS | RESTING
     assert not IN_PROGRESS & RESTING
     assert {s.value for s in IN_PROGRESS} == {"downloading", "analyzing", "transcribing",
                                               "mining", "evaluating"}

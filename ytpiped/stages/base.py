@@ -67,10 +67,17 @@ class Parts(Protocol):
 class Context(Protocol):
     """What a stage may use while it runs one item."""
 
-    clock: Clock
-    settings: Settings
-    log: structlog.typing.FilteringBoundLogger
-    parts: Parts
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger: ...
+
+    @property
+    def parts(self) -> Parts: ...
 
     @property
     def data_dir(self) -> Path: ...

@@ -9,7 +9,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
     """
     CREATE TABLE videos (
-        id              TEXT PRIMARY KEY,          -- canonical: YouTube video id, playlist:…, channel:…, url-…
+        id              TEXT PRIMARY KEY,  -- YouTube video id, playlist:…, channel:…, url-…
         url             TEXT NOT NULL,
         kind            TEXT NOT NULL CHECK (kind IN ('video', 'playlist', 'channel', 'generic')),
         parent_id       TEXT,

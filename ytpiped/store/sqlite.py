@@ -36,6 +36,16 @@ class NewVideo:
 
 
 @dataclass(frozen=True)
+class Event:
+    """An events-log entry written in the same transaction as a state change."""
+
+    event: str
+    stage: str | None = None
+    kind: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class VideoRow:
     id: str
     url: str
@@ -173,7 +183,7 @@ class Store:
         return cur.rowcount == 1
 
     def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
-              params: Sequence[Any], now: float) -> None:
+              params: Sequence[Any], now: float, event: Event | None) -> None:
         check(old, new)
         guard = "id = ? AND state = ?" + (" AND lease_owner = ?" if owner is not None else "")
         gparams: list[Any] = [video_id, old] + ([owner] if owner is not None else [])
@@ -181,13 +191,16 @@ class Store:
             cur = self.conn.execute(
                 f"UPDATE videos SET state = ?, updated_at = ?{sets} WHERE {guard}",
                 (new, now, *params, *gparams))
-        if cur.rowcount != 1:
-            raise InvalidTransition(f"video {video_id}: {old} -> {new} matched no row "
-                                    f"(state or lease changed underneath)")
+            if cur.rowcount != 1:
+                raise InvalidTransition(f"video {video_id}: {old} -> {new} matched no row "
+                                        f"(state or lease changed underneath)")
+            if event is not None:
+                self.record_event(now, event.event, video_id=video_id, stage=event.stage,
+                                  kind=event.kind, message=event.message)
 
     def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                  fields: Mapping[str, Any] | None = None,
-                 info: Mapping[str, Any] | None = None) -> None:
+                 info: Mapping[str, Any] | None = None, event: Event | None = None) -> None:
         """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts."""
         fields = dict(fields or {})
         unknown = set(fields) - OUTCOME_FIELDS
@@ -202,11 +215,12 @@ class Store:
         if info:
             sets += ", info = json_patch(info, ?)"
             params.append(json.dumps(info))
-        self._move(video_id, owner, old, new, sets, params, now)
+        self._move(video_id, owner, old, new, sets, params, now, event)
 
     def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                 next_attempt_at: float = 0.0, spend_attempt: bool = False,
-                kind: str | None = None, error: str | None = None) -> None:
+                kind: str | None = None, error: str | None = None,
+                event: Event | None = None) -> None:
         """Return an in-progress row to its previous resting state (retry, shutdown, cooldown)."""
         sets = ", lease_owner = NULL, lease_until = NULL, next_attempt_at = ?"
         params: list[Any] = [next_attempt_at]
@@ -215,14 +229,14 @@ class Store:
         if kind is not None:
             sets += ", error_kind = ?, error = ?"
             params += [kind, error]
-        self._move(video_id, owner, old, PREVIOUS[State(old)], sets, params, now)
+        self._move(video_id, owner, old, PREVIOUS[State(old)], sets, params, now, event)
 
     def fail(self, video_id: str, owner: str | None, old: str, now: float, *, kind: str,
-             error: str, spend_attempt: bool = True) -> None:
+             error: str, spend_attempt: bool = True, event: Event | None = None) -> None:
         sets = (", lease_owner = NULL, lease_until = NULL, failed_stage = ?, error_kind = ?, "
                 "error = ?" + (", attempts = attempts + 1" if spend_attempt else ""))
         self._move(video_id, owner, old, State.FAILED, sets,
-                   [STAGE_OF[State(old)], kind, error], now)
+                   [STAGE_OF[State(old)], kind, error], now, event)
 
     def reap(self, now: float, *, owner_not: str | None = None, all_leases: bool = False) -> int:
         """Return in-progress rows whose lease expired (or, with all_leases, every row not
