@@ -19,7 +19,7 @@ from ytpiped import __version__, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES
-from ytpiped.store import Store, db_path
+from ytpiped.store import Store, StoreNotReady, db_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -138,7 +138,10 @@ def _open_store(settings: cfg.Settings, *, readonly: bool) -> Store | None:
     path = db_path(settings.data_path)
     if readonly and not path.exists():
         return None
-    return Store(path, readonly=readonly, now=time.time())
+    try:
+        return Store(path, readonly=readonly, now=time.time())
+    except StoreNotReady:
+        return None
 
 
 def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:

@@ -15,6 +15,7 @@ import importlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -36,14 +37,19 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     """Hold an exclusive flock on DATA/ytpiped.lock for the daemon's lifetime."""
     data_dir.mkdir(parents=True, exist_ok=True)
     fh = (data_dir / LOCK_NAME).open("a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "unknown"
-        fh.close()
-        raise DataDirLocked(f"another ytpiped daemon (pid {holder}) already owns {data_dir}; "
-                            "stop it first or use another --data-dir") from None
+    for attempt in range(20):  # `status` probes the lock with a brief shared lock
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt < 19:
+                time.sleep(0.025)
+                continue
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise DataDirLocked(f"another ytpiped daemon (pid {holder}) already owns "
+                                f"{data_dir}; stop it first or use another --data-dir") from None
     fh.seek(0)
     fh.truncate()
     fh.write(str(os.getpid()))

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ytpiped.store.sqlite import Event, NewVideo, Store, VideoRow
+from ytpiped.store.sqlite import Event, NewVideo, Store, StoreNotReady, VideoRow
 
-__all__ = ["DB_NAME", "AsyncStore", "Event", "NewVideo", "Store", "VideoRow", "db_path"]
+__all__ = ["DB_NAME", "AsyncStore", "Event", "NewVideo", "Store", "StoreNotReady", "VideoRow",
+           "db_path"]
 
 T = TypeVar("T")
 DB_NAME = "ytpiped.db"

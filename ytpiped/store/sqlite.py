@@ -28,6 +28,10 @@ BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSC
 ADD_BATCH = 50_000
 
 
+class StoreNotReady(Exception):
+    """A read-only open found no schema yet."""
+
+
 @dataclass(frozen=True)
 class NewVideo:
     id: str
@@ -120,6 +124,17 @@ class Store:
         self.conn = connect(path, readonly=readonly)
         if not readonly:
             migrate(self.conn, now)
+        elif not self.ready():
+            self.conn.close()
+            raise StoreNotReady(f"{path}: database is being created")
+
+    def ready(self) -> bool:
+        """True once the schema exists (a reader can race the first writer's migration)."""
+        try:
+            row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return bool(row[0])
 
     def close(self) -> None:
         self.conn.close()
