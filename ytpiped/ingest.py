@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ytpiped.errors import UsageError
-from ytpiped.store import NewVideo, Store
+from ytpiped.store import Store
 from ytpiped.urls import Invalid, Target, canonicalise
 
 
@@ -94,7 +94,7 @@ def collect(sources: Iterable[tuple[str, Sequence[str]]]) -> tuple[list[Target],
 
 
 def add(store: Store, targets: Sequence[Target], report: AddReport, now: float) -> AddReport:
-    added, dup = store.add_videos((NewVideo(t.id, t.url, t.kind) for t in targets), now)
+    added, dup = store.add_videos(targets, now)
     report.added += added
     report.duplicate += dup
     for t in targets:

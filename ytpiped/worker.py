@@ -22,7 +22,7 @@ from ytpiped.errors import Cooldown, InvalidTransition, Permanent, Retryable
 from ytpiped.ingest import collect
 from ytpiped.stages.base import Item, Outcome, Stage
 from ytpiped.states import STAGES, State
-from ytpiped.store import AsyncStore, Event, NewVideo, Store, VideoRow
+from ytpiped.store import AsyncStore, Event, Store, VideoRow
 
 ERROR_TEXT_MAX = 2000
 
@@ -78,8 +78,8 @@ class WorkerContext:
     async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
         targets, report = collect([(parent_id, list(urls))])
         now = self.clock.now()
-        added, dup = await self._w.store.run(lambda s: s.add_videos(
-            (NewVideo(t.id, t.url, t.kind) for t in targets), now, parent_id=parent_id))
+        added, dup = await self._w.store.run(lambda s: s.add_videos(targets, now,
+                                                                     parent_id=parent_id))
         if added:
             self._w.wakeups.state_reached(State.QUEUED)
         return added, dup + report.duplicate

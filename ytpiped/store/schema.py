@@ -32,7 +32,7 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at      REAL NOT NULL
     );
     CREATE INDEX videos_ready ON videos (state, next_attempt_at);
-    CREATE INDEX videos_failed ON videos (state, error_kind);
+    CREATE INDEX videos_failed ON videos (error_kind) WHERE state = 'failed';
     CREATE INDEX videos_lease ON videos (lease_until) WHERE lease_owner IS NOT NULL;
 
     -- sub-work: transcription chunks, mining windows; a crash resumes at the next one

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
@@ -32,8 +32,7 @@ class StoreNotReady(Exception):
     """A read-only open found no schema yet."""
 
 
-@dataclass(frozen=True)
-class NewVideo:
+class NewVideo(NamedTuple):
     id: str
     url: str
     kind: str
@@ -144,7 +143,7 @@ class Store:
 
     # ------------------------------------------------------------------ adding
 
-    def add_videos(self, videos: Iterable[NewVideo], now: float,
+    def add_videos(self, videos: Iterable[tuple[str, str, str]], now: float,
                    parent_id: str | None = None) -> tuple[int, int]:
         """Insert new rows, ignoring ids already present -> (added, duplicate)."""
         added = dup = 0
@@ -162,8 +161,9 @@ class Store:
             dup += len(batch) - n
             batch.clear()
 
-        for v in videos:
-            batch.append((v.id, v.url, v.kind, parent_id, now, now))
+        # sorted keys insert into the primary-key B-tree far faster than random order
+        for vid, url, kind in sorted(videos):
+            batch.append((vid, url, kind, parent_id, now, now))
             if len(batch) >= ADD_BATCH:
                 flush()
         if batch:
