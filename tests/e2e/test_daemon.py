@@ -105,3 +105,23 @@ def test_add_while_daemon_runs_is_picked_up(data_dir: Path, tmp_path: Path) -> N
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=60) == 0
+
+
+def test_second_sigint_forces_stop_without_waiting_grace(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, fail={i: "hang" for i in IDS[:2]}, concurrency=2,
+                      stages=["download"])
+    add_ids(data_dir, IDS[:2])
+    daemon = start_daemon(data_dir, tmp_path / "d.log",
+                          {"YTPIPED_DAEMON__SHUTDOWN_GRACE_S": "600"})
+    try:
+        wait_for(lambda: len(started(data_dir)) == 2, what="two hung jobs")
+        daemon.send_signal(signal.SIGINT)
+        wait_for(lambda: "daemon_stopping" in (tmp_path / "d.log").read_text(),
+                 what="drain started")
+        assert daemon.poll() is None  # still draining: it honours the 600 s grace
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=30) == 0  # forced: did not wait 600 s
+    finally:
+        daemon.kill()
+    c = counts(data_dir)
+    assert c["queued"] == 2 and in_progress(c) == 0
