@@ -7,6 +7,7 @@ already owns the data dir.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -180,6 +181,13 @@ def status_dict(settings: cfg.Settings) -> dict[str, Any]:
     from ytpiped import daemon, status
 
     pid = daemon.lock_holder(settings.data_path)
+    if pid is not None:
+        from ytpiped import control
+
+        raw = asyncio.run(control.fetch(settings.data_path))
+        if raw is not None:
+            live: dict[str, Any] = json.loads(raw)
+            return live
     store = _open_store(settings, readonly=True)
     if store is None:
         empty = Store(Path(":memory:"), now=time.time())

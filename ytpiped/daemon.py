@@ -23,6 +23,7 @@ from typing import IO, Any
 from ytpiped import logs
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
+from ytpiped.control import ControlServer
 from ytpiped.errors import ConfigError, DataDirLocked
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
@@ -99,10 +100,12 @@ class Daemon:
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
+        self.ready = asyncio.Event()  # set once serving (tests and embedders wait on it)
         self.sigint_count = 0
         self.workers: list[StageWorker] = []
         self.store: AsyncStore | None = None
         self.live: dict[str, Any] = {}
+        self.control: ControlServer | None = None
         self.started_at = 0.0
 
     # ---------------------------------------------------------------- signals
@@ -139,6 +142,8 @@ class Daemon:
         recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner, all_leases=True))
         await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                                          "started_at": now}, now))
+        self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port)
+        await self.control.start()
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
@@ -158,6 +163,7 @@ class Daemon:
                                                                     name=f"worker:{w.stage.name}")
                      for w in self.workers})
         self.notifier.ready(f"running {len(stages)} stages")
+        self.ready.set()
         code = await self._main_loop(side)
         await self._shutdown(side, stages)
         return code
@@ -208,6 +214,8 @@ class Daemon:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+        if self.control is not None:
+            await self.control.stop()
         if self.store is not None:
             now = self.clock.now()
             await self.store.run(lambda s: s.set_state("daemon", {"pid": None,

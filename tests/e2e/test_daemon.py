@@ -85,7 +85,7 @@ def test_second_daemon_exits_3(data_dir: Path, tmp_path: Path) -> None:
         assert second.returncode == 3
         assert "already owns" in second.stdout + second.stderr
         st = json.loads(cli(data_dir, "status", "--json").stdout)
-        assert st["daemon"] == {"running": True, "pid": first.pid,
+        assert st["daemon"] == {"running": True, "pid": first.pid, "source": "socket",
                                 "started_at": st["daemon"]["started_at"]}
     finally:
         first.send_signal(signal.SIGTERM)

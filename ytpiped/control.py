@@ -1,0 +1,165 @@
+"""Control API of the running daemon: aiohttp on DATA/ytpiped.sock (mode 0600) and,
+when `daemon.metrics_port` is set, on 127.0.0.1:PORT.
+
+GET /status   the DESIGN.md §3 JSON plus live data published by the stages
+GET /metrics  Prometheus text format
+GET /healthz  200 "ok" while the event loop answers
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ytpiped import status as status_mod
+from ytpiped.store import Store, StoreNotReady, db_path
+
+SOCKET_NAME = "ytpiped.sock"
+
+
+def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str, Any]],
+                now: float) -> dict[str, Any]:
+    """Status from a fresh read-only connection (never blocks the daemon's writer)."""
+    try:
+        store = Store(db_path(data_dir), readonly=True)
+    except StoreNotReady:
+        store = Store(Path(":memory:"))
+    try:
+        st = status_mod.build(store, now, pid)
+    finally:
+        store.close()
+    for stage, data in live.items():
+        entry = st["stages"].setdefault(stage, {})
+        extra = dict(data)
+        st["suggestions"].extend(extra.pop("suggestions", []) or [])
+        st["alerts"].extend(extra.pop("alerts", []) or [])
+        entry.update(extra)
+    st["daemon"]["source"] = "socket"
+    return st
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def metrics_text(st: Mapping[str, Any]) -> str:
+    """Prometheus exposition format from a status dict."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help: str, samples: list[tuple[dict[str, object], float]]
+               ) -> None:
+        out.append(f"# HELP ytpiped_{name} {help}")
+        out.append(f"# TYPE ytpiped_{name} {kind}")
+        for labels, value in samples:
+            lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            v = float(value)
+            shown = "NaN" if math.isnan(v) else repr(v)
+            out.append(f"ytpiped_{name}{{{lab}}} {shown}" if lab else f"ytpiped_{name} {shown}")
+
+    metric("up", "gauge", "1 while the daemon answers", [({}, 1.0)])
+    metric("videos", "gauge", "videos per state",
+           [({"state": s}, n) for s, n in st["videos"]["by_state"].items()])
+    metric("failed_videos", "gauge", "failed videos per error kind",
+           [({"kind": k}, n) for k, n in st["failures"]["by_kind"].items()])
+    metric("retries_total", "counter", "retried attempts per error kind",
+           [({"kind": k}, n) for k, n in st["failures"].get("transient_by_kind", {}).items()])
+    metric("cooldowns_total", "counter", "cooldowns (429, bot check, LLM down…) per kind",
+           [({"kind": k}, n) for k, n in st["failures"].get("cooldowns_by_kind", {}).items()])
+    stage_samples: dict[str, list[tuple[dict[str, object], float]]] = {}
+    for stage, data in st["stages"].items():
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            stage_samples.setdefault(key, []).append(({"stage": stage}, value))
+    for key, samples in sorted(stage_samples.items()):
+        metric(f"stage_{key}", "gauge", f"per-stage {key.replace('_', ' ')}", samples)
+    eta = st.get("eta_seconds")
+    metric("eta_seconds", "gauge", "estimated seconds until every video is done or failed",
+           [({}, float("nan") if eta is None else eta)])
+    return "\n".join(out) + "\n"
+
+
+class ControlServer:
+    def __init__(self, data_dir: Path, live: Mapping[str, Mapping[str, Any]],
+                 metrics_port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.live = live
+        self.metrics_port = metrics_port
+        self.socket_path = data_dir / SOCKET_NAME
+        self._runner: web.AppRunner | None = None
+        self.requests = 0
+
+    async def _status(self) -> dict[str, Any]:
+        live = {k: dict(v) for k, v in self.live.items()}
+        return await asyncio.to_thread(read_status, self.data_dir, os.getpid(), live,
+                                       time.time())
+
+    async def handle_status(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.json_response(await self._status(), dumps=json.dumps)
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.Response(text=metrics_text(await self._status()),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/status", self.handle_status)
+        app.router.add_get("/metrics", self.handle_metrics)
+        app.router.add_get("/healthz", self.handle_health)
+        return app
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        old = os.umask(0o177)  # the socket is created 0600
+        try:
+            await web.UnixSite(runner, str(self.socket_path)).start()
+        finally:
+            os.umask(old)
+        os.chmod(self.socket_path, 0o600)
+        if self.metrics_port:
+            await web.TCPSite(runner, "127.0.0.1", self.metrics_port).start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+async def fetch(data_dir: Path, path: str = "/status", timeout_s: float = 2.0) -> bytes | None:
+    """GET from the daemon's socket; None when no daemon answers."""
+    import aiohttp
+
+    sock = data_dir / SOCKET_NAME
+    if not sock.exists():
+        return None
+    try:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(sock)),
+                timeout=aiohttp.ClientTimeout(total=timeout_s)) as session, \
+                session.get(f"http://ytpiped{path}") as resp:
+            if resp.status != 200:
+                return None
+            return await resp.read()
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return None
