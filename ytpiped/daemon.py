@@ -90,7 +90,8 @@ class Daemon:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  stages: Sequence[Stage] | None = None,
                  environ: Mapping[str, str] | None = None,
-                 on_outcome: Callable[[str, str, str | None], None] | None = None) -> None:
+                 on_outcome: Callable[[str, str, str, str | None], None] | None = None
+                 ) -> None:
         self.settings = settings
         self.on_outcome = on_outcome
         self.clock = clock or SystemClock()

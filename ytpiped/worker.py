@@ -128,7 +128,8 @@ class StageWorker:
                  owner: str, wakeups: Wakeups, *, concurrency: int | None = None,
                  rng: random.Random | None = None,
                  on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
-                 on_outcome: Callable[[str, str, str | None], None] | None = None) -> None:
+                 on_outcome: Callable[[str, str, str, str | None], None] | None = None
+                 ) -> None:
         self.stage = stage
         self.states = STAGES[stage.name]
         self.store = store
@@ -303,4 +304,4 @@ class StageWorker:
 
     def _notify(self, event: str, video_id: str, kind: str | None) -> None:
         if self.on_outcome is not None:
-            self.on_outcome(event, video_id, kind)
+            self.on_outcome(self.stage.name, event, video_id, kind)

@@ -33,7 +33,7 @@ class Outcomes:
         self.events: list[tuple[str, str, str | None]] = []
         self._changed = asyncio.Condition()
 
-    def __call__(self, event: str, video_id: str, kind: str | None) -> None:
+    def __call__(self, stage: str, event: str, video_id: str, kind: str | None) -> None:
         self.events.append((event, video_id, kind))
         asyncio.get_running_loop().create_task(self._notify())
 
