@@ -254,7 +254,9 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
         if head != section:
             section = head
             print(f"\n[{section}]")
-        print(f"{key:<{width}} = {cfg.to_toml_value(value):<28} # {src}")
+        kind = dict(cfg.all_keys())[key].metadata["kind"]
+        shown = f'"{cfg.format_size(value)}"' if kind == "size" else cfg.to_toml_value(value)
+        print(f"{key:<{width}} = {shown:<28} # {src}")
     return EXIT_OK
 
 
