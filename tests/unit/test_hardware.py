@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from ytpiped import config
+from ytpiped.hardware import GPU, Snapshot, snapshot
+from ytpiped.scheduling.capacity import compute, cpu_slots_for, describe, model_vram_gb
+
+GB = 1024**3
+
+
+class FakeNVML:
+    """Just enough of pynvml: devices as (name, total, used, reserved or None)."""
+
+    class NVMLError(Exception):
+        pass
+
+    class NVMLError_LibraryNotFound(NVMLError):
+        pass
+
+    nvmlMemory_v2 = 2
+
+    def __init__(self, devices: list[tuple[str, int, int, int | None]], missing: bool = False
+                 ) -> None:
+        self.devices = devices
+        self.missing = missing
+        self.shutdown = 0
+
+    def nvmlInit(self) -> None:
+        if self.missing:
+            raise self.NVMLError_LibraryNotFound("NVML Shared Library Not Found")
+
+    def nvmlShutdown(self) -> None:
+        self.shutdown += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.devices)
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "580.1"
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return self.devices[h][0].encode()
+
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return f"GPU-{h}"
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> Any:
+        return SimpleNamespace(gpu=37)
+
+    def nvmlDeviceGetMemoryInfo(self, h: int, version: int | None = None) -> Any:
+        _, total, used, reserved = self.devices[h]
+        if version is not None and reserved is None:
+            raise self.NVMLError("Not Supported")
+        mem = SimpleNamespace(total=total, used=used, free=total - used)
+        if version is not None:
+            mem.reserved = reserved
+        return mem
+
+
+def snap_with(gpus: tuple[GPU, ...], ram_gb: float = 64, cores: int = 16) -> Snapshot:
+    return Snapshot(gpus=gpus, ram_total_bytes=int(ram_gb * GB),
+                    ram_available_bytes=int(ram_gb * GB), cpu_cores=cores)
+
+
+def test_nvml_snapshot_reads_reserved_from_v2() -> None:
+    nvml = FakeNVML([("RTX 4090", 24 * GB, 2 * GB, 300 * 1024**2),
+                     ("RTX 3060", 12 * GB, 0, None)])
+    s = snapshot(500, nvml=nvml)
+    assert s.nvml_error is None and s.driver_version == "580.1" and nvml.shutdown == 1
+    a, b = s.gpus
+    assert (a.name, a.total_bytes, a.free_bytes, a.reserved_bytes, a.reserved_source) == \
+        ("RTX 4090", 24 * GB, 22 * GB, 300 * 1024**2, "nvml")
+    assert (b.reserved_bytes, b.reserved_source) == (500 * 1024**2, "config")
+    assert a.utilization_pct == 37.0
+
+
+def test_missing_nvml_is_a_clear_no_gpu() -> None:
+    s = snapshot(500, nvml=FakeNVML([], missing=True))
+    assert s.gpus == () and s.nvml_error is not None
+    assert s.nvml_error.startswith("no NVIDIA GPU found")
+    assert "no NVIDIA GPU found" in describe(s, compute(s, config.TranscribeConfig()))
+
+
+def test_real_machine_without_gpu() -> None:
+    s = snapshot()
+    assert s.cpu_cores >= 1 and s.ram_total_bytes > 0
+    if not s.gpus:
+        assert s.nvml_error and "no NVIDIA GPU found" in s.nvml_error
+
+
+def gpu(i: int, total_gb: float, reserved_gb: float = 0.5) -> GPU:
+    return GPU(i, f"gpu{i}", int(total_gb * GB), 0, int(total_gb * GB), int(reserved_gb * GB),
+               "nvml")
+
+
+@pytest.mark.parametrize("total,model,ctype,expected", [
+    (24, "large-v3-turbo", "float16", 9),  # floor(23.5 / 2.5)
+    (24, "large-v3", "float16", 5),  # floor(23.5 / 4.5)
+    (24, "large-v3", "int8_float16", 7),  # floor(23.5 / 3.0)
+    (12, "small", "int8", 23),  # floor(11.5 / 0.5)
+    (4, "large-v3", "float16", 1),  # less than one model fits: still 1
+    (80, "/models/faster-whisper-large-v3-turbo", "float16", 31),
+])
+def test_gpu_slots_from_vram(total: float, model: str, ctype: str, expected: int) -> None:
+    cfg = config.TranscribeConfig(model_gpu=model, compute_type_gpu=ctype)
+    assert compute(snap_with((gpu(0, total),)), cfg).gpu_slots == (expected,)
+
+
+def test_other_reservations_overrides_and_multi_gpu() -> None:
+    s = snap_with((gpu(0, 24), gpu(1, 12)))
+    base = config.TranscribeConfig(model_gpu="large-v3-turbo", compute_type_gpu="float16")
+    assert compute(s, base).gpu_slots == (9, 4)
+    assert compute(s, replace(base, other_vram_gb=8.0)).gpu_slots == (6, 1)  # Ollama beside
+    assert compute(s, replace(base, model_vram_gb=5.0)).gpu_slots == (4, 2)
+    assert compute(s, replace(base, gpu_slots=2)).gpu_slots == (2, 2)
+
+
+@pytest.mark.parametrize("ram,cores,slots", [(8, 16, 1), (16, 16, 2), (31, 16, 2), (32, 16, 3),
+                                             (128, 2, 2), (64, 1, 1)])
+def test_cpu_slot_tiers_capped_by_cores(ram: float, cores: int, slots: int) -> None:
+    assert cpu_slots_for(int(ram * GB), cores) == slots
+    cap = compute(snap_with((), ram, cores), config.TranscribeConfig())
+    assert cap.cpu_slots == slots and cap.cpu_threads_per_slot == cores // slots
+
+
+def test_cpu_override_and_reasons() -> None:
+    cap = compute(snap_with((gpu(0, 24),), 64, 16), config.TranscribeConfig(cpu_slots=4))
+    assert (cap.cpu_slots, cap.cpu_threads_per_slot) == (4, 4)
+    assert any("transcribe.cpu_slots" in r for r in cap.reasons)
+    assert any("floor((24.0 total" in r for r in cap.reasons)
+
+
+def test_unknown_model_uses_default_and_says_so() -> None:
+    gb, why = model_vram_gb("my-custom-model", "float16", None)
+    assert gb == 4.0 and "unknown model" in why
+    assert model_vram_gb("small", "int8", 1.25) == (1.25, "transcribe.model_vram_gb")
