@@ -274,6 +274,23 @@ def cmd_hw(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped.audio.analysis import BadAudio, NoAudio, analyze_file, format_analysis
+
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
+    try:
+        result = analyze_file(args.file, settings)
+    except (BadAudio, NoAudio) as exc:
+        kind = "bad_audio" if isinstance(exc, BadAudio) else "no_audio"
+        if args.json:
+            print(json.dumps({"error": kind, "message": str(exc)}))
+        print(f"error: {kind}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(result, indent=2) if args.json else format_analysis(result))
+    return EXIT_OK
+
+
 def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace, cfg.Settings], int]:
     def run(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(f"ytpiped {name}: not available in this build yet ({issue})", file=sys.stderr)
@@ -290,7 +307,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "hw": cmd_hw,
     "export": _not_yet("export", "mining stage"),
     "transcribe": _not_yet("transcribe", "transcription execution"),
-    "analyze": _not_yet("analyze", "analysis stage"),
+    "analyze": cmd_analyze,
 }
 
 

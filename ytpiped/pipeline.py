@@ -9,5 +9,7 @@ from ytpiped.stages.base import Stage
 def build_stages(settings: Settings) -> list[Stage]:
     """Stages in pipeline order. Each stage module lands with its own issue; until then
     the daemon runs the ones that exist."""
-    stages: list[Stage] = []
+    from ytpiped.stages.analyze import AnalyzeStage
+
+    stages: list[Stage] = [AnalyzeStage()]
     return stages

@@ -1,0 +1,67 @@
+"""An in-memory stage Context for tests of single stages (no store, no worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ytpiped.clock import Clock, SystemClock
+from ytpiped.config import Settings
+from ytpiped.states import State
+
+
+class MemoryParts:
+    def __init__(self) -> None:
+        self.data: dict[str, dict[int, Any]] = {}
+        self.saves = 0
+
+    async def load(self, kind: str) -> dict[int, Any]:
+        return dict(self.data.get(kind, {}))
+
+    async def save(self, kind: str, idx: int, data: Any) -> None:
+        self.saves += 1
+        self.data.setdefault(kind, {})[idx] = data
+
+    async def clear(self, kind: str) -> None:
+        self.data.pop(kind, None)
+
+
+class FakeContext:
+    def __init__(self, settings: Settings, clock: Clock | None = None,
+                 counts: Mapping[str, int] | None = None, buffer: tuple[int, int] = (0, 0)
+                 ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.log: structlog.typing.FilteringBoundLogger = structlog.get_logger("test")
+        self.parts = MemoryParts()
+        self.added: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str | None, str | None]] = []
+        self.published: list[dict[str, Any]] = []
+        self._counts = dict(counts or {s.value: 0 for s in State})
+        self.buffer = buffer
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
+        known = {u for u, _ in self.added}
+        new = [u for u in dict.fromkeys(urls) if u not in known]
+        self.added += [(u, parent_id) for u in new]
+        return len(new), len(urls) - len(new)
+
+    async def record_event(self, event: str, *, kind: str | None = None,
+                           message: str | None = None) -> None:
+        self.events.append((event, kind, message))
+
+    async def counts(self) -> Mapping[str, int]:
+        return dict(self._counts)
+
+    async def buffer_stats(self) -> tuple[int, int]:
+        return self.buffer
+
+    async def publish(self, status: Mapping[str, Any]) -> None:
+        self.published.append(dict(status))
