@@ -106,7 +106,7 @@ class LoudnessMeter:
             raise ValueError(f"at most {len(CHANNEL_GAINS)} channels")
         self.rate = rate
         self.channels = channels
-        self.seg_len = int(round(rate * SEGMENT_S))
+        self.seg_len = round(rate * SEGMENT_S)
         self.sos = k_weighting_sos(rate)
         self.zi = [np.zeros((self.sos.shape[0], 2)) for _ in range(channels)]
         self.gains = np.array(CHANNEL_GAINS[:channels])
