@@ -1,0 +1,269 @@
+"""The mine and evaluate stages against FakeOllama over real HTTP (official ollama client)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.mining_ctx import DictContext, item, write_transcript
+from ytpiped import config
+from ytpiped.clock import SystemClock
+from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.mining import prompts
+from ytpiped.mining.runner import Runtime
+from ytpiped.stages.evaluate import EvaluateStage
+from ytpiped.stages.mine import MineStage
+from ytpiped.testing.fake_ollama import FakeOllama
+
+TOPICS = ["Solar panels convert sunlight into electricity.",
+          "The price of solar power fell by ninety percent in ten years.",
+          "Cheap energy will change how cities are built.",
+          "The ocean absorbs a quarter of the carbon dioxide that humans emit.",
+          "Warmer water holds less oxygen than cold water does.",
+          "Coral reefs are dying because the ocean is getting warmer.",
+          "Coffee contains caffeine, which blocks adenosine in the brain.",
+          "Drinking coffee late in the day reduces deep sleep.",
+          "Most people should stop drinking coffee after noon.",
+          "Sleep is when the brain stores new memories.",
+          "Students who sleep after learning remember more the next day.",
+          "A short walk increases blood flow to the hippocampus.",
+          "Stress hormones make it harder to recall facts.",
+          "Calm practice before an exam helps people remember.",
+          "Wind turbines produce more power at higher altitudes.",
+          "Batteries store surplus electricity for the night.",
+          "Glaciers in the Alps have lost half their volume.",
+          "Rising seas threaten coastal towns around the world.",
+          "Tea has less caffeine than a cup of filter coffee.",
+          "Naps shorter than twenty minutes avoid grogginess.",
+          "Reading on paper improves recall compared with screens.",
+          "Spaced repetition beats cramming for long term learning.",
+          "Electric buses are quieter than diesel buses.",
+          "Heat pumps move heat instead of burning fuel."]
+
+
+def settings(data_dir: Path, hosts: list[str], **mine: Any) -> config.Settings:
+    flags: dict[str, Any] = {"data_dir": str(data_dir), "mine.hosts": hosts,
+                             "mine.window_tokens": 100, "mine.overlap_tokens": 20,
+                             "mine.num_ctx": 4096, "mine.retry_base_s": 0.01,
+                             "mine.request_timeout_s": 5.0}
+    flags.update({f"mine.{k}": v for k, v in mine.items()})
+    return config.load(flags=flags)
+
+
+class Rig:
+    def __init__(self, data_dir: Path, fakes: list[FakeOllama], **mine: Any) -> None:
+        self.data_dir = data_dir
+        self.fakes = fakes
+        self.settings = settings(data_dir, [f.url for f in fakes], **mine)
+        self.runtime = Runtime.from_config(self.settings.mine, SystemClock())
+        self.parts: dict[tuple[str, int], Any] = {}
+        self.ctx = DictContext(self.settings, SystemClock(), data_dir, self.parts)
+        self.mine = MineStage(self.runtime)
+        self.evaluate = EvaluateStage(self.runtime)
+
+    def window_requests(self, fake: FakeOllama | None = None) -> list[dict[str, Any]]:
+        return [b for b in (fake or self.fakes[0]).chat_bodies()
+                if b.get("format", {}).get("title") == "WindowResult"]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOllama]:
+    async with FakeOllama(parallel=2, latency_s=0.005) as f:
+        yield f
+
+
+@pytest.fixture
+async def rig(data_dir: Path, fake: FakeOllama) -> AsyncIterator[Rig]:
+    r = Rig(data_dir, [fake])
+    write_transcript(data_dir, "vid00000001", TOPICS)
+    yield r
+    await r.runtime.close()
+
+
+async def test_mine_then_evaluate_writes_ranked_claims_with_timestamps(rig: Rig,
+                                                                      fake: FakeOllama) -> None:
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    windows = out.info["mine"]["windows"]
+    assert windows >= 3 and out.info["mine"]["failed_windows"] == 0
+    assert len(rig.window_requests()) == windows
+    await rig.evaluate.run(item("vid00000001"), rig.ctx)
+    doc = json.loads((rig.data_dir / "mining" / "vid00000001.json").read_text())
+    texts = [c["text"] for c in doc["claims"]]
+    assert sorted(texts) == sorted(TOPICS)  # every sentence once: overlaps deduplicated
+    assert any(len(c["windows"]) > 1 for c in doc["claims"])
+    for c in doc["claims"]:
+        i = TOPICS.index(c["text"])
+        assert (c["start"], c["end"]) == (i * 5.0, (i + 1) * 5.0)
+        assert c["rank"] is not None and 1 <= c["importance"] <= 10
+    assert doc["evaluation"]["status"] == "ok" and doc["evaluation"]["summary"]
+    prov = doc["provenance"]
+    assert prov["model"] == "qwen2.5:7b-instruct"
+    assert prov["prompt_version"] == prompts.PROMPT_VERSION
+    assert prov["options"]["num_ctx"] == 4096 and prov["options"]["temperature"] == 0
+    bodies = fake.chat_bodies()
+    assert bodies[0]["format"]["title"] == "EpisodeSummary"
+    summary = doc["summary"]
+    assert summary and all(summary in b["messages"][-1]["content"]
+                           for b in rig.window_requests())
+    for b in bodies:  # every request: num_ctx, a JSON schema, keep_alive, temperature 0
+        assert b["options"]["num_ctx"] == 4096 and b["options"]["temperature"] == 0
+        assert b["format"]["type"] == "object" and b["format"]["properties"]
+        assert b["keep_alive"] == "30m" and b["stream"] is False
+    assert not list((rig.data_dir / "mining").glob(".*"))  # no temp files left
+
+
+async def test_invalid_json_gets_one_repair_request(rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("malformed", match=TOPICS[5], title="WindowResult")
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["failed_windows"] == 0
+    repaired = [p for (k, _), p in rig.parts.items() if k == "window" and p["repaired"]]
+    assert len(repaired) == 1 and repaired[0]["status"] == "ok"
+    repair_bodies = [b for b in fake.chat_bodies()
+                     if "could not be used" in b["messages"][-1]["content"]]
+    assert len(repair_bodies) == 1
+    assert "not valid JSON" in repair_bodies[0]["messages"][-1]["content"]
+    assert repair_bodies[0]["messages"][-2]["role"] == "assistant"
+
+
+async def test_still_invalid_after_repair_fails_the_window_not_the_video(
+        rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("schema", times=2, match=TOPICS[6], title="WindowResult")
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["failed_windows"] == 1
+    failed = [p for (k, _), p in rig.parts.items() if k == "window" and p["status"] == "failed"]
+    assert failed[0]["raw"] == '{"claims": "not a list", "people": 3}'
+    assert "does not match the schema" in failed[0]["error"]
+    assert rig.ctx.events[0][:2] == ("window_failed", "llm_invalid_json")
+    mined = json.loads((rig.data_dir / "mining" / "vid00000001.mined.json").read_text())
+    assert mined["failed_windows"][0]["raw"] == failed[0]["raw"]
+    assert TOPICS[-1] in [c["text"] for c in mined["claims"]]
+
+
+async def test_503_500_disconnect_and_stall_are_retried(data_dir: Path) -> None:
+    async with FakeOllama(parallel=2) as f:
+        rig = Rig(data_dir, [f], request_timeout_s=1.0)
+        write_transcript(data_dir, "vid00000001", TOPICS)
+        f.inject("503", match=TOPICS[3], title="WindowResult")
+        f.inject("drop", match=TOPICS[4], title="WindowResult")
+        f.inject("500", match=TOPICS[8], title="WindowResult")
+        f.inject("stall", match=TOPICS[11], title="WindowResult")
+        try:
+            out = await rig.mine.run(item("vid00000001"), rig.ctx)
+        finally:
+            await rig.runtime.close()
+    assert out.info["mine"]["failed_windows"] == 0
+    assert not f.faults  # every fault was hit
+    assert rig.runtime.pool.overloads >= 2  # the 503 and the timeout
+    mined = json.loads((data_dir / "mining" / "vid00000001.mined.json").read_text())
+    assert sorted(c["text"] for c in mined["claims"]) == sorted(TOPICS)
+
+
+async def test_server_down_is_a_cooldown_then_resumes_when_up(data_dir: Path) -> None:
+    f = FakeOllama()
+    await f.start()
+    await f.stop()  # a known port, nobody listening
+    rig = Rig(data_dir, [f])
+    write_transcript(data_dir, "vid00000001", TOPICS)
+    try:
+        before = rig.ctx.clock.now()
+        with pytest.raises(Cooldown) as exc:
+            await rig.mine.run(item("vid00000001"), rig.ctx)
+        assert exc.value.kind == "llm_unavailable" and exc.value.until >= before + 30
+        with pytest.raises(Cooldown) as again:
+            await rig.mine.run(item("vid00000001"), rig.ctx)
+        assert again.value.until - rig.ctx.clock.now() > 50  # doubling backoff
+        assert not rig.parts
+        await f.start()
+        rig.runtime.llm.down_until.clear()
+        out = await rig.mine.run(item("vid00000001"), rig.ctx)
+        assert out.info["mine"]["failed_windows"] == 0 and rig.mine.down_streak == 0
+    finally:
+        await rig.runtime.close()
+        await f.stop()
+
+
+async def test_restart_mid_video_resumes_at_the_next_window(rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("503", times=4, match=TOPICS[-1], title="WindowResult")  # last window refused
+    with pytest.raises(Retryable) as exc:
+        await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert exc.value.kind == "llm_busy"
+    saved = {i for (k, i) in rig.parts if k == "window"}
+    total = len(rig.window_requests())
+    assert saved  # finished windows kept
+    stage2 = MineStage(rig.runtime)  # a fresh stage, as after a daemon restart
+    out = await stage2.run(item("vid00000001"), rig.ctx)
+    windows = out.info["mine"]["windows"]
+    assert out.info["mine"]["mined_now"] == windows - len(saved)
+    assert len(rig.window_requests()) == total + windows - len(saved)
+    assert sum(1 for b in fake.chat_bodies() if b["format"]["title"] == "EpisodeSummary") == 1
+
+
+async def test_stale_prompt_version_is_mined_again(rig: Rig, fake: FakeOllama) -> None:
+    await rig.mine.run(item("vid00000001"), rig.ctx)
+    rig.parts[("window", 1)]["prompt_version"] = "old"
+    n = len(rig.window_requests())
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["mined_now"] == 1 and len(rig.window_requests()) == n + 1
+
+
+async def test_two_hosts_share_load(data_dir: Path) -> None:
+    async with FakeOllama(parallel=2, latency_s=0.02) as a, \
+            FakeOllama(parallel=2, latency_s=0.02) as b:
+        rig = Rig(data_dir, [a, b], workers=4, window_tokens=100, overlap_tokens=0)
+        write_transcript(data_dir, "vid00000001", TOPICS * 3)
+        try:
+            await rig.mine.run(item("vid00000001"), rig.ctx)
+        finally:
+            await rig.runtime.close()
+    na, nb = len(rig.window_requests(a)), len(rig.window_requests(b))
+    assert na + nb >= 10
+    assert min(na, nb) >= 0.3 * (na + nb)
+    assert max(a.stats.max_active, b.stats.max_active) == 2
+
+
+async def test_evaluations_are_grouped_by_model(data_dir: Path) -> None:
+    async with FakeOllama(parallel=2, latency_s=0.01, load_s=0.01) as f:
+        rig = Rig(data_dir, [f], eval_model="big:70b", model_switch_s=30.0, workers=2,
+                  window_tokens=100, overlap_tokens=0)
+        write_transcript(data_dir, "vid00000001", TOPICS * 2)
+        for vid in ("vid00000002", "vid00000003"):
+            write_transcript(data_dir, vid, TOPICS[:3])
+            await MineStage(rig.runtime).run(item(vid), DictContext(
+                rig.settings, SystemClock(), data_dir, {}))
+        swaps_before = f.stats.swaps
+        try:
+            await asyncio.gather(
+                rig.mine.run(item("vid00000001"), rig.ctx),
+                *(rig.evaluate.run(item(v), DictContext(rig.settings, SystemClock(), data_dir,
+                                                        {})) for v in ("vid00000002",
+                                                                       "vid00000003")))
+        finally:
+            await rig.runtime.close()
+    seq = f.stats.models_seen[-(len(f.stats.models_seen) - swaps_before):]
+    changes = sum(1 for x, y in itertools.pairwise(seq) if x != y)
+    assert seq.count("big:70b") == 2
+    assert changes <= 2  # both evaluations ran together, not interleaved with mining
+    for v in ("vid00000002", "vid00000003"):
+        doc = json.loads((data_dir / "mining" / f"{v}.json").read_text())
+        assert doc["provenance"]["eval_model"] == "big:70b"
+
+
+async def test_missing_transcript_is_permanent(rig: Rig) -> None:
+    with pytest.raises(Permanent) as exc:
+        await rig.mine.run(item("nosuchvideo"), rig.ctx)
+    assert exc.value.kind == "transcript_missing"
+    with pytest.raises(Permanent):
+        await rig.evaluate.run(item("nosuchvideo"), rig.ctx)
+
+
+async def test_auto_workers_sized_from_server(rig: Rig, fake: FakeOllama) -> None:
+    await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert rig.runtime.sized and rig.runtime.pool.history[1] == 2  # fake serves 2 slots
+    assert any(r.path == "/api/ps" for r in fake.requests)
+    assert rig.ctx.published[-1]["workers"] >= 1

@@ -1,0 +1,102 @@
+"""Prompt texts and message builders. Any change here changes PROMPT_VERSION.
+
+Transcript text goes between TRANSCRIPT_OPEN/CLOSE and the evaluation's claim list
+between CLAIMS_OPEN/CLOSE, one `[N] (type) text` per line, so a reply can always be
+traced to its input (FakeOllama builds its answers from exactly these blocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ytpiped.mining.schema import prompt_version
+
+TRANSCRIPT_OPEN = "<transcript>"
+TRANSCRIPT_CLOSE = "</transcript>"
+CLAIMS_OPEN = "<claims>"
+CLAIMS_CLOSE = "</claims>"
+
+Message = dict[str, str]
+
+SUMMARY_SYSTEM = (
+    "You summarise podcast and video transcripts. Read the beginning of the transcript and "
+    "answer with JSON only: a summary of at most five sentences saying what the episode is "
+    "about and who speaks, and the main topics."
+)
+
+MINE_SYSTEM = (
+    "You extract knowledge from one window of a transcript. Episode context is given so "
+    "that claims are understood in context. Answer with JSON only, matching the schema.\n"
+    "- claims: each a self-contained sentence a reader understands without the transcript; "
+    "type is one of factual, causal, normative, forecast, definition, opinion, anecdote, "
+    "other; evidence is a VERBATIM quote copied from the transcript window (no "
+    "paraphrase); confidence 0-1 that the speaker asserts it.\n"
+    "- people: people named, with their role.\n"
+    "- concepts: jargon and concepts, with a short explanation.\n"
+    "Only use what this window says. Return empty lists when there is nothing."
+)
+
+EVAL_SYSTEM = (
+    "You evaluate the claims mined from one episode. Answer with JSON only: rank the claims "
+    "by importance (1-10, 10 highest) using their numbers, mark a claim that repeats another "
+    "with duplicate_of set to the other's number, and write a long summary (several "
+    "paragraphs) of the episode based on the claims and the short summary."
+)
+
+REPAIR_TEXT = (
+    "Your previous reply could not be used: {error}. Reply again with JSON only, matching "
+    "the schema exactly."
+)
+
+PROMPT_VERSION = prompt_version(SUMMARY_SYSTEM, MINE_SYSTEM, EVAL_SYSTEM, REPAIR_TEXT)
+
+
+def _episode(title: str | None, channel: str | None) -> str:
+    return f"Episode: {title or '(untitled)'}\nChannel: {channel or '(unknown)'}"
+
+
+def summary_messages(title: str | None, channel: str | None, text: str) -> list[Message]:
+    return [
+        {"role": "system", "content": SUMMARY_SYSTEM},
+        {"role": "user", "content": f"{_episode(title, channel)}\n\n"
+                                    f"{TRANSCRIPT_OPEN}\n{text}\n{TRANSCRIPT_CLOSE}"},
+    ]
+
+
+def window_messages(title: str | None, channel: str | None, summary: str, text: str,
+                    start: float, end: float) -> list[Message]:
+    return [
+        {"role": "system", "content": MINE_SYSTEM},
+        {"role": "user", "content": (
+            f"{_episode(title, channel)}\nEpisode summary: {summary or '(none)'}\n"
+            f"Window: {start:.1f}s-{end:.1f}s\n\n"
+            f"{TRANSCRIPT_OPEN}\n{text}\n{TRANSCRIPT_CLOSE}")},
+    ]
+
+
+def repair_messages(messages: Sequence[Mapping[str, str]], raw: str,
+                    error: str) -> list[Mapping[str, str]]:
+    """The original conversation, the rejected reply, and what was wrong with it."""
+    return [*messages, {"role": "assistant", "content": raw},
+            {"role": "user", "content": REPAIR_TEXT.format(error=error)}]
+
+
+def eval_messages(title: str | None, channel: str | None, summary: str,
+                  claims: Sequence[Mapping[str, Any]]) -> list[Message]:
+    lines = [f"[{i}] ({c.get('type', 'other')}) {c['text']}" for i, c in enumerate(claims)]
+    return [
+        {"role": "system", "content": EVAL_SYSTEM},
+        {"role": "user", "content": (
+            f"{_episode(title, channel)}\nShort summary: {summary or '(none)'}\n\n"
+            f"{CLAIMS_OPEN}\n" + "\n".join(lines) + f"\n{CLAIMS_CLOSE}")},
+    ]
+
+
+def between(text: str, open_tag: str, close_tag: str) -> str | None:
+    """The text inside the LAST open/close pair (the newest block in a conversation)."""
+    i = text.rfind(open_tag)
+    if i < 0:
+        return None
+    j = text.find(close_tag, i + len(open_tag))
+    return text[i + len(open_tag):j if j >= 0 else len(text)].strip()

@@ -1,0 +1,132 @@
+"""Transcript -> mining windows of about `window_tokens`, overlapping at segment boundaries.
+
+Tokens are approximated (no tokenizer is loaded): about four characters per token, never
+fewer than the number of words. A segment longer than a window is split at sentence ends,
+else at word boundaries, and its time span is shared out by character offset. Neighbouring
+windows share whole segments worth up to `overlap_tokens`, so a claim cut by one window's
+edge is whole in the next; each window keeps its time span and its own segments (for
+locating evidence quotes).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Window:
+    idx: int
+    start: float
+    end: float
+    segments: tuple[Segment, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+    @property
+    def tokens(self) -> int:
+        return sum(approx_tokens(s.text) for s in self.segments)
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count: ceil(chars / 4), at least one per word; 0 for blank text."""
+    stripped = text.strip()
+    if not stripped:
+        return 0
+    return max(len(stripped.split()), math.ceil(len(stripped) / 4))
+
+
+def parse_segments(raw: Iterable[Mapping[str, Any]]) -> list[Segment]:
+    """Transcript JSON segments -> Segments (blank ones dropped, times made monotonic)."""
+    out: list[Segment] = []
+    for r in raw:
+        text = " ".join(str(r.get("text", "")).split())
+        if not text:
+            continue
+        start = float(r.get("start", 0.0))
+        end = max(start, float(r.get("end", start)))
+        out.append(Segment(start, end, text))
+    return out
+
+
+def _pieces(text: str, max_tokens: int) -> list[str]:
+    """Split text into pieces of at most `max_tokens`: sentences first, then words."""
+    units: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if approx_tokens(sentence) <= max_tokens:
+            units.append(sentence)
+            continue
+        words: list[str] = []
+        for word in sentence.split():
+            if words and approx_tokens(" ".join([*words, word])) > max_tokens:
+                units.append(" ".join(words))
+                words = []
+            words.append(word)
+        if words:
+            units.append(" ".join(words))
+    pieces: list[str] = []
+    for unit in units:  # re-join short sentences up to the limit
+        if pieces and approx_tokens(pieces[-1] + " " + unit) <= max_tokens:
+            pieces[-1] = pieces[-1] + " " + unit
+        else:
+            pieces.append(unit)
+    return pieces
+
+
+def split_long(segments: Sequence[Segment], max_tokens: int) -> list[Segment]:
+    """Split every segment above `max_tokens`; times are shared out by character offset."""
+    out: list[Segment] = []
+    for seg in segments:
+        if approx_tokens(seg.text) <= max_tokens:
+            out.append(seg)
+            continue
+        pieces = _pieces(seg.text, max_tokens)
+        total = sum(len(p) for p in pieces) or 1
+        t, span = seg.start, seg.end - seg.start
+        for p in pieces:
+            nxt = t + span * len(p) / total
+            out.append(Segment(t, nxt, p))
+            t = nxt
+    return out
+
+
+def make_windows(segments: Sequence[Segment], window_tokens: int,
+                 overlap_tokens: int) -> list[Window]:
+    """Greedy windows of whole segments, each <= window_tokens (after splitting long ones),
+    neighbours sharing trailing segments worth <= overlap_tokens. Always makes progress."""
+    if window_tokens < 1:
+        raise ValueError("window_tokens must be >= 1")
+    overlap = max(0, min(overlap_tokens, window_tokens // 2))
+    segs = split_long(segments, max(1, window_tokens - overlap))
+    costs = [approx_tokens(s.text) for s in segs]
+    windows: list[Window] = []
+    lo = 0
+    while lo < len(segs):
+        hi, used = lo, 0
+        while hi < len(segs) and (hi == lo or used + costs[hi] <= window_tokens):
+            used += costs[hi]
+            hi += 1
+        chunk = tuple(segs[lo:hi])
+        windows.append(Window(len(windows), chunk[0].start, chunk[-1].end, chunk))
+        if hi >= len(segs):
+            break
+        back, shared = hi, 0
+        while back - 1 > lo and shared + costs[back - 1] <= overlap:
+            back -= 1
+            shared += costs[back]
+        lo = back
+    return windows

@@ -1,0 +1,122 @@
+"""The evaluate stage: one LLM call per video that ranks, deduplicates and scores the mined
+claims and writes a long summary, with `eval_model` (or `model` when empty).
+
+Reads DATA/mining/<id>.mined.json (written by the mine stage) and writes DATA/mining/<id>.json
+atomically: claims (each with importance, rank, duplicate_of) + people + concepts + the
+evaluation + provenance (models, prompt version hash, options). Requests go through the
+shared runtime's model gate, so evaluations with another model are grouped instead of
+making the server swap models for every video. An invalid reply gets one repair request;
+if it is still invalid, the output is written with the claims unranked and the raw reply
+kept under evaluation.raw (the video is done, not failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.mining import prompts
+from ytpiped.mining.llm import KIND_UNAVAILABLE, LLMError
+from ytpiped.mining.runner import Runtime, close_shared, shared_runtime
+from ytpiped.mining.schema import Evaluation
+from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.mine import backoff_s, read_json, write_json_atomic
+
+
+def apply_evaluation(claims: Sequence[Mapping[str, Any]],
+                     ev: Evaluation) -> list[dict[str, Any]]:
+    """Claims annotated with importance/rank/duplicate_of, ranked first, in rank order.
+    Ids the model invented are ignored; claims it left out keep importance None."""
+    n = len(claims)
+    out = [dict(c, importance=None, rank=None, duplicate_of=None) for c in claims]
+    rank = 0
+    seen: set[int] = set()
+    for r in ev.ranked:
+        if not 0 <= r.id < n or r.id in seen:
+            continue
+        seen.add(r.id)
+        dup = r.duplicate_of if r.duplicate_of is not None and 0 <= r.duplicate_of < n \
+            and r.duplicate_of != r.id else None
+        out[r.id]["importance"] = r.importance
+        out[r.id]["duplicate_of"] = dup
+        if dup is None:
+            rank += 1
+            out[r.id]["rank"] = rank
+    return sorted(out, key=lambda c: (c["rank"] is None, c["rank"] or 0,
+                                      c.get("start") or 0.0))
+
+
+class EvaluateStage:
+    name = "evaluate"
+
+    def __init__(self, runtime: Runtime | None = None, *, concurrency: int = 2) -> None:
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self.down_streak = 0
+
+    async def run(self, item: Item, ctx: Context) -> Outcome:
+        cfg = ctx.settings.mine
+        src = ctx.data_dir / "mining" / f"{item.id}.mined.json"
+        try:
+            mined = await asyncio.to_thread(read_json, src)
+        except FileNotFoundError:
+            raise Permanent(f"no mined claims at {src}", kind="mined_missing") from None
+        except json.JSONDecodeError as exc:
+            raise Permanent(f"{src} is not JSON: {exc}", kind="mined_invalid") from None
+        if self.runtime is None:
+            self.runtime = shared_runtime(ctx.settings, ctx.clock)
+        model = cfg.eval_model or cfg.model
+        claims: list[dict[str, Any]] = mined.get("claims", [])
+        evaluation: dict[str, Any]
+        if not claims:
+            evaluation = {"status": "empty", "summary": mined.get("summary") or "", "ranked": []}
+            ranked_claims: list[dict[str, Any]] = []
+        else:
+            msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
+                                         claims)
+            try:
+                res = await self.runtime.structured(model, msgs, Evaluation, pooled=False)
+            except LLMError as exc:
+                raise self._decision(exc, ctx) from exc
+            self.down_streak = 0
+            if res.value is None:
+                ctx.log.warning("evaluate_invalid_reply", error=res.error)
+                await ctx.record_event("evaluation_failed", kind="llm_invalid_json",
+                                       message=res.error)
+                evaluation = {"status": "failed", "error": res.error, "raw": res.raw}
+                ranked_claims = [dict(c, importance=None, rank=None, duplicate_of=None)
+                                 for c in claims]
+            else:
+                evaluation = {"status": "ok", "summary": res.value.summary,
+                              "repaired": res.repaired,
+                              "ranked": [r.model_dump() for r in res.value.ranked]}
+                ranked_claims = apply_evaluation(claims, res.value)
+        prov = dict(mined.get("provenance") or {})
+        out = {**{k: v for k, v in mined.items() if k not in ("claims", "provenance")},
+               "claims": ranked_claims, "evaluation": evaluation,
+               "provenance": {**prov, "eval_model": model,
+                              "prompt_version": prompts.PROMPT_VERSION,
+                              "options": {**prov.get("options", {}),
+                                          **self.runtime.llm.options}}}
+        dst = ctx.data_dir / "mining" / f"{item.id}.json"
+        await asyncio.to_thread(write_json_atomic, dst, out)
+        info = {"claims": len(ranked_claims), "evaluation": evaluation["status"],
+                "eval_model": model}
+        ctx.log.info("evaluate_finished", **info)
+        return Outcome(info={"evaluate": info})
+
+    def _decision(self, exc: LLMError, ctx: Context) -> Exception:
+        cfg = ctx.settings.mine
+        if exc.kind in (KIND_UNAVAILABLE, "llm_model_missing"):
+            self.down_streak += 1
+            wait = backoff_s(self.down_streak, cfg.unavailable_backoff_s,
+                             cfg.max_unavailable_backoff_s)
+            return Cooldown(str(exc), kind=exc.kind, until=ctx.clock.now() + wait)
+        return Retryable(str(exc), kind=exc.kind)
+
+    async def close(self) -> None:
+        if self.runtime is not None:
+            await close_shared(self.runtime)

@@ -1,0 +1,349 @@
+"""FakeOllama: an aiohttp app speaking the Ollama HTTP API, for tests, benchmarks and the demo.
+
+Endpoints as the real server: POST /api/chat and /api/generate (streaming NDJSON unless
+`"stream": false`), GET /api/tags, /api/ps, /api/version, POST /api/show. Behaviour:
+
+- `parallel` requests are served at once (a semaphore); more wait in a queue of at most
+  `max_queue`, beyond which requests get HTTP 503 as Ollama answers past OLLAMA_MAX_QUEUE.
+- service time = `latency_s` + `per_token_s` x prompt tokens (+ `load_s` when the model or
+  num_ctx changes, counted in `swaps`), times 1 + `overload_penalty` x queued/parallel (a
+  server past its capacity gets slower, as memory-starved hosts do).
+- `inject(mode, times=, match=, path=)` queues faults: "malformed" (content not JSON),
+  "schema" (JSON of the wrong shape), "500", "503", "404", "drop" (connection closed
+  without an answer) and "stall" (no answer until the client gives up or the server stops).
+- answers are built from the request (ytpiped.testing.fake_answers), so tests can check
+  what went where; every request is kept in `requests`.
+
+`async with FakeOllama(parallel=2) as fake: AsyncClient(host=fake.url)` runs it on
+127.0.0.1 on a free port; `python -m ytpiped.testing.fake_ollama --port N` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ytpiped.testing import fake_answers
+
+FAULT_MODES = ("malformed", "schema", "500", "503", "404", "drop", "stall")
+WEIGHTS_BYTES = 4_683_087_332
+# qwen2-7B-like geometry: what /api/show reports, and what /api/ps sizes are derived from
+MODEL_INFO: dict[str, Any] = {
+    "general.architecture": "qwen2", "general.parameter_count": 7_615_616_512,
+    "qwen2.block_count": 28, "qwen2.context_length": 32768, "qwen2.embedding_length": 3584,
+    "qwen2.attention.head_count": 28, "qwen2.attention.head_count_kv": 4,
+}
+DETAILS = {"parent_model": "", "format": "gguf", "family": "qwen2", "families": ["qwen2"],
+           "parameter_size": "7.6B", "quantization_level": "Q4_K_M"}
+
+
+def kv_bytes_per_slot(model_info: dict[str, Any], num_ctx: int) -> int:
+    """f16 K and V caches of one parallel slot of `num_ctx` tokens."""
+    arch = model_info.get("general.architecture", "")
+    layers = int(model_info[f"{arch}.block_count"])
+    heads = int(model_info[f"{arch}.attention.head_count"])
+    kv_heads = int(model_info.get(f"{arch}.attention.head_count_kv", heads))
+    head_dim = int(model_info[f"{arch}.embedding_length"]) // heads
+    return 2 * layers * num_ctx * kv_heads * head_dim * 2
+
+
+@dataclass
+class Fault:
+    mode: str
+    times: int = 1
+    match: str | None = None
+    path: str | None = None
+    title: str | None = None
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    at: float
+    status: int = 200
+
+
+@dataclass
+class Stats:
+    served: int = 0
+    rejected_503: int = 0
+    faults: int = 0
+    swaps: int = 0
+    active: int = 0
+    pending: int = 0
+    max_active: int = 0
+    max_pending: int = 0
+    models_seen: list[str] = field(default_factory=list)
+
+
+class FakeOllama:
+    def __init__(self, *, latency_s: float = 0.0, per_token_s: float = 0.0, parallel: int = 1,
+                 max_queue: int = 512, overload_penalty: float = 0.0, load_s: float = 0.0,
+                 models: Sequence[str] = ("qwen2.5:7b-instruct",), any_model: bool = True,
+                 preload: bool = True, num_ctx: int = 4096, stall_s: float = 3600.0,
+                 stream_chunk: int = 24) -> None:
+        self.latency_s, self.per_token_s, self.load_s = latency_s, per_token_s, load_s
+        self.parallel, self.max_queue, self.overload_penalty = parallel, max_queue, overload_penalty
+        self.models, self.any_model = list(models), any_model
+        self.stall_s, self.stream_chunk = stall_s, stream_chunk
+        self.loaded: tuple[str, int] | None = (self.models[0], num_ctx) if preload else None
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self.stats = Stats()
+        self.port = 0
+        self._slots = asyncio.Semaphore(parallel)
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def inject(self, mode: str, *, times: int = 1, match: str | None = None,
+               path: str | None = None, title: str | None = None) -> None:
+        """Answer the next `times` requests that contain `match`, go to `path` and ask
+        for the schema titled `title` (None: any) with fault `mode`."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r} (one of {', '.join(FAULT_MODES)})")
+        self.faults.append(Fault(mode, times, match, path, title))
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/chat", self._chat)
+        app.router.add_post("/api/generate", self._generate)
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/api/ps", self._ps)
+        app.router.add_post("/api/show", self._show)
+        app.router.add_get("/api/version", self._version)
+        app.router.add_get("/", self._root)
+        return app
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1:`port` (0: a free one; the same port again after stop())."""
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0,
+                           reuse_address=True)
+        await site.start()
+        server = site._server  # the bound socket tells the port chosen by the OS
+        assert server is not None and isinstance(server, asyncio.base_events.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop listening; requests in flight (stalls included) end at once."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOllama:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path in ("/api/chat", "/api/generate")]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _take_fault(self, path: str, prompt: str, fmt: Any) -> str | None:
+        title = fmt.get("title") if isinstance(fmt, dict) else None
+        for f in self.faults:
+            if ((f.path is None or f.path == path) and (f.match is None or f.match in prompt)
+                    and (f.title is None or f.title == title)):
+                f.times -= 1
+                if f.times <= 0:
+                    self.faults.remove(f)
+                self.stats.faults += 1
+                return f.mode
+        return None
+
+    def _known(self, model: str) -> bool:
+        return self.any_model or model in self.models
+
+    @staticmethod
+    def _error(status: int, message: str) -> web.Response:
+        return web.json_response({"error": message}, status=status)
+
+    def _service_s(self, prompt_tokens: int, model: str, num_ctx: int) -> float:
+        s = self.latency_s + self.per_token_s * prompt_tokens
+        queued = max(0, self.stats.pending - self.parallel)
+        s *= 1.0 + self.overload_penalty * queued / self.parallel
+        if self.loaded != (model, num_ctx):
+            self.stats.swaps += self.loaded is not None
+            self.loaded = (model, num_ctx)
+            s += self.load_s
+        return s
+
+    async def _stall(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.stall_s)
+
+    # ------------------------------------------------------------------ generation
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/api/chat")
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/api/generate")
+
+    async def _complete(self, request: web.Request, path: str) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return self._error(400, "invalid JSON body")
+        rec = Recorded(path, body, time.monotonic())
+        self.requests.append(rec)
+        model = str(body.get("model") or "")
+        if path == "/api/chat":
+            prompt = fake_answers.conversation_text(body.get("messages") or [])
+        else:
+            prompt = f"{body.get('system') or ''}\n{body.get('prompt') or ''}"
+        fault = self._take_fault(path, prompt, body.get("format"))
+        if not model:
+            rec.status = 400
+            return self._error(400, "model is required")
+        if fault == "404" or not self._known(model):
+            rec.status = 404
+            return self._error(404, f'model "{model}" not found, try pulling it first')
+        if fault == "500":
+            rec.status = 500
+            return self._error(500, "llama runner process has terminated: exit status 2")
+        if fault == "drop":
+            rec.status = 0
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()
+        if fault == "503" or self.stats.pending >= self.parallel + self.max_queue:
+            self.stats.rejected_503 += 1
+            rec.status = 503
+            return self._error(503, "server busy, please try again.  maximum pending requests "
+                                    "exceeded")
+        if fault == "stall":
+            rec.status = 0
+            await self._stall()
+            return web.Response(status=503)
+        options = body.get("options") or {}
+        num_ctx = int(options.get("num_ctx") or 4096)
+        prompt_tokens = max(1, len(prompt) // 4)
+        self.stats.pending += 1
+        self.stats.max_pending = max(self.stats.max_pending, self.stats.pending)
+        try:
+            async with self._slots:
+                self.stats.active += 1
+                self.stats.max_active = max(self.stats.max_active, self.stats.active)
+                self.stats.models_seen.append(model)
+                t0 = time.monotonic()
+                try:
+                    service = self._service_s(prompt_tokens, model, num_ctx)
+                    if service > 0:
+                        await asyncio.sleep(service)
+                finally:
+                    self.stats.active -= 1
+        finally:
+            self.stats.pending -= 1
+        if fault == "malformed":
+            content = fake_answers.MALFORMED
+        elif fault == "schema":
+            content = fake_answers.WRONG_SCHEMA
+        else:
+            content = fake_answers.answer(body.get("format"), prompt)
+        self.stats.served += 1
+        took_ns = int((time.monotonic() - t0) * 1e9)
+        final = {"model": model, "created_at": _now(), "done": True, "done_reason": "stop",
+                 "total_duration": took_ns, "load_duration": 0,
+                 "prompt_eval_count": prompt_tokens, "prompt_eval_duration": took_ns // 2,
+                 "eval_count": max(1, len(content) // 4), "eval_duration": took_ns // 2}
+        key = "message" if path == "/api/chat" else "response"
+
+        def piece(text: str) -> Any:
+            return {"role": "assistant", "content": text} if key == "message" else text
+
+        if body.get("stream", True) is False:
+            return web.json_response({**final, key: piece(content)})
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        for i in range(0, len(content), self.stream_chunk):
+            chunk = {"model": model, "created_at": _now(), key: piece(
+                content[i:i + self.stream_chunk]), "done": False}
+            await resp.write(json.dumps(chunk).encode() + b"\n")
+        await resp.write(json.dumps({**final, key: piece("")}).encode() + b"\n")
+        await resp.write_eof()
+        return resp
+
+    # ------------------------------------------------------------------ metadata
+
+    def _model_entry(self, name: str) -> dict[str, Any]:
+        return {"name": name, "model": name, "modified_at": _now(), "size": WEIGHTS_BYTES,
+                "digest": "sha256:" + "0" * 64, "details": DETAILS}
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded("/api/tags", {}, time.monotonic()))
+        return web.json_response({"models": [self._model_entry(m) for m in self.models]})
+
+    async def _ps(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded("/api/ps", {}, time.monotonic()))
+        if self.loaded is None:
+            return web.json_response({"models": []})
+        model, num_ctx = self.loaded
+        size = WEIGHTS_BYTES + self.parallel * kv_bytes_per_slot(MODEL_INFO, num_ctx)
+        until = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+        return web.json_response({"models": [{**self._model_entry(model), "size": size,
+                                              "size_vram": size, "expires_at": until,
+                                              "context_length": num_ctx}]})
+
+    async def _show(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(Recorded("/api/show", body, time.monotonic()))
+        model = str(body.get("model") or body.get("name") or "")
+        if not self._known(model):
+            return self._error(404, f"model '{model}' not found")
+        return web.json_response({
+            "modelfile": f"FROM {model}\n", "parameters": "stop \"<|im_end|>\"",
+            "template": "{{ .Prompt }}", "details": DETAILS, "model_info": MODEL_INFO,
+            "capabilities": ["completion", "tools"], "modified_at": _now()})
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.12.6"})
+
+    async def _root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m ytpiped.testing.fake_ollama",
+                                description="Run FakeOllama on 127.0.0.1 (for the demo).")
+    p.add_argument("--port", type=int, default=11434, help="port (default 11434)")
+    p.add_argument("--latency", type=float, default=0.5, help="seconds per request (0.5)")
+    p.add_argument("--per-token", type=float, default=0.0, help="seconds per prompt token (0)")
+    p.add_argument("--parallel", type=int, default=1, help="requests served at once (1)")
+    p.add_argument("--max-queue", type=int, default=512, help="queued requests before 503 (512)")
+    args = p.parse_args(argv)
+    fake = FakeOllama(latency_s=args.latency, per_token_s=args.per_token,
+                      parallel=args.parallel, max_queue=args.max_queue)
+    print(f"FakeOllama listening on http://127.0.0.1:{args.port}", flush=True)
+    web.run_app(fake.app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
