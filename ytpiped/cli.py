@@ -291,6 +291,14 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped.mining.export import export
+
+    n = export(settings.data_path, Path(args.out), args.format)
+    print(f"exported {n} claim{'s' if n != 1 else ''} to {args.out} ({args.format})")
+    return EXIT_OK
+
+
 def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace, cfg.Settings], int]:
     def run(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(f"ytpiped {name}: not available in this build yet ({issue})", file=sys.stderr)
@@ -305,7 +313,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "status": cmd_status,
     "retry": cmd_retry,
     "hw": cmd_hw,
-    "export": _not_yet("export", "mining stage"),
+    "export": cmd_export,
     "transcribe": _not_yet("transcribe", "transcription execution"),
     "analyze": cmd_analyze,
 }

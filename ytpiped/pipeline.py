@@ -31,6 +31,9 @@ def build_stages(settings: Settings) -> list[Stage]:
     """Stages in pipeline order. Each stage module lands with its own issue; until then
     the daemon runs the ones that exist."""
     from ytpiped.stages.analyze import AnalyzeStage
+    from ytpiped.stages.evaluate import EvaluateStage
+    from ytpiped.stages.mine import MineStage
     from ytpiped.stages.transcribe import TranscribeStage
 
-    return [AnalyzeStage(), TranscribeStage(settings, build_engines(settings))]
+    return [AnalyzeStage(), TranscribeStage(settings, build_engines(settings)), MineStage(),
+            EvaluateStage()]

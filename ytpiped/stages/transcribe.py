@@ -167,7 +167,8 @@ class TranscribeStage:
         if audio and not Path(audio).is_absolute():
             audio = str(ctx.data_dir / audio)
         todo = [i for i in range(len(bounds)) if i not in done]
-        if todo and not (audio and await asyncio.to_thread(Path(audio).exists)):
+        exists = bool(audio) and await asyncio.to_thread(Path(audio).exists)
+        if todo and not exists:
             raise Permanent(f"{item.id}: audio file {audio or '(none)'} is missing",
                             kind="bad_audio")
         language = cfg.language or None
