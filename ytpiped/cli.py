@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a config key, e.g. --set download.max_attempts=3 "
                         "(repeatable)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="log level (default: info for run, warning for other commands)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
@@ -131,7 +132,7 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped import daemon
 
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
-               level=args.log_level)
+               level=args.log_level or "info")
     return daemon.run(settings)
 
 
@@ -299,12 +300,28 @@ def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
-def _not_yet(name: str, issue: str) -> Callable[[argparse.Namespace, cfg.Settings], int]:
-    def run(args: argparse.Namespace, settings: cfg.Settings) -> int:
-        print(f"ytpiped {name}: not available in this build yet ({issue})", file=sys.stderr)
-        return EXIT_FAILURE
+def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import dataclasses
 
-    return run
+    from ytpiped.oneshot import summary, transcribe_directory
+
+    audio_dir = Path(args.audio_dir)
+    if not audio_dir.is_dir():
+        raise UsageError(f"--audio-dir {args.audio_dir}: not a directory")
+    t = settings.transcribe
+    changes: dict[str, Any] = {}
+    if args.model:
+        changes["model_gpu"] = changes["model_cpu"] = args.model
+    if args.device == "cpu":
+        changes["gpu_slots"] = 0
+    if args.workers is not None:
+        changes["cpu_slots" if args.device == "cpu" else "gpu_slots"] = args.workers
+    if args.device == "cuda":
+        changes["cpu_slots"] = 0
+    settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
+    results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
+    print(summary(results))
+    return EXIT_OK if all(r.status != "failed" for r in results) else EXIT_FAILURE
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
@@ -314,7 +331,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "retry": cmd_retry,
     "hw": cmd_hw,
     "export": cmd_export,
-    "transcribe": _not_yet("transcribe", "transcription execution"),
+    "transcribe": cmd_transcribe,
     "analyze": cmd_analyze,
 }
 
@@ -332,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings(args) if args.config_command == "show" else None
             return cmd_config(args, settings)
         settings = load_settings(args)
+        if args.command != "run":
+            logs.setup(json=False, level=args.log_level or "warning")
         return COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ytpiped.config import Settings
 from ytpiped.engines.base import Engine
+from ytpiped.errors import ConfigError
 from ytpiped.stages.base import Stage
 
 
@@ -24,6 +25,10 @@ def build_engines(settings: Settings) -> list[Engine]:
     spec = EngineSpec(cfg.model_cpu, "transcribe.model_cpu", "cpu", 0, cfg.compute_type_cpu,
                       cpu_threads=cap.cpu_threads_per_slot, allow_download=cfg.allow_download)
     engines += [ProcessEngine(spec) for _ in range(cap.cpu_slots)]
+    if not engines:
+        why = "; ".join(cap.reasons)
+        raise ConfigError(f"keys 'transcribe.gpu_slots'/'transcribe.cpu_slots': no "
+                          f"transcription slot at all ({why})")
     return engines
 
 

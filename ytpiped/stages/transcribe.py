@@ -141,8 +141,10 @@ class Dispatcher:
 class TranscribeStage:
     name = "transcribe"
 
-    def __init__(self, settings: Settings, engines: Sequence[Engine]) -> None:
+    def __init__(self, settings: Settings, engines: Sequence[Engine],
+                 out_dir: Path | None = None) -> None:
         self.settings = settings
+        self.out_dir = out_dir  # default: DATA/transcripts
         self.dispatcher = Dispatcher(engines,
                                      timeout_factor=settings.transcribe.job_timeout_factor)
         self.concurrency = max(1, len(engines)) + 1
@@ -212,8 +214,9 @@ class TranscribeStage:
                "chunks": [{"idx": i, "start": b[0], "end": b[1],
                            "device": done[i]["device"], "elapsed_s": done[i]["elapsed_s"],
                            "quality": done[i]["quality"]} for i, b in enumerate(bounds)]}
-        paths = await asyncio.to_thread(tx.write_outputs, ctx.data_dir / "transcripts", item.id,
-                                        doc, cfg.output_formats)
+        out_dir = self.out_dir or ctx.data_dir / "transcripts"
+        paths = await asyncio.to_thread(tx.write_outputs, out_dir, item.id, doc,
+                                        cfg.output_formats)
         if audio and not ctx.settings.download.keep_audio:  # the transcript is safe on disk
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)

