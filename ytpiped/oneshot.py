@@ -46,17 +46,15 @@ def _progress(out: TextIO, done: int, total: int, audio_done: float, audio_total
     out.flush()
 
 
-async def _run(audio_dir: Path, out_dir: Path, settings: Settings,
+async def _run(files: list[Path], out_dir: Path, settings: Settings,
                progress: TextIO | None) -> list[FileResult]:
     from ytpiped.pipeline import build_engines
     from ytpiped.stages.transcribe import TranscribeStage
 
-    files = sorted(p for p in audio_dir.iterdir() if p.is_file() and
-                   p.suffix.lower() in AUDIO_EXTS)
     results: dict[Path, FileResult] = {}
     todo: list[tuple[Path, Any]] = []
     for p in files:
-        if (out_dir / f"{p.stem}.json").exists():
+        if await asyncio.to_thread((out_dir / f"{p.stem}.json").exists):
             results[p] = FileResult(str(p), "skipped")
             continue
         try:
@@ -106,7 +104,8 @@ def transcribe_directory(audio_dir: str | Path, out_dir: str | Path, settings: S
     dst.mkdir(parents=True, exist_ok=True)
     settings = dataclasses.replace(
         settings, download=dataclasses.replace(settings.download, keep_audio=True))
-    return asyncio.run(_run(src, dst, settings, progress))
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTS)
+    return asyncio.run(_run(files, dst, settings, progress))
 
 
 def summary(results: list[FileResult]) -> str:
