@@ -36,9 +36,10 @@ def build_stages(settings: Settings) -> list[Stage]:
     """Stages in pipeline order. Each stage module lands with its own issue; until then
     the daemon runs the ones that exist."""
     from ytpiped.stages.analyze import AnalyzeStage
+    from ytpiped.stages.download import DownloadStage
     from ytpiped.stages.evaluate import EvaluateStage
     from ytpiped.stages.mine import MineStage
     from ytpiped.stages.transcribe import TranscribeStage
 
-    return [AnalyzeStage(), TranscribeStage(settings, build_engines(settings)), MineStage(),
-            EvaluateStage()]
+    return [DownloadStage(), AnalyzeStage(), TranscribeStage(settings, build_engines(settings)),
+            MineStage(), EvaluateStage()]

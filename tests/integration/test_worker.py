@@ -184,3 +184,18 @@ async def test_retry_backoff_defers_the_row(data_dir: Path) -> None:
     row = Store(db_path(data_dir), readonly=True).get("slowretry01")
     assert row is not None and row.state == "queued" and row.attempts == 1
     assert row.next_attempt_at - row.updated_at >= 500  # jitter keeps at least half of 1000
+
+
+async def test_cooldown_puts_row_back_without_spending_an_attempt(data_dir: Path) -> None:
+    seed(data_dir, ["coolvideo01"])
+    stage = FakeStage("download", fail={"coolvideo01": "cooldown"})
+    d, out, task = await start(fast_settings(data_dir), [stage])
+    await out.wait(lambda ev: ("cooldown", "coolvideo01", "rate_limited") in ev)
+    d.stop.set()
+    await task
+    row = Store(db_path(data_dir), readonly=True).get("coolvideo01")
+    assert row is not None and (row.state, row.attempts, row.error_kind) == \
+        ("queued", 0, "rate_limited")
+    assert row.next_attempt_at >= row.updated_at + 3500
+    st = Store(db_path(data_dir), readonly=True)
+    assert st.event_counts_by_kind("cooldown") == {"rate_limited": 1}

@@ -46,6 +46,21 @@ class FakeClock:
             heapq.heappop(self._sleepers)
         return self._sleepers[0][0] if self._sleepers else None
 
+    async def drive(self, task: asyncio.Future[object], max_steps: int = 1_000_000) -> None:
+        """Run `task` to completion, jumping virtual time whenever everything waits on the
+        clock; real waits (threads, sockets) are awaited on the task itself."""
+        for _ in range(max_steps):
+            if task.done():
+                return
+            for _ in range(5):
+                await asyncio.sleep(0)
+            deadline = self.next_deadline()
+            if deadline is None:
+                await asyncio.wait({task}, timeout=0.01)
+            else:
+                self.advance(deadline - self._t)
+        raise RuntimeError("FakeClock.drive: too many steps")
+
     async def run_until_idle(self, max_steps: int = 1_000_000) -> None:
         """Jump from deadline to deadline until nobody sleeps (lets ready tasks run between)."""
         for _ in range(max_steps):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ytpiped.config import Settings
-from ytpiped.errors import Permanent, Retryable
+from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.stages.base import Context, Item, Outcome, Stage
 from ytpiped.states import STAGE_NAMES
 
@@ -46,6 +46,9 @@ class FakeStage:
                             defer=0.0)
         if mode == "crash":
             raise RuntimeError(f"fake crash while processing {item.id}")
+        if mode == "cooldown":
+            raise Cooldown(f"fake rate limit on {item.id}", kind="rate_limited",
+                           until=ctx.clock.now() + 3600)
         if mode == "hang":
             await asyncio.Event().wait()
         fields: dict[str, Any] = {}

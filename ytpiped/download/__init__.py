@@ -1,0 +1,1 @@
+"""Download stage helpers: error classes, pacing, cookies, the blocking yt-dlp calls."""

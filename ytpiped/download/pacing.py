@@ -1,0 +1,104 @@
+"""Download pacing: phases, randomized delays, the hourly budget, cooldowns. Pure.
+
+Phases (DESIGN.md §3): `buffer_build` until `buffer_target` videos wait for transcription
+(short delays), then `steady` (long delays), `catch_up` when fewer than `low_water` wait,
+`full` (no downloads) at `high_water`, over `max_buffer_bytes` or when the disk is low,
+`cooldown` after a rate limit or bot check, `idle` when nothing is queued. Delays are
+counted from the end of the previous download; a sliding one-hour window caps
+downloads at `max_videos_per_hour` whatever the phase.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from ytpiped.config import DownloadConfig
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Buffer:
+    queued: int  # rows waiting to be downloaded
+    waiting: int  # downloaded videos not yet transcribed
+    bytes: int
+    free_disk: int
+
+
+@dataclass
+class Pacer:
+    cfg: DownloadConfig
+    rng: random.Random = field(default_factory=random.Random)
+    built: bool = False  # the buffer reached buffer_target once
+    last_end: float | None = None
+    draw: float = 0.0  # where in the phase's delay range the next pause falls
+    recent: deque[float] = field(default_factory=deque)  # download start times, last hour
+    cooldown_until: float = 0.0
+    cooldown_level: int = 0
+    cooldown_kind: str | None = None
+
+    def phase(self, now: float, buf: Buffer) -> str:
+        c = self.cfg
+        if now < self.cooldown_until:
+            return "cooldown"
+        if (buf.waiting >= c.high_water or buf.bytes >= c.max_buffer_bytes
+                or buf.free_disk < c.min_free_disk_bytes):
+            return "full"
+        if buf.queued == 0:
+            return "idle"
+        if buf.waiting >= c.buffer_target:
+            self.built = True
+        if not self.built:
+            return "buffer_build"
+        return "catch_up" if buf.waiting < c.low_water else "steady"
+
+    def delay_range(self, phase: str) -> tuple[float, float]:
+        c = self.cfg
+        return {"buffer_build": c.delay_buffer_build_s, "catch_up": c.delay_catch_up_s}.get(
+            phase, c.delay_steady_s)
+
+    def budget_at(self, now: float) -> float:
+        """Earliest time the hourly budget allows another download."""
+        while self.recent and self.recent[0] <= now - HOUR:
+            self.recent.popleft()
+        if len(self.recent) < self.cfg.max_videos_per_hour:
+            return now
+        return self.recent[len(self.recent) - self.cfg.max_videos_per_hour] + HOUR
+
+    def next_at(self, now: float, buf: Buffer) -> tuple[str, float | None]:
+        """(phase, when the next download may start); None while full or idle."""
+        phase = self.phase(now, buf)
+        if phase in ("full", "idle"):
+            return phase, None
+        at = self.budget_at(now)
+        if phase == "cooldown":
+            at = max(at, self.cooldown_until)
+        if self.last_end is not None:
+            lo, hi = self.delay_range(phase if phase != "cooldown" else "steady")
+            at = max(at, self.last_end + lo + self.draw * (hi - lo))
+        return phase, at
+
+    def started(self, now: float) -> None:
+        self.recent.append(now)
+
+    def finished(self, now: float, ok: bool) -> None:
+        self.last_end = now
+        self.draw = self.rng.random()
+        if ok:
+            self.cooldown_level = 0
+            self.cooldown_kind = None
+
+    def enter_cooldown(self, now: float, kind: str) -> float:
+        """A rate-limit signal: pause everything; doubles on repeat up to the cap."""
+        c = self.cfg
+        span = min(c.max_cooldown_s, c.rate_limit_cooldown_s * 2 ** self.cooldown_level)
+        self.cooldown_level += 1
+        self.cooldown_kind = kind
+        self.cooldown_until = max(self.cooldown_until, now + span)
+        return self.cooldown_until
+
+    def rate_per_hour(self, now: float) -> float:
+        self.budget_at(now)
+        return float(len(self.recent))

@@ -1,0 +1,164 @@
+"""Download stage: queued -> downloading -> downloaded (playlists/channels -> done).
+
+yt-dlp runs in a thread. The `gate` holds each download until pacing allows it (phase
+delays counted from the end of the previous download, the hourly budget, cooldowns,
+backpressure from the buffer of untranscribed audio) and publishes the phase and the
+next download time for `status`. Rate limits and bot checks pause every download and
+put the video back without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ytpiped import logs
+from ytpiped.download import classify as cls
+from ytpiped.download import cookies, ytdlp
+from ytpiped.download.pacing import Buffer, Pacer
+from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.stages.base import Context, Item, Outcome
+
+GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
+DISK_FULL_PAUSE_S = 300.0
+BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are paused. "
+                   "Export fresh cookies from a logged-in browser to download.cookies_file "
+                   "and lower download.max_videos_per_hour.")
+
+Fetcher = Callable[..., ytdlp.Fetched]
+Lister = Callable[..., tuple[str | None, list[str]]]
+
+
+class DownloadStage:
+    name = "download"
+
+    def __init__(self, *, concurrency: int = 1, rng: random.Random | None = None,
+                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries) -> None:
+        self.concurrency = concurrency
+        self.rng = rng or random.Random()
+        self.fetcher = fetcher
+        self.lister = lister
+        self.pacer: Pacer | None = None
+        self.warned_cookie_mode = False
+        self.cleaned = False
+
+    def _pacer(self, ctx: Context) -> Pacer:
+        if self.pacer is None:
+            self.pacer = Pacer(ctx.settings.download, self.rng)
+        return self.pacer
+
+    async def _buffer(self, ctx: Context) -> Buffer:
+        counts = await ctx.counts()
+        waiting, size = await ctx.buffer_stats()
+        free = await asyncio.to_thread(_free_bytes, ctx.data_dir)
+        return Buffer(queued=counts.get("queued", 0), waiting=waiting, bytes=size,
+                      free_disk=free)
+
+    async def gate(self, ctx: Context) -> None:
+        pacer = self._pacer(ctx)
+        if not self.cleaned:
+            n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
+            if n:
+                ctx.log.info("partial_downloads_removed", count=n)
+            self.cleaned = True
+        while True:
+            now = ctx.clock.now()
+            buf = await self._buffer(ctx)
+            phase, at = pacer.next_at(now, buf)
+            await ctx.publish(self._status(phase, at, now, buf))
+            if at is not None and at <= now:
+                return
+            wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
+            await ctx.clock.sleep(max(0.01, wait))
+
+    def _status(self, phase: str, at: float | None, now: float, buf: Buffer) -> dict[str, Any]:
+        pacer = self.pacer
+        assert pacer is not None
+        status: dict[str, Any] = {
+            "phase": phase, "next_download_at": at,
+            "rate_per_hour": pacer.rate_per_hour(now),
+            "buffer_videos": buf.waiting, "buffer_bytes": buf.bytes,
+            "cooldown_until": pacer.cooldown_until if pacer.cooldown_until > now else None,
+            "cooldown_kind": pacer.cooldown_kind if pacer.cooldown_until > now else None,
+        }
+        if phase == "cooldown" and pacer.cooldown_kind == cls.BOT_CHECK:
+            status["alerts"] = [BOT_CHECK_ALERT]
+        return status
+
+    async def run(self, item: Item, ctx: Context) -> Outcome:
+        pacer = self._pacer(ctx)
+        cfg = ctx.settings.download
+        started = ctx.clock.now()
+        pacer.started(started)
+        private = ctx.data_dir / ".private"
+        cookie_copy: Path | None = None
+        try:
+            if cfg.cookies_file:
+                cookie_copy = await asyncio.to_thread(self._cookie_copy, cfg.cookies_file,
+                                                      private, ctx)
+            if item.kind in ("playlist", "channel"):
+                title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log,
+                                                      cfg.socket_timeout_s, cookie_copy)
+                added, dup = await ctx.add_videos(urls, parent_id=item.id)
+                pacer.finished(ctx.clock.now(), ok=True)
+                ctx.log.info("playlist_expanded", videos=len(urls), added=added, duplicate=dup)
+                return Outcome(fields={"title": title}, finished_state="done",
+                               info={"expanded": len(urls), "added": added, "duplicate": dup})
+            got = await asyncio.to_thread(self.fetcher, item.url, ctx.data_dir / "audio",
+                                          item.id, ctx.log, cfg.socket_timeout_s, cookie_copy)
+        except cookies.CookieError as exc:
+            pacer.finished(ctx.clock.now(), ok=False)
+            raise Retryable(str(exc), kind="cookies", defer=600.0) from None
+        except Exception as exc:
+            now = ctx.clock.now()
+            pacer.finished(now, ok=False)
+            await asyncio.to_thread(_remove_partials, ctx.data_dir / "audio", item.id)
+            raise self._decision(exc, now, pacer) from None
+        finally:
+            if cookie_copy is not None:
+                cookie_copy.unlink(missing_ok=True)
+        pacer.finished(ctx.clock.now(), ok=True)
+        ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
+        return Outcome(fields={"title": got.title, "channel": got.channel,
+                               "upload_date": got.upload_date, "duration_s": got.duration_s,
+                               "size_bytes": got.size_bytes, "audio_path": str(got.path)})
+
+    def _decision(self, exc: Exception, now: float, pacer: Pacer) -> Exception:
+        text = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
+        kind = cls.classify(text, exc)
+        if kind in cls.COOLDOWN_KINDS:
+            until = pacer.enter_cooldown(now, kind)
+            return Cooldown(f"{kind}: {text}", kind=kind, until=until)
+        if kind == cls.DISK_FULL:
+            return Cooldown(f"disk full while downloading: {text}", kind=kind,
+                            until=now + DISK_FULL_PAUSE_S)
+        if cls.is_permanent(kind):
+            return Permanent(text, kind=kind)
+        return Retryable(text, kind=kind)
+
+    def _cookie_copy(self, source: str, private: Path, ctx: Context) -> Path:
+        if not self.warned_cookie_mode and Path(source).expanduser().exists() and \
+                cookies.too_open(source):
+            ctx.log.warning("cookies_file_readable_by_others", path=source,
+                            fix=f"chmod 600 {source}")
+            self.warned_cookie_mode = True
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cookies.private_copy(source, private)
+
+
+def _remove_partials(audio_dir: Path, stem: str) -> None:
+    """A failed download leaves nothing half-written behind (the next try starts over)."""
+    for p in audio_dir.glob(f"{stem}.*"):
+        if ".part" in p.suffixes or p.suffix in (".part", ".ytdl"):
+            p.unlink(missing_ok=True)
+
+
+def _free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
