@@ -4,13 +4,14 @@ memory flat, status answers fast throughout. Prints RSS and status latencies."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from ytpiped import config, control
+from ytpiped import config, control, logs
 from ytpiped.daemon import Daemon
 from ytpiped.states import STAGE_NAMES
 from ytpiped.store import NewVideo, Store, db_path
@@ -21,6 +22,8 @@ N = 7000
 
 @pytest.mark.slow
 async def test_soak_7000_videos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # per-item info lines would pile up in pytest's log capture and look like a leak
+    logs.setup(json=True, level="warning", stream=io.StringIO())
     data = tmp_path / "data"
     s = Store(db_path(data), now=0)
     s.add_videos([NewVideo(f"soak{i:07d}", "u", "video") for i in range(N)], now=0)
