@@ -1,0 +1,46 @@
+"""The demo scenario, smaller: real daemon, real yt-dlp against the local media server,
+real Whisper tiny.en, FakeOllama; checked on the finished data directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ytpiped.store import Store, db_path
+from ytpiped.urls import generic_id
+
+
+@pytest.mark.slow
+def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "ytpiped.demo", "--workdir", str(work), "--small",
+                        "--timeout", "240"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "daemon stopped with SIGTERM, exit code 0" in r.stdout
+    data = work / "data"
+    urls = [u for u in (work / "urls.txt").read_text().splitlines() if u and u[0] != "#"]
+    ids = {u.split("/media/")[1].split("?")[0]: generic_id(u) for u in urls}
+    s = Store(db_path(data), readonly=True)
+    rows = {name: s.get(vid) for name, vid in ids.items()}
+    states = {name: (row.state, row.error_kind) for name, row in rows.items() if row}
+    assert states == {"long.opus": ("done", None), "solar.webm": ("done", None),
+                      "coffee.m4a": ("done", None), "broken.m4a": ("failed", "bad_audio"),
+                      "missing.webm": ("failed", "unavailable")}
+    # the 429s cooled the stage down twice without spending an attempt
+    assert s.event_counts_by_kind("cooldown") == {"rate_limited": 2}
+    for name, word in (("long.opus", "coffee"), ("solar.webm", "solar"), ("coffee.m4a", "sleep")):
+        vid = ids[name]
+        for ext in ("json", "txt", "srt", "vtt"):
+            assert (data / "transcripts" / f"{vid}.{ext}").exists()
+        assert word in (data / "transcripts" / f"{vid}.txt").read_text().lower()
+        mined = json.loads((data / "mining" / f"{vid}.json").read_text())
+        assert mined["claims"] and mined["evaluation"]
+        assert not list((data / "audio").glob(f"{vid}.*"))  # audio deleted after transcript
+    claims = (work / "export" / "claims.jsonl").read_text().splitlines()
+    assert claims and all(json.loads(c)["text"] for c in claims)
+    assert "exported" in r.stdout and "FakeOllama" in r.stdout
+    assert not list(data.rglob("*.tmp")) and not list(data.rglob("*.part"))
