@@ -101,11 +101,14 @@ def _line(by_state: dict[str, int], elapsed: float) -> str:
             f"{by_state.get('failed', 0)}  {active}")
 
 
-async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
+def prepare(workdir: Path) -> None:
     if workdir.exists():
         shutil.rmtree(workdir)
+    (workdir / "data").mkdir(parents=True)
+
+
+async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
     data = workdir / "data"
-    data.mkdir(parents=True)
     config = workdir / "ytpiped.toml"
     async with MediaServer() as media, FakeOllama(latency_s=0.05) as llm:
         write_config(config, data, llm.url)
@@ -197,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", action="store_true", help="fewer videos (for tests)")
     ap.add_argument("--timeout", type=float, default=600.0, help="give up after (600 s)")
     args = ap.parse_args(argv)
-    return asyncio.run(demo(Path(args.workdir).resolve(), args.small, args.timeout))
+    workdir = Path(args.workdir).resolve()
+    prepare(workdir)
+    return asyncio.run(demo(workdir, args.small, args.timeout))
 
 
 if __name__ == "__main__":
