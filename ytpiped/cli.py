@@ -7,7 +7,6 @@ already owns the data dir.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -179,10 +178,12 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def status_dict(settings: cfg.Settings) -> dict[str, Any]:
-    from ytpiped import daemon, status
+    from ytpiped import lock, status
 
-    pid = daemon.lock_holder(settings.data_path)
+    pid = lock.lock_holder(settings.data_path)
     if pid is not None:
+        import asyncio
+
         from ytpiped import control
 
         raw = asyncio.run(control.fetch(settings.data_path))

@@ -10,68 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import importlib
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ytpiped import logs
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.control import ControlServer
 from ytpiped.errors import ConfigError, DataDirLocked
+from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
 from ytpiped.store import AsyncStore, db_path
 from ytpiped.worker import StageWorker, Wakeups
 
-LOCK_NAME = "ytpiped.lock"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-
-
-def acquire_lock(data_dir: Path) -> IO[str]:
-    """Hold an exclusive flock on DATA/ytpiped.lock for the daemon's lifetime."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fh = (data_dir / LOCK_NAME).open("a+")
-    for attempt in range(20):  # `status` probes the lock with a brief shared lock
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if attempt < 19:
-                time.sleep(0.025)
-                continue
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
-            raise DataDirLocked(f"another ytpiped daemon (pid {holder}) already owns "
-                                f"{data_dir}; stop it first or use another --data-dir") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
-    return fh
-
-
-def lock_holder(data_dir: Path) -> int | None:
-    """pid of the daemon holding the data dir, or None (for `status`)."""
-    path = data_dir / LOCK_NAME
-    if not path.exists():
-        return None
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            text = fh.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return None
 
 
 def load_stages(settings: Settings) -> list[Stage]:
