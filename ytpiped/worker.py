@@ -100,6 +100,11 @@ class WorkerContext:
     async def publish(self, status: Mapping[str, Any]) -> None:
         await self._w.publish(status)
 
+    async def last_published(self) -> Mapping[str, Any] | None:
+        key = f"stage:{self._w.stage.name}"
+        got = await self._w.store.run(lambda s: s.get_state(key))
+        return None if got is None else dict(got[0])
+
 
 def to_item(row: VideoRow) -> Item:
     return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,

@@ -192,3 +192,22 @@ async def test_event_loop_stays_responsive_during_4_downloads(server: MediaServe
     await tick
     assert all(Path(r.fields["audio_path"]).exists() for r in results)
     assert worst < 0.1, f"event loop stalled {worst * 1000:.0f} ms"
+
+
+async def test_cooldown_survives_a_restart(tmp_path: Path) -> None:
+    clock = FakeClock()
+    settings = config.load(flags={"data_dir": str(tmp_path)})
+    ctx = FakeContext(settings, clock=clock, counts={"queued": 5})
+    first = DownloadStage()
+    await first.gate(ctx)
+    assert first.pacer is not None
+    first.pacer.enter_cooldown(clock.now(), "rate_limited")
+    first.pacer.finished(clock.now(), ok=False)
+    await ctx.publish(first._status("cooldown", first.pacer.cooldown_until, clock.now(),
+                                    await first._buffer(ctx)))
+    restarted = DownloadStage()  # a new daemon: fresh stage, same published state
+    clock.advance(600)
+    gate = asyncio.ensure_future(restarted.gate(ctx))
+    await clock.drive(gate)
+    assert clock.monotonic() >= 3600  # it waited out the rest of the hour
+    assert restarted.pacer is not None and restarted.pacer.cooldown_level == 1

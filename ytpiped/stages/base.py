@@ -99,6 +99,10 @@ class Context(Protocol):
         """Publish this stage's live status (JSON-able); `ytpiped status` shows it under
         stages.<name> (e.g. download: phase, next_download_at; transcribe: slots)."""
 
+    async def last_published(self) -> Mapping[str, Any] | None:
+        """The status this stage published last, even by an earlier daemon (so state such
+        as a running cooldown survives a restart)."""
+
 
 @runtime_checkable
 class Stage(Protocol):

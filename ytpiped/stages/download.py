@@ -51,6 +51,19 @@ class DownloadStage:
             self.pacer = Pacer(ctx.settings.download, self.rng)
         return self.pacer
 
+    async def _restore(self, ctx: Context, pacer: Pacer) -> None:
+        """A restart must not cut a rate-limit cooldown short or forget the last pause."""
+        last = await ctx.last_published() or {}
+        until = last.get("cooldown_until")
+        if isinstance(until, int | float) and until > ctx.clock.now():
+            pacer.cooldown_until = float(until)
+            pacer.cooldown_kind = last.get("cooldown_kind")
+            pacer.cooldown_level = int(last.get("cooldown_level") or 1)
+            ctx.log.warning("cooldown_resumed", until=until, kind=pacer.cooldown_kind)
+        if isinstance(last.get("last_download_end"), int | float):
+            pacer.last_end = float(last["last_download_end"])
+        pacer.built = bool(last.get("buffer_built", False))
+
     async def _buffer(self, ctx: Context) -> Buffer:
         counts = await ctx.counts()
         waiting, size = await ctx.buffer_stats()
@@ -64,6 +77,7 @@ class DownloadStage:
             n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
             if n:
                 ctx.log.info("partial_downloads_removed", count=n)
+            await self._restore(ctx, pacer)
             self.cleaned = True
         while True:
             now = ctx.clock.now()
@@ -84,6 +98,8 @@ class DownloadStage:
             "buffer_videos": buf.waiting, "buffer_bytes": buf.bytes,
             "cooldown_until": pacer.cooldown_until if pacer.cooldown_until > now else None,
             "cooldown_kind": pacer.cooldown_kind if pacer.cooldown_until > now else None,
+            "cooldown_level": pacer.cooldown_level,
+            "last_download_end": pacer.last_end, "buffer_built": pacer.built,
         }
         if phase == "cooldown" and pacer.cooldown_kind == cls.BOT_CHECK:
             status["alerts"] = [BOT_CHECK_ALERT]

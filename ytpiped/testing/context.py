@@ -65,3 +65,6 @@ class FakeContext:
 
     async def publish(self, status: Mapping[str, Any]) -> None:
         self.published.append(dict(status))
+
+    async def last_published(self) -> Mapping[str, Any] | None:
+        return self.published[-1] if self.published else None
