@@ -88,3 +88,19 @@ def test_cli_analyze_json_and_errors(media: Path, data_dir: Path) -> None:
     assert bad.returncode == 1 and "bad_audio" in bad.stderr
     missing = cli(data_dir, "analyze", str(media / "nope.wav"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ytpiped.audio import torch_backend
+    from ytpiped.errors import ConfigError
+    from ytpiped.stages.analyze import choose_backend
+
+    torch_cfg = config.load(flags={"data_dir": str(tmp_path), "analyze.backend": "torch"})
+    auto_cfg = config.load(flags={"data_dir": str(tmp_path)})
+    monkeypatch.setattr(torch_backend, "available", lambda: False)
+    with pytest.raises(ConfigError, match=r"analyze\.backend.*ytpiped\[gpu\]"):
+        choose_backend(torch_cfg)
+    monkeypatch.setattr(torch_backend, "cuda_available", lambda: False)
+    assert choose_backend(auto_cfg) == "cpu"
+    monkeypatch.setattr(torch_backend, "cuda_available", lambda: True)
+    assert choose_backend(auto_cfg) == "torch"

@@ -10,7 +10,7 @@ from typing import Any
 
 from ytpiped.audio import chunkplan
 from ytpiped.audio.decode import RATE, BadAudio, blocks
-from ytpiped.audio.loudness import LoudnessMeter
+from ytpiped.audio.loudness import Loudness, LoudnessMeter
 from ytpiped.config import Settings
 
 #: below this share of non-silent time a file has no usable audio
@@ -48,7 +48,13 @@ def analyze_path(path: str | Path, *, max_chunk_s: float, threshold_lu: float = 
     meter = LoudnessMeter(RATE)
     for block in blocks(path):
         meter.feed(block)
-    r = meter.result()
+    return finish(meter.result(), path, max_chunk_s=max_chunk_s, threshold_lu=threshold_lu,
+                  min_silence_s=min_silence_s)
+
+
+def finish(r: Loudness, path: str | Path, *, max_chunk_s: float, threshold_lu: float = -20.0,
+           min_silence_s: float = 0.6, backend: str = "cpu") -> Analysis:
+    """Silences, speech ratio and chunk plan from a loudness measurement (any backend)."""
     integrated = r.integrated_lufs if math.isfinite(r.integrated_lufs) else None
     sil = chunkplan.silences(r.segment_lufs, r.integrated_lufs, r.duration_s, threshold_lu,
                              min_silence_s)
@@ -59,7 +65,8 @@ def analyze_path(path: str | Path, *, max_chunk_s: float, threshold_lu: float = 
                       f"{ratio:.1%} non-silent)")
     return Analysis(duration_s=r.duration_s, sample_rate=RATE, integrated_lufs=integrated,
                     loudness_range_lu=r.loudness_range_lu, speech_ratio=ratio, silences=sil,
-                    chunks=chunkplan.plan_chunks(r.duration_s, sil, max_chunk_s))
+                    chunks=chunkplan.plan_chunks(r.duration_s, sil, max_chunk_s),
+                    backend=backend)
 
 
 def analyze_file(path: str | Path, settings: Settings) -> dict[str, Any]:
@@ -84,4 +91,5 @@ def format_analysis(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Analysis", "BadAudio", "NoAudio", "analyze_file", "analyze_path", "format_analysis"]
+__all__ = ["Analysis", "BadAudio", "NoAudio", "analyze_file", "analyze_path", "finish",
+           "format_analysis"]

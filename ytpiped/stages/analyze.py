@@ -7,18 +7,52 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from ytpiped.audio.analysis import BadAudio, NoAudio, analyze_path
-from ytpiped.errors import Permanent
+from ytpiped.audio import torch_backend
+from ytpiped.audio.analysis import Analysis, BadAudio, NoAudio, analyze_path, finish
+from ytpiped.audio.decode import RATE, decode
+from ytpiped.config import Settings
+from ytpiped.errors import ConfigError, Permanent
 from ytpiped.stages.base import Context, Item, Outcome
+
+
+def choose_backend(settings: Settings) -> str:
+    """`analyze.backend`: auto = torch when it is installed and a CUDA GPU is present."""
+    want = settings.analyze.backend
+    if want == "torch" and not torch_backend.available():
+        raise ConfigError("key 'analyze.backend': \"torch\" needs torch: pip install "
+                          "'ytpiped[gpu]', or use \"cpu\"")
+    if want == "auto":
+        return "torch" if torch_backend.cuda_available() else "cpu"
+    return want
 
 
 class AnalyzeStage:
     name = "analyze"
     concurrency = 1  # CPU-bound: one file at a time leaves the cores to transcription
 
-    def __init__(self, concurrency: int = 1) -> None:
+    def __init__(self, concurrency: int = 1, settings: Settings | None = None) -> None:
         self.concurrency = concurrency
+        self.backend = choose_backend(settings) if settings is not None else "cpu"
+        self.batcher: torch_backend.Batcher | None = None
+        if self.backend == "torch":
+            assert settings is not None
+            a = settings.analyze
+            meter = torch_backend.TorchLoudness(max_batch_size=a.max_batch_size,
+                                                max_batch_samples=a.max_batch_samples)
+            self.batcher = torch_backend.Batcher(meter, RATE, a.batch_timeout_s)
+            self.concurrency = max(concurrency, a.max_batch_size)  # fill the batches
+
+    async def _analyze(self, path: Path, ctx: Context) -> Analysis:
+        a, max_chunk = ctx.settings.analyze, ctx.settings.transcribe.max_chunk_s
+        opts: dict[str, Any] = {"max_chunk_s": max_chunk, "threshold_lu": a.silence_threshold_lu,
+                                "min_silence_s": a.min_silence_s}
+        if self.batcher is None:
+            return await asyncio.to_thread(analyze_path, path, **opts)
+        samples = await asyncio.to_thread(decode, path)
+        loud = await self.batcher.measure(samples)
+        return await asyncio.to_thread(finish, loud, path, backend="torch", **opts)
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         if not item.audio_path:
@@ -27,11 +61,8 @@ class AnalyzeStage:
         path = Path(item.audio_path)
         if not path.is_absolute():
             path = ctx.data_dir / path
-        a = ctx.settings.analyze
         try:
-            result = await asyncio.to_thread(
-                analyze_path, path, max_chunk_s=ctx.settings.transcribe.max_chunk_s,
-                threshold_lu=a.silence_threshold_lu, min_silence_s=a.min_silence_s)
+            result = await self._analyze(path, ctx)
         except BadAudio as exc:
             raise Permanent(str(exc), kind="bad_audio") from None
         except NoAudio as exc:
