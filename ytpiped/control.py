@@ -44,7 +44,22 @@ def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str,
         st["alerts"].extend(extra.pop("alerts", []) or [])
         entry.update(extra)
     st["daemon"]["source"] = "socket"
+    st["devices"] = devices()
     return st
+
+
+def devices() -> dict[str, Any]:
+    """Live utilisation: CPU and RAM from psutil, GPUs from NVML (empty without one)."""
+    import psutil
+
+    from ytpiped import hardware
+
+    snap = hardware.snapshot()
+    vm = psutil.virtual_memory()
+    return {"cpu_percent": psutil.cpu_percent(interval=None), "ram_percent": vm.percent,
+            "gpus": [{"index": g.index, "name": g.name, "utilization_pct": g.utilization_pct,
+                      "memory_used_mb": round(g.used_bytes / 2**20),
+                      "memory_total_mb": round(g.total_bytes / 2**20)} for g in snap.gpus]}
 
 
 def _label(value: object) -> str:
@@ -82,6 +97,11 @@ def metrics_text(st: Mapping[str, Any]) -> str:
             stage_samples.setdefault(key, []).append(({"stage": stage}, value))
     for key, samples in sorted(stage_samples.items()):
         metric(f"stage_{key}", "gauge", f"per-stage {key.replace('_', ' ')}", samples)
+    dev = st.get("devices") or {}
+    if dev:
+        metric("cpu_percent", "gauge", "CPU utilisation", [({}, dev["cpu_percent"])])
+        metric("gpu_utilization_percent", "gauge", "GPU utilisation (NVML)",
+               [({"gpu": g["index"]}, g["utilization_pct"] or 0.0) for g in dev["gpus"]])
     eta = st.get("eta_seconds")
     metric("eta_seconds", "gauge", "estimated seconds until every video is done or failed",
            [({}, float("nan") if eta is None else eta)])

@@ -39,6 +39,8 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
         stages[name] = entry
         remaining = _needs(name, by_state) if name != "download" else (
             by_state["queued"] + by_state["downloading"])
+        alive = sum(by_state.values()) - by_state["failed"]
+        entry["progress"] = round((alive - remaining) / alive, 4) if alive else 0.0
         if remaining and rate > 0:
             eta_parts.append(remaining / rate * HOUR)
         elif remaining and running and name in published:
@@ -120,12 +122,19 @@ def format_status(st: dict[str, Any]) -> str:
     lines.append(f"daemon: {state}    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
     for alert in st.get("alerts", []):
         lines.append(f"ALERT: {alert}")
+    dev = st.get("devices")
+    if dev:
+        gpus = "".join(f", GPU {g['index']} {g['utilization_pct'] or 0:.0f}% "
+                       f"({g['memory_used_mb']}/{g['memory_total_mb']} MB)" for g in dev["gpus"])
+        lines.append(f"devices: CPU {dev['cpu_percent']:.0f}%, RAM {dev['ram_percent']:.0f}%"
+                     + gpus)
     lines.append("")
     lines.append(f"{'state':<14}{'videos':>9}  {'':<24}")
     for state, n in v["by_state"].items():
         lines.append(f"{state:<14}{n:>9}  {_bar(n, total)}")
     lines.append("")
-    lines.append(f"{'stage':<12}{'waiting':>9}{'running':>9}{'done/h':>9}  detail")
+    lines.append(f"{'stage':<12}{'waiting':>9}{'running':>9}{'done/h':>9}  "
+                 f"{'progress':<18}detail")
     for name, s in st["stages"].items():
         detail = ""
         if name == "download":
@@ -135,8 +144,10 @@ def format_status(st: dict[str, Any]) -> str:
                       f"{s['rate_audio_s_per_s']:.1f} audio s/s")
         elif name == "mine":
             detail = f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+        frac = float(s.get("progress", 0.0))
+        bar = _bar(round(frac * 1000), 1000, 10)
         lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"
-                     f"{s['rate_per_hour']:>9.0f}  {detail}")
+                     f"{s['rate_per_hour']:>9.0f}  {bar} {frac:>5.0%}  {detail}")
     f = st["failures"]
     if f["by_kind"]:
         lines.append("")

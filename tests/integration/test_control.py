@@ -37,10 +37,13 @@ async def test_socket_serves_status_metrics_health(tmp_path: Path) -> None:
         assert st["stages"]["download"]["phase"] == "steady"
         assert st["alerts"] == ["bot check: refresh cookies"]
         assert st["daemon"]["running"] and st["daemon"]["source"] == "socket"
+        assert 0 <= st["devices"]["cpu_percent"] <= 100
+        assert isinstance(st["devices"]["gpus"], list)
         metrics = (await control.fetch(data, "/metrics") or b"").decode()
         assert 'ytpiped_videos{state="downloading"} 3.0' in metrics
         assert "# TYPE ytpiped_videos gauge" in metrics
         assert 'ytpiped_stage_in_progress{stage="download"} 3.0' in metrics
+        assert "ytpiped_cpu_percent " in metrics
         assert await control.fetch(data, "/healthz") == b"ok\n"
         d.stop.set()
         assert await task == 0

@@ -175,6 +175,8 @@ class LLMClient:
         self.gate = ModelGate(clock, switch_after_s)
         self.outstanding: dict[str, int] = dict.fromkeys(self.hosts, 0)
         self.served: dict[str, int] = dict.fromkeys(self.hosts, 0)
+        self.tokens_out = 0  # generated tokens, for tokens/s in status and metrics
+        self.started = clock.monotonic()
         self.down_until: dict[str, float] = {}
         self._clients = {h: client_factory(h, timeout_s) for h in self.hosts}
 
@@ -220,9 +222,14 @@ class LLMClient:
             self.outstanding[host] -= 1
         self.down_until.pop(host, None)
         self.served[host] += 1
+        self.tokens_out += resp.eval_count or 0
         return Reply(content=resp.message.content or "", host=host, model=model,
                      latency_s=self.clock.monotonic() - t0,
                      prompt_tokens=resp.prompt_eval_count, eval_tokens=resp.eval_count)
+
+    def tokens_per_s(self) -> float:
+        elapsed = self.clock.monotonic() - self.started
+        return self.tokens_out / elapsed if elapsed > 0 else 0.0
 
     async def server_info(self, model: str) -> list[dict[str, Any]]:
         """Per reachable host: /api/ps entry of `model` (if loaded), /api/show model_info and

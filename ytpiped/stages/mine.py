@@ -109,7 +109,8 @@ class MineStage:
                                 ctx.data_dir / "mining" / f"{item.id}.mined.json", out)
         await ctx.publish({"workers": rt.pool.limit,
                            "rate_windows_per_min": round(rt.pool.rate_per_min(), 2),
-                           "in_flight": rt.pool.in_flight, "overloads": rt.pool.overloads})
+                           "in_flight": rt.pool.in_flight, "overloads": rt.pool.overloads,
+                           "llm_tokens_per_s": round(rt.llm.tokens_per_s(), 1)})
         info = {"windows": len(windows), "mined_now": stats["mined"],
                 "failed_windows": len(merged["failed_windows"]),
                 "claims": len(merged["claims"]), "prompt_version": prompts.PROMPT_VERSION}

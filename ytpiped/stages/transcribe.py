@@ -52,6 +52,7 @@ class Dispatcher:
         self.timeout_factor = timeout_factor
         self.busy_until: dict[int, float] = {}
         self.audio_done_s = 0.0
+        self.busy_s = {"gpu": 0.0, "cpu": 0.0}
         self.started = time.monotonic()
         self.running = 0
 
@@ -88,6 +89,7 @@ class Dispatcher:
             timeout = self.predicted(job, kind) * self.timeout_factor + 60.0
             self.busy_until[id(engine)] = time.monotonic() + self.predicted(job, kind)
             self.running += 1
+            began = time.monotonic()
             try:
                 result = await engine.transcribe(job, timeout)
             except EngineOOM:
@@ -112,6 +114,7 @@ class Dispatcher:
             finally:
                 self.running -= 1
                 self.busy_until.pop(id(engine), None)
+                self.busy_s[kind] += time.monotonic() - began
             self._release(engine)
             if result.elapsed_s > 0 and job.audio_s > 5:
                 observed = job.audio_s / result.elapsed_s
@@ -131,8 +134,12 @@ class Dispatcher:
 
     def status(self) -> dict[str, Any]:
         elapsed = max(1e-9, time.monotonic() - self.started)
-        return {"gpu_slots": sum(1 for e in self.engines if e.device_kind == "gpu"),
-                "cpu_slots": sum(1 for e in self.engines if e.device_kind == "cpu"),
+        slots = {k: sum(1 for e in self.engines if e.device_kind == k) for k in ("gpu", "cpu")}
+        return {"gpu_slots": slots["gpu"], "cpu_slots": slots["cpu"],
+                "busy_fraction_gpu": round(self.busy_s["gpu"] / (elapsed * slots["gpu"]), 3)
+                if slots["gpu"] else 0.0,
+                "busy_fraction_cpu": round(self.busy_s["cpu"] / (elapsed * slots["cpu"]), 3)
+                if slots["cpu"] else 0.0,
                 "running_jobs": self.running,
                 "rate_audio_s_per_s": round(self.audio_done_s / elapsed, 2),
                 "speed": {k: round(v, 2) for k, v in self.speed.items()}}
