@@ -23,6 +23,7 @@ from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.control import ControlServer
 from ytpiped.errors import ConfigError, DataDirLocked
+from ytpiped.files import clean_temp_files
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
@@ -99,6 +100,9 @@ class Daemon:
         await store.open()
         now = self.clock.now()
         recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner, all_leases=True))
+        orphans = await asyncio.to_thread(clean_temp_files, data)
+        if orphans:
+            self.log.info("temp_files_removed", count=orphans)
         await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                                          "started_at": now}, now))
         self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port)

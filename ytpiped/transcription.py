@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ytpiped.files import atomic_write_text
 
 Segment = dict[str, Any]
 
@@ -85,20 +85,6 @@ def to_vtt(segments: Iterable[Segment]) -> str:
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(out_dir: Path, stem: str, doc: Mapping[str, Any],
                   formats: Sequence[str]) -> dict[str, str]:
     """Write every requested format atomically; json last (its presence means complete)."""
@@ -108,10 +94,10 @@ def write_outputs(out_dir: Path, stem: str, doc: Mapping[str, Any],
     for fmt in formats:
         if fmt != "json":
             path = out_dir / f"{stem}.{fmt}"
-            atomic_write(path, render[fmt](segs))
+            atomic_write_text(path, render[fmt](segs))
             paths[fmt] = str(path)
     if "json" in formats:
         path = out_dir / f"{stem}.json"
-        atomic_write(path, json.dumps(doc, ensure_ascii=False, indent=1))
+        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=1))
         paths["json"] = str(path)
     return paths

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.files import atomic_write_json
 from ytpiped.mining import prompts
 from ytpiped.mining.claims import merge_windows, place_claims
 from ytpiped.mining.llm import KIND_UNAVAILABLE, LLMError
@@ -35,15 +35,7 @@ from ytpiped.stages.base import Context, Item, Outcome
 SUMMARY_TOKENS = 1200  # transcript tokens the episode summary is made from
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Temp file in the same directory, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+write_json_atomic = atomic_write_json
 
 
 def read_json(path: Path) -> Any:
