@@ -17,13 +17,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
 from ytpiped.mining.llm import KIND_UNAVAILABLE, LLMError
 from ytpiped.mining.runner import Runtime, close_shared, shared_runtime
 from ytpiped.mining.schema import Evaluation
 from ytpiped.stages.base import Context, Item, Outcome
-from ytpiped.stages.mine import backoff_s, read_json, write_json_atomic
+from ytpiped.stages.mine import llm_decision, read_json, write_json_atomic
 
 
 def apply_evaluation(claims: Sequence[Mapping[str, Any]],
@@ -109,13 +109,9 @@ class EvaluateStage:
         return Outcome(info={"evaluate": info})
 
     def _decision(self, exc: LLMError, ctx: Context) -> Exception:
-        cfg = ctx.settings.mine
         if exc.kind in (KIND_UNAVAILABLE, "llm_model_missing"):
             self.down_streak += 1
-            wait = backoff_s(self.down_streak, cfg.unavailable_backoff_s,
-                             cfg.max_unavailable_backoff_s)
-            return Cooldown(str(exc), kind=exc.kind, until=ctx.clock.now() + wait)
-        return Retryable(str(exc), kind=exc.kind)
+        return llm_decision(exc, ctx, self.down_streak)
 
     async def close(self) -> None:
         if self.runtime is not None:

@@ -54,6 +54,17 @@ def backoff_s(streak: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(0, streak - 1)))
 
 
+def llm_decision(exc: LLMError, ctx: Context, streak: int) -> Exception:
+    """Server down or model missing: a Cooldown (doubling with `streak`, no attempt spent);
+    anything else: a retry."""
+    cfg = ctx.settings.mine
+    if exc.kind in (KIND_UNAVAILABLE, "llm_model_missing"):
+        wait = backoff_s(streak, cfg.unavailable_backoff_s, cfg.max_unavailable_backoff_s)
+        ctx.log.warning("llm_paused", kind=exc.kind, wait_s=wait, error=str(exc))
+        return Cooldown(str(exc), kind=exc.kind, until=ctx.clock.now() + wait)
+    return Retryable(str(exc), kind=exc.kind)
+
+
 class MineStage:
     name = "mine"
 
@@ -110,14 +121,9 @@ class MineStage:
         return Outcome(info={"mine": info})
 
     def _decision(self, exc: LLMError, ctx: Context) -> Exception:
-        cfg = ctx.settings.mine
         if exc.kind in (KIND_UNAVAILABLE, "llm_model_missing"):
             self.down_streak += 1
-            wait = backoff_s(self.down_streak, cfg.unavailable_backoff_s,
-                             cfg.max_unavailable_backoff_s)
-            ctx.log.warning("mine_paused", kind=exc.kind, wait_s=wait, error=str(exc))
-            return Cooldown(str(exc), kind=exc.kind, until=ctx.clock.now() + wait)
-        return Retryable(str(exc), kind=exc.kind)
+        return llm_decision(exc, ctx, self.down_streak)
 
     async def _summary(self, item: Item, ctx: Context, rt: Runtime,
                        windows: list[Window]) -> str:
