@@ -14,6 +14,7 @@ import importlib
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ytpiped import logs
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.control import ControlServer
+from ytpiped.engines.base import ModelUnavailable
 from ytpiped.errors import ConfigError, DataDirLocked
 from ytpiped.files import clean_temp_files
 from ytpiped.lock import acquire_lock
@@ -113,10 +115,20 @@ class Daemon:
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
                                     on_publish=self._on_publish, on_outcome=self.on_outcome)
                         for s in stages]
-        for s in stages:
-            start = getattr(s, "start", None)
-            if start is not None:
-                await start()
+        try:
+            for s in stages:
+                start = getattr(s, "start", None)
+                if start is not None:
+                    await start()
+        except ModelUnavailable as exc:  # a model key names something that is not there
+            for s in stages:
+                close = getattr(s, "close", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
+            await self.control.stop()
+            await store.close()
+            raise ConfigError(str(exc)) from None
         side: dict[str, asyncio.Task[Any]] = {
             "reaper": asyncio.create_task(self._reaper(store), name="reaper"),
         }
@@ -216,3 +228,7 @@ def run(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
         logs.get("ytpiped.daemon").error("data_dir_locked", error=str(exc))
         print(f"error: {exc}", flush=True)
         return EXIT_LOCKED
+    except ConfigError as exc:
+        logs.get("ytpiped.daemon").error("daemon_config_error", error=str(exc))
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.e2e.helpers import (
@@ -125,3 +126,14 @@ def test_second_sigint_forces_stop_without_waiting_grace(data_dir: Path, tmp_pat
         daemon.kill()
     c = counts(data_dir)
     assert c["queued"] == 2 and in_progress(c) == 0
+
+
+def test_missing_model_exits_2_naming_the_key(data_dir: Path, tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "run"], capture_output=True, text=True,
+                       timeout=120, env={**env_for(data_dir),
+                                         "YTPIPED_DAEMON__STAGE_FACTORY": "",
+                                         "YTPIPED_TRANSCRIBE__MODEL_CPU": "no-such-model",
+                                         "YTPIPED_TRANSCRIBE__ALLOW_DOWNLOAD": "false"})
+    assert r.returncode == 2
+    assert "key 'transcribe.model_cpu'" in r.stderr and "local" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -104,7 +104,9 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
         conn.send(("model", str(exc)))
         return
     except Exception as exc:
-        conn.send(("model", f"key '{spec.model_key}': cannot load {spec.model!r}: {exc}"))
+        conn.send(("model", f"key '{spec.model_key}': cannot load {spec.model!r} (use the path "
+                            f"of a local CTranslate2 Whisper model, or check the network): "
+                            f"{exc}"))
         return
     conn.send(("ready", os.getpid()))
     while True:
