@@ -100,6 +100,16 @@ class WorkerContext:
     async def publish(self, status: Mapping[str, Any]) -> None:
         await self._w.publish(status)
 
+    async def perf_samples(self) -> list[tuple[Any, ...]]:
+        return await self._w.store.run(lambda s: [tuple(r) for r in s.perf_samples()])
+
+    async def add_perf_samples(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        def add(s: Store) -> None:
+            for r in rows:
+                s.add_perf_sample(*r)
+
+        await self._w.store.run(add)
+
     async def last_published(self) -> Mapping[str, Any] | None:
         key = f"stage:{self._w.stage.name}"
         got = await self._w.store.run(lambda s: s.get_state(key))

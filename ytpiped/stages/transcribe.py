@@ -11,27 +11,19 @@ is merged, checked for repetition loops and written as json/txt/srt/vtt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ytpiped import transcription as tx
 from ytpiped.config import Settings
-from ytpiped.engines.base import (
-    BadAudioError,
-    ChunkJob,
-    ChunkResult,
-    Engine,
-    EngineError,
-    EngineOOM,
-    ModelUnavailable,
-)
+from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
+from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.errors import Permanent, Retryable
+from ytpiped.scheduling.capacity import Capacity
+from ytpiped.scheduling.policy import Rules
+from ytpiped.scheduling.suggest import suggest
+from ytpiped.scheduling.tracker import Sample
 from ytpiped.stages.base import Context, Item, Outcome
-
-PRIOR_SPEED = {"gpu": 50.0, "cpu": 4.0}  # audio seconds per second until measured
 
 
 def fixed_chunks(duration_s: float, max_chunk_s: float) -> list[tuple[float, float]]:
@@ -41,119 +33,23 @@ def fixed_chunks(duration_s: float, max_chunk_s: float) -> list[tuple[float, flo
             for i in range(n)]
 
 
-class Dispatcher:
-    """Shares the slots between the chunks of every video in flight."""
-
-    def __init__(self, engines: Sequence[Engine], *, timeout_factor: float = 4.0) -> None:
-        self.engines = list(engines)
-        self.free: list[Engine] = list(engines)
-        self.changed = asyncio.Condition()
-        self.speed = {k: v for k, v in PRIOR_SPEED.items()}
-        self.timeout_factor = timeout_factor
-        self.busy_until: dict[int, float] = {}
-        self.audio_done_s = 0.0
-        self.busy_s = {"gpu": 0.0, "cpu": 0.0}
-        self.started = time.monotonic()
-        self.running = 0
-
-    def predicted(self, job: ChunkJob, kind: str) -> float:
-        return job.audio_s / self.speed[kind] + 1.0
-
-    def _choose(self, job: ChunkJob) -> Engine | None:
-        free_gpu = [e for e in self.free if e.device_kind == "gpu"]
-        if free_gpu:
-            return free_gpu[0]
-        free_cpu = [e for e in self.free if e.device_kind == "cpu"]
-        if not free_cpu:
-            return None
-        gpus = [e for e in self.engines if e.device_kind == "gpu"]
-        if not gpus:
-            return free_cpu[0]
-        now = time.monotonic()
-        gpu_ready = min(self.busy_until.get(id(e), now) for e in gpus)
-        gpu_finish = max(gpu_ready, now) + self.predicted(job, "gpu")
-        cpu_finish = now + self.predicted(job, "cpu")
-        return free_cpu[0] if cpu_finish < gpu_finish else None
-
-    async def run(self, job: ChunkJob) -> ChunkResult:
-        tried_cpu_after_gpu = False
-        attempts = 0
-        while True:
-            async with self.changed:
-                engine = self._choose(job)
-                while engine is None:
-                    await self.changed.wait()
-                    engine = self._choose(job)
-                self.free.remove(engine)
-            kind = engine.device_kind
-            timeout = self.predicted(job, kind) * self.timeout_factor + 60.0
-            self.busy_until[id(engine)] = time.monotonic() + self.predicted(job, kind)
-            self.running += 1
-            began = time.monotonic()
-            try:
-                result = await engine.transcribe(job, timeout)
-            except EngineOOM:
-                # lower this GPU's slot count by one: the engine leaves the pool for good
-                self.engines.remove(engine)
-                with contextlib.suppress(Exception):
-                    await engine.close()
-                attempts += 1
-                if attempts >= 3 or not self.engines:
-                    raise
-                continue
-            except (BadAudioError, ModelUnavailable):
-                self._release(engine)
-                raise
-            except EngineError:
-                self._release(engine)
-                attempts += 1
-                if attempts >= 3:
-                    raise
-                tried_cpu_after_gpu = kind == "gpu" or tried_cpu_after_gpu
-                continue
-            finally:
-                self.running -= 1
-                self.busy_until.pop(id(engine), None)
-                self.busy_s[kind] += time.monotonic() - began
-            self._release(engine)
-            if result.elapsed_s > 0 and job.audio_s > 5:
-                observed = job.audio_s / result.elapsed_s
-                self.speed[kind] = 0.7 * self.speed[kind] + 0.3 * observed
-            self.audio_done_s += job.audio_s
-            return result
-
-    def _release(self, engine: Engine) -> None:
-        if engine in self.engines:
-            self.free.append(engine)
-
-        async def notify() -> None:
-            async with self.changed:
-                self.changed.notify_all()
-
-        asyncio.get_running_loop().create_task(notify())
-
-    def status(self) -> dict[str, Any]:
-        elapsed = max(1e-9, time.monotonic() - self.started)
-        slots = {k: sum(1 for e in self.engines if e.device_kind == k) for k in ("gpu", "cpu")}
-        return {"gpu_slots": slots["gpu"], "cpu_slots": slots["cpu"],
-                "busy_fraction_gpu": round(self.busy_s["gpu"] / (elapsed * slots["gpu"]), 3)
-                if slots["gpu"] else 0.0,
-                "busy_fraction_cpu": round(self.busy_s["cpu"] / (elapsed * slots["cpu"]), 3)
-                if slots["cpu"] else 0.0,
-                "running_jobs": self.running,
-                "rate_audio_s_per_s": round(self.audio_done_s / elapsed, 2),
-                "speed": {k: round(v, 2) for k, v in self.speed.items()}}
-
-
 class TranscribeStage:
     name = "transcribe"
 
     def __init__(self, settings: Settings, engines: Sequence[Engine],
                  out_dir: Path | None = None) -> None:
+        cfg = settings.transcribe
         self.settings = settings
         self.out_dir = out_dir  # default: DATA/transcripts
-        self.dispatcher = Dispatcher(engines,
-                                     timeout_factor=settings.transcribe.job_timeout_factor)
+        self.new_samples: list[Sample] = []
+        self.samples_loaded = False
+        self.dispatcher = Dispatcher(
+            list(engines), policy=cfg.policy,
+            rules=Rules(cfg.max_cpu_time_s, cfg.stop_cpu_at_progress),
+            timeout_factor=cfg.job_timeout_factor,
+            max_attempts=settings.download.max_attempts,
+            compute_types={"gpu": cfg.compute_type_gpu, "cpu": cfg.compute_type_cpu},
+            batch_sizes={"gpu": cfg.batch_size, "cpu": 1}, on_sample=self.new_samples.append)
         self.concurrency = max(1, len(engines)) + 1
 
     async def start(self) -> None:
@@ -163,8 +59,34 @@ class TranscribeStage:
         await asyncio.gather(*(e.close() for e in self.dispatcher.engines),
                              return_exceptions=True)
 
+    async def _sync_samples(self, ctx: Context) -> None:
+        """Learned speeds survive restarts: load them once, then persist new samples."""
+        if not self.samples_loaded:
+            for row in await ctx.perf_samples():
+                at, kind, model, ctype, batch, audio, elapsed = row
+                self.dispatcher.tracker.record(Sample(kind, model, ctype, batch, audio, elapsed,
+                                                      at))
+            self.samples_loaded = True
+        if self.new_samples:
+            batch, self.new_samples[:] = list(self.new_samples), []
+            await ctx.add_perf_samples([(s.at, s.device_kind, s.model, s.compute_type,
+                                         s.batch_size, s.audio_s, s.elapsed_s) for s in batch])
+
+    async def _publish(self, ctx: Context) -> None:
+        import psutil
+
+        status = self.dispatcher.status()
+        usage = self.dispatcher.usage(psutil.virtual_memory().available, psutil.cpu_count() or 1)
+        cap = Capacity(gpu_slots=(status["gpu_slots"],) if status["gpu_slots"] else (),
+                       cpu_slots=status["cpu_slots"], cpu_threads_per_slot=1,
+                       model_vram_gb=0.0, reasons=())
+        status["suggestions"] = [s.to_json() for s in
+                                 suggest(usage, cap, ctx.settings.transcribe)]
+        await ctx.publish(status)
+
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.transcribe
+        await self._sync_samples(ctx)
         plan = [tuple(c) for c in item.info.get("chunks", [])] or fixed_chunks(
             float(item.duration_s or 0.0), cfg.max_chunk_s)
         bounds = [(float(a), float(b)) for a, b in plan]
@@ -200,7 +122,8 @@ class TranscribeStage:
                     "elapsed_s": round(result.elapsed_s, 3), "quality": quality}
             await ctx.parts.save("chunk", i, data)
             done[i] = data
-            await ctx.publish(self.dispatcher.status())
+            await self._sync_samples(ctx)
+            await self._publish(ctx)
 
         try:
             await asyncio.gather(*(one(i) for i in todo))

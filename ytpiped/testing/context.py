@@ -42,6 +42,7 @@ class FakeContext:
         self.published: list[dict[str, Any]] = []
         self._counts = dict(counts or {s.value: 0 for s in State})
         self.buffer = buffer
+        self.samples: list[tuple[Any, ...]] = []
 
     @property
     def data_dir(self) -> Path:
@@ -65,6 +66,12 @@ class FakeContext:
 
     async def publish(self, status: Mapping[str, Any]) -> None:
         self.published.append(dict(status))
+
+    async def perf_samples(self) -> list[tuple[Any, ...]]:
+        return list(self.samples)
+
+    async def add_perf_samples(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.samples.extend(rows)
 
     async def last_published(self) -> Mapping[str, Any] | None:
         return self.published[-1] if self.published else None
