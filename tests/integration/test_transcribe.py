@@ -236,3 +236,19 @@ async def test_stage_persists_samples_and_publishes_suggestions(
     status = ctx.published[-1]
     assert status["cpu_slots"] == 1 and status["policy"] == "ect"
     assert isinstance(status["suggestions"], list)
+
+
+async def test_chunked_transcript_matches_the_unchunked_run(engine: ProcessEngine,
+                                                            media: Path) -> None:
+    whole = await engine.transcribe(job(media, "long.opus"), timeout_s=120)
+    a = analyze_path(media / "long.opus", max_chunk_s=30)
+    parts = [await engine.transcribe(ChunkJob("v", i, str(media / "long.opus"), s, e),
+                                     timeout_s=120) for i, (s, e) in enumerate(a.chunks)]
+    from ytpiped.transcription import merge_chunks
+
+    merged = merge_chunks([p.segments for p in parts], a.chunks)
+    starts = [s["start"] for s in merged]
+    assert starts == sorted(starts)
+    w1 = words(" ".join(s["text"] for s in whole.segments))
+    w2 = words(" ".join(s["text"] for s in merged))
+    assert wer(" ".join(w1), " ".join(w2)) < 0.15  # cuts in pauses lose or repeat nothing
