@@ -58,11 +58,20 @@ def test_overload_cuts_multiplicatively_and_sets_ceiling() -> None:
 
 
 def test_increase_is_kept_while_throughput_rises() -> None:
-    s = Aimd(limit=1, upper=8)
-    for lim in range(1, 5):
-        assert s.limit == lim
-        s = decide(s, sample(lim, 2.0 * lim))
-    assert s.limit == 5
+    s = Aimd(limit=1, upper=16)
+    seen = []
+    for _ in range(4):
+        seen.append(s.limit)
+        s = decide(s, sample(s.limit, 2.0 * s.limit))
+    # +1 first; then, while each worker adds (almost) its full share, two steps at a time
+    assert seen == [1, 2, 4, 6] and s.limit == 8
+
+
+def test_sublinear_gain_steps_one_at_a_time() -> None:
+    s = Aimd(limit=1, upper=16)
+    s = decide(s, sample(1, 2.0))
+    s = decide(s, sample(2, 2.5))  # +25 %: worth keeping, but far from linear
+    assert s.limit == 3 and s.last_step == 1
 
 
 def test_increase_without_gain_is_undone_then_reprobed_after_hold() -> None:

@@ -125,7 +125,8 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, latency_tol: float = 
                   overload_age=0)
     if sample.limit != lim:
         return s  # measured at another limit (set from outside meanwhile): just remember it
-    below = tput.get(lim - 1)
+    prev = lim - max(1, s.last_step)
+    below = tput.get(prev)
     no_gain = below is not None and tput[lim] < below * (1 + gain)
     if s.last_step > 0 and no_gain:
         return to(lim - 1, -1, ceiling=lim - 1, hold=hold)
@@ -137,7 +138,11 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, latency_tol: float = 
         if s.hold > 0:
             return to(lim, 0, hold=s.hold - 1)
         return to(lim + 1, +1, ceiling=None)
-    return to(lim + 1, +1)
+    # still scaling almost linearly (each worker adds >= 70 % of its share): take two steps
+    linear = below is not None and prev < lim and \
+        tput[lim] >= below * (1 + 0.7 * (lim - prev) / prev)
+    step = 2 if linear and (s.overload_at is None or lim + 2 < s.overload_at) else 1
+    return to(lim + step, step)
 
 
 class AdaptivePool:
