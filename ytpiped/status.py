@@ -73,8 +73,9 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
             "by_kind": store.failures_by_kind(),
             "transient_by_kind": store.event_counts_by_kind("retry"),
             "cooldowns_by_kind": store.event_counts_by_kind("cooldown"),
-            "recent": [{"id": r.id, "stage": r.failed_stage, "kind": r.error_kind,
-                        "error": r.error} for r in store.recent_failures(5)],
+            "recent": [{"id": r.id, "url": r.url, "title": r.title, "stage": r.failed_stage,
+                        "kind": r.error_kind, "error": r.error}
+                       for r in store.recent_failures(5)],
         },
         "stages": stages,
         "eta_seconds": eta,
@@ -154,7 +155,9 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append("failed by kind: " + ", ".join(f"{k} {n}" for k, n in
                                                     sorted(f["by_kind"].items())))
         for r in f["recent"]:
-            lines.append(f"  {r['id']} [{r['stage']}/{r['kind']}] {(r['error'] or '')[:100]}")
+            name = r.get("title") or (r["id"] if r["id"][:4] != "url-" else r.get("url"))
+            lines.append(f"  {str(name)[:60]} [{r['stage']}/{r['kind']}] "
+                         f"{(r['error'] or '')[:100]}")
     if f.get("cooldowns_by_kind"):
         lines.append("cooldowns so far: " + ", ".join(
             f"{k} {n}" for k, n in sorted(f["cooldowns_by_kind"].items())))
