@@ -99,7 +99,8 @@ def simulate(jobs: list[Job], devices: list[Device], policy: str, noise: float,
                 queue.remove(a.job)
         end, sid, jid = heapq.heappop(events)
         now = end
-        if slots[sid].job is None or slots[sid].job.id != jid:  # cancelled duplicate
+        finished = slots[sid].job
+        if finished is None or finished.id != jid:  # cancelled duplicate
             continue
         slots[sid] = Slot(sid, slots[sid].kind)
         if jid not in done:
