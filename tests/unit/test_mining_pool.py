@@ -74,18 +74,36 @@ def test_sublinear_gain_steps_one_at_a_time() -> None:
     assert s.limit == 3 and s.last_step == 1
 
 
-def test_increase_without_gain_is_undone_then_reprobed_after_hold() -> None:
+def run(s: Aimd, curve: dict[int, float], intervals: int) -> tuple[Aimd, list[int]]:
+    """`intervals` decisions, each measuring the throughput `curve` gives the limit."""
+    limits = []
+    for _ in range(intervals):
+        s = decide(s, sample(s.limit, curve[s.limit]))
+        limits.append(s.limit)
+    return s, limits
+
+
+def test_increase_without_gain_is_undone_then_probed_both_ways() -> None:
     s = Aimd(limit=4, upper=8)
     s = decide(s, sample(4, 4.0))
     assert s.limit == 5
     s = decide(s, sample(5, 4.05))  # < 5 % gain
     assert s.limit == 4 and s.ceiling == 4
-    limits = []
-    for _ in range(8):
-        s = decide(s, sample(s.limit, 4.0))
-        limits.append(s.limit)
+    curve = {3: 3.0, 4: 4.0, 5: 4.05}
+    s, limits = run(s, curve, 16)
     assert limits[:6] == [4] * 6  # hold
-    assert 5 in limits  # probes again
+    assert limits[6:8] == [3, 4]  # probe down: one lower serves less, back up
+    assert limits[14:16] == [5, 4]  # later probe up: no gain, back down
+    assert s.limit == 4
+
+
+def test_plateau_settles_on_the_fewest_workers_that_serve_it() -> None:
+    # 4 slots: beyond 4 in flight requests only queue (and cost a little)
+    curve = {n: min(n, 4) * (1 - 0.01 * max(0, n - 4)) for n in range(1, 9)}
+    s = Aimd(limit=7, upper=8, ceiling=7, tput={7: curve[7]})
+    s, limits = run(s, curve, 60)
+    assert min(limits) == 3  # probed once below the knee ...
+    assert limits[-10:].count(4) >= 8 and s.limit == 4  # ... and settled on it
 
 
 def test_rising_latency_without_gain_steps_down() -> None:
@@ -139,6 +157,23 @@ def test_pool_records_intervals_and_adapts() -> None:
     pool.record(30.0, overload=True)
     assert pool.limit == 1 and pool.overloads == 1
     assert pool.history == [1, 2, 1]
+
+
+def test_503s_of_requests_sent_before_a_cut_do_not_cut_again() -> None:
+    clock = FakeClock()
+    pool = AdaptivePool(4, 8, clock, min_interval=4)
+    pool.state = Aimd(limit=4, upper=8, last_step=1)
+    pool.in_flight = 4
+    pool.record(1.0, overload=True)  # the step up to 4 overloaded the server: cut
+    assert pool.limit == 2
+    pool.record(1.0, overload=True)  # sent at 4 before the cut: already answered
+    pool.record(1.0, overload=True)
+    assert pool.limit == 2 and pool.overloads == 3
+    pool.in_flight = 2
+    for _ in range(8):  # at 2 now; a fresh 503 still cuts
+        pool.record(1.0)
+    pool.record(1.0, overload=True)
+    assert pool.limit == 1
 
 
 def test_limit_that_met_503s_is_not_probed_again_until_forgotten() -> None:

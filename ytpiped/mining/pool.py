@@ -6,12 +6,14 @@ the weights and serves OLLAMA_NUM_PARALLEL slots, each with its own KV cache; /a
 reports the loaded size (weights + slots x KV) and /api/show the model geometry, so the
 number of slots is (size - weights) / KV-per-slot. Unknown (model not loaded): one per host.
 
-Then the limit adapts, interval by interval (pure `decide`): after an increase, keep it only
-if throughput rose by `gain`; on any 503 or timeout cut it multiplicatively; when latency
-grew past `latency_tol` over the best seen without a throughput gain, step down; otherwise
-probe one higher, except below a ceiling learnt from a failed probe, which is retried
-after `hold` intervals. A limit that met 503s or timeouts is not probed again for
-`forget` intervals (each 503 is a request thrown away).
+Then the limit adapts, interval by interval (pure `decide`). Ramp: step up while throughput
+rises by `gain` (two steps while it still scales almost linearly). A step that did not pay,
+a 503 or timeout (multiplicative cut), or latency grown past `latency_tol` over the best seen
+without a throughput gain ends the ramp: the pool settles. Settled, it holds for `hold`
+intervals, then probes one step, down and up in turn: one lower is kept when it serves within
+`keep` of the best above it (as much work, fewer requests waiting), one higher only when it
+gains `gain`. A limit that met 503s or timeouts is not probed again for `forget` intervals
+(each 503 is a request thrown away).
 """
 
 from __future__ import annotations
@@ -93,15 +95,18 @@ class Aimd:
     lower: int = 1
     tput: Mapping[int, float] = field(default_factory=dict)  # limit -> smoothed throughput
     best_latency: float | None = None
-    ceiling: int | None = None
+    ceiling: int | None = None  # settled here (set by a failed probe or a 503): hold, probe
     hold: int = 0
     last_step: int = 0
+    probed_from: int | None = None  # a probe one below this limit is being measured
+    probe_down: bool = True  # the direction of the next probe once settled
     overload_at: int | None = None  # lowest limit that saw 503/timeouts; not probed again
     overload_age: int = 0  # intervals since; the mark is forgotten after `forget` of them
 
 
-def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, latency_tol: float = 0.5,
-           backoff: float = 0.7, hold: int = 6, forget: int = 200) -> Aimd:
+def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, keep: float = 0.02,
+           latency_tol: float = 0.5, backoff: float = 0.7, hold: int = 6,
+           forget: int = 200) -> Aimd:
     """The next limit after one interval (pure)."""
     lim = s.limit
     tput = dict(s.tput)
@@ -117,27 +122,40 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, latency_tol: float = 
     def to(limit: int, step: int, **kw: Any) -> Aimd:
         return replace(s, limit=max(s.lower, min(s.upper, limit)), last_step=step, **kw)
 
+    def settle(limit: int) -> Aimd:
+        return to(limit, 0 if limit == lim else -1, ceiling=limit, hold=hold, probed_from=None)
+
     if sample.overloads > 0:
         lim = min(lim, sample.limit)
         new = min(lim - 1, math.floor(lim * backoff))
         mark = lim if s.overload_at is None else min(lim, s.overload_at)
-        return to(new, -1, ceiling=max(s.lower, new), hold=hold, overload_at=mark,
-                  overload_age=0)
+        return replace(settle(new), last_step=-1, overload_at=mark, overload_age=0)
     if sample.limit != lim:
         return s  # measured at another limit (set from outside meanwhile): just remember it
+    if s.probed_from is not None:
+        # one below serves as much as anything above it (within `keep`)? fewer in flight,
+        # lower latency: stay. Otherwise back up.
+        above = max((t for limit, t in tput.items() if limit > lim), default=0.0)
+        return settle(lim if tput[lim] >= above * (1 - keep) else s.probed_from)
     prev = lim - max(1, s.last_step)
     below = tput.get(prev)
     no_gain = below is not None and tput[lim] < below * (1 + gain)
     if s.last_step > 0 and no_gain:
-        return to(lim - 1, -1, ceiling=lim - 1, hold=hold)
-    if (sample.p50_latency_s > best_lat * (1 + latency_tol) and no_gain and lim > s.lower):
-        return to(lim - 1, -1, ceiling=lim - 1, hold=hold)
-    if s.overload_at is not None and lim + 1 >= s.overload_at:
-        return to(lim, 0)  # the next step up was overloaded: stay
-    if s.ceiling is not None and lim >= s.ceiling:
+        return settle(lim - 1)  # the step up did not pay
+    if sample.p50_latency_s > best_lat * (1 + latency_tol) and no_gain and lim > s.lower:
+        return settle(lim - 1)
+    up_blocked = s.overload_at is not None and lim + 1 >= s.overload_at
+    if s.ceiling is not None or up_blocked:
+        if s.ceiling is None:
+            return to(lim, 0, ceiling=lim, hold=hold)  # the ramp ran into a 503 mark
         if s.hold > 0:
             return to(lim, 0, hold=s.hold - 1)
-        return to(lim + 1, +1, ceiling=None)
+        down = (s.probe_down or up_blocked) and lim > s.lower
+        if down:
+            return to(lim - 1, -1, probed_from=lim, probe_down=False)
+        if up_blocked:
+            return to(lim, 0, hold=hold)
+        return to(lim + 1, +1, ceiling=None, probe_down=True)
     # still scaling almost linearly (each worker adds >= 70 % of its share): take two steps
     linear = below is not None and prev < lim and \
         tput[lim] >= below * (1 + 0.7 * (lim - prev) / prev)
@@ -224,10 +242,13 @@ class AdaptivePool:
             self._over += 1
         else:
             self.completed += 1
-            if self._skip > 0:  # still the transient after a change: not measured
-                self._skip -= 1
-                self._reset_interval()
-                return
+        if self._skip > 0 and not (overload and self.state.last_step > 0):
+            # still the transient after a change: not measured. A 503 of a request sent
+            # before a cut is the cut's cause, not news; after a step up it is news.
+            self._skip -= 1
+            self._reset_interval()
+            return
+        if not overload:
             self._lat.append(latency_s)
         if not self.adaptive:
             return
