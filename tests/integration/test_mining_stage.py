@@ -17,6 +17,7 @@ from ytpiped.clock import SystemClock
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.mining import prompts
 from ytpiped.mining.runner import Runtime
+from ytpiped.mining.stale import read_output, staleness
 from ytpiped.stages.evaluate import EvaluateStage
 from ytpiped.stages.mine import MineStage
 from ytpiped.testing.fake_ollama import FakeOllama
@@ -72,6 +73,10 @@ class Rig:
                 if b.get("format", {}).get("title") == "WindowResult"]
 
 
+def evaluation_requests(fake: FakeOllama) -> int:
+    return sum(1 for b in fake.chat_bodies() if b["format"]["title"] == "Evaluation")
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOllama]:
     async with FakeOllama(parallel=2, latency_s=0.005) as f:
@@ -104,7 +109,9 @@ async def test_mine_then_evaluate_writes_ranked_claims_with_timestamps(rig: Rig,
     assert doc["evaluation"]["status"] == "ok" and doc["evaluation"]["summary"]
     prov = doc["provenance"]
     assert prov["model"] == "qwen2.5:7b-instruct"
-    assert prov["prompt_version"] == prompts.PROMPT_VERSION
+    assert prov["prompt_version"] == prompts.MINE_PROMPT_VERSION
+    assert prov["eval_prompt_version"] == prompts.EVAL_PROMPT_VERSION
+    assert staleness(doc, rig.settings.mine) is None
     assert prov["options"]["num_ctx"] == 4096 and prov["options"]["temperature"] == 0
     bodies = fake.chat_bodies()
     assert bodies[0]["format"]["title"] == "EpisodeSummary"
@@ -210,6 +217,32 @@ async def test_stale_prompt_version_is_mined_again(rig: Rig, fake: FakeOllama) -
     n = len(rig.window_requests())
     out = await rig.mine.run(item("vid00000001"), rig.ctx)
     assert out.info["mine"]["mined_now"] == 1 and len(rig.window_requests()) == n + 1
+
+
+async def test_new_evaluation_prompt_redoes_only_the_evaluation(
+        rig: Rig, fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+    await rig.mine.run(item("vid00000001"), rig.ctx)
+    await rig.evaluate.run(item("vid00000001"), rig.ctx)
+    monkeypatch.setattr(prompts, "EVAL_PROMPT_VERSION", "evalprompt02")
+    stale = staleness(read_output(rig.data_dir, "vid00000001"), rig.settings.mine)
+    assert stale is not None and not stale.windows and "evaluation prompt" in stale.reason
+    windows, evals = len(rig.window_requests()), evaluation_requests(fake)
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)  # what `remine` sets off
+    await rig.evaluate.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["mined_now"] == 0 and len(rig.window_requests()) == windows
+    assert evaluation_requests(fake) == evals + 1
+    assert staleness(read_output(rig.data_dir, "vid00000001"), rig.settings.mine) is None
+
+
+async def test_new_mining_prompt_mines_every_window_again(
+        rig: Rig, fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await rig.mine.run(item("vid00000001"), rig.ctx)
+    await rig.evaluate.run(item("vid00000001"), rig.ctx)
+    monkeypatch.setattr(prompts, "MINE_PROMPT_VERSION", "mineprompt02")
+    stale = staleness(read_output(rig.data_dir, "vid00000001"), rig.settings.mine)
+    assert stale is not None and stale.windows and "mining prompt" in stale.reason
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["mined_now"] == first.info["mine"]["windows"]
 
 
 async def test_two_hosts_share_load(data_dir: Path) -> None:

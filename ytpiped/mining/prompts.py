@@ -1,4 +1,7 @@
-"""Prompt texts and message builders. Any change here changes PROMPT_VERSION.
+"""Prompt texts and message builders. A change to the summary, window or repair prompt (or
+their schemas) changes MINE_PROMPT_VERSION, so every window is mined again; a change to the
+evaluation prompt or schema changes only EVAL_PROMPT_VERSION: windows are kept and only the
+evaluation is made again (`ytpiped remine`).
 
 Transcript text goes between TRANSCRIPT_OPEN/CLOSE and the evaluation's claim list
 between CLAIMS_OPEN/CLOSE, one `[N] (type) text` per line, so a reply can always be
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ytpiped.mining.schema import prompt_version
+from ytpiped.mining.schema import EpisodeSummary, Evaluation, WindowResult, prompt_version
 
 TRANSCRIPT_OPEN = "<transcript>"
 TRANSCRIPT_CLOSE = "</transcript>"
@@ -49,7 +52,9 @@ REPAIR_TEXT = (
     "the schema exactly."
 )
 
-PROMPT_VERSION = prompt_version(SUMMARY_SYSTEM, MINE_SYSTEM, EVAL_SYSTEM, REPAIR_TEXT)
+MINE_PROMPT_VERSION = prompt_version((WindowResult, EpisodeSummary), SUMMARY_SYSTEM, MINE_SYSTEM,
+                                     REPAIR_TEXT)
+EVAL_PROMPT_VERSION = prompt_version((Evaluation,), EVAL_SYSTEM, REPAIR_TEXT)
 
 
 def _episode(title: str | None, channel: str | None) -> str:

@@ -1,14 +1,15 @@
 """What the LLM must answer, as pydantic models; their JSON schemas go in `format=`.
 
-The schema title (the class name) tells FakeOllama which answer to build. A change to any
-schema or prompt text changes `prompt_version`, which every output records, so stale
-results can be found and re-mined.
+The schema title (the class name) tells FakeOllama which answer to build. A change to a
+schema or prompt text changes its `prompt_version`, which every output records, so stale
+results can be found and mined again (`ytpiped remine`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,10 +74,10 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-def prompt_version(*texts: str) -> str:
-    """12 hex digits over the schemas and the given prompt texts."""
+def prompt_version(models: Sequence[type[BaseModel]], *texts: str) -> str:
+    """12 hex digits over the given schemas and prompt texts."""
     h = hashlib.sha256()
-    for model in (WindowResult, EpisodeSummary, Evaluation):
+    for model in models:
         h.update(json.dumps(json_schema(model), sort_keys=True).encode())
     for t in texts:
         h.update(b"\0" + t.encode())

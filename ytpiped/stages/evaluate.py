@@ -98,7 +98,7 @@ class EvaluateStage:
         out = {**{k: v for k, v in mined.items() if k not in ("claims", "provenance")},
                "claims": ranked_claims, "evaluation": evaluation,
                "provenance": {**prov, "eval_model": model,
-                              "prompt_version": prompts.PROMPT_VERSION,
+                              "eval_prompt_version": prompts.EVAL_PROMPT_VERSION,
                               "options": {**prov.get("options", {}),
                                           **self.runtime.llm.options}}}
         dst = ctx.data_dir / "mining" / f"{item.id}.json"

@@ -45,7 +45,7 @@ def read_json(path: Path) -> Any:
 
 def is_current(part: Any, window: Window, model: str) -> bool:
     """A stored window part still valid for this plan, model and prompt version?"""
-    return (isinstance(part, dict) and part.get("prompt_version") == prompts.PROMPT_VERSION
+    return (isinstance(part, dict) and part.get("prompt_version") == prompts.MINE_PROMPT_VERSION
             and part.get("model") == model
             and part.get("span") == [round(window.start, 3), round(window.end, 3)])
 
@@ -103,7 +103,7 @@ class MineStage:
         out = {"video_id": item.id, "title": item.title, "channel": item.channel,
                "language": transcript.get("language"), "duration_s": transcript.get("duration_s"),
                "summary": summary, **merged,
-               "provenance": {"model": cfg.model, "prompt_version": prompts.PROMPT_VERSION,
+               "provenance": {"model": cfg.model, "prompt_version": prompts.MINE_PROMPT_VERSION,
                               "options": {**rt.llm.options, "keep_alive": cfg.keep_alive,
                                           "window_tokens": cfg.window_tokens,
                                           "overlap_tokens": cfg.overlap_tokens},
@@ -116,7 +116,7 @@ class MineStage:
                            "llm_tokens_per_s": round(rt.llm.tokens_per_s(), 1)})
         info = {"windows": len(windows), "mined_now": stats["mined"],
                 "failed_windows": len(merged["failed_windows"]),
-                "claims": len(merged["claims"]), "prompt_version": prompts.PROMPT_VERSION}
+                "claims": len(merged["claims"]), "prompt_version": prompts.MINE_PROMPT_VERSION}
         ctx.log.info("mine_finished", **info)
         return Outcome(info={"mine": info})
 
@@ -129,7 +129,7 @@ class MineStage:
                        windows: list[Window]) -> str:
         model = ctx.settings.mine.model
         done = (await ctx.parts.load("summary")).get(0)
-        if (isinstance(done, dict) and done.get("prompt_version") == prompts.PROMPT_VERSION
+        if (isinstance(done, dict) and done.get("prompt_version") == prompts.MINE_PROMPT_VERSION
                 and done.get("model") == model):
             return str(done.get("summary", ""))
         text: list[str] = []
@@ -144,7 +144,7 @@ class MineStage:
             item.title, item.channel, " ".join(text)), EpisodeSummary)
         summary = res.value.summary if res.value is not None else ""
         await ctx.parts.save("summary", 0, {"summary": summary, "model": model,
-                                            "prompt_version": prompts.PROMPT_VERSION,
+                                            "prompt_version": prompts.MINE_PROMPT_VERSION,
                                             "error": res.error})
         return summary
 
@@ -172,7 +172,7 @@ class MineStage:
         model = ctx.settings.mine.model
         msgs = prompts.window_messages(item.title, item.channel, summary, w.text, w.start, w.end)
         res = await rt.structured(model, msgs, WindowResult)
-        base = {"model": model, "prompt_version": prompts.PROMPT_VERSION, "host": res.host,
+        base = {"model": model, "prompt_version": prompts.MINE_PROMPT_VERSION, "host": res.host,
                 "span": [round(w.start, 3), round(w.end, 3)], "repaired": res.repaired}
         if res.value is None:
             ctx.log.warning("mine_window_failed", window=w.idx, error=res.error)
