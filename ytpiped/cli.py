@@ -18,7 +18,7 @@ from typing import Any
 from ytpiped import __version__, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
-from ytpiped.states import STAGE_NAMES
+from ytpiped.states import STAGE_NAMES, State
 from ytpiped.store import Store, StoreNotReady, db_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID")
     rt.add_argument("--stage", choices=STAGE_NAMES, help="only videos that failed in this stage")
     rt.add_argument("--kind", help="only videos that failed with this error kind")
+
+    rm = cmd("remine", "mine done videos again whose results a new prompt version or model "
+                       "made stale (windows still current are kept)")
+    rm.add_argument("video_ids", nargs="*", metavar="VIDEO_ID",
+                    help="only these videos (default: every done video)")
+    rm.add_argument("--all", action="store_true",
+                    help="re-queue them even when nothing is stale")
+    rm.add_argument("--dry-run", action="store_true", help="list what is stale; change nothing")
 
     e = cmd("export", "write mined claims and evaluations")
     e.add_argument("--out", required=True, metavar="DIR")
@@ -234,6 +242,43 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped.mining.stale import Stale, read_output, staleness
+
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        done = [v.id for v in store.videos(State.DONE.value, limit=2**62)]
+        if args.video_ids:
+            wanted = set(args.video_ids)
+            for vid in sorted(wanted - set(done)):
+                row = store.get(vid)
+                print(f"{vid}: {'not queued' if row is None else row.state} (only done videos "
+                      "are mined again; `ytpiped retry` re-queues failed ones)", file=sys.stderr)
+            done = [v for v in done if v in wanted]
+        stale: dict[str, Stale] = {}
+        for vid in done:
+            found = staleness(read_output(settings.data_path, vid), settings.mine)
+            if found is None and args.all:
+                found = Stale("requested (--all)", windows=False)
+            if found is not None:
+                stale[vid] = found
+        windows = sum(1 for s in stale.values() if s.windows)
+        print(f"{len(done)} done video{'s' if len(done) != 1 else ''}: {len(stale)} to mine "
+              f"again ({windows} with windows to mine, {len(stale) - windows} evaluation only)")
+        for vid, s in list(stale.items())[:20]:
+            print(f"  {vid}: {s.reason}")
+        if len(stale) > 20:
+            print(f"  ... and {len(stale) - 20} more")
+        if args.dry_run or not stale:
+            return EXIT_OK
+        n = store.remine({vid: s.reason for vid, s in stale.items()}, time.time())
+    finally:
+        store.close()
+    print(f"re-queued {n} video{'s' if n != 1 else ''} for mining")
+    return EXIT_OK
+
+
 def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
     if args.config_command == "check":
         path = Path(args.file) if args.file else cfg.config_path(args.config, os.environ)
@@ -330,6 +375,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "add": cmd_add,
     "status": cmd_status,
     "retry": cmd_retry,
+    "remine": cmd_remine,
     "hw": cmd_hw,
     "export": cmd_export,
     "transcribe": cmd_transcribe,

@@ -112,6 +112,53 @@ def test_retry_requeues_failed(data_dir: Path) -> None:
     assert counts(data_dir)["queued"] == 1 and counts(data_dir)["failed"] == 1
 
 
+def test_remine_requeues_only_what_a_new_prompt_or_model_made_stale(data_dir: Path) -> None:
+    from ytpiped import config
+    from ytpiped.files import atomic_write_json
+    from ytpiped.mining import prompts
+    from ytpiped.states import STAGES
+    from ytpiped.store import NewVideo, Store, db_path
+
+    ids = ["current0001", "oldeval0001", "oldmine0001", "nooutput001"]
+    s = Store(db_path(data_dir), now=0)
+    s.add_videos([NewVideo(i, "u", "video") for i in ids], now=0)
+    for st in STAGES.values():  # through every stage to done
+        for row in s.claim(st.name, "w", now=1, lease_s=10, limit=len(ids)):
+            s.complete(row.id, "w", st.running.value, st.finished.value, now=2)
+    s.close()
+    model = config.load(flags={"data_dir": str(data_dir)}).mine.model
+    current = {"model": model, "eval_model": model, "prompt_version": prompts.MINE_PROMPT_VERSION,
+               "eval_prompt_version": prompts.EVAL_PROMPT_VERSION}
+    for vid, changes in (("current0001", {}), ("oldeval0001", {"eval_prompt_version": "0ld"}),
+                         ("oldmine0001", {"prompt_version": "0ld"})):
+        atomic_write_json(data_dir / "mining" / f"{vid}.json",
+                          {"video_id": vid, "claims": [], "provenance": {**current, **changes}})
+
+    dry = cli(data_dir, "remine", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[0] == \
+        "4 done videos: 3 to mine again (2 with windows to mine, 1 evaluation only)"
+    assert f"oldeval0001: evaluation prompt 0ld -> {prompts.EVAL_PROMPT_VERSION}" in dry.stdout
+    assert "nooutput001: no mining output" in dry.stdout and "current0001" not in dry.stdout
+    assert counts(data_dir)["done"] == 4  # a dry run changes nothing
+
+    r = cli(data_dir, "remine")
+    assert r.stdout.splitlines()[-1] == "re-queued 3 videos for mining"
+    assert counts(data_dir)["done"] == 1 and counts(data_dir)["transcribed"] == 3
+    s = Store(db_path(data_dir), now=3)
+    try:
+        assert s.get("current0001").state == "done"  # type: ignore[union-attr]
+        reasons = [e for e in s.events_of("oldmine0001") if e[2] == "remine"]
+        assert len(reasons) == 1 and "mining prompt 0ld" in str(reasons[0])
+    finally:
+        s.close()
+
+    named = cli(data_dir, "remine", "--all", "current0001", "oldeval0001")
+    assert "oldeval0001: transcribed (only done videos" in named.stderr
+    assert named.stdout.splitlines()[-1] == "re-queued 1 video for mining"
+    assert counts(data_dir)["done"] == 0
+
+
 def test_help_mentions_defaults_and_env(data_dir: Path) -> None:
     r = cli(data_dir, "status", "--help")
     assert r.returncode == 0

@@ -296,6 +296,23 @@ class Store:
                 f"error = NULL, updated_at = ? WHERE {' AND '.join(where)}", (now, *params))
         return cur.rowcount
 
+    def remine(self, reasons: Mapping[str, str], now: float) -> int:
+        """Send done videos back to `transcribed` (mine and evaluate run again), recording
+        each one's reason as a `remine` event. Rows no longer done are left alone."""
+        check(State.DONE, State.TRANSCRIBED)
+        moved = 0
+        with self._tx():
+            for video_id, reason in reasons.items():
+                cur = self.conn.execute(
+                    "UPDATE videos SET state = ?, attempts = 0, next_attempt_at = 0, "
+                    "updated_at = ? WHERE id = ? AND state = ?",
+                    (State.TRANSCRIBED.value, now, video_id, State.DONE.value))
+                if cur.rowcount == 1:
+                    moved += 1
+                    self.record_event(now, "remine", video_id=video_id, stage="mine",
+                                      message=reason)
+        return moved
+
     # ------------------------------------------------------------------ reads
 
     def get(self, video_id: str) -> VideoRow | None:
