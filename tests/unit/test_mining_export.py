@@ -17,7 +17,8 @@ def doc(vid: str, n: int) -> dict[str, object]:
                         "end": 65.0 * i + 3, "importance": 10 - i, "rank": i + 1,
                         "duplicate_of": None} for i in range(n)],
             "evaluation": {"status": "ok", "summary": f"long summary of {vid}", "ranked": []},
-            "provenance": {"model": "m", "eval_model": "e", "prompt_version": "abc123"}}
+            "provenance": {"model": "m", "eval_model": "e", "prompt_version": "abc123",
+                           "eval_prompt_version": "def456"}}
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def test_jsonl_one_line_per_claim(data: Path, tmp_path: Path) -> None:
                                           "claim 0 of bbbbbbbbbbb", "claim 1 of bbbbbbbbbbb",
                                           "claim 2 of bbbbbbbbbbb"]
     assert lines[0]["video_id"] == "aaaaaaaaaaa" and lines[0]["prompt_version"] == "abc123"
+    assert (lines[0]["eval_model"], lines[0]["eval_prompt_version"]) == ("e", "def456")
     evals = (out / "evaluations.jsonl").read_text().splitlines()
     assert len(evals) == 2 and "long summary of bbbbbbbbbbb" in evals[1]
     assert not list(out.glob(".*"))

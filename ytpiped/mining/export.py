@@ -69,7 +69,8 @@ def video_markdown(doc: dict[str, Any]) -> str:
                       for i in items]
     prov = doc.get("provenance") or {}
     lines += ["", f"_model {prov.get('model')}, evaluation {prov.get('eval_model')}, "
-                  f"prompt {prov.get('prompt_version')}_", ""]
+                  f"prompts {prov.get('prompt_version')} / {prov.get('eval_prompt_version')}_",
+              ""]
     return "\n".join(lines)
 
 
@@ -96,7 +97,9 @@ def export(data_dir: Path, out_dir: Path, fmt: Format = "jsonl") -> int:
             prov = doc.get("provenance") or {}
             for c in doc.get("claims", []):
                 cf.write(json.dumps({**head, **c, "model": prov.get("model"),
-                                     "prompt_version": prov.get("prompt_version")},
+                                     "prompt_version": prov.get("prompt_version"),
+                                     "eval_model": prov.get("eval_model"),
+                                     "eval_prompt_version": prov.get("eval_prompt_version")},
                                     ensure_ascii=False) + "\n")
                 count += 1
             ef.write(json.dumps({**head, "evaluation": doc.get("evaluation"),
