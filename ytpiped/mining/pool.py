@@ -123,7 +123,7 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, keep: float = 0.02,
         return replace(s, limit=max(s.lower, min(s.upper, limit)), last_step=step, **kw)
 
     def settle(limit: int) -> Aimd:
-        return to(limit, 0 if limit == lim else -1, ceiling=limit, hold=hold, probed_from=None)
+        return to(limit, min(0, limit - lim), ceiling=limit, hold=hold, probed_from=None)
 
     if sample.overloads > 0:
         lim = min(lim, sample.limit)
