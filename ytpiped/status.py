@@ -108,6 +108,12 @@ def _when(ts: float | None, now: float) -> str:
     return f"{clock} (in {_duration(delta)})" if delta > 0 else f"{clock} (now)"
 
 
+def clip(text: str, width: int) -> str:
+    """`text` on one line, at most `width` characters, "…" where it was cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
 def _bar(n: int, total: int, width: int = 24) -> str:
     filled = 0 if total == 0 else round(width * n / total)
     return "█" * filled + "·" * (width - filled)
@@ -156,8 +162,8 @@ def format_status(st: dict[str, Any]) -> str:
                                                     sorted(f["by_kind"].items())))
         for r in f["recent"]:
             name = r.get("title") or (r["id"] if r["id"][:4] != "url-" else r.get("url"))
-            lines.append(f"  {str(name)[:60]} [{r['stage']}/{r['kind']}] "
-                         f"{(r['error'] or '')[:100]}")
+            lines.append(f"  {clip(str(name), 60)} [{r['stage']}/{r['kind']}] "
+                         f"{clip(r['error'] or '', 100)}")
     if f.get("cooldowns_by_kind"):
         lines.append("cooldowns so far: " + ", ".join(
             f"{k} {n}" for k, n in sorted(f["cooldowns_by_kind"].items())))

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from ytpiped.download.classify import classify, is_permanent
+from ytpiped.download.classify import classify, is_permanent, tidy
 
 CASES = [
     ("ERROR: [youtube] abc: Sign in to confirm you’re not a bot. Use --cookies-from-browser or "
@@ -58,3 +58,16 @@ def test_only_unavailable_is_permanent() -> None:
     assert is_permanent("unavailable")
     assert not any(is_permanent(k) for k in ("rate_limited", "bot_check", "network",
                                              "forbidden", "truncated", "disk_full"))
+
+
+@pytest.mark.parametrize("text,shown", [
+    ("ERROR: [generic] memory: Unable to download webpage: HTTP Error 403: Forbidden "
+     "(caused by <HTTPError 403: Forbidden>)",
+     "Unable to download webpage: HTTP Error 403: Forbidden"),
+    ("ERROR: [youtube:tab] UCabc: This channel does not exist.", "This channel does not exist."),
+    ("ERROR: unable to download video data: HTTP Error 429: Too Many Requests",
+     "unable to download video data: HTTP Error 429: Too Many Requests"),
+    ("[youtube] abc: ", "[youtube] abc:"),  # nothing left after the prefix: keep it all
+])
+def test_tidy_drops_prefix_and_cause_for_status(text: str, shown: str) -> None:
+    assert tidy(text) == shown

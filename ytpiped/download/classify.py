@@ -66,5 +66,18 @@ def classify(text: str, exc: BaseException | None = None) -> str:
     return ERROR
 
 
+_EXTRACTOR_PREFIX = re.compile(r"^\[[\w:.-]+\] [^\s:]+: ")
+_CAUSED_BY = re.compile(r" \(caused by <.*>\)\.?$", re.S)
+
+
+def tidy(text: str) -> str:
+    """yt-dlp's message as a person wants to read it in `status`: without "ERROR: ", the
+    "[extractor] id: " prefix (status names the video already) and the trailing
+    "(caused by <HTTPError ...>)" repeat. Classify the full text, not this."""
+    text = text.removeprefix("ERROR: ").strip()
+    short = _CAUSED_BY.sub("", _EXTRACTOR_PREFIX.sub("", text)).strip()
+    return short or text
+
+
 def is_permanent(kind: str) -> bool:
     return kind == UNAVAILABLE

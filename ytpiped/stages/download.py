@@ -144,8 +144,9 @@ class DownloadStage:
                                "size_bytes": got.size_bytes, "audio_path": str(got.path)})
 
     def _decision(self, exc: Exception, now: float, pacer: Pacer) -> Exception:
-        text = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
-        kind = cls.classify(text, exc)
+        full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
+        kind = cls.classify(full, exc)
+        text = cls.tidy(full)
         if kind in cls.COOLDOWN_KINDS:
             until = pacer.enter_cooldown(now, kind)
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
