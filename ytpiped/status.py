@@ -10,6 +10,7 @@ from ytpiped.states import STAGES, State
 from ytpiped.store import Store
 
 HOUR = 3600.0
+MIN_RATE_WINDOW_S = 60.0
 PHASES = ("buffer_build", "steady", "catch_up", "full", "cooldown", "idle")
 #: video states that still need a given stage
 _ORDER = [s.value for s in State if s is not State.FAILED]
@@ -26,11 +27,19 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
     by_state = store.counts()
     running = daemon_pid is not None
     published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}
+    daemon_state = store.get_state("daemon")
+    started = daemon_state[0].get("started_at") if daemon_state and running else None
+    # a daemon up for less than an hour: its rate is what it did since it started, scaled
+    # to an hour (at least a minute counted), not the raw count, which would put the ETA
+    # of a fresh run hours too late
+    window = HOUR if not isinstance(started, int | float) else \
+        max(MIN_RATE_WINDOW_S, min(HOUR, now - started))
     stages: dict[str, dict[str, Any]] = {}
     eta_parts: list[float] = []
     for name in STAGES:
         done_hour = store.event_count(name, "completed", now - HOUR)
-        rate = float(done_hour)
+        rate = round(store.event_count(name, "completed", now - window) * HOUR / window, 1) \
+            if window < HOUR else float(done_hour)
         live = dict(published.get(name, {})) if running else {}
         entry: dict[str, Any] = {"rate_per_hour": rate, "completed_last_hour": done_hour,
                                  "in_progress": by_state[STAGES[name].running.value],
@@ -59,13 +68,13 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
     pending = sum(n for s, n in by_state.items() if s not in ("done", "failed"))
     if pending == 0:
         eta = 0.0 if by_state["done"] or by_state["failed"] else None
+    elif not running:
+        eta = None  # nothing moves until the daemon runs
     suggestions: list[Any] = []
     alerts: list[str] = []
     for entry in stages.values():
         suggestions.extend(entry.pop("suggestions", []) or [])
         alerts.extend(entry.pop("alerts", []) or [])
-    daemon_state = store.get_state("daemon")
-    started = daemon_state[0].get("started_at") if daemon_state and running else None
     return {
         "videos": {"total": sum(by_state.values()), "by_state": by_state,
                    "by_kind": store.counts_by_kind()},

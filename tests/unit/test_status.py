@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from ytpiped import status
+from ytpiped.status import clip
+from ytpiped.store import NewVideo, Store
+
+
+def test_clip_keeps_one_line_and_marks_the_cut() -> None:
+    assert clip("short\nerror", 20) == "short error"
+    cut = clip("x" * 30 + " tail", 20)
+    assert len(cut) == 20 and cut.endswith("…") and "tail" not in cut
+
+
+def test_failed_videos_show_one_clipped_line_each() -> None:
+    store = Store(Path(":memory:"), now=0)
+    try:
+        store.add_videos([NewVideo("aaaaaaaaaaa", "https://youtu.be/aaaaaaaaaaa", "video")],
+                         now=0)
+        (row,) = store.claim("download", "w", now=1, lease_s=10, limit=1)
+        store.fail(row.id, "w", "downloading", now=2, kind="forbidden",
+                   error="HTTP Error 403: Forbidden\n" + "detail " * 40)
+        text = status.format_status(status.build(store, 3, None))
+    finally:
+        store.close()
+    (line,) = [x for x in text.splitlines() if "[download/forbidden]" in x]
+    assert line.startswith("  aaaaaaaaaaa [download/forbidden] HTTP Error 403: Forbidden detail")
+    assert line.endswith("…") and len(line.split("] ", 1)[1]) == 100
+
+
+def _store_with_progress(started_at: float, now: float) -> Store:
+    store = Store(Path(":memory:"), now=0)
+    store.add_videos([NewVideo(f"vid{i:08d}", "u", "video") for i in range(100)], now=0)
+    store.set_state("daemon", {"started_at": started_at}, started_at)
+    for i in range(20):  # 20 transcriptions in the 10 minutes before `now`
+        store.record_event(now - 600 + 30 * i, "completed", stage="transcribe")
+    return store
+
+
+def test_a_fresh_daemon_rates_what_it_did_since_it_started() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        st = status.build(store, now, daemon_pid=1234)
+        assert st["stages"]["transcribe"]["rate_per_hour"] == 120.0  # 20 in 10 min
+        assert st["stages"]["transcribe"]["completed_last_hour"] == 20
+        # 100 videos still to transcribe at 120/h: 50 min, not the 5 h of "20 in the last hour"
+        assert st["eta_seconds"] == 100 / 120 * 3600
+        later = status.build(store, now + 3 * 3600, daemon_pid=1234)  # up for hours: last hour
+        assert later["stages"]["transcribe"]["rate_per_hour"] == 0.0
+    finally:
+        store.close()
+
+
+def test_no_eta_while_the_daemon_is_not_running() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        st = status.build(store, now, daemon_pid=None)
+        assert st["eta_seconds"] is None
+        assert st["stages"]["transcribe"]["rate_per_hour"] == 20.0  # what the last hour did
+    finally:
+        store.close()
