@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
+#: how long a stage waits after "no space left on device" before it tries that video again
+DISK_FULL_PAUSE_S = 300.0
+
 
 class YtpipedError(Exception):
     """Base class of the project's own errors."""
@@ -53,3 +58,14 @@ class Cooldown(StageError):
         super().__init__(message)
         self.kind = kind
         self.until = until
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC or EDQUOT anywhere in the exception's cause/context chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

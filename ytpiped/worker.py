@@ -18,7 +18,15 @@ import structlog
 from ytpiped import logs, retry
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
-from ytpiped.errors import Cooldown, InvalidTransition, Permanent, Retryable
+from ytpiped.errors import (
+    DISK_FULL_PAUSE_S,
+    Cooldown,
+    InvalidTransition,
+    Permanent,
+    Retryable,
+    StageError,
+    is_disk_full,
+)
 from ytpiped.ingest import collect
 from ytpiped.stages.base import Item, Outcome, Stage
 from ytpiped.states import STAGES, State
@@ -281,6 +289,11 @@ class StageWorker:
         text = logs.scrub(str(exc) or type(exc).__name__)[:ERROR_TEXT_MAX]
         running, stage = self.states.running, self.stage.name
         max_attempts = self.settings.download.max_attempts
+        if not isinstance(exc, StageError) and is_disk_full(exc):
+            # a full disk is not the video's fault: wait for space, spend no attempt
+            text = (f"disk full: {text}; free space on {self.settings.data_path} (the video "
+                    "keeps its attempts and is tried again)")[:ERROR_TEXT_MAX]
+            exc = Cooldown(text, kind="disk_full", until=now + DISK_FULL_PAUSE_S)
         if isinstance(exc, Cooldown):
             event = Event("cooldown", stage, exc.kind, text)
             await self.store.run(lambda s: s.release(

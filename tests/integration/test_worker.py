@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from ytpiped import config
@@ -69,6 +70,21 @@ async def test_fake_pipeline_takes_every_video_to_done(data_dir: Path) -> None:
     row = s.get(ids[0])
     assert row is not None and row.title == f"title of {ids[0]}"
     assert set(row.info) == {"download", "analyze", "transcribe", "mine", "evaluate"}
+
+
+async def test_full_disk_is_a_cooldown_that_spends_no_attempt(data_dir: Path) -> None:
+    seed(data_dir, ["fulldisk001"])
+    stage = FakeStage("download", fail={"fulldisk001": "disk_full"})
+    d, out, task = await start(fast_settings(data_dir, **{"download.max_attempts": 1}), [stage])
+    await out.wait(lambda ev: ("cooldown", "fulldisk001", "disk_full") in ev)
+    d.stop.set()
+    assert await task == 0
+    s = Store(db_path(data_dir), readonly=True)
+    row = s.get("fulldisk001")
+    assert row is not None and (row.state, row.attempts) == ("queued", 0)  # nothing lost
+    assert row.next_attempt_at > time.time() + 200  # waits for space
+    assert row.error is not None and row.error.startswith("disk full: [Errno 28]")
+    assert str(data_dir) in row.error and "keeps its attempts" in row.error
 
 
 async def test_crashing_stage_retries_then_fails_with_kind_and_message(data_dir: Path) -> None:

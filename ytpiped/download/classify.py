@@ -6,8 +6,9 @@ _base.py; yt_dlp/utils/_utils.py).
 
 from __future__ import annotations
 
-import errno
 import re
+
+from ytpiped.errors import is_disk_full
 
 RATE_LIMITED = "rate_limited"
 BOT_CHECK = "bot_check"
@@ -51,12 +52,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 def classify(text: str, exc: BaseException | None = None) -> str:
     """Kind of a download failure from its message (and exception, when there is one)."""
+    if is_disk_full(exc):
+        return DISK_FULL
     seen: set[int] = set()
     cur = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
-            return DISK_FULL
         if type(cur).__name__ == "ContentTooShortError":
             return TRUNCATED
         cur = cur.__cause__ or cur.__context__

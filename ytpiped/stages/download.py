@@ -20,11 +20,10 @@ from ytpiped import logs
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, ytdlp
 from ytpiped.download.pacing import Buffer, Pacer
-from ytpiped.errors import Cooldown, Permanent, Retryable
+from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
 from ytpiped.stages.base import Context, Item, Outcome
 
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
-DISK_FULL_PAUSE_S = 300.0
 BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are paused. "
                    "Export fresh cookies from a logged-in browser to download.cookies_file "
                    "and lower download.max_videos_per_hour.")

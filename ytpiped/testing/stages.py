@@ -2,7 +2,7 @@
 
 `fake_pipeline(settings)` is a `daemon.stage_factory`: every stage sleeps
 `delay_s` per item and can be told to fail items, all read from
-DATA/fake_stages.json: {"delay_s": 0.05, "fail": {"<video_id>": "permanent|retryable|crash"},
+DATA/fake_stages.json: {"delay_s": 0.05, "fail": {"<video_id>": "permanent|retryable|crash|cooldown|disk_full|hang"},
 "stages": ["download", ...]}. When `DATA/fake_stages.started/` exists, each stage touches
 `<stage>.<video_id>` there as it starts an item, so tests can wait on real progress.
 """
@@ -10,6 +10,7 @@ DATA/fake_stages.json: {"delay_s": 0.05, "fail": {"<video_id>": "permanent|retry
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class FakeStage:
         if mode == "cooldown":
             raise Cooldown(f"fake rate limit on {item.id}", kind="rate_limited",
                            until=ctx.clock.now() + 3600)
+        if mode == "disk_full":  # as a write of the stage's output would fail
+            raise OSError(errno.ENOSPC, "No space left on device",
+                          str(ctx.data_dir / f"{item.id}.out"))
         if mode == "hang":
             await asyncio.Event().wait()
         fields: dict[str, Any] = {}
