@@ -1,9 +1,9 @@
 """Fake stages for tests of the worker and the daemon (no media, no models).
 
 `fake_pipeline(settings)` is a `daemon.stage_factory`: every stage sleeps
-`delay_s` per item and can be told to fail items, all read from
-DATA/fake_stages.json: {"delay_s": 0.05, "fail": {"<video_id>": "permanent|retryable|crash|cooldown|disk_full|hang"},
-"stages": ["download", ...]}. When `DATA/fake_stages.started/` exists, each stage touches
+`delay_s` per item and can be told to fail items, all read from DATA/fake_stages.json:
+{"delay_s": 0.05, "fail": {"<video_id>": MODE}, "stages": ["download", ...]}, MODE one of
+permanent, retryable, crash, cooldown, disk_full, hang. When `DATA/fake_stages.started/` exists, each stage touches
 `<stage>.<video_id>` there as it starts an item, so tests can wait on real progress.
 """
 
