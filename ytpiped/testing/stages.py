@@ -3,8 +3,9 @@
 `fake_pipeline(settings)` is a `daemon.stage_factory`: every stage sleeps
 `delay_s` per item and can be told to fail items, all read from DATA/fake_stages.json:
 {"delay_s": 0.05, "fail": {"<video_id>": MODE}, "stages": ["download", ...]}, MODE one of
-permanent, retryable, crash, cooldown, disk_full, hang. When `DATA/fake_stages.started/` exists, each stage touches
-`<stage>.<video_id>` there as it starts an item, so tests can wait on real progress.
+permanent, retryable, crash, cooldown, disk_full, hang. When `DATA/fake_stages.started/`
+exists, each stage touches `<stage>.<video_id>` there as it starts an item, so tests can
+wait on real progress.
 """
 
 from __future__ import annotations
