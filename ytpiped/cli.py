@@ -269,7 +269,7 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
         for vid, s in list(stale.items())[:20]:
             print(f"  {vid}: {s.reason}")
         if len(stale) > 20:
-            print(f"  … and {len(stale) - 20} more (see --dry-run)")
+            print(f"  … and {len(stale) - 20} more")
         if args.dry_run or not stale:
             return EXIT_OK
         n = store.remine({vid: s.reason for vid, s in stale.items()}, time.time())

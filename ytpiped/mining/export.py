@@ -18,16 +18,22 @@ from typing import Any, Literal
 Format = Literal["jsonl", "md"]
 
 
+def read_output(path: Path) -> dict[str, Any] | None:
+    """One video's output (a JSON object), or None when missing or unreadable."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def mined_files(data_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every finished (evaluated) video output, sorted by id; unreadable files skipped."""
     for path in sorted((data_dir / "mining").glob("*.json")):
         if path.name.endswith(".mined.json") or path.name.startswith("."):
             continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(doc, dict):
+        doc = read_output(path)
+        if doc is not None:
             yield path, doc
 
 

@@ -9,23 +9,18 @@ version) and mines only the others, and the evaluate stage runs again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ytpiped.config import MineConfig
-from ytpiped.mining import prompts
+from ytpiped.mining import export, prompts
 
 
 def read_output(data_dir: Path, video_id: str) -> dict[str, Any] | None:
     """DATA/mining/<id>.json, or None when missing or unreadable."""
-    try:
-        doc = json.loads((data_dir / "mining" / f"{video_id}.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    return export.read_output(data_dir / "mining" / f"{video_id}.json")
 
 
 @dataclass(frozen=True)
