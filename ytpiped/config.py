@@ -178,8 +178,11 @@ class MineConfig:
 class DaemonConfig:
     shutdown_grace_s: float = spec(30.0, "on SIGTERM, wait this long for work in flight", "float",
                                    lo=0)
-    metrics_port: int = spec(0, "0: off; else Prometheus on 127.0.0.1:PORT/metrics", "int", lo=0,
-                             hi=65535)
+    metrics_port: int = spec(0, "0: off; else Prometheus /metrics (and /healthz) on "
+                             "metrics_bind:PORT", "int", lo=0, hi=65535)
+    metrics_bind: str = spec("127.0.0.1", "IP address the metrics port listens on; 0.0.0.0 or "
+                             "an interface's address lets a remote Prometheus scrape, and "
+                             "anyone who reaches it read the counts", "str")
     lease_s: float = spec(120.0, "lease of a claimed video; renewed while work runs", "float", lo=1)
     reap_interval_s: float = spec(15.0, "how often expired leases are returned", "float", lo=0.05)
     poll_interval_s: float = spec(5.0, "longest wait before looking for new work", "float",

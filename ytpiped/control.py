@@ -1,29 +1,37 @@
 """Control API of the running daemon: aiohttp on DATA/ytpiped.sock (mode 0600) and,
-when `daemon.metrics_port` is set, on 127.0.0.1:PORT.
+when `daemon.metrics_port` is set, on `daemon.metrics_bind`:PORT (default 127.0.0.1).
 
-GET /status   the DESIGN.md §3 JSON plus live data published by the stages
+GET /status   the DESIGN.md §3 JSON plus live data published by the stages (socket only:
+              titles, URLs and error messages are for the owner of the data dir)
 GET /metrics  Prometheus text format
 GET /healthz  200 "ok" while the event loop answers
+
+The TCP listener answers only requests whose Host header is an IP address or `localhost`:
+a web page cannot reach it through DNS rebinding (its requests carry the page's host name).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ytpiped import status as status_mod
+from ytpiped.errors import ConfigError
 from ytpiped.store import Store, StoreNotReady, db_path
 
 SOCKET_NAME = "ytpiped.sock"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str, Any]],
@@ -108,14 +116,55 @@ def metrics_text(st: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def host_allowed(host: str | None) -> bool:
+    """True for a Host header naming an IP address or localhost, with or without a port.
+    A browser sends the name of the page it runs; DNS rebinding needs that to be a name."""
+    if not host:
+        return False
+    if host.startswith("["):  # [IPv6] or [IPv6]:port
+        name, sep, rest = host[1:].partition("]")
+        if not sep or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return False
+    else:
+        name, sep, port = host.rpartition(":")
+        if not sep or not port.isdigit():
+            name = host
+    if name.lower() == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@web.middleware
+async def _local_hosts_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not host_allowed(request.headers.get("Host")):
+        return web.Response(status=403, text="Host header not allowed: ytpiped's metrics "
+                            "listener answers requests to an IP address or localhost only\n")
+    return await handler(request)
+
+
+def bind_address(bind: str) -> str:
+    """`daemon.metrics_bind` as an address to listen on; a ConfigError unless it is one."""
+    try:
+        return str(ipaddress.ip_address(bind))
+    except ValueError:
+        raise ConfigError(f"key 'daemon.metrics_bind': expected an IP address (127.0.0.1 for "
+                          f"this machine only, 0.0.0.0 or :: for every interface), got "
+                          f"{bind!r}") from None
+
+
 class ControlServer:
     def __init__(self, data_dir: Path, live: Mapping[str, Mapping[str, Any]],
-                 metrics_port: int = 0) -> None:
+                 metrics_port: int = 0, metrics_bind: str = "127.0.0.1") -> None:
         self.data_dir = data_dir
         self.live = live
         self.metrics_port = metrics_port
+        self.metrics_bind = metrics_bind
         self.socket_path = data_dir / SOCKET_NAME
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self.requests = 0
 
     async def _status(self) -> dict[str, Any]:
@@ -137,31 +186,68 @@ class ControlServer:
         return web.Response(text="ok\n")
 
     def app(self) -> web.Application:
+        """Everything, for the owner of the data dir (the unix socket)."""
         app = web.Application()
         app.router.add_get("/status", self.handle_status)
         app.router.add_get("/metrics", self.handle_metrics)
         app.router.add_get("/healthz", self.handle_health)
         return app
 
+    def metrics_app(self) -> web.Application:
+        """What the TCP port serves: counts for Prometheus, no titles, URLs or errors."""
+        app = web.Application(middlewares=[_local_hosts_only])
+        app.router.add_get("/metrics", self.handle_metrics)
+        app.router.add_get("/healthz", self.handle_health)
+        return app
+
     async def start(self) -> None:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        old = os.umask(0o177)  # the socket is created 0600
+        """Listen on the socket, then on the metrics port. A port that cannot be had is a
+        ConfigError naming the key, and nothing stays behind (no socket file)."""
+        address = bind_address(self.metrics_bind) if self.metrics_port else ""
         try:
-            await web.UnixSite(runner, str(self.socket_path)).start()
-        finally:
-            os.umask(old)
-        os.chmod(self.socket_path, 0o600)
-        if self.metrics_port:
-            await web.TCPSite(runner, "127.0.0.1", self.metrics_port).start()
-        self._runner = runner
+            runner = web.AppRunner(self.app(), access_log=None)
+            self._runners.append(runner)
+            await runner.setup()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+            old = os.umask(0o177)  # the socket is created 0600
+            try:
+                await web.UnixSite(runner, str(self.socket_path)).start()
+            finally:
+                os.umask(old)
+            os.chmod(self.socket_path, 0o600)
+            if self.metrics_port:
+                tcp = web.AppRunner(self.metrics_app(), access_log=None)
+                self._runners.append(tcp)
+                await tcp.setup()
+                try:
+                    await web.TCPSite(tcp, address, self.metrics_port).start()
+                except OSError as exc:
+                    raise self._listen_error(address, exc) from None
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _listen_error(self, address: str, exc: OSError) -> ConfigError:
+        where = f"[{address}]:{self.metrics_port}" if ":" in address else \
+            f"{address}:{self.metrics_port}"
+        if exc.errno == errno.EADDRINUSE:
+            return ConfigError(f"key 'daemon.metrics_port': {where} is already in use by another "
+                               "program; choose a free port, or 0 to turn the metrics listener "
+                               "off")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return ConfigError(f"key 'daemon.metrics_bind': {address} is not an address of this "
+                               "machine; use 127.0.0.1, 0.0.0.0 or one of its interfaces")
+        if exc.errno == errno.EACCES:
+            return ConfigError(f"key 'daemon.metrics_port': {where}: permission denied (ports "
+                               "below 1024 need privileges); choose a port above 1023")
+        return ConfigError(f"keys 'daemon.metrics_bind'/'daemon.metrics_port': cannot listen on "
+                           f"{where}: {exc.strerror or exc}")
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
 

@@ -107,8 +107,13 @@ class Daemon:
             self.log.info("temp_files_removed", count=orphans)
         await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                                          "started_at": now}, now))
-        self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port)
-        await self.control.start()
+        self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
+                                     self.settings.daemon.metrics_bind)
+        try:
+            await self.control.start()
+        except ConfigError:
+            await store.close()
+            raise
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from ytpiped import config, control
 from ytpiped.daemon import Daemon
+from ytpiped.errors import ConfigError
 from ytpiped.store import NewVideo, Store, db_path
 from ytpiped.testing.stages import FakeStage
 
@@ -75,3 +81,96 @@ def test_metrics_text_escapes_labels_and_nan() -> None:
     assert 'ytpiped_failed_videos{kind="we\\"ird"} 2.0' in text
     assert 'ytpiped_stage_rate_per_hour{stage="download"} 4.5' in text
     assert "ytpiped_eta_seconds NaN" in text and "phase" not in text
+
+
+@contextlib.asynccontextmanager
+async def serving(data: Path, **flags: Any) -> AsyncIterator[Daemon]:
+    settings = config.load(flags={"data_dir": str(data), **flags})
+    d = Daemon(settings, stages=[], environ={})
+    task = asyncio.create_task(d.serve())
+    async with asyncio.timeout(20):
+        ready = asyncio.create_task(d.ready.wait())
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if task.done():
+            await task  # raises what made the daemon stop
+        try:
+            yield d
+        finally:
+            d.stop.set()
+            assert await task == 0
+
+
+async def get(url: str, host: str | None = None) -> tuple[int, str]:
+    headers = {"Host": host} if host is not None else {}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_tcp_listener_serves_metrics_and_health_but_not_status(
+        tmp_path: Path, unused_tcp_port: int) -> None:
+    data = tmp_path / "data"
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with serving(data, **{"daemon.metrics_port": unused_tcp_port}):
+        assert await get(f"{base}/healthz") == (200, "ok\n")
+        status, body = await get(f"{base}/metrics")
+        assert status == 200 and "ytpiped_up 1.0" in body
+        status, body = await get(f"{base}/status")
+        assert status == 404 and "videos" not in body
+        # the unix socket (mode 0600, owner only) still serves everything
+        raw = await control.fetch(data, "/status")
+        assert raw is not None and "by_state" in json.loads(raw)["videos"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "localhost.evil.example",
+                                  "127.0.0.1.nip.io:{port}", "", "[::1"])
+async def test_tcp_listener_refuses_host_names_dns_rebinding_could_send(
+        tmp_path: Path, unused_tcp_port: int, host: str) -> None:
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port}):
+        for path in ("/metrics", "/healthz"):
+            status, body = await get(base + path, host.format(port=unused_tcp_port))
+            assert status == 403, (path, host)
+            assert "ytpiped_" not in body and "Host" in body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "127.0.0.1", "localhost:{port}",
+                                  "LocalHost", "[::1]:{port}", "192.168.1.20:9100"])
+async def test_tcp_listener_answers_ip_literals_and_localhost(
+        tmp_path: Path, unused_tcp_port: int, host: str) -> None:
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+    async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port}):
+        status, body = await get(f"{base}/metrics", host.format(port=unused_tcp_port))
+        assert status == 200 and "ytpiped_up 1.0" in body
+
+
+async def test_metrics_bind_chooses_the_listening_address(tmp_path: Path,
+                                                          unused_tcp_port: int) -> None:
+    async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port,
+                                             "daemon.metrics_bind": "127.0.0.2"}):
+        status, body = await get(f"http://127.0.0.2:{unused_tcp_port}/metrics")
+        assert status == 200 and "ytpiped_up 1.0" in body
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await get(f"http://127.0.0.1:{unused_tcp_port}/metrics")
+
+
+async def test_metrics_bind_must_be_an_ip_address(tmp_path: Path, unused_tcp_port: int) -> None:
+    data = tmp_path / "data"
+    with pytest.raises(ConfigError, match=r"'daemon\.metrics_bind'.*'metrics\.example\.com'"):
+        async with serving(data, **{"daemon.metrics_port": unused_tcp_port,
+                                    "daemon.metrics_bind": "metrics.example.com"}):
+            pass
+    assert not (data / control.SOCKET_NAME).exists()
+
+
+async def test_metrics_port_in_use_names_the_key_and_leaves_no_socket(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"'daemon\.metrics_port'.*127\.0\.0\.1:{port}"
+                                              r".*already in use"):
+            async with serving(data, **{"daemon.metrics_port": port}):
+                pass
+    assert not (data / control.SOCKET_NAME).exists()
