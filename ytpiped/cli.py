@@ -1,7 +1,7 @@
 """Command line: parse, call, print, exit code. Thin by design (DESIGN.md §3).
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 another daemon
-already owns the data dir.
+Exit codes: 0 ok, 1 runtime failure (a damaged database too: it is data, not
+configuration), 2 usage or configuration error, 3 another daemon already owns the data dir.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ytpiped import __version__, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
-from ytpiped.store import Store, StoreNotReady, db_path
+from ytpiped.store import DatabaseCorrupt, Store, StoreNotReady, corruption_named, db_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -113,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
                          formatter_class=_Formatter)
     cc.add_argument("file", nargs="?", metavar="FILE",
                     help="file to check (default: the one --config/YTPIPED_CONFIG names)")
+
+    d = cmd("db", "database upkeep: integrity check and online backup (both safe while the "
+                  "daemon runs)")
+    dsub = d.add_subparsers(dest="db_command", metavar="check|backup")
+    dc = dsub.add_parser("check", formatter_class=_Formatter,
+                         help="run SQLite's integrity_check on DATA/ytpiped.db (read-only); "
+                              "exit 1 and list the problems if it is damaged")
+    dc.add_argument("--json", action="store_true", help="machine-readable report")
+    db = dsub.add_parser("backup", formatter_class=_Formatter,
+                         help="copy DATA/ytpiped.db to FILE with SQLite's online backup API "
+                              "(consistent while the daemon writes); restore: stop the daemon, "
+                              "copy FILE to DATA/ytpiped.db, delete ytpiped.db-wal/-shm")
+    db.add_argument("file", metavar="FILE", help="where the backup goes")
+    db.add_argument("--force", action="store_true", help="replace FILE if it exists")
     return p
 
 
@@ -140,7 +154,14 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
                level=args.log_level or "info")
-    return daemon.run(settings)
+    try:
+        with corruption_named(db_path(settings.data_path)):
+            return daemon.run(settings)
+    except DatabaseCorrupt as exc:
+        # exit 1 like any runtime failure; systemd's StartLimitBurst ends the restarts
+        logs.get("ytpiped.daemon").error("database_corrupt", database=str(exc.path),
+                                         error=exc.detail)
+        raise
 
 
 def _open_store(settings: cfg.Settings, *, readonly: bool) -> Store | None:
@@ -215,7 +236,8 @@ def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped import status
 
     while True:
-        st = status_dict(settings)
+        with corruption_named(db_path(settings.data_path)):
+            st = status_dict(settings)
         if args.json:
             print(json.dumps(st, indent=None if args.watch else 2), flush=True)
         else:
@@ -370,7 +392,45 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK if all(r.status != "failed" for r in results) else EXIT_FAILURE
 
 
+def cmd_db(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped.store import upkeep
+
+    if args.db_command not in ("check", "backup"):
+        raise UsageError("db: give a subcommand: `ytpiped db check` or `ytpiped db backup FILE`")
+    path = db_path(settings.data_path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no database (nothing added yet, or --data-dir / data_dir "
+                         "points elsewhere)")
+    if args.db_command == "backup":
+        dest = Path(args.file)
+        if dest.is_dir():
+            raise UsageError(f"{dest}: is a directory; give the backup's file name")
+        if dest.exists() and not args.force:
+            raise UsageError(f"{dest} exists: give --force to replace it")
+        if dest.exists() and dest.resolve() == path.resolve():
+            raise UsageError(f"{dest} is the database itself; give another file name")
+        made = upkeep.backup(path, dest)
+        print(f"backed up {made.videos} video{'s' if made.videos != 1 else ''} from {path} "
+              f"to {dest}")
+        return EXIT_OK
+    report = upkeep.check(path)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    elif report.ok:
+        print(f"{path}: ok (schema version {report.schema_version}, {report.videos} videos)")
+    else:
+        print(f"{path}: damaged, {len(report.problems)} problem"
+              f"{'s' if len(report.problems) != 1 else ''} found:")
+        for problem in report.problems:
+            print(f"  {problem}")
+        print("Stop the daemon and restore a backup made with `ytpiped db backup` (README, "
+              "Backups); a file that still opens may be partly recovered with sqlite3's "
+              "`.recover`.")
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
+    "db": cmd_db,
     "run": cmd_run,
     "add": cmd_add,
     "status": cmd_status,
@@ -402,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DatabaseCorrupt as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

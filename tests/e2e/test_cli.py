@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +165,113 @@ def test_help_mentions_defaults_and_env(data_dir: Path) -> None:
     r = cli(data_dir, "status", "--help")
     assert r.returncode == 0
     assert "YTPIPED_<SECTION>__<KEY>" in r.stdout and "default: 2.0" in r.stdout
+
+
+def _database_with_rows(data_dir: Path, n: int = 3000) -> Path:
+    r = cli(data_dir, "add", "-", input="".join(f"{i:011d}\n" for i in range(n)))
+    assert r.returncode == 0, r.stderr
+    return data_dir / "ytpiped.db"
+
+
+def _damage(db: Path, how: str) -> None:
+    if how == "garbage":
+        db.write_bytes(b"this is not a database, it was overwritten\n" * 200)
+    elif how == "truncated":
+        with db.open("r+b") as fh:
+            fh.truncate(db.stat().st_size // 2)
+    else:  # a page in the middle overwritten: the file still opens
+        with db.open("r+b") as fh:
+            fh.seek(db.stat().st_size // 2)
+            fh.write(b"\xff" * 8192)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "overwritten page"])
+def test_damaged_database_status_and_run_name_the_file_and_the_fix(data_dir: Path,
+                                                                   how: str) -> None:
+    db = _database_with_rows(data_dir)
+    _damage(db, how)
+    for args in (["status"], ["status", "--json"], ["run"]):
+        r = cli(data_dir, *args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "Traceback" not in r.stdout + r.stderr, args
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, r.stderr
+        assert f"{db} is damaged" in errors[0]
+        assert "ytpiped db check" in errors[0] and "ytpiped db backup" in errors[0]
+        if args[0] == "status":
+            assert r.stderr.strip() == errors[0]  # one line, nothing else
+    assert not (data_dir / "ytpiped.sock").exists()
+
+
+def test_db_check_lists_the_problems(data_dir: Path) -> None:
+    db = _database_with_rows(data_dir)
+    ok = cli(data_dir, "db", "check")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(f"{db}: ok")
+    report = json.loads(cli(data_dir, "db", "check", "--json").stdout)
+    assert report == {"database": str(db), "ok": True, "problems": [],
+                      "videos": 3000, "schema_version": report["schema_version"]}
+    # an index that no longer matches its table: the file opens, only the check sees it
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA writable_schema=ON")
+    conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX videos_ready ON videos (url)' "
+                 "WHERE name = 'videos_ready'")
+    conn.close()
+    bad = cli(data_dir, "db", "check")
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr
+    lines = bad.stdout.splitlines()
+    assert lines[0] == f"{db}: damaged, 100 problems found:"
+    assert lines[1:3] == ["  row 1 missing from index videos_ready",
+                          "  row 2 missing from index videos_ready"]
+    assert "ytpiped db backup" in lines[-1]  # what to do next
+    report = json.loads(cli(data_dir, "db", "check", "--json").stdout)
+    assert report["ok"] is False and len(report["problems"]) == 100
+    _damage(db, "overwritten page")
+    report = json.loads(cli(data_dir, "db", "check", "--json").stdout)
+    assert report["ok"] is False
+    assert all("page" in p.lower() or "malformed" in p for p in report["problems"])
+    _damage(db, "garbage")
+    report = json.loads(cli(data_dir, "db", "check", "--json").stdout)
+    assert report["ok"] is False and report["problems"] == ["file is not a database"]
+
+
+def test_db_check_without_a_database_says_so(data_dir: Path) -> None:
+    r = cli(data_dir, "db", "check")
+    assert r.returncode == 2
+    assert f"{data_dir / 'ytpiped.db'}: no database" in r.stderr
+    assert not (data_dir / "ytpiped.db").exists()
+
+
+def test_db_backup_refuses_to_overwrite_and_restores(data_dir: Path, tmp_path: Path) -> None:
+    db = _database_with_rows(data_dir, 500)
+    backup = tmp_path / "backup.db"
+    backup.write_text("precious")
+    r = cli(data_dir, "db", "backup", str(backup))
+    assert r.returncode == 2
+    assert str(backup) in r.stderr and "--force" in r.stderr
+    assert backup.read_text() == "precious"
+    r = cli(data_dir, "db", "backup", "--force", str(backup))
+    assert r.returncode == 0, r.stderr
+    assert "500 videos" in r.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".backup")] == []
+    # restore, as README says: stop the daemon, copy the backup, drop the old WAL files
+    _damage(db, "garbage")
+    (data_dir / "ytpiped.db-wal").write_bytes(b"stale")
+    assert cli(data_dir, "status").returncode == 1
+    shutil.copyfile(backup, db)
+    for suffix in ("-wal", "-shm"):
+        (data_dir / f"ytpiped.db{suffix}").unlink(missing_ok=True)
+    assert {k: n for k, n in counts(data_dir).items() if n} == {"queued": 500}
+    st = json.loads(cli(data_dir, "status", "--json").stdout)
+    assert st["videos"]["by_state"]["queued"] == 500
+
+
+def test_db_backup_of_a_damaged_database_fails_and_writes_nothing(data_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    _damage(_database_with_rows(data_dir), "overwritten page")
+    backup = tmp_path / "backup.db"
+    r = cli(data_dir, "db", "backup", str(backup))
+    assert r.returncode == 1
+    assert "is damaged" in r.stderr and "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == [data_dir]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +139,54 @@ def test_missing_model_exits_2_naming_the_key(data_dir: Path, tmp_path: Path) ->
     assert r.returncode == 2
     assert "key 'transcribe.model_cpu'" in r.stderr and "local" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_metrics_port_in_use_exits_2_naming_the_key(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "ytpiped", "run"], capture_output=True,
+                           text=True, timeout=120,
+                           env={**env_for(data_dir), "YTPIPED_DAEMON__METRICS_PORT": str(port)})
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert f"key 'daemon.metrics_port': 127.0.0.1:{port} is already in use" in r.stderr
+    assert not (data_dir / "ytpiped.sock").exists()  # nothing left behind
+
+
+def test_db_check_and_backup_while_the_daemon_runs(data_dir: Path, tmp_path: Path) -> None:
+    write_fake_config(data_dir, fail={i: "hang" for i in IDS[:3]}, concurrency=4,
+                      stages=["download"])
+    add_ids(data_dir, IDS)
+    daemon = start_daemon(data_dir, tmp_path / "d.log",
+                          {"YTPIPED_DAEMON__SHUTDOWN_GRACE_S": "0"})
+    backup = tmp_path / "backups" / "ytpiped-backup.db"
+    backup.parent.mkdir()
+    try:
+        wait_for(lambda: counts(data_dir).get("downloaded") == len(IDS) - 3,
+                 what="all but the three hung jobs downloaded")
+        check = cli(data_dir, "db", "check", "--json")
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["ok"] is True
+        r = cli(data_dir, "db", "backup", str(backup))
+        assert r.returncode == 0, r.stderr
+        assert str(backup) in r.stdout
+        live = {k: n for k, n in counts(data_dir).items() if n}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    # the backup is a ytpiped database with the same rows: restore it as README says
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    shutil.copyfile(backup, restored / "ytpiped.db")
+    assert {k: n for k, n in counts(restored).items() if n} == live == {
+        "downloading": 3, "downloaded": len(IDS) - 3}
+    write_fake_config(restored, stages=["download"])
+    again = start_daemon(restored, tmp_path / "d2.log")
+    try:
+        # the rows the backup caught in flight go back and are downloaded
+        wait_for(lambda: counts(restored)["downloaded"] == len(IDS), what="restored run")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=60) == 0

@@ -10,10 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ytpiped.store.sqlite import Event, NewVideo, Store, StoreNotReady, VideoRow
+from ytpiped.store.sqlite import (
+    DatabaseCorrupt,
+    Event,
+    NewVideo,
+    Store,
+    StoreNotReady,
+    VideoRow,
+    corruption_named,
+)
+from ytpiped.store.upkeep import ensure_sound
 
-__all__ = ["DB_NAME", "AsyncStore", "Event", "NewVideo", "Store", "StoreNotReady", "VideoRow",
-           "db_path"]
+__all__ = ["DB_NAME", "AsyncStore", "DatabaseCorrupt", "Event", "NewVideo", "Store",
+           "StoreNotReady", "VideoRow", "corruption_named", "db_path"]
 
 T = TypeVar("T")
 DB_NAME = "ytpiped.db"
@@ -33,7 +42,10 @@ class AsyncStore:
         self._store: Store | None = None
 
     async def open(self) -> None:
+        """Open (creating the schema if needed) after a quick integrity check: a damaged
+        file raises DatabaseCorrupt here, not in the middle of the work."""
         def _open() -> None:
+            ensure_sound(self._path)
             self._store = Store(self._path, now=self._now)
 
         await asyncio.get_running_loop().run_in_executor(self._pool, _open)

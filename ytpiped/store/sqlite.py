@@ -8,15 +8,16 @@ zero rows changed raises InvalidTransition.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ytpiped.errors import InvalidTransition
+from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.schema import migrate
 
@@ -30,6 +31,40 @@ ADD_BATCH = 50_000
 
 class StoreNotReady(Exception):
     """A read-only open found no schema yet."""
+
+
+#: SQLite's primary result codes for a damaged file and for a file that is not a database
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+class DatabaseCorrupt(YtpipedError):
+    """The database file is damaged or is not a SQLite database at all."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"{path} is damaged ({detail}): stop the daemon and restore a backup made with "
+            f"`ytpiped db backup` (copy it to {path}, see README, Backups), or run "
+            "`ytpiped db check` to list the problems")
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """True for SQLite's "database disk image is malformed" and "file is not a database"."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (isinstance(exc, sqlite3.DatabaseError) and isinstance(code, int)
+            and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB))
+
+
+@contextlib.contextmanager
+def corruption_named(path: Path) -> Iterator[None]:
+    """Turn SQLite's corruption errors into DatabaseCorrupt naming the file and the fix."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if is_corrupt(exc):
+            raise DatabaseCorrupt(path, str(exc)) from None
+        raise
 
 
 class NewVideo(NamedTuple):
@@ -88,11 +123,15 @@ def connect(path: Path, *, readonly: bool = False, timeout_s: float = 30.0) -> s
                                isolation_level=None)
     else:
         conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-    if not readonly:
-        _set_wal(conn, timeout_s)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        if not readonly:
+            _set_wal(conn, timeout_s)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -120,12 +159,16 @@ class Store:
         self.readonly = readonly
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = connect(path, readonly=readonly)
-        if not readonly:
-            migrate(self.conn, now)
-        elif not self.ready():
-            self.conn.close()
-            raise StoreNotReady(f"{path}: database is being created")
+        with corruption_named(path):
+            self.conn = connect(path, readonly=readonly)
+            try:
+                if not readonly:
+                    migrate(self.conn, now)
+                elif not self.ready():
+                    raise StoreNotReady(f"{path}: database is being created")
+            except BaseException:
+                self.conn.close()
+                raise
 
     def ready(self) -> bool:
         """True once the schema exists (a reader can race the first writer's migration)."""
