@@ -29,7 +29,7 @@ from ytpiped.files import clean_temp_files
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
-from ytpiped.store import AsyncStore, db_path
+from ytpiped.store import AsyncStore, Store, db_path
 from ytpiped.worker import StageWorker, Wakeups
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -204,10 +204,23 @@ class Daemon:
         self.live[stage] = dict(status)
 
     async def _reaper(self, store: AsyncStore) -> None:
+        """Return expired leases of dead runs. The leases of this process's live runs are
+        renewed first, in the same store call: after a suspend (SIGSTOP, a laptop lid, a
+        paused VM) every lease looks expired, and reaping our own live work would start it a
+        second time beside the run that is still going."""
         while True:
             await self.clock.sleep(self.settings.daemon.reap_interval_s)
             now = self.clock.now()
-            n = await store.run(lambda s, t=now: s.reap(t))  # type: ignore[misc]
+            live = [lease for w in self.workers for lease in w.live_leases()]
+            until = now + self.settings.daemon.lease_s
+
+            def renew_and_reap(s: Store, t: float = now, live: list[tuple[str, str, int]] = live,
+                               until: float = until) -> int:
+                if live:
+                    s.renew_many(live, self.owner, until)
+                return s.reap(t)
+
+            n = await store.run(renew_and_reap)
             if n:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:
