@@ -214,6 +214,8 @@ class StageWorker:
                     self.stage.name, self.owner, t, self.lease_s, 1))
                 if rows:
                     row = rows[0]
+                    # the lease is this process's from the claim on (the reaper renews it)
+                    self.leases[row.id] = Lease(row.id, self.states.running, row.lease_token)
                     task = asyncio.create_task(self._run_item(row),
                                                name=f"{self.stage.name}:{row.id}")
                     self.inflight[row.id] = task
@@ -283,7 +285,8 @@ class StageWorker:
 
     async def _run_item(self, row: VideoRow) -> None:
         log = self.log.bind(video_id=row.id, attempt=row.attempts + 1)
-        lease = self.leases[row.id] = Lease(row.id, self.states.running, row.lease_token)
+        lease = self.leases.get(row.id) or Lease(row.id, self.states.running, row.lease_token)
+        self.leases[row.id] = lease
         ctx = WorkerContext(self, row.id, log, token=row.lease_token)
         me = asyncio.current_task()
         assert me is not None
