@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ytpiped import __version__, logs
+from ytpiped import __version__, files, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
@@ -396,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings(args) if args.config_command == "show" else None
             return cmd_config(args, settings)
         settings = load_settings(args)
+        files.apply_umask(settings.daemon.umask)  # one permission policy for all we create
         if args.command != "run":
             logs.setup(json=False, level=args.log_level or "warning")
         return COMMANDS[args.command](args, settings)

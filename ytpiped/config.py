@@ -24,7 +24,7 @@ ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
 
 Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
-               "choice", "str_list", "path"]
+               "choice", "str_list", "path", "mode"]
 
 
 def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
@@ -189,6 +189,9 @@ class DaemonConfig:
     retry_max_s: float = spec(3600.0, "cap of the retry delay", "float", lo=0)
     stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
                               "built-in pipeline (tests and extensions)", "str")
+    umask: int = spec(0o027, "permission bits taken away from everything created under the "
+                      "data dir (0o027: files 0640, folders 0750; group members may read, "
+                      "others nothing); the socket and .private/ stay owner-only", "mode")
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ def _expected(f: dataclasses.Field[Any]) -> str:
         "auto_int": f"\"auto\" or an integer{bounds}",
         "auto_float": f"\"auto\" or a number{bounds}",
         "choice": "one of " + ", ".join(f'"{c}"' for c in m["choices"]),
+        "mode": "octal permission bits such as 0o027",
         "str_list": "a list of strings"
         + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
     }[kind]
@@ -287,6 +291,12 @@ def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
         if not _in_bounds(f, float(value)):
             raise bad
         return float(value)
+    if kind == "mode":  # permission bits: 0o027 in TOML, or "027" / "0o027" as text
+        if isinstance(value, str) and re.fullmatch(r"(0o)?[0-7]{1,4}", value.strip()):
+            value = int(value.strip().removeprefix("0o"), 8)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+            raise bad
+        return value
     if kind == "size":
         try:
             return parse_size(value)
@@ -484,8 +494,9 @@ def render_example() -> str:
             lines += ["", f"[{section}]"]
         value = getattr(Settings(), dotted) if not head else getattr(
             getattr(Settings(), head), name)
-        size = f.metadata["kind"] == "size"
-        shown = f'"{format_size(value)}"' if size else to_toml_value(value)
+        kind = f.metadata["kind"]
+        shown = (f'"{format_size(value)}"' if kind == "size" else
+                 f"0o{value:03o}" if kind == "mode" else to_toml_value(value))
         lines.append(f"# {f.metadata['help']} ({_expected(f)}; env {env_name(dotted)})")
         lines.append(f"{name} = {shown}")
     return "\n".join(lines) + "\n"

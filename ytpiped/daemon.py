@@ -25,7 +25,7 @@ from ytpiped.config import Settings
 from ytpiped.control import ControlServer
 from ytpiped.engines.base import ModelUnavailable
 from ytpiped.errors import ConfigError, DataDirLocked
-from ytpiped.files import clean_temp_files
+from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
@@ -117,6 +117,10 @@ class Daemon:
         orphans = await asyncio.to_thread(clean_temp_files, data)
         if orphans:
             self.log.info("temp_files_removed", count=orphans)
+        tightened = await asyncio.to_thread(tighten, data)
+        if tightened:
+            self.log.info("permissions_tightened", count=tightened,
+                          umask=f"0o{self.settings.daemon.umask:03o}")
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
