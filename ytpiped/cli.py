@@ -109,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("show", help="effective configuration with the source of each value",
                          formatter_class=_Formatter)
     cs.add_argument("--json", action="store_true")
-    cc = csub.add_parser("check", help="validate a config file (exit 2 if invalid)",
+    cc = csub.add_parser("check", help="validate a config file with the YTPIPED_* environment "
+                                       "and --set flags as `run` would use them (exit 2 if "
+                                       "invalid; unknown YTPIPED_* variables are errors here)",
                          formatter_class=_Formatter)
     cc.add_argument("file", nargs="?", metavar="FILE",
                     help="file to check (default: the one --config/YTPIPED_CONFIG names)")
@@ -129,7 +131,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_settings(args: argparse.Namespace) -> cfg.Settings:
-    return cfg.from_environ(args.config, _flags(args))
+    """The effective settings; warnings (a stray YTPIPED_* variable) go to stderr, once."""
+    settings = cfg.from_environ(args.config, _flags(args))
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 # ------------------------------------------------------------------------ commands
@@ -285,7 +291,7 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
         if path is None:
             raise UsageError("config check: give a FILE (no --config, YTPIPED_CONFIG or "
                              f"{cfg.SYSTEM_CONFIG})")
-        cfg.load(path, {}, {})
+        cfg.load(path, os.environ, _flags(args), strict_env=True)
         print(f"{path}: ok")
         return EXIT_OK
     assert settings is not None

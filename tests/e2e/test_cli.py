@@ -163,3 +163,30 @@ def test_help_mentions_defaults_and_env(data_dir: Path) -> None:
     r = cli(data_dir, "status", "--help")
     assert r.returncode == 0
     assert "YTPIPED_<SECTION>__<KEY>" in r.stdout and "default: 2.0" in r.stdout
+
+
+def test_stray_variable_warns_once_and_only_config_check_refuses_it(data_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    stray = {"YTPIPED_NOT_A_KEY": "1"}
+    r = cli(data_dir, "status", "--json", extra_env=stray)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["videos"]["total"] == 0  # stdout stays pure JSON
+    assert r.stderr.count("YTPIPED_NOT_A_KEY") == 1 and r.stderr.startswith("warning: ")
+    good = tmp_path / "good.toml"
+    good.write_text("[download]\nmax_attempts = 2\n")
+    check = cli(data_dir, "config", "check", str(good), extra_env=stray)
+    assert check.returncode == 2 and "YTPIPED_NOT_A_KEY: unknown key" in check.stderr
+    assert cli(data_dir, "config", "check", str(good)).returncode == 0
+
+
+@pytest.mark.parametrize("body,key", [
+    ("[mine]\nhosts = []\n", "mine.hosts"),
+    ("[download]\ndelay_steady_s = [nan, nan]\n", "download.delay_steady_s"),
+    ("[download]\ndelay_steady_s = [0, inf]\n", "download.delay_steady_s"),
+])
+def test_config_check_refuses_empty_hosts_and_non_finite_numbers(data_dir: Path, tmp_path: Path,
+                                                                 body: str, key: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(body)
+    r = cli(data_dir, "config", "check", str(bad))
+    assert r.returncode == 2 and key in r.stderr and str(bad) in r.stderr
