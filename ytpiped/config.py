@@ -135,7 +135,9 @@ class TranscribeConfig:
     max_batch_audio_s: float = spec(3600.0, "cap on total audio seconds per batch", "float", lo=1)
     max_chunk_s: float = spec(900.0, "longest piece of audio transcribed as one job", "float",
                               lo=30)
-    output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write",
+    output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write; "
+                                     "the JSON transcript (the pipeline's own record) is always "
+                                     "written, the others are extras",
                                      "str_list", choices=("json", "txt", "srt", "vtt"))
     allow_download: bool = spec(True, "fetch model names that are not cached locally from the "
                                 "model hub (false: local paths and cached models only)", "bool")
