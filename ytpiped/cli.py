@@ -144,6 +144,7 @@ def load_settings(args: argparse.Namespace) -> cfg.Settings:
 def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped import daemon
 
+    cfg.check_cookies_file(settings)  # a bad file would spend an attempt of every video
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
                level=args.log_level or "info")
     return daemon.run(settings)
@@ -291,7 +292,7 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
         if path is None:
             raise UsageError("config check: give a FILE (no --config, YTPIPED_CONFIG or "
                              f"{cfg.SYSTEM_CONFIG})")
-        cfg.load(path, os.environ, _flags(args), strict_env=True)
+        cfg.check_cookies_file(cfg.load(path, os.environ, _flags(args), strict_env=True))
         print(f"{path}: ok")
         return EXIT_OK
     assert settings is not None

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -455,6 +456,62 @@ def _check_relations(s: Settings) -> None:
         where = src.get("mine.overlap_tokens") or "defaults"
         raise ConfigError(f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
                           f"'mine.window_tokens' ({m.window_tokens})")
+
+
+#: the first line http.cookiejar (and so yt-dlp) insists on in a cookies.txt
+_NETSCAPE_MAGIC = re.compile(rb"#( Netscape)? HTTP Cookie File")
+COOKIES_KEY = "download.cookies_file"
+
+
+def cookies_file_problem(value: str) -> str | None:
+    """What makes the cookies file at `value` unusable for yt-dlp, or None when it looks
+    fine ("" = no cookies). Reads at most its first 4 KiB and never returns any of it."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a pipe or a device cannot be copied for each session)"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or type(exc).__name__).lower()})"
+    try:
+        head = os.read(fd, 4096)
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or type(exc).__name__).lower()})"
+    finally:
+        os.close(fd)
+    if not head.strip():
+        return "is empty"
+    if not _NETSCAPE_MAGIC.match(head):
+        if head.lstrip()[:1] in (b"[", b"{"):
+            return "is JSON, not the Netscape cookies.txt format"
+        return ("is not in the Netscape cookies.txt format (its first line must be "
+                "\"# Netscape HTTP Cookie File\")")
+    return None
+
+
+def check_cookies_file(settings: Settings) -> None:
+    """Raise a ConfigError naming the key, where it was set, the path and what is wrong,
+    when `download.cookies_file` is set but unusable (`config check`, `run` start-up)."""
+    value = settings.download.cookies_file
+    problem = cookies_file_problem(value)
+    if problem is None:
+        return
+    path = Path(value).expanduser()
+    shown = str(path) if path.is_absolute() else f"{path} (= {path.absolute()})"
+    where = settings.sources.get(COOKIES_KEY, "default")
+    raise ConfigError(f"{where}: key '{COOKIES_KEY}': {shown} {problem}; export cookies.txt "
+                      "in Netscape format from a logged-in browser to that path, or set it "
+                      "to \"\" to download without cookies")
 
 
 def value_of(settings: Settings, dotted: str) -> Any:

@@ -190,3 +190,18 @@ def test_config_check_refuses_empty_hosts_and_non_finite_numbers(data_dir: Path,
     bad.write_text(body)
     r = cli(data_dir, "config", "check", str(bad))
     assert r.returncode == 2 and key in r.stderr and str(bad) in r.stderr
+
+
+def test_missing_cookies_file_stops_config_check_and_run_before_any_download(
+        data_dir: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "cookies.txt"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[download]\ncookies_file = "{gone}"\n')
+    check = cli(data_dir, "config", "check", str(conf))
+    assert check.returncode == 2
+    assert f"key 'download.cookies_file': {gone} does not exist" in check.stderr
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "--config", str(conf), "run"],
+                       env=env_for(data_dir), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "download.cookies_file" in r.stderr and str(gone) in r.stderr
+    assert not (data_dir / "ytpiped.db").exists()  # refused before the daemon started
+    assert cli(data_dir, "--config", str(conf), "status").returncode == 0  # status unaffected

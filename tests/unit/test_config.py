@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -224,3 +225,56 @@ def test_unknown_environment_variable_is_a_warning_unless_strict() -> None:
     with pytest.raises(ConfigError, match="environment variable YTPIPED_NOT_A_KEY: unknown"):
         config.load(env=env, strict_env=True)
     assert config.load(env={"YTPIPED_CONFIG": "x.toml"}).warnings == ()
+
+
+GOOD_COOKIES = ("# Netscape HTTP Cookie File\n"
+                ".youtube.com\tTRUE\t/\tTRUE\t1999999999\tSID\tsecretcookievalue42\n")
+
+
+def _cookie_case(tmp_path: Path, case: str) -> Path:
+    path = tmp_path / "cookies.txt"
+    if case == "directory":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "empty":
+        path.write_text("")
+    elif case == "json":
+        path.write_text('[{"name": "SID", "value": "secretcookievalue42"}]\n')
+    elif case == "no header":
+        path.write_text(GOOD_COOKIES.split("\n", 1)[1])
+    elif case == "unreadable":
+        path.write_text(GOOD_COOKIES)
+        path.chmod(0)
+    return path
+
+
+@pytest.mark.parametrize("case,problem", [
+    ("missing", "does not exist"),
+    ("directory", "is a directory"),
+    ("fifo", "is not a regular file"),
+    ("empty", "is empty"),
+    ("json", "is JSON, not the Netscape cookies.txt format"),
+    ("no header", "is not in the Netscape cookies.txt format"),
+    pytest.param("unreadable", "cannot be read (permission denied)", marks=pytest.mark.skipif(
+        os.geteuid() == 0, reason="root reads any file")),
+])
+def test_bad_cookies_file_is_a_config_error_naming_key_path_and_problem(
+        tmp_path: Path, case: str, problem: str) -> None:
+    path = _cookie_case(tmp_path, case)
+    f = tmp_path / "c.toml"
+    f.write_text(f'[download]\ncookies_file = "{path}"\n')
+    settings = config.load(f)  # loading alone does not touch the file: status keeps working
+    with pytest.raises(ConfigError) as err:
+        config.check_cookies_file(settings)
+    message = str(err.value)
+    assert f"{f}: key 'download.cookies_file': {path} {problem}" in message
+    assert "secretcookievalue42" not in message  # never the contents
+
+
+def test_good_or_no_cookies_file_passes(tmp_path: Path) -> None:
+    path = tmp_path / "cookies.txt"
+    path.write_text(GOOD_COOKIES)
+    config.check_cookies_file(config.load(env={"YTPIPED_DOWNLOAD__COOKIES_FILE": str(path)}))
+    config.check_cookies_file(config.load())  # "" = no cookies
+    assert config.cookies_file_problem(str(path)) is None
