@@ -165,11 +165,11 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     if not args.inputs:
         raise UsageError("add: give a file, '-' for stdin, or URLs/ids as arguments")
-    sources: list[tuple[str, Sequence[str]]] = []
+    sources: list[tuple[str, Sequence[str]] | ingest.Source] = []
     loose: list[str] = []
     for arg in args.inputs:
         if arg == "-" or Path(arg).exists() or not ingest.looks_like_url(arg):
-            sources.append(ingest.read_source(arg))
+            sources.append(ingest.read_source(arg, timeout_s=settings.add.read_timeout_s))
         else:
             loose.append(arg)
     if loose:

@@ -68,6 +68,13 @@ def format_size(n: float) -> str:
 
 
 @dataclass(frozen=True)
+class AddConfig:
+    read_timeout_s: float = spec(10.0, "`ytpiped add` from a pipe, FIFO or device: give up when "
+                                 "it yields nothing for this long (nothing is added)", "float",
+                                 lo=0.01)
+
+
+@dataclass(frozen=True)
 class DownloadConfig:
     cookies_file: str = spec("", "Netscape cookies.txt; copied privately before use, never logged",
                              "path")
@@ -198,6 +205,7 @@ class DaemonConfig:
 class Settings:
     data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
                          "path")
+    add: AddConfig = field(default_factory=AddConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)

@@ -205,3 +205,47 @@ def test_missing_cookies_file_stops_config_check_and_run_before_any_download(
     assert r.returncode == 2 and "download.cookies_file" in r.stderr and str(gone) in r.stderr
     assert not (data_dir / "ytpiped.db").exists()  # refused before the daemon started
     assert cli(data_dir, "--config", str(conf), "status").returncode == 0  # status unaffected
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_add_dev_zero_fails_clearly_with_bounded_memory_and_adds_nothing(
+        data_dir: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("https://youtu.be/aaaaaaaaaaa\n")
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "add", str(good), "/dev/zero"],
+                       env=env_for(data_dir), capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limit_memory)
+    assert r.returncode == 2, r.stderr
+    assert "/dev/zero: line 1 runs past 1 MiB without a line break" in r.stderr
+    assert sum(counts(data_dir).values()) == 0  # nothing partial
+
+
+def test_add_from_a_fifo_with_no_writer_times_out(data_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "urls.fifo"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "--set", "add.read_timeout_s=0.3",
+                        "add", str(fifo)], env=env_for(data_dir), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert f"{fifo}: no input for 0.3 s" in r.stderr and "add.read_timeout_s" in r.stderr
+
+
+def test_add_strips_a_bom_on_stdin_and_refuses_control_characters(data_dir: Path) -> None:
+    r = cli(data_dir, "add", "--json", "-", input="\ufeffhttps://youtu.be/aaaaaaaaaaa\n"
+                                                  "https://example.com/\x1b]0;owned\x07\n"
+                                                  "https://youtu.be/bbbbbbbbbbb\x00\n")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert (report["added"], report["duplicate"]) == (1, 0)
+    assert [(i["line"], i["reason"]) for i in report["invalid"]] == [
+        (2, "contains a control or invisible character ('\\x1b')"),
+        (3, "contains a control or invisible character ('\\x00')")]
+    assert report["invalid"][0]["text"] == "https://example.com/\x1b]0;owned\x07"  # JSON: exact
+    assert counts(data_dir)["queued"] == 1
