@@ -20,6 +20,7 @@ from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
 from ytpiped.store import Store, StoreNotReady, db_path
+from ytpiped.text import printable, printable_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -134,7 +135,7 @@ def load_settings(args: argparse.Namespace) -> cfg.Settings:
     """The effective settings; warnings (a stray YTPIPED_* variable) go to stderr, once."""
     settings = cfg.from_environ(args.config, _flags(args))
     for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     return settings
 
 
@@ -185,8 +186,8 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(json.dumps(report.to_json()))
     else:
         print(report.summary())
-        for bad in report.invalid[:50]:
-            print(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}")
+        for bad in report.invalid[:50]:  # the text may hold a terminal escape: shown escaped
+            print(printable(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}"))
         if len(report.invalid) > 50:
             print(f"  … and {len(report.invalid) - 50} more invalid lines (see --json)")
     return EXIT_OK
@@ -260,8 +261,9 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
             wanted = set(args.video_ids)
             for vid in sorted(wanted - set(done)):
                 row = store.get(vid)
-                print(f"{vid}: {'not queued' if row is None else row.state} (only done videos "
-                      "are mined again; `ytpiped retry` re-queues failed ones)", file=sys.stderr)
+                print(printable(f"{vid}: {'not queued' if row is None else row.state} (only "
+                                "done videos are mined again; `ytpiped retry` re-queues failed "
+                                "ones)"), file=sys.stderr)
             done = [v for v in done if v in wanted]
         stale: dict[str, Stale] = {}
         for vid in done:
@@ -273,8 +275,8 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
         windows = sum(1 for s in stale.values() if s.windows)
         print(f"{len(done)} done video{'s' if len(done) != 1 else ''}: {len(stale)} to mine "
               f"again ({windows} with windows to mine, {len(stale) - windows} evaluation only)")
-        for vid, s in list(stale.items())[:20]:
-            print(f"  {vid}: {s.reason}")
+        for vid, s in list(stale.items())[:20]:  # reasons name models read from outputs
+            print(printable(f"  {vid}: {s.reason}"))
         if len(stale) > 20:
             print(f"  … and {len(stale) - 20} more")
         if args.dry_run or not stale:
@@ -310,7 +312,7 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
             print(f"\n[{section}]")
         kind = dict(cfg.all_keys())[key].metadata["kind"]
         shown = f'"{cfg.format_size(value)}"' if kind == "size" else cfg.to_toml_value(value)
-        print(f"{key:<{width}} = {shown:<28} # {src}")
+        print(printable(f"{key:<{width}} = {shown:<28} # {src}"))
     return EXIT_OK
 
 
@@ -339,7 +341,7 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
         kind = "bad_audio" if isinstance(exc, BadAudio) else "no_audio"
         if args.json:
             print(json.dumps({"error": kind, "message": str(exc)}))
-        print(f"error: {kind}: {exc}", file=sys.stderr)
+        print(printable(f"error: {kind}: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
     print(json.dumps(result, indent=2) if args.json else format_analysis(result))
     return EXIT_OK
@@ -373,7 +375,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
         changes["cpu_slots"] = 0
     settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
     results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
-    print(summary(results))
+    print(printable_lines(summary(results)))  # file names and decoder errors, escaped
     return EXIT_OK if all(r.status != "failed" for r in results) else EXIT_FAILURE
 
 
@@ -407,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.setup(json=False, level=args.log_level or "warning")
         return COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

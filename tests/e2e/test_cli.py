@@ -249,3 +249,27 @@ def test_add_strips_a_bom_on_stdin_and_refuses_control_characters(data_dir: Path
         (3, "contains a control or invisible character ('\\x00')")]
     assert report["invalid"][0]["text"] == "https://example.com/\x1b]0;owned\x07"  # JSON: exact
     assert counts(data_dir)["queued"] == 1
+
+
+def test_human_outputs_never_print_terminal_escapes(data_dir: Path, tmp_path: Path) -> None:
+    from ytpiped.store import NewVideo, Store, db_path
+
+    evil = "\x1b]0;owned\x07\x1b[2J"
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"https://example.com/{evil}\n")
+    added = cli(data_dir, "add", str(urls))
+    assert added.returncode == 0 and "invalid 1" in added.stdout
+    assert "\x1b" not in added.stdout and "https://example.com/\\x1b]0;owned\\x07" in added.stdout
+    s = Store(db_path(data_dir), now=0)
+    s.add_videos([NewVideo("evilvideo01", "https://youtu.be/evilvideo01", "video")], now=0)
+    (row,) = s.claim("download", "w", now=1, lease_s=10, limit=1)
+    s.complete(row.id, "w", "downloading", "downloaded", now=2, fields={"title": f"T {evil}"})
+    (row,) = s.claim("analyze", "w", now=3, lease_s=10, limit=1)
+    s.fail(row.id, "w", "analyzing", now=4, kind="bad_audio", error=f"boom {evil}")
+    s.close()
+    human = cli(data_dir, "status")
+    assert human.returncode == 0, human.stderr
+    assert "\x1b" not in human.stdout and "\x07" not in human.stdout
+    assert "T \\x1b]0;owned\\x07\\x1b[2J" in human.stdout
+    (recent,) = json.loads(cli(data_dir, "status", "--json").stdout)["failures"]["recent"]
+    assert (recent["title"], recent["error"]) == (f"T {evil}", f"boom {evil}")
