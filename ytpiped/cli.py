@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     a = cmd("add", "queue URLs / video ids / playlists / channels; duplicates are skipped")
     a.add_argument("inputs", nargs="*", metavar="FILE|-|URL",
                    help="files with one URL or id per line ('-' = stdin; blank lines and "
-                        "# comments ignored), or URLs/ids as arguments")
+                        "# comments ignored; a pipe or FIFO silent for add.read_timeout_s is "
+                        "an error), or URLs/ids as arguments")
     a.add_argument("--json", action="store_true", help="machine-readable report")
 
     s = cmd("status", "per-state counts, stage rates, ETA, failures and suggestions")
