@@ -194,6 +194,26 @@ async def test_stage_resumes_at_next_chunk_and_writes_outputs(
     assert sorted(ctx.parts.data["chunk"]) == [0, 1, 2]
 
 
+async def test_stage_without_json_in_output_formats_still_keeps_the_transcript(
+        media: Path, tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path),
+                                  "transcribe.output_formats": ["txt"]})
+    audio = tmp_path / "audio" / "txtonly0001.wav"
+    audio.parent.mkdir()
+    audio.write_bytes((media / "memory.wav").read_bytes())
+    item = Item(id="txtonly0001", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=20.0, audio_path=str(audio), info={"chunks": [[0.0, 20.0]]})
+    out = await TranscribeStage(settings, [FlakyEngine("cpu", [])]).run(item,
+                                                                         FakeContext(settings))
+    transcripts = tmp_path / "transcripts"
+    assert sorted(p.name for p in transcripts.iterdir()) == ["txtonly0001.json",
+                                                             "txtonly0001.txt"]
+    doc = json.loads((transcripts / "txtonly0001.json").read_text())
+    assert doc["segments"][0]["text"] == "cpu"  # what mining will read
+    assert set(out.info["transcript"]["paths"]) == {"json", "txt"}
+    assert not audio.exists()  # deleted only because the JSON is safe on disk
+
+
 async def test_stage_missing_audio_is_permanent(engine: ProcessEngine, tmp_path: Path) -> None:
     settings = config.load(flags={"data_dir": str(tmp_path)})
     item = Item(id="gone", url="u", kind="video", state="transcribing", attempts=0,
