@@ -174,8 +174,25 @@ async def test_cookies_copied_privately_and_never_logged(tmp_path: Path) -> None
     assert json.loads(text.splitlines()[-1])["event"] == "cookie [redacted]"
 
 
-async def test_event_loop_stays_responsive_during_4_downloads(server: MediaServer,
-                                                              tmp_path: Path) -> None:
+async def test_yt_dlp_never_runs_on_the_event_loop_during_4_downloads(
+        server: MediaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """yt-dlp is synchronous: every call of it must run off the event loop's thread (a
+    structural check that does not vary with machine load; the worst loop stall is
+    printed for information, not asserted)."""
+    import threading
+
+    import yt_dlp
+
+    loop_thread = threading.current_thread()
+    calls: list[threading.Thread] = []
+    real = yt_dlp.YoutubeDL.extract_info
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", recording)
     ctx = ctx_for(tmp_path)
     stage = DownloadStage(concurrency=4)
     worst = 0.0
@@ -196,7 +213,10 @@ async def test_event_loop_stays_responsive_during_4_downloads(server: MediaServe
     stop.set()
     await tick
     assert all(Path(r.fields["audio_path"]).exists() for r in results)
-    assert worst < 0.1, f"event loop stalled {worst * 1000:.0f} ms"
+    assert len(calls) >= len(names)
+    assert loop_thread not in calls
+    with capsys.disabled():
+        print(f"\nworst event-loop stall during 4 downloads: {worst * 1000:.0f} ms")
 
 
 async def test_cooldown_survives_a_restart(tmp_path: Path) -> None:
