@@ -170,15 +170,16 @@ class MineConfig:
     keep_alive: str = spec("30m", "how long Ollama keeps the model loaded", "str")
     window_tokens: int = spec(1500, "transcript tokens per mining window", "int", lo=100)
     overlap_tokens: int = spec(200, "tokens shared by neighbouring windows", "int", lo=0)
-    window_attempts: int = spec(4, "tries of one window after 503/timeout/disconnect/500 before "
-                                "the video is retried later", "int", lo=1)
+    window_attempts: int = spec(4, "tries of one request after 503/timeout/disconnect/5xx before "
+                                "mining and evaluation pause (no attempt spent)", "int", lo=1)
     retry_base_s: float = spec(2.0, "pause before retrying a window request (doubles per try, "
                                "capped at 60 s)", "float", lo=0)
-    unavailable_backoff_s: float = spec(30.0, "Ollama unreachable: the video waits this long "
-                                        "(doubling while it stays down), no attempt spent",
+    unavailable_backoff_s: float = spec(30.0, "Ollama busy, unreachable, restarting or not "
+                                        "answering: mining and evaluation pause this long "
+                                        "(doubling while it stays so), no attempt spent",
                                         "float", lo=0)
-    max_unavailable_backoff_s: float = spec(600.0, "cap of the unreachable-server backoff",
-                                            "float", lo=0)
+    max_unavailable_backoff_s: float = spec(600.0, "longest such pause while Ollama stays busy "
+                                            "or down", "float", lo=0)
     model_switch_s: float = spec(120.0, "requests for another model (evaluation) wait at most "
                                  "this long for the running one before the server switches",
                                  "float", lo=0)
