@@ -76,6 +76,9 @@ class DictContext:
     async def publish(self, status: Mapping[str, Any]) -> None:
         self.published.append(dict(status))
 
+    async def last_published(self) -> Mapping[str, Any] | None:
+        return self.published[-1] if self.published else None
+
 
 def write_transcript(data_dir: Path, video_id: str, texts: Sequence[str],
                      seg_s: float = 5.0) -> list[dict[str, Any]]:
@@ -88,6 +91,7 @@ def write_transcript(data_dir: Path, video_id: str, texts: Sequence[str],
     return segs
 
 
-def item(video_id: str, title: str = "A talk", channel: str = "A channel") -> Item:
+def item(video_id: str, title: str = "A talk", channel: str = "A channel",
+         attempts: int = 0) -> Item:
     return Item(id=video_id, url=f"https://www.youtube.com/watch?v={video_id}", kind="video",
-                state="mining", attempts=0, title=title, channel=channel)
+                state="mining", attempts=attempts, title=title, channel=channel)

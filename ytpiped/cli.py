@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ytpiped import __version__, logs
+from ytpiped import __version__, files, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
 from ytpiped.store import DatabaseCorrupt, Store, StoreNotReady, corruption_named, db_path
+from ytpiped.text import printable, printable_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -65,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     a = cmd("add", "queue URLs / video ids / playlists / channels; duplicates are skipped")
     a.add_argument("inputs", nargs="*", metavar="FILE|-|URL",
                    help="files with one URL or id per line ('-' = stdin; blank lines and "
-                        "# comments ignored), or URLs/ids as arguments")
+                        "# comments ignored; a pipe or FIFO silent for add.read_timeout_s is "
+                        "an error), or URLs/ids as arguments")
     a.add_argument("--json", action="store_true", help="machine-readable report")
 
     s = cmd("status", "per-state counts, stage rates, ETA, failures and suggestions")
@@ -109,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     cs = csub.add_parser("show", help="effective configuration with the source of each value",
                          formatter_class=_Formatter)
     cs.add_argument("--json", action="store_true")
-    cc = csub.add_parser("check", help="validate a config file (exit 2 if invalid)",
+    cc = csub.add_parser("check", help="validate a config file with the YTPIPED_* environment "
+                                       "and --set flags as `run` would use them (exit 2 if "
+                                       "invalid; unknown YTPIPED_* variables are errors here)",
                          formatter_class=_Formatter)
     cc.add_argument("file", nargs="?", metavar="FILE",
                     help="file to check (default: the one --config/YTPIPED_CONFIG names)")
@@ -143,7 +147,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_settings(args: argparse.Namespace) -> cfg.Settings:
-    return cfg.from_environ(args.config, _flags(args))
+    """The effective settings; warnings (a stray YTPIPED_* variable) go to stderr, once."""
+    settings = cfg.from_environ(args.config, _flags(args))
+    for warning in settings.warnings:
+        print(f"warning: {printable(warning)}", file=sys.stderr)
+    return settings
 
 
 # ------------------------------------------------------------------------ commands
@@ -152,6 +160,7 @@ def load_settings(args: argparse.Namespace) -> cfg.Settings:
 def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped import daemon
 
+    cfg.check_cookies_file(settings)  # a bad file would spend an attempt of every video
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
                level=args.log_level or "info")
     try:
@@ -179,11 +188,11 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     if not args.inputs:
         raise UsageError("add: give a file, '-' for stdin, or URLs/ids as arguments")
-    sources: list[tuple[str, Sequence[str]]] = []
+    sources: list[tuple[str, Sequence[str]] | ingest.Source] = []
     loose: list[str] = []
     for arg in args.inputs:
         if arg == "-" or Path(arg).exists() or not ingest.looks_like_url(arg):
-            sources.append(ingest.read_source(arg))
+            sources.append(ingest.read_source(arg, timeout_s=settings.add.read_timeout_s))
         else:
             loose.append(arg)
     if loose:
@@ -199,8 +208,8 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(json.dumps(report.to_json()))
     else:
         print(report.summary())
-        for bad in report.invalid[:50]:
-            print(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}")
+        for bad in report.invalid[:50]:  # the text may hold a terminal escape: shown escaped
+            print(printable(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}"))
         if len(report.invalid) > 50:
             print(f"  … and {len(report.invalid) - 50} more invalid lines (see --json)")
     return EXIT_OK
@@ -275,8 +284,9 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
             wanted = set(args.video_ids)
             for vid in sorted(wanted - set(done)):
                 row = store.get(vid)
-                print(f"{vid}: {'not queued' if row is None else row.state} (only done videos "
-                      "are mined again; `ytpiped retry` re-queues failed ones)", file=sys.stderr)
+                print(printable(f"{vid}: {'not queued' if row is None else row.state} (only "
+                                "done videos are mined again; `ytpiped retry` re-queues failed "
+                                "ones)"), file=sys.stderr)
             done = [v for v in done if v in wanted]
         stale: dict[str, Stale] = {}
         for vid in done:
@@ -288,8 +298,8 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
         windows = sum(1 for s in stale.values() if s.windows)
         print(f"{len(done)} done video{'s' if len(done) != 1 else ''}: {len(stale)} to mine "
               f"again ({windows} with windows to mine, {len(stale) - windows} evaluation only)")
-        for vid, s in list(stale.items())[:20]:
-            print(f"  {vid}: {s.reason}")
+        for vid, s in list(stale.items())[:20]:  # reasons name models read from outputs
+            print(printable(f"  {vid}: {s.reason}"))
         if len(stale) > 20:
             print(f"  … and {len(stale) - 20} more")
         if args.dry_run or not stale:
@@ -307,7 +317,7 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
         if path is None:
             raise UsageError("config check: give a FILE (no --config, YTPIPED_CONFIG or "
                              f"{cfg.SYSTEM_CONFIG})")
-        cfg.load(path, {}, {})
+        cfg.check_cookies_file(cfg.load(path, os.environ, _flags(args), strict_env=True))
         print(f"{path}: ok")
         return EXIT_OK
     assert settings is not None
@@ -325,7 +335,7 @@ def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
             print(f"\n[{section}]")
         kind = dict(cfg.all_keys())[key].metadata["kind"]
         shown = f'"{cfg.format_size(value)}"' if kind == "size" else cfg.to_toml_value(value)
-        print(f"{key:<{width}} = {shown:<28} # {src}")
+        print(printable(f"{key:<{width}} = {shown:<28} # {src}"))
     return EXIT_OK
 
 
@@ -354,7 +364,7 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
         kind = "bad_audio" if isinstance(exc, BadAudio) else "no_audio"
         if args.json:
             print(json.dumps({"error": kind, "message": str(exc)}))
-        print(f"error: {kind}: {exc}", file=sys.stderr)
+        print(printable(f"error: {kind}: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
     print(json.dumps(result, indent=2) if args.json else format_analysis(result))
     return EXIT_OK
@@ -388,7 +398,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
         changes["cpu_slots"] = 0
     settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
     results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
-    print(summary(results))
+    print(printable_lines(summary(results)))  # file names and decoder errors, escaped
     return EXIT_OK if all(r.status != "failed" for r in results) else EXIT_FAILURE
 
 
@@ -456,14 +466,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings(args) if args.config_command == "show" else None
             return cmd_config(args, settings)
         settings = load_settings(args)
+        files.apply_umask(settings.daemon.umask)  # one permission policy for all we create
         if args.command != "run":
             logs.setup(json=False, level=args.log_level or "warning")
         return COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except DatabaseCorrupt as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
 
 Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
-               "choice", "str_list", "path"]
+               "choice", "str_list", "path", "mode"]
 
 
 def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
@@ -64,6 +65,13 @@ def format_size(n: float) -> str:
 
 
 # --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class AddConfig:
+    read_timeout_s: float = spec(10.0, "`ytpiped add` from a pipe, FIFO or device: give up when "
+                                 "it yields nothing for this long (nothing is added)", "float",
+                                 lo=0.01)
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,9 @@ class TranscribeConfig:
     max_batch_audio_s: float = spec(3600.0, "cap on total audio seconds per batch", "float", lo=1)
     max_chunk_s: float = spec(900.0, "longest piece of audio transcribed as one job", "float",
                               lo=30)
-    output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write",
+    output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write; "
+                                     "the JSON transcript (the pipeline's own record) is always "
+                                     "written, the others are extras",
                                      "str_list", choices=("json", "txt", "srt", "vtt"))
     allow_download: bool = spec(True, "fetch model names that are not cached locally from the "
                                 "model hub (false: local paths and cached models only)", "bool")
@@ -146,7 +156,7 @@ class TranscribeConfig:
 @dataclass(frozen=True)
 class MineConfig:
     hosts: list[str] = spec(["http://127.0.0.1:11434"], "Ollama servers; work is spread by least "
-                            "outstanding requests", "str_list")
+                            "outstanding requests", "str_list", lo=1)
     model: str = spec("qwen2.5:7b-instruct", "Ollama model that mines windows", "str")
     eval_model: str = spec("", "model for the per-video evaluation; empty: same as model", "str")
     num_ctx: int = spec(8192, "context length, always sent (Ollama's own default can be huge)",
@@ -160,15 +170,16 @@ class MineConfig:
     keep_alive: str = spec("30m", "how long Ollama keeps the model loaded", "str")
     window_tokens: int = spec(1500, "transcript tokens per mining window", "int", lo=100)
     overlap_tokens: int = spec(200, "tokens shared by neighbouring windows", "int", lo=0)
-    window_attempts: int = spec(4, "tries of one window after 503/timeout/disconnect/500 before "
-                                "the video is retried later", "int", lo=1)
+    window_attempts: int = spec(4, "tries of one request after 503/timeout/disconnect/5xx before "
+                                "mining and evaluation pause (no attempt spent)", "int", lo=1)
     retry_base_s: float = spec(2.0, "pause before retrying a window request (doubles per try, "
                                "capped at 60 s)", "float", lo=0)
-    unavailable_backoff_s: float = spec(30.0, "Ollama unreachable: the video waits this long "
-                                        "(doubling while it stays down), no attempt spent",
+    unavailable_backoff_s: float = spec(30.0, "Ollama busy, unreachable, restarting or not "
+                                        "answering: mining and evaluation pause this long "
+                                        "(doubling while it stays so), no attempt spent",
                                         "float", lo=0)
-    max_unavailable_backoff_s: float = spec(600.0, "cap of the unreachable-server backoff",
-                                            "float", lo=0)
+    max_unavailable_backoff_s: float = spec(600.0, "longest such pause while Ollama stays busy "
+                                            "or down", "float", lo=0)
     model_switch_s: float = spec(120.0, "requests for another model (evaluation) wait at most "
                                  "this long for the running one before the server switches",
                                  "float", lo=0)
@@ -192,18 +203,24 @@ class DaemonConfig:
     retry_max_s: float = spec(3600.0, "cap of the retry delay", "float", lo=0)
     stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
                               "built-in pipeline (tests and extensions)", "str")
+    umask: int = spec(0o027, "permission bits taken away from everything created under the "
+                      "data dir (0o027: files 0640, folders 0750; group members may read, "
+                      "others nothing); the socket and .private/ stay owner-only", "mode")
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
                          "path")
+    add: AddConfig = field(default_factory=AddConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def data_path(self) -> Path:
@@ -213,7 +230,7 @@ class Settings:
 SECTIONS: dict[str, type[Any]] = {
     f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
     for f in dataclasses.fields(Settings)
-    if f.name not in ("data_dir", "sources")
+    if f.name not in ("data_dir", "sources", "warnings")
 }
 
 
@@ -231,28 +248,34 @@ def all_keys() -> list[tuple[str, dataclasses.Field[Any]]]:
 # --------------------------------------------------------------------------- validation
 
 
+def _bounds(f: dataclasses.Field[Any]) -> str:
+    m = f.metadata
+    if m["lo"] is not None and m["hi"] is not None:
+        return f" between {m['lo']:g} and {m['hi']:g}"
+    if m["lo"] is not None:
+        return f" >= {m['lo']:g}"
+    if m["hi"] is not None:
+        return f" <= {m['hi']:g}"
+    return ""
+
+
 def _expected(f: dataclasses.Field[Any]) -> str:
     m = f.metadata
     kind = m["kind"]
-    bounds = ""
-    if m["lo"] is not None and m["hi"] is not None:
-        bounds = f" between {m['lo']:g} and {m['hi']:g}"
-    elif m["lo"] is not None:
-        bounds = f" >= {m['lo']:g}"
-    elif m["hi"] is not None:
-        bounds = f" <= {m['hi']:g}"
+    bounds = _bounds(f)
     return {
         "str": "a string",
         "path": "a path (string)",
         "int": f"an integer{bounds}",
         "float": f"a number{bounds}",
         "bool": "true or false",
-        "range": "[min, max] with 0 <= min <= max",
+        "range": "[min, max] of finite numbers with 0 <= min <= max",
         "size": "a size like \"20GB\", \"512MiB\" or a number of bytes",
         "auto_int": f"\"auto\" or an integer{bounds}",
         "auto_float": f"\"auto\" or a number{bounds}",
         "choice": "one of " + ", ".join(f'"{c}"' for c in m["choices"]),
-        "str_list": "a list of strings"
+        "mode": "octal permission bits such as 0o027",
+        "str_list": ("a non-empty list of non-blank strings" if m["lo"] else "a list of strings")
         + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
     }[kind]
 
@@ -287,9 +310,17 @@ def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
     if kind in ("float", "auto_float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
+        if not math.isfinite(value):
+            raise ValueError(f"a finite number{_bounds(f)}")
         if not _in_bounds(f, float(value)):
             raise bad
         return float(value)
+    if kind == "mode":  # permission bits: 0o027 in TOML, or "027" / "0o027" as text
+        if isinstance(value, str) and re.fullmatch(r"(0o)?[0-7]{1,4}", value.strip()):
+            value = int(value.strip().removeprefix("0o"), 8)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+            raise bad
+        return value
     if kind == "size":
         try:
             return parse_size(value)
@@ -300,6 +331,8 @@ def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
                 or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)):
             raise bad
         lo, hi = float(value[0]), float(value[1])
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("[min, max] of finite numbers (no nan or inf)")
         if lo < 0 or hi < 0:
             raise ValueError("[min, max] with values >= 0")
         if lo > hi:
@@ -310,6 +343,9 @@ def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
             raise bad
         choices = f.metadata["choices"]
         if choices and any(v not in choices for v in value):
+            raise bad
+        if f.metadata["lo"] and (len(value) < f.metadata["lo"]
+                                 or any(not v.strip() for v in value)):
             raise bad
         return list(value)
     raise AssertionError(kind)  # pragma: no cover
@@ -386,14 +422,17 @@ def config_path(flag: str | None, env: Mapping[str, str]) -> Path | None:
 
 
 def load(file: Path | None = None, env: Mapping[str, str] | None = None,
-         flags: Mapping[str, Any] | None = None) -> Settings:
+         flags: Mapping[str, Any] | None = None, *, strict_env: bool = False) -> Settings:
     """Build Settings from defaults <- file <- env (YTPIPED_<SECTION>__<KEY>) <- flags.
 
     `flags` maps dotted keys ("download.max_attempts", "data_dir") to already-typed values
-    or strings as typed on the command line.
+    or strings as typed on the command line. A YTPIPED_* variable that names no key is a
+    warning in `Settings.warnings` (one stray variable must not stop every command), or
+    an error with `strict_env` (`config check`).
     """
     values: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
+    warnings: list[str] = []
     if file is not None:
         for dotted, value in _flatten(read_toml(file), file):
             _apply(values, sources, dotted, value, str(file))
@@ -404,7 +443,12 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None,
         dotted = rest.replace("__", ".", 1)
         f = _field_of(dotted)
         if f is None:
-            raise ConfigError(f"environment variable {name}: unknown key '{dotted}'")
+            problem = (f"environment variable {name}: unknown key '{dotted}' (variables are "
+                       "YTPIPED_<SECTION>__<KEY>; see `ytpiped config show` for the keys)")
+            if strict_env:
+                raise ConfigError(problem)
+            warnings.append(problem + "; ignored")
+            continue
         _apply(values, sources, dotted, _parse_env_value(f, raw), f"env {name}")
     for dotted, value in (flags or {}).items():
         f = _field_of(dotted)
@@ -413,7 +457,7 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None,
         _apply(values, sources, dotted, value, f"flag {dotted}")
     sections = {name: cls(**values.get(name, {})) for name, cls in SECTIONS.items()}
     top = values.get("", {})
-    settings = Settings(**top, **sections, sources=sources)
+    settings = Settings(**top, **sections, sources=sources, warnings=tuple(warnings))
     _check_relations(settings)
     return settings
 
@@ -434,6 +478,62 @@ def _check_relations(s: Settings) -> None:
         where = src.get("mine.overlap_tokens") or "defaults"
         raise ConfigError(f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
                           f"'mine.window_tokens' ({m.window_tokens})")
+
+
+#: the first line http.cookiejar (and so yt-dlp) insists on in a cookies.txt
+_NETSCAPE_MAGIC = re.compile(rb"#( Netscape)? HTTP Cookie File")
+COOKIES_KEY = "download.cookies_file"
+
+
+def cookies_file_problem(value: str) -> str | None:
+    """What makes the cookies file at `value` unusable for yt-dlp, or None when it looks
+    fine ("" = no cookies). Reads at most its first 4 KiB and never returns any of it."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or type(exc).__name__})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a pipe or a device cannot be copied for each session)"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or type(exc).__name__).lower()})"
+    try:
+        head = os.read(fd, 4096)
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or type(exc).__name__).lower()})"
+    finally:
+        os.close(fd)
+    if not head.strip():
+        return "is empty"
+    if not _NETSCAPE_MAGIC.match(head):
+        if head.lstrip()[:1] in (b"[", b"{"):
+            return "is JSON, not the Netscape cookies.txt format"
+        return ("is not in the Netscape cookies.txt format (its first line must be "
+                "\"# Netscape HTTP Cookie File\")")
+    return None
+
+
+def check_cookies_file(settings: Settings) -> None:
+    """Raise a ConfigError naming the key, where it was set, the path and what is wrong,
+    when `download.cookies_file` is set but unusable (`config check`, `run` start-up)."""
+    value = settings.download.cookies_file
+    problem = cookies_file_problem(value)
+    if problem is None:
+        return
+    path = Path(value).expanduser()
+    shown = str(path) if path.is_absolute() else f"{path} (= {path.absolute()})"
+    where = settings.sources.get(COOKIES_KEY, "default")
+    raise ConfigError(f"{where}: key '{COOKIES_KEY}': {shown} {problem}; export cookies.txt "
+                      "in Netscape format from a logged-in browser to that path, or set it "
+                      "to \"\" to download without cookies")
 
 
 def value_of(settings: Settings, dotted: str) -> Any:
@@ -467,10 +567,11 @@ def env_name(dotted: str) -> str:
 
 
 def from_environ(config_flag: str | None = None, flags: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None) -> Settings:
+                 environ: Mapping[str, str] | None = None, *, strict_env: bool = False
+                 ) -> Settings:
     """What the CLI uses: locate the file and read the real environment."""
     env = os.environ if environ is None else environ
-    return load(config_path(config_flag, env), env, flags)
+    return load(config_path(config_flag, env), env, flags, strict_env=strict_env)
 
 
 def render_example() -> str:
@@ -487,8 +588,9 @@ def render_example() -> str:
             lines += ["", f"[{section}]"]
         value = getattr(Settings(), dotted) if not head else getattr(
             getattr(Settings(), head), name)
-        size = f.metadata["kind"] == "size"
-        shown = f'"{format_size(value)}"' if size else to_toml_value(value)
+        kind = f.metadata["kind"]
+        shown = (f'"{format_size(value)}"' if kind == "size" else
+                 f"0o{value:03o}" if kind == "mode" else to_toml_value(value))
         lines.append(f"# {f.metadata['help']} ({_expected(f)}; env {env_name(dotted)})")
         lines.append(f"{name} = {shown}")
     return "\n".join(lines) + "\n"

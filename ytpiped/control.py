@@ -46,11 +46,11 @@ def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str,
     finally:
         store.close()
     for stage, data in live.items():
-        entry = st["stages"].setdefault(stage, {})
         extra = dict(data)
         st["suggestions"].extend(extra.pop("suggestions", []) or [])
         st["alerts"].extend(extra.pop("alerts", []) or [])
-        entry.update(extra)
+        if extra:
+            st["stages"].setdefault(stage, {}).update(extra)
     st["daemon"]["source"] = "socket"
     st["devices"] = devices()
     return st

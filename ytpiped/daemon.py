@@ -25,11 +25,11 @@ from ytpiped.config import Settings
 from ytpiped.control import ControlServer
 from ytpiped.engines.base import ModelUnavailable
 from ytpiped.errors import ConfigError, DataDirLocked
-from ytpiped.files import clean_temp_files
+from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
-from ytpiped.store import AsyncStore, db_path
+from ytpiped.store import AsyncStore, Store, db_path, free_bytes, is_store_full
 from ytpiped.worker import StageWorker, Wakeups
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -51,9 +51,10 @@ class Daemon:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  stages: Sequence[Stage] | None = None,
                  environ: Mapping[str, str] | None = None,
-                 on_outcome: Callable[[str, str, str, str | None], None] | None = None
-                 ) -> None:
+                 on_outcome: Callable[[str, str, str, str | None], None] | None = None,
+                 store_opener: Callable[[Path, float], Store] | None = None) -> None:
         self.settings = settings
+        self.store_opener = store_opener  # tests: open the database their way
         self.on_outcome = on_outcome
         self.clock = clock or SystemClock()
         self._stages = stages
@@ -98,22 +99,29 @@ class Daemon:
     async def _serve(self, data: Path) -> int:
         self.started_at = self.clock.now()
         stages = list(self._stages) if self._stages is not None else load_stages(self.settings)
-        store = self.store = AsyncStore(db_path(data), self.clock.now())
-        await store.open()
-        now = self.clock.now()
-        recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner, all_leases=True))
+        # the control API first: `status` answers (and shows why) while start-up waits
+        self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
+                                     self.settings.daemon.metrics_bind)
+        await self.control.start()
+        try:
+            recovered = await self._open_store(data)
+        except BaseException:
+            await self.control.stop()  # leave no socket behind
+            raise
+        store = self.store
+        if recovered is None or store is None:  # stopped while the disk was full
+            await self.control.stop()
+            if store is not None:
+                await store.close()
+            self.log.info("daemon_stopped", waited_for="disk space")
+            return EXIT_OK
         orphans = await asyncio.to_thread(clean_temp_files, data)
         if orphans:
             self.log.info("temp_files_removed", count=orphans)
-        await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
-                                                         "started_at": now}, now))
-        self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
-                                     self.settings.daemon.metrics_bind)
-        try:
-            await self.control.start()
-        except ConfigError:
-            await store.close()
-            raise
+        tightened = await asyncio.to_thread(tighten, data)
+        if tightened:
+            self.log.info("permissions_tightened", count=tightened,
+                          umask=f"0o{self.settings.daemon.umask:03o}")
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
@@ -197,22 +205,88 @@ class Daemon:
         if self.control is not None:
             await self.control.stop()
         if self.store is not None:
+            self.store.begin_close()  # a full disk no longer holds the stop
             now = self.clock.now()
-            await self.store.run(lambda s: s.set_state("daemon", {"pid": None,
-                                                                  "stopped_at": now}, now))
+            try:
+                await self.store.run(lambda s: s.set_state("daemon", {"pid": None,
+                                                                      "stopped_at": now}, now))
+            except Exception as exc:
+                self.log.warning("daemon_state_not_saved", error=str(exc))
             await self.store.close()
         self.log.info("daemon_stopped")
 
+    async def _open_store(self, data: Path) -> int | None:
+        """Open the database, return every row a dead process held, record this daemon;
+        the rows recovered, or None when a stop came while the disk was full (start-up on
+        a full disk waits for space instead of exiting into a restart loop)."""
+        store = self.store = AsyncStore(db_path(data), self.clock.now(), sleep=self.clock.sleep,
+                                        on_full=self._store_full,
+                                        on_writable=self._store_writable,
+                                        opener=self.store_opener)
+        stopper = asyncio.create_task(self._close_on_stop(store), name="start-stop")
+        try:
+            await store.open()
+            now = self.clock.now()
+            recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner,
+                                                         all_leases=True))
+            await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(),
+                                                             "owner": self.owner,
+                                                             "started_at": now}, now))
+        except Exception as exc:
+            if self.stop.is_set() and is_store_full(exc, store.path):
+                return None
+            raise
+        finally:
+            stopper.cancel()
+        return recovered
+
+    async def _close_on_stop(self, store: AsyncStore) -> None:
+        await self.stop.wait()
+        store.begin_close()
+
     # ---------------------------------------------------------------- side tasks
+
+    def _store_full(self, exc: BaseException, first: bool) -> None:
+        """The disk under the database is full: every stage waits on its next write."""
+        assert self.store is not None
+        path = self.store.path
+        free = free_bytes(path)
+        alert = (f"the disk under {path} is full ({'?' if free is None else free // 2**20} MB "
+                 f"free): every stage is paused and the failed write is retried every "
+                 f"{self.store.retry_full_s:.0f} s; free space on that disk")
+        if first:
+            self.log.error("store_full", path=str(path), free_bytes=free, error=str(exc))
+            self.live["store"] = {"alerts": [alert]}
+            self.notifier.status(f"paused: {alert}")
+        if not self.ready.is_set():  # a start on a full disk waits instead of timing out
+            self.notifier.extend_timeout(self.store.retry_full_s * 3)
+
+    def _store_writable(self) -> None:
+        self.live.pop("store", None)
+        self.log.info("store_writable")
+        self.notifier.status("running")
 
     def _on_publish(self, stage: str, status: Mapping[str, Any]) -> None:
         self.live[stage] = dict(status)
 
     async def _reaper(self, store: AsyncStore) -> None:
+        """Return expired leases of dead runs. The leases of this process's live runs are
+        renewed first, in the same store call: after a suspend (SIGSTOP, a laptop lid, a
+        paused VM) every lease looks expired, and reaping our own live work would start it a
+        second time beside the run that is still going."""
         while True:
             await self.clock.sleep(self.settings.daemon.reap_interval_s)
             now = self.clock.now()
-            n = await store.run(lambda s, t=now: s.reap(t))  # type: ignore[misc]
+            live = [lease for w in self.workers for lease in w.live_leases()]
+            until = now + self.settings.daemon.lease_s
+
+            def renew_and_reap(s: Store, t: float = now, live: list[tuple[str, str, int]] = live,
+                               until: float = until) -> int:
+                if live:
+                    s.renew_many(live, self.owner, until)
+                return s.reap(t)
+
+            n = await store.run(renew_and_reap)
             if n:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:

@@ -21,7 +21,14 @@ class UsageError(YtpipedError):
 
 
 class InvalidTransition(YtpipedError):
-    """A state change the transition table forbids, or one whose guard matched no row."""
+    """A state change the transition table forbids, or one whose guard matched no row.
+
+    `lease_lost` is True when a fenced write found the row no longer held by its run
+    (the lease expired and the row was reaped or claimed again)."""
+
+    def __init__(self, message: str, *, lease_lost: bool = False) -> None:
+        super().__init__(message)
+        self.lease_lost = lease_lost
 
 
 class DataDirLocked(YtpipedError):

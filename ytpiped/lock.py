@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ytpiped.errors import DataDirLocked
+from ytpiped.errors import DataDirLocked, is_disk_full
 
 LOCK_NAME = "ytpiped.lock"
 
@@ -31,10 +31,12 @@ def acquire_lock(data_dir: Path) -> IO[str]:
             fh.close()
             raise DataDirLocked(f"another ytpiped daemon (pid {holder}) already owns "
                                 f"{data_dir}; stop it first or use another --data-dir") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
+    fh.truncate(0)
+    try:  # the pid is for `status` and the message above; the flock is the lock
+        os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
+    except OSError as exc:
+        if not is_disk_full(exc):  # a full disk must not keep the daemon from starting
+            raise
     return fh
 
 

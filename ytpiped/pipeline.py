@@ -41,6 +41,6 @@ def build_stages(settings: Settings) -> list[Stage]:
     from ytpiped.stages.mine import MineStage
     from ytpiped.stages.transcribe import TranscribeStage
 
-    return [DownloadStage(), AnalyzeStage(settings=settings),
+    return [DownloadStage(settings=settings), AnalyzeStage(settings=settings),
             TranscribeStage(settings, build_engines(settings)),
             MineStage(), EvaluateStage()]

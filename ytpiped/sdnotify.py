@@ -45,5 +45,9 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.send(watchdog="1")
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for `seconds` more before start-up (or stop) counts as timed out."""
+        return self.send(extend_timeout_usec=str(int(seconds * 1e6)))
+
     def stopping(self) -> bool:
         return self.send(stopping="1")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ytpiped.states import STAGES, State
 from ytpiped.store import Store
+from ytpiped.text import printable
 
 HOUR = 3600.0
 MIN_RATE_WINDOW_S = 60.0
@@ -118,8 +119,9 @@ def _when(ts: float | None, now: float) -> str:
 
 
 def clip(text: str, width: int) -> str:
-    """`text` on one line, at most `width` characters, "…" where it was cut."""
-    text = " ".join(text.split())
+    """`text` on one line, control characters escaped, at most `width` characters, "…"
+    where it was cut."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
@@ -181,4 +183,6 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append("suggestions:")
         for s in st["suggestions"]:
             lines.append(f"  - {s if isinstance(s, str) else s.get('text', s)}")
-    return "\n".join(lines)
+    # titles, URLs, errors, alerts and suggestions carry remote text: no line may hold a
+    # control character (a terminal escape, or a newline that forges a line)
+    return "\n".join(printable(line) for line in lines)

@@ -85,19 +85,31 @@ def to_vtt(segments: Iterable[Segment]) -> str:
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
+#: the extra formats `transcribe.output_formats` may name; the JSON is always written
+RENDERERS = {"txt": to_txt, "srt": to_srt, "vtt": to_vtt}
+
+
 def write_outputs(out_dir: Path, stem: str, doc: Mapping[str, Any],
                   formats: Sequence[str]) -> dict[str, str]:
-    """Write every requested format atomically; json last (its presence means complete)."""
+    """Write the JSON transcript and every extra format in `formats`, each atomically.
+
+    The JSON is the pipeline's own record (mining, export and `transcribe` one-shot read
+    it), so it is written whatever `formats` says ("json" in it is allowed and changes
+    nothing); it is written last, so its presence means the set is complete.
+    """
+    extras = list(dict.fromkeys(f for f in formats if f != "json"))
+    unknown = [f for f in extras if f not in RENDERERS]
+    if unknown:
+        raise ValueError(f"unknown transcript format {unknown[0]!r} (key "
+                         f"'transcribe.output_formats' takes {', '.join(RENDERERS)}; the JSON "
+                         "is always written)")
     segs = doc["segments"]
-    render = {"txt": to_txt, "srt": to_srt, "vtt": to_vtt}
     paths: dict[str, str] = {}
-    for fmt in formats:
-        if fmt != "json":
-            path = out_dir / f"{stem}.{fmt}"
-            atomic_write_text(path, render[fmt](segs))
-            paths[fmt] = str(path)
-    if "json" in formats:
-        path = out_dir / f"{stem}.json"
-        atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=1))
-        paths["json"] = str(path)
+    for fmt in extras:
+        path = out_dir / f"{stem}.{fmt}"
+        atomic_write_text(path, RENDERERS[fmt](segs))
+        paths[fmt] = str(path)
+    path = out_dir / f"{stem}.json"
+    atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=1))
+    paths["json"] = str(path)
     return paths

@@ -18,10 +18,15 @@ PLAYLIST_ID = re.compile(r"^[A-Za-z0-9_-]{10,64}$")
 CHANNEL_ID = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
 HANDLE = re.compile(r"^@[\w.\-·]{1,100}$")
 LEGACY_NAME = re.compile(r"^[\w.\-]{1,100}$")
+#: control characters (C0, DEL, C1) and invisible ones (zero-width, bidi overrides, BOM):
+#: never part of a real URL, and the raw bytes of terminal escapes
+UNSAFE_CHARS = "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
 # fast path for the common lowercase shapes (anything else takes the full parser)
 _FAST_VIDEO = re.compile(
-    r"^(?:https?://)?(?:(?:www\.|m\.|music\.)?youtube\.com/(?:watch\?(?:[^#\s]*&)?v=|"
-    r"(?:shorts|embed|live|v)/)|youtu\.be/)([A-Za-z0-9_-]{11})(?:[?&#/][^\s]*)?$")
+    rf"^(?:https?://)?(?:(?:www\.|m\.|music\.)?youtube\.com/(?:watch\?(?:[^#\s{UNSAFE_CHARS}]*&)?"
+    r"v=|(?:shorts|embed|live|v)/)|youtu\.be/)([A-Za-z0-9_-]{11})"
+    rf"(?:[?&#/][^\s{UNSAFE_CHARS}]*)?$")
 
 YOUTUBE_HOSTS = frozenset({
     "youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com",
@@ -119,6 +124,9 @@ def canonicalise(text: str) -> Target | Invalid | None:
         return video(line)
     if any(c.isspace() for c in line):
         return Invalid("contains spaces: one URL or video id per line")
+    unsafe = _UNSAFE.search(line)
+    if unsafe:
+        return Invalid(f"contains a control or invisible character ({unsafe.group()!a})")
     candidate = line
     if "://" not in candidate:
         if candidate.startswith("//"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,31 +54,45 @@ class Wakeups:
 
 
 class StoreParts:
-    def __init__(self, store: AsyncStore, clock: Clock, video_id: str) -> None:
-        self._store, self._clock, self._id = store, clock, video_id
+    """Sub-work rows of one run; every write is fenced by the run's lease token."""
+
+    def __init__(self, store: AsyncStore, clock: Clock, video_id: str,
+                 token: int | None = None) -> None:
+        self._store, self._clock, self._id, self._token = store, clock, video_id, token
 
     async def load(self, kind: str) -> dict[int, Any]:
         return await self._store.run(lambda s: s.load_parts(self._id, kind))
 
     async def save(self, kind: str, idx: int, data: Any) -> None:
         now = self._clock.now()
-        await self._store.run(lambda s: s.save_part(self._id, kind, idx, data, now))
+        await self._store.run(lambda s: s.save_part(self._id, kind, idx, data, now,
+                                                    token=self._token))
 
     async def clear(self, kind: str) -> None:
-        await self._store.run(lambda s: s.clear_parts(self._id, kind))
+        await self._store.run(lambda s: s.clear_parts(self._id, kind, token=self._token))
+
+
+@dataclass
+class Lease:
+    """The lease of one run: the row, the state it holds it in, its fencing token."""
+
+    video_id: str
+    state: str
+    token: int
+    lost: bool = False
 
 
 class WorkerContext:
     """The Context a stage sees (ytpiped.stages.base.Context)."""
 
     def __init__(self, worker: StageWorker, video_id: str | None,
-                 log: structlog.typing.FilteringBoundLogger) -> None:
+                 log: structlog.typing.FilteringBoundLogger, token: int | None = None) -> None:
         self._w = worker
         self._video_id = video_id
         self.clock: Clock = worker.clock
         self.settings: Settings = worker.settings
         self.log = log
-        self.parts = StoreParts(worker.store, worker.clock, video_id or "")
+        self.parts = StoreParts(worker.store, worker.clock, video_id or "", token)
 
     @property
     def data_dir(self) -> Path:
@@ -167,6 +182,7 @@ class StageWorker:
         self.log = logs.get("ytpiped.worker", stage=stage.name)
         self.slots = asyncio.Semaphore(self.concurrency)
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.leases: dict[str, Lease] = {}  # the leases of live runs (the reaper renews them)
         self.completed = 0
 
     @property
@@ -198,6 +214,8 @@ class StageWorker:
                     self.stage.name, self.owner, t, self.lease_s, 1))
                 if rows:
                     row = rows[0]
+                    # the lease is this process's from the claim on (the reaper renews it)
+                    self.leases[row.id] = Lease(row.id, self.states.running, row.lease_token)
                     task = asyncio.create_task(self._run_item(row),
                                                name=f"{self.stage.name}:{row.id}")
                     self.inflight[row.id] = task
@@ -232,43 +250,98 @@ class StageWorker:
             if pending:
                 await asyncio.wait(pending)
 
-    async def _heartbeat(self, row: VideoRow) -> None:
-        while True:
-            await self.clock.sleep(self.lease_s / 3)
-            ok = await self.store.run(self._renewer(row.id, self.clock.now() + self.lease_s))
-            if not ok:
-                self.log.warning("lease_lost", video_id=row.id)
-                return
+    def live_leases(self) -> list[tuple[str, str, int]]:
+        """(video_id, state, token) of every run of this worker still holding its lease."""
+        return [(x.video_id, x.state, x.token) for x in self.leases.values() if not x.lost]
 
-    def _renewer(self, video_id: str, until: float) -> Callable[[Store], bool]:
-        return lambda s: s.renew(video_id, self.owner, self.states.running, until)
+    async def _heartbeat(self, lease: Lease, task: asyncio.Task[Any], log: Any) -> None:
+        """Renew the lease every lease_s/3. When the row is no longer this run's, or the
+        lease ran out while renewals kept failing, mark it lost and cancel the run at once:
+        a stale run must not go on working (or writing) beside the run that claimed the row
+        after it."""
+        valid_until = self.clock.now() + self.lease_s
+        failing = False
+        while True:
+            await self.clock.sleep(min(1.0, self.lease_s / 3) if failing else self.lease_s / 3)
+            until = self.clock.now() + self.lease_s
+            try:
+                held = await self.store.run(lambda s, t=until: s.renew(  # type: ignore[misc]
+                    lease.video_id, self.owner, lease.state, t, token=lease.token))
+            except Exception as exc:  # e.g. locked past the busy timeout: try until expiry
+                if not failing:
+                    log.warning("lease_renew_failed", error=logs.scrub(str(exc)))
+                failing = True
+                if self.clock.now() < valid_until:
+                    continue
+                held = False
+            else:
+                failing = False
+                valid_until = until
+            if not held:
+                lease.lost = True
+                log.warning("lease_lost", token=lease.token)
+                task.cancel()
+                return
 
     async def _run_item(self, row: VideoRow) -> None:
         log = self.log.bind(video_id=row.id, attempt=row.attempts + 1)
-        ctx = WorkerContext(self, row.id, log)
-        beat = asyncio.create_task(self._heartbeat(row), name=f"lease:{row.id}")
+        lease = self.leases.get(row.id) or Lease(row.id, self.states.running, row.lease_token)
+        self.leases[row.id] = lease
+        ctx = WorkerContext(self, row.id, log, token=row.lease_token)
+        me = asyncio.current_task()
+        assert me is not None
+        beat = asyncio.create_task(self._heartbeat(lease, me, log), name=f"lease:{row.id}")
         try:
             log.info("stage_started")
             try:
                 outcome = await self.stage.run(to_item(row), ctx)
             except asyncio.CancelledError:
-                await asyncio.shield(self._release(row, log))
+                if lease.lost:  # cancelled by the heartbeat: nothing of this run is written
+                    me.uncancel()
+                    return
+                await asyncio.shield(self._persist(self._release(row, log), lease, log))
                 raise
             except Exception as exc:  # every failure is decided and persisted once, here
-                await asyncio.shield(self._failed(row, exc, log))
+                if lease.lost or (isinstance(exc, InvalidTransition) and exc.lease_lost):
+                    self._stale(lease, log, "stage_failed")
+                    return
+                await asyncio.shield(self._persist(self._failed(row, exc, log), lease, log))
             else:
-                await asyncio.shield(self._complete(row, outcome, log))
+                await asyncio.shield(self._persist(self._complete(row, outcome, log), lease,
+                                                   log))
         finally:
             beat.cancel()
+            self.leases.pop(row.id, None)
             self.inflight.pop(row.id, None)
             self.slots.release()
+
+    def _stale(self, lease: Lease, log: Any, what: str) -> None:
+        if not lease.lost:
+            lease.lost = True
+            log.warning("lease_lost", token=lease.token)
+        log.warning("stale_result_dropped", result=what)
+
+    async def _persist(self, write: Awaitable[None], lease: Lease, log: Any) -> None:
+        """Run the final write of a run; a run that lost its lease drops its result (the
+        row belongs to whoever claimed it next), and nothing escapes as an unretrieved
+        task exception."""
+        try:
+            await write
+        except InvalidTransition as exc:
+            if exc.lease_lost:
+                self._stale(lease, log, "outcome")
+            else:
+                log.error("outcome_not_saved", error=str(exc))
+        except Exception as exc:
+            log.error("outcome_not_saved", error=logs.scrub(str(exc)), exc_info=exc)
 
     async def _complete(self, row: VideoRow, outcome: Outcome, log: Any) -> None:
         new = outcome.finished_state or self.states.finished
         now = self.clock.now()
         event = Event("completed", self.stage.name)
         await self.store.run(lambda s: s.complete(row.id, self.owner, self.states.running, new,
-                                                  now, outcome.fields, outcome.info, event))
+                                                  now, outcome.fields, outcome.info, event,
+                                                  token=row.lease_token))
         self.completed += 1
         self.wakeups.state_reached(new)
         log.info("stage_completed", state=str(new))
@@ -276,13 +349,10 @@ class StageWorker:
 
     async def _release(self, row: VideoRow, log: Any) -> None:
         now = self.clock.now()
-        try:
-            await self.store.run(lambda s: s.release(row.id, self.owner, self.states.running,
-                                                     now))
-            log.info("stage_released")
-            self._notify("released", row.id, None)
-        except InvalidTransition as exc:
-            log.warning("release_failed", error=str(exc))
+        await self.store.run(lambda s: s.release(row.id, self.owner, self.states.running, now,
+                                                 token=row.lease_token))
+        log.info("stage_released")
+        self._notify("released", row.id, None)
 
     async def _failed(self, row: VideoRow, exc: Exception, log: Any) -> None:
         now = self.clock.now()
@@ -298,7 +368,7 @@ class StageWorker:
             event = Event("cooldown", stage, exc.kind, text)
             await self.store.run(lambda s: s.release(
                 row.id, self.owner, running, now, next_attempt_at=exc.until, kind=exc.kind,
-                error=text, event=event))
+                error=text, event=event, token=row.lease_token))
             log.warning("stage_cooldown", kind=exc.kind, until=exc.until, error=text)
             self._notify("cooldown", row.id, exc.kind)
             return
@@ -317,7 +387,7 @@ class StageWorker:
         at = decision.at
         await self.store.run(lambda s: s.release(
             row.id, self.owner, running, now, next_attempt_at=at, spend_attempt=True, kind=kind,
-            error=text, event=event))
+            error=text, event=event, token=row.lease_token))
         log.warning("stage_retry", kind=kind, error=text, retry_in_s=round(decision.at - now, 1),
                     exc_info=not isinstance(exc, Retryable))
         self._notify("retry", row.id, kind)
@@ -326,7 +396,8 @@ class StageWorker:
         stage = self.stage.name
         event = Event("failed", stage, kind, text)
         await self.store.run(lambda s: s.fail(row.id, self.owner, self.states.running, now,
-                                              kind=kind, error=text, event=event))
+                                              kind=kind, error=text, event=event,
+                                              token=row.lease_token))
         log.error("stage_failed", kind=kind, error=text)
         self._notify("failed", row.id, kind)
 

@@ -167,6 +167,116 @@ def test_help_mentions_defaults_and_env(data_dir: Path) -> None:
     assert "YTPIPED_<SECTION>__<KEY>" in r.stdout and "default: 2.0" in r.stdout
 
 
+def test_stray_variable_warns_once_and_only_config_check_refuses_it(data_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    stray = {"YTPIPED_NOT_A_KEY": "1"}
+    r = cli(data_dir, "status", "--json", extra_env=stray)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["videos"]["total"] == 0  # stdout stays pure JSON
+    assert r.stderr.count("YTPIPED_NOT_A_KEY") == 1 and r.stderr.startswith("warning: ")
+    good = tmp_path / "good.toml"
+    good.write_text("[download]\nmax_attempts = 2\n")
+    check = cli(data_dir, "config", "check", str(good), extra_env=stray)
+    assert check.returncode == 2 and "YTPIPED_NOT_A_KEY: unknown key" in check.stderr
+    assert cli(data_dir, "config", "check", str(good)).returncode == 0
+
+
+@pytest.mark.parametrize("body,key", [
+    ("[mine]\nhosts = []\n", "mine.hosts"),
+    ("[download]\ndelay_steady_s = [nan, nan]\n", "download.delay_steady_s"),
+    ("[download]\ndelay_steady_s = [0, inf]\n", "download.delay_steady_s"),
+])
+def test_config_check_refuses_empty_hosts_and_non_finite_numbers(data_dir: Path, tmp_path: Path,
+                                                                 body: str, key: str) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(body)
+    r = cli(data_dir, "config", "check", str(bad))
+    assert r.returncode == 2 and key in r.stderr and str(bad) in r.stderr
+
+
+def test_missing_cookies_file_stops_config_check_and_run_before_any_download(
+        data_dir: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "cookies.txt"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[download]\ncookies_file = "{gone}"\n')
+    check = cli(data_dir, "config", "check", str(conf))
+    assert check.returncode == 2
+    assert f"key 'download.cookies_file': {gone} does not exist" in check.stderr
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "--config", str(conf), "run"],
+                       env=env_for(data_dir), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "download.cookies_file" in r.stderr and str(gone) in r.stderr
+    assert not (data_dir / "ytpiped.db").exists()  # refused before the daemon started
+    assert cli(data_dir, "--config", str(conf), "status").returncode == 0  # status unaffected
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_add_dev_zero_fails_clearly_with_bounded_memory_and_adds_nothing(
+        data_dir: Path, tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("https://youtu.be/aaaaaaaaaaa\n")
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "add", str(good), "/dev/zero"],
+                       env=env_for(data_dir), capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limit_memory)
+    assert r.returncode == 2, r.stderr
+    assert "/dev/zero: line 1 runs past 1 MiB without a line break" in r.stderr
+    assert sum(counts(data_dir).values()) == 0  # nothing partial
+
+
+def test_add_from_a_fifo_with_no_writer_times_out(data_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "urls.fifo"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "--set", "add.read_timeout_s=0.3",
+                        "add", str(fifo)], env=env_for(data_dir), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert f"{fifo}: no input for 0.3 s" in r.stderr and "add.read_timeout_s" in r.stderr
+
+
+def test_add_strips_a_bom_on_stdin_and_refuses_control_characters(data_dir: Path) -> None:
+    r = cli(data_dir, "add", "--json", "-", input="\ufeffhttps://youtu.be/aaaaaaaaaaa\n"
+                                                  "https://example.com/\x1b]0;owned\x07\n"
+                                                  "https://youtu.be/bbbbbbbbbbb\x00\n")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert (report["added"], report["duplicate"]) == (1, 0)
+    assert [(i["line"], i["reason"]) for i in report["invalid"]] == [
+        (2, "contains a control or invisible character ('\\x1b')"),
+        (3, "contains a control or invisible character ('\\x00')")]
+    assert report["invalid"][0]["text"] == "https://example.com/\x1b]0;owned\x07"  # JSON: exact
+    assert counts(data_dir)["queued"] == 1
+
+
+def test_human_outputs_never_print_terminal_escapes(data_dir: Path, tmp_path: Path) -> None:
+    from ytpiped.store import NewVideo, Store, db_path
+
+    evil = "\x1b]0;owned\x07\x1b[2J"
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"https://example.com/{evil}\n")
+    added = cli(data_dir, "add", str(urls))
+    assert added.returncode == 0 and "invalid 1" in added.stdout
+    assert "\x1b" not in added.stdout and "https://example.com/\\x1b]0;owned\\x07" in added.stdout
+    s = Store(db_path(data_dir), now=0)
+    s.add_videos([NewVideo("evilvideo01", "https://youtu.be/evilvideo01", "video")], now=0)
+    (row,) = s.claim("download", "w", now=1, lease_s=10, limit=1)
+    s.complete(row.id, "w", "downloading", "downloaded", now=2, fields={"title": f"T {evil}"})
+    (row,) = s.claim("analyze", "w", now=3, lease_s=10, limit=1)
+    s.fail(row.id, "w", "analyzing", now=4, kind="bad_audio", error=f"boom {evil}")
+    s.close()
+    human = cli(data_dir, "status")
+    assert human.returncode == 0, human.stderr
+    assert "\x1b" not in human.stdout and "\x07" not in human.stdout
+    assert "T \\x1b]0;owned\\x07\\x1b[2J" in human.stdout
+    (recent,) = json.loads(cli(data_dir, "status", "--json").stdout)["failures"]["recent"]
+    assert (recent["title"], recent["error"]) == (f"T {evil}", f"boom {evil}")
+
+
 def _database_with_rows(data_dir: Path, n: int = 3000) -> Path:
     r = cli(data_dir, "add", "-", input="".join(f"{i:011d}\n" for i in range(n)))
     assert r.returncode == 0, r.stderr

@@ -44,3 +44,12 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
     assert claims and all(json.loads(c)["text"] for c in claims)
     assert "exported" in r.stdout and "FakeOllama" in r.stdout
     assert not list(data.rglob("*.tmp")) and not list(data.rglob("*.part"))
+    # one permission policy (daemon.umask 0o027) for everything under the data dir, the
+    # data dir itself included (the demo created it 0755 before the daemon started)
+    for path in [data, *data.rglob("*")]:
+        mode = path.lstat().st_mode & 0o777
+        private = ".private" in path.parts or path.name.endswith(".sock")
+        forbidden = 0o077 if private else 0o027
+        assert mode & forbidden == 0, f"{path}: {oct(mode)}"
+        if path.is_file() and not private:
+            assert mode & 0o040, f"{path}: group cannot read ({oct(mode)})"

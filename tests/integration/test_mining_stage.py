@@ -138,18 +138,68 @@ async def test_invalid_json_gets_one_repair_request(rig: Rig, fake: FakeOllama) 
     assert repair_bodies[0]["messages"][-2]["role"] == "assistant"
 
 
-async def test_still_invalid_after_repair_fails_the_window_not_the_video(
+async def test_window_still_invalid_after_repair_costs_an_attempt_then_only_it_is_mined(
         rig: Rig, fake: FakeOllama) -> None:
     fake.inject("schema", times=2, match=TOPICS[6], title="WindowResult")
-    out = await rig.mine.run(item("vid00000001"), rig.ctx)
-    assert out.info["mine"]["failed_windows"] == 1
+    with pytest.raises(Retryable) as exc:
+        await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert exc.value.kind == "mining_incomplete"
+    assert str(exc.value).startswith(
+        "1 of 4 windows could not be mined (invalid LLM output after repair)")
     failed = [p for (k, _), p in rig.parts.items() if k == "window" and p["status"] == "failed"]
-    assert failed[0]["raw"] == '{"claims": "not a list", "people": 3}'
+    assert len(failed) == 1 and failed[0]["raw"] == '{"claims": "not a list", "people": 3}'
     assert "does not match the schema" in failed[0]["error"]
     assert rig.ctx.events[0][:2] == ("window_failed", "llm_invalid_json")
+    assert not (rig.data_dir / "mining" / "vid00000001.mined.json").exists()
+    n = len(rig.window_requests())
+    out = await rig.mine.run(item("vid00000001", attempts=1), rig.ctx)  # the next attempt
+    assert out.info["mine"]["mined_now"] == 1 and len(rig.window_requests()) == n + 1
+    assert out.info["mine"]["failed_windows"] == 0
     mined = json.loads((rig.data_dir / "mining" / "vid00000001.mined.json").read_text())
-    assert mined["failed_windows"][0]["raw"] == failed[0]["raw"]
-    assert TOPICS[-1] in [c["text"] for c in mined["claims"]]
+    assert sorted(c["text"] for c in mined["claims"]) == sorted(TOPICS)
+
+
+async def test_every_reply_invalid_fails_the_video_once_its_attempts_are_used(
+        rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("malformed", times=1000, title="WindowResult")
+    last = rig.settings.download.max_attempts - 1  # attempts already spent
+    with pytest.raises(Retryable) as exc:
+        await rig.mine.run(item("vid00000001", attempts=last - 1), rig.ctx)
+    assert exc.value.kind == "mining_incomplete"
+    with pytest.raises(Permanent) as final:
+        await rig.mine.run(item("vid00000001", attempts=last), rig.ctx)
+    assert final.value.kind == "mining_incomplete"
+    assert str(final.value).startswith("4 of 4 windows could not be mined (invalid LLM "
+                                       "output after repair) after 5 attempts")
+    assert "ytpiped retry --kind mining_incomplete" in str(final.value)
+    assert not (rig.data_dir / "mining" / "vid00000001.mined.json").exists()
+    assert [e[0] for e in rig.ctx.events] == ["window_failed"] * 8
+
+
+async def test_a_prompt_longer_than_the_context_fails_its_window_not_the_server(
+        rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("context", match=TOPICS[6], title="WindowResult")
+    with pytest.raises(Retryable) as exc:
+        await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert exc.value.kind == "mining_incomplete"
+    assert "1 of 4 windows could not be mined (prompt longer than mine.num_ctx" in \
+        str(exc.value)
+    assert sum(TOPICS[6] in b["messages"][-1]["content"] for b in rig.window_requests()) == 1
+    assert rig.runtime.outage.level == 0  # no pause: the server is fine
+    assert rig.ctx.events[0][:2] == ("window_failed", "llm_context_too_long")
+
+
+async def test_a_request_failing_while_others_are_answered_is_its_own_problem(
+        rig: Rig, fake: FakeOllama) -> None:
+    # a prompt that crashes the runner on every try, while the other windows are served
+    fake.inject("500", times=4, match=TOPICS[6], title="WindowResult")
+    with pytest.raises(Retryable) as exc:
+        await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert exc.value.kind == "mining_incomplete"
+    assert "1 of 4 windows could not be mined (llm_error on each try while other requests " \
+        "were answered)" in str(exc.value)
+    assert not fake.faults and rig.runtime.outage.level == 0  # no pause for everyone
+    assert rig.ctx.events[0][:2] == ("window_failed", "llm_error")
 
 
 async def test_503_500_disconnect_and_stall_are_retried(data_dir: Path) -> None:
@@ -171,25 +221,35 @@ async def test_503_500_disconnect_and_stall_are_retried(data_dir: Path) -> None:
     assert sorted(c["text"] for c in mined["claims"]) == sorted(TOPICS)
 
 
-async def test_server_down_is_a_cooldown_then_resumes_when_up(data_dir: Path) -> None:
+async def test_server_down_pauses_mining_doubling_then_resumes_when_up(data_dir: Path) -> None:
     f = FakeOllama()
     await f.start()
     await f.stop()  # a known port, nobody listening
-    rig = Rig(data_dir, [f])
+    rig = Rig(data_dir, [f], unavailable_backoff_s=0.05, max_unavailable_backoff_s=0.15)
     write_transcript(data_dir, "vid00000001", TOPICS)
     try:
         before = rig.ctx.clock.now()
         with pytest.raises(Cooldown) as exc:
             await rig.mine.run(item("vid00000001"), rig.ctx)
-        assert exc.value.kind == "llm_unavailable" and exc.value.until >= before + 30
-        with pytest.raises(Cooldown) as again:
+        assert exc.value.kind == "llm_unavailable"
+        assert str(exc.value).startswith("Ollama is unreachable: http://127.0.0.1:")
+        until = rig.runtime.outage.until
+        assert until >= before + 0.05
+        shown = rig.ctx.published[-1]
+        assert (shown["llm"], shown["cooldown_kind"]) == ("cooldown", "llm_unavailable")
+        assert shown["cooldown_until"] == until and shown["alerts"]
+        await rig.mine.gate(rig.ctx)  # returns when the pause is over
+        before = rig.ctx.clock.now()
+        with pytest.raises(Cooldown):
             await rig.mine.run(item("vid00000001"), rig.ctx)
-        assert again.value.until - rig.ctx.clock.now() > 50  # doubling backoff
+        assert rig.runtime.outage.until >= before + 0.1  # still down: the pause doubled
         assert not rig.parts
         await f.start()
         rig.runtime.llm.down_until.clear()
+        await rig.mine.gate(rig.ctx)
         out = await rig.mine.run(item("vid00000001"), rig.ctx)
-        assert out.info["mine"]["failed_windows"] == 0 and rig.mine.down_streak == 0
+        assert out.info["mine"]["failed_windows"] == 0 and rig.runtime.outage.level == 0
+        assert rig.ctx.published[-1]["llm"] == "ok" and "alerts" not in rig.ctx.published[-1]
     finally:
         await rig.runtime.close()
         await f.stop()
@@ -197,14 +257,17 @@ async def test_server_down_is_a_cooldown_then_resumes_when_up(data_dir: Path) ->
 
 async def test_restart_mid_video_resumes_at_the_next_window(rig: Rig, fake: FakeOllama) -> None:
     fake.inject("503", times=4, match=TOPICS[-1], title="WindowResult")  # last window refused
-    with pytest.raises(Retryable) as exc:
+    with pytest.raises(Cooldown) as exc:
         await rig.mine.run(item("vid00000001"), rig.ctx)
-    assert exc.value.kind == "llm_busy"
+    assert exc.value.kind == "llm_busy"  # the server's state: no attempt spent
     saved = {i for (k, i) in rig.parts if k == "window"}
     total = len(rig.window_requests())
     assert saved  # finished windows kept
-    stage2 = MineStage(rig.runtime)  # a fresh stage, as after a daemon restart
-    out = await stage2.run(item("vid00000001"), rig.ctx)
+    rt2 = Runtime.from_config(rig.settings.mine, SystemClock())  # as after a daemon restart
+    try:
+        out = await MineStage(rt2).run(item("vid00000001"), rig.ctx)
+    finally:
+        await rt2.close()
     windows = out.info["mine"]["windows"]
     assert out.info["mine"]["mined_now"] == windows - len(saved)
     assert len(rig.window_requests()) == total + windows - len(saved)

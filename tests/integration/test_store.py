@@ -139,3 +139,48 @@ def test_readonly_store_cannot_write(tmp_path: Path, store: Store) -> None:
     assert ro.counts()["queued"] == 3
     with pytest.raises(sqlite3.OperationalError):
         ro.add_videos([NewVideo("new" * 4, "u", "video")], now=1)
+
+
+def test_fencing_token_refuses_every_write_of_a_stale_run(store: Store) -> None:
+    """A run whose lease expired (suspended laptop) holds the same owner string as the
+    run that claimed the row after it; only the fencing token tells them apart."""
+    (stale,) = store.claim("download", "host:1", now=10, lease_s=3)
+    assert store.reap(now=20) == 1
+    (fresh,) = store.claim("download", "host:1", now=21, lease_s=60)
+    assert fresh.id == stale.id and fresh.lease_token == stale.lease_token + 1
+    vid, running = stale.id, "downloading"
+    assert not store.renew(vid, "host:1", running, until=99, token=stale.lease_token)
+    assert not store.holds(vid, running, stale.lease_token)
+    for write in (
+        lambda: store.complete(vid, "host:1", running, "downloaded", now=22,
+                               token=stale.lease_token),
+        lambda: store.release(vid, "host:1", running, now=22, token=stale.lease_token),
+        lambda: store.fail(vid, "host:1", running, now=22, kind="x", error="y",
+                           token=stale.lease_token),
+        lambda: store.save_part(vid, "chunk", 0, {"stale": True}, now=22,
+                                token=stale.lease_token),
+        lambda: store.clear_parts(vid, "chunk", token=stale.lease_token),
+    ):
+        with pytest.raises(InvalidTransition) as err:
+            write()
+        assert err.value.lease_lost
+    assert store.load_parts(vid, "chunk") == {}
+    # the run that holds the row writes normally
+    assert store.renew(vid, "host:1", running, until=99, token=fresh.lease_token)
+    store.save_part(vid, "chunk", 0, {"fresh": True}, now=23, token=fresh.lease_token)
+    store.complete(vid, "host:1", running, "downloaded", now=24, token=fresh.lease_token)
+    got = store.get(vid)
+    assert got is not None and got.state == "downloaded"
+    assert store.load_parts(vid, "chunk") == {0: {"fresh": True}}
+    # a finished row no longer accepts parts from the run that finished it
+    with pytest.raises(InvalidTransition):
+        store.save_part(vid, "chunk", 1, {}, now=25, token=fresh.lease_token)
+
+
+def test_renew_many_keeps_live_leases_from_the_reaper(store: Store) -> None:
+    a, b = store.claim("download", "host:1", now=10, lease_s=3, limit=2)
+    assert store.renew_many([(a.id, a.state, a.lease_token)], "host:1", until=100) == 1
+    assert store.reap(now=50) == 1  # only b, whose run is gone, comes back
+    got_a, got_b = store.get(a.id), store.get(b.id)
+    assert got_a is not None and got_a.state == "downloading"
+    assert got_b is not None and got_b.state == "queued"

@@ -194,6 +194,26 @@ async def test_stage_resumes_at_next_chunk_and_writes_outputs(
     assert sorted(ctx.parts.data["chunk"]) == [0, 1, 2]
 
 
+async def test_stage_without_json_in_output_formats_still_keeps_the_transcript(
+        media: Path, tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path),
+                                  "transcribe.output_formats": ["txt"]})
+    audio = tmp_path / "audio" / "txtonly0001.wav"
+    audio.parent.mkdir()
+    audio.write_bytes((media / "memory.wav").read_bytes())
+    item = Item(id="txtonly0001", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=20.0, audio_path=str(audio), info={"chunks": [[0.0, 20.0]]})
+    out = await TranscribeStage(settings, [FlakyEngine("cpu", [])]).run(item,
+                                                                         FakeContext(settings))
+    transcripts = tmp_path / "transcripts"
+    assert sorted(p.name for p in transcripts.iterdir()) == ["txtonly0001.json",
+                                                             "txtonly0001.txt"]
+    doc = json.loads((transcripts / "txtonly0001.json").read_text())
+    assert doc["segments"][0]["text"] == "cpu"  # what mining will read
+    assert set(out.info["transcript"]["paths"]) == {"json", "txt"}
+    assert not audio.exists()  # deleted only because the JSON is safe on disk
+
+
 async def test_stage_missing_audio_is_permanent(engine: ProcessEngine, tmp_path: Path) -> None:
     settings = config.load(flags={"data_dir": str(tmp_path)})
     item = Item(id="gone", url="u", kind="video", state="transcribing", attempts=0,
@@ -252,3 +272,86 @@ async def test_chunked_transcript_matches_the_unchunked_run(engine: ProcessEngin
     w1 = words(" ".join(s["text"] for s in whole.segments))
     w2 = words(" ".join(s["text"] for s in merged))
     assert wer(" ".join(w1), " ".join(w2)) < 0.15  # cuts in pauses lose or repeat nothing
+
+
+class GatedEngine:
+    """Fake slot: chunk 0 fails with `error` once every other chunk has started; the
+    others wait until cancelled (and record it)."""
+
+    def __init__(self, error: Exception, others: int) -> None:
+        self.device_kind, self.device_name, self.model = "cpu", "cpu", "fake"
+        self.error, self.others = error, others
+        self.running: set[int] = set()
+        self.cancelled: list[int] = []
+        self.all_started = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        if job.idx == 0:
+            await self.all_started.wait()
+            raise self.error
+        self.running.add(job.idx)
+        if len(self.running) == self.others:
+            self.all_started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(job.idx)
+            raise
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (BadAudioError("cannot decode"), Permanent),
+    (EngineCrashed("worker died"), Exception),
+])
+async def test_a_failed_chunk_cancels_its_siblings(tmp_path: Path, error: Exception,
+                                                   expected: type[Exception]) -> None:
+    """The chunks of a video run as one group: when one fails, the others stop at once
+    instead of running on (holding slots) after the video has been given up."""
+    settings = config.load(flags={"data_dir": str(tmp_path)})
+    audio = tmp_path / "a.m4a"
+    audio.write_bytes(b"x")
+    slots = [GatedEngine(error, others=3) for _ in range(4)]
+    shared = slots[0]
+    for e in slots[1:]:  # four slots, one shared record
+        e.running, e.cancelled, e.all_started = shared.running, shared.cancelled, \
+            shared.all_started
+    stage = TranscribeStage(settings, slots)  # type: ignore[arg-type]
+    item = Item(id="grouped0001", url="u", kind="video", state="transcribing", attempts=0,
+                duration_s=40.0, audio_path=str(audio),
+                info={"chunks": [[0, 10], [10, 20], [20, 30], [30, 40]]})
+    ctx = FakeContext(settings)
+    with pytest.raises(expected) as got:
+        async with asyncio.timeout(30):
+            await stage.run(item, ctx)
+    if expected is Permanent:
+        assert got.value.kind == "bad_audio"  # type: ignore[attr-defined]
+    assert sorted(shared.cancelled) == [1, 2, 3]
+    assert not stage.dispatcher.busy and not stage.dispatcher.waiting
+    assert 0 not in ctx.parts.data.get("chunk", {})
+
+
+async def test_a_cancelled_job_never_answers_the_next_one(media: Path) -> None:
+    """A chunk cancelled while its worker is busy with it: the worker is replaced, so the
+    next job gets its own reply, not the abandoned chunk's."""
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    await e.start()
+    try:
+        pid = e.pid
+        task = asyncio.create_task(e.transcribe(job(media, "long.opus"), timeout_s=120))
+        for _ in range(3):  # let the job be sent to the worker
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        got = await e.transcribe(job(media, "memory.wav"), timeout_s=120)
+        text = " ".join(s["text"] for s in got.segments)
+        assert wer(MANIFEST["memory.wav"]["text"], text) < 0.35, text
+        assert "coffee" not in text.lower()  # the abandoned long.opus ends with coffee
+        assert e.pid != pid and e.restarts == 1
+    finally:
+        await e.close()

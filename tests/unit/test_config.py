@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_missing_and_directory_config_files(tmp_path: Path) -> None:
 
 def test_env_error_names_variable() -> None:
     with pytest.raises(ConfigError, match="YTPIPED_DOWNLOAD__BOGUS: unknown key"):
-        config.load(env={"YTPIPED_DOWNLOAD__BOGUS": "1"})
+        config.load(env={"YTPIPED_DOWNLOAD__BOGUS": "1"}, strict_env=True)
     with pytest.raises(ConfigError, match=r"env YTPIPED_DAEMON__METRICS_PORT: key "
                                           r"'daemon\.metrics_port'"):
         config.load(env={"YTPIPED_DAEMON__METRICS_PORT": "70000"})
@@ -172,3 +173,108 @@ def test_parse_size(text: str | int, expected: int) -> None:
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         config.parse_size(text)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("[download]\ndelay_steady_s = [nan, nan]\n", "key 'download.delay_steady_s': expected"),
+    ("[download]\ndelay_steady_s = [0, inf]\n", "key 'download.delay_steady_s': expected"),
+    ("[download]\ndelay_catch_up_s = [-inf, 1]\n", "key 'download.delay_catch_up_s': expected"),
+    ("[download]\nrate_limit_cooldown_s = inf\n", "key 'download.rate_limit_cooldown_s'"),
+    ("[transcribe]\nmodel_vram_gb = nan\n", "key 'transcribe.model_vram_gb'"),
+    ("[download]\nmax_buffer_bytes = inf\n", "key 'download.max_buffer_bytes'"),
+    ("[mine]\nhosts = []\n", "key 'mine.hosts': expected a non-empty list"),
+    ("[mine]\nhosts = [\"http://a:1\", \" \"]\n", "key 'mine.hosts': expected a non-empty list"),
+])
+def test_non_finite_numbers_and_empty_host_lists_are_errors(tmp_path: Path, body: str,
+                                                             message: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        config.load(f)
+    assert message in str(err.value) and str(f) in str(err.value)
+
+
+def test_every_float_key_and_float_in_a_list_rejects_non_finite_values() -> None:
+    kinds = {"float": ["nan", "inf", "-inf"], "auto_float": ["nan", "inf"],
+             "range": ["[nan, nan]", "[0, inf]", "[1, nan]"], "size": ["inf", "nan"]}
+    checked = 0
+    for key, f in config.all_keys():
+        for raw in kinds.get(f.metadata["kind"], []):
+            name = config.env_name(key)
+            with pytest.raises(ConfigError, match=rf"env {name}: key '{re.escape(key)}'"):
+                config.load(env={name: raw})
+            checked += 1
+    assert checked > 40  # every float key of every section was tried
+
+
+def test_output_formats_may_leave_out_json_but_not_name_unknown_ones(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[transcribe]\noutput_formats = [\"txt\"]\n")
+    assert config.load(f).transcribe.output_formats == ["txt"]
+    f.write_text("[transcribe]\noutput_formats = [\"txt\", \"docx\"]\n")
+    with pytest.raises(ConfigError, match=r"key 'transcribe\.output_formats'"):
+        config.load(f)
+
+
+def test_unknown_environment_variable_is_a_warning_unless_strict() -> None:
+    env = {"YTPIPED_NOT_A_KEY": "1", "YTPIPED_DOWNLOAD__MAX_ATTEMPTS": "3"}
+    s = config.load(env=env)
+    assert s.download.max_attempts == 3
+    (warning,) = s.warnings
+    assert "YTPIPED_NOT_A_KEY" in warning and "ignored" in warning
+    with pytest.raises(ConfigError, match="environment variable YTPIPED_NOT_A_KEY: unknown"):
+        config.load(env=env, strict_env=True)
+    assert config.load(env={"YTPIPED_CONFIG": "x.toml"}).warnings == ()
+
+
+GOOD_COOKIES = ("# Netscape HTTP Cookie File\n"
+                ".youtube.com\tTRUE\t/\tTRUE\t1999999999\tSID\tsecretcookievalue42\n")
+
+
+def _cookie_case(tmp_path: Path, case: str) -> Path:
+    path = tmp_path / "cookies.txt"
+    if case == "directory":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "empty":
+        path.write_text("")
+    elif case == "json":
+        path.write_text('[{"name": "SID", "value": "secretcookievalue42"}]\n')
+    elif case == "no header":
+        path.write_text(GOOD_COOKIES.split("\n", 1)[1])
+    elif case == "unreadable":
+        path.write_text(GOOD_COOKIES)
+        path.chmod(0)
+    return path
+
+
+@pytest.mark.parametrize("case,problem", [
+    ("missing", "does not exist"),
+    ("directory", "is a directory"),
+    ("fifo", "is not a regular file"),
+    ("empty", "is empty"),
+    ("json", "is JSON, not the Netscape cookies.txt format"),
+    ("no header", "is not in the Netscape cookies.txt format"),
+    pytest.param("unreadable", "cannot be read (permission denied)", marks=pytest.mark.skipif(
+        os.geteuid() == 0, reason="root reads any file")),
+])
+def test_bad_cookies_file_is_a_config_error_naming_key_path_and_problem(
+        tmp_path: Path, case: str, problem: str) -> None:
+    path = _cookie_case(tmp_path, case)
+    f = tmp_path / "c.toml"
+    f.write_text(f'[download]\ncookies_file = "{path}"\n')
+    settings = config.load(f)  # loading alone does not touch the file: status keeps working
+    with pytest.raises(ConfigError) as err:
+        config.check_cookies_file(settings)
+    message = str(err.value)
+    assert f"{f}: key 'download.cookies_file': {path} {problem}" in message
+    assert "secretcookievalue42" not in message  # never the contents
+
+
+def test_good_or_no_cookies_file_passes(tmp_path: Path) -> None:
+    path = tmp_path / "cookies.txt"
+    path.write_text(GOOD_COOKIES)
+    config.check_cookies_file(config.load(env={"YTPIPED_DOWNLOAD__COOKIES_FILE": str(path)}))
+    config.check_cookies_file(config.load())  # "" = no cookies
+    assert config.cookies_file_problem(str(path)) is None

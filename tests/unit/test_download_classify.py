@@ -35,6 +35,8 @@ CASES = [
     ("ERROR: Unable to download webpage: The read operation timed out", "network"),
     ("ERROR: Unable to download webpage: [Errno 111] Connection refused", "network"),
     ("ERROR: unable to write data: [Errno 28] No space left on device", "disk_full"),
+    ("no media found at https://example.org/feed.xml: the page or feed lists no entries",
+     "unavailable"),
     ("something nobody has seen before", "download_error"),
 ]
 

@@ -23,6 +23,12 @@ def test_classify_maps_client_errors_to_kinds() -> None:
     assert classify(ollama.ResponseError("busy", 503)) == "llm_busy"
     assert classify(ollama.ResponseError("nope", 404)) == "llm_model_missing"
     assert classify(ollama.ResponseError("boom", 500)) == "llm_error"
+    assert classify(ollama.ResponseError("invalid format", 400)) == "llm_bad_request"
+    for code in (400, 500):  # Ollama's runner and llama.cpp word it differently
+        assert classify(ollama.ResponseError("input exceeds context length", code)) == \
+            "llm_context_too_long"
+    assert classify(ollama.ResponseError(
+        "the request exceeds the available context size", 400)) == "llm_context_too_long"
     assert classify(ConnectionError("refused")) == "llm_unavailable"
     assert classify(httpx.ConnectError("x", request=req)) == "llm_unavailable"
     assert classify(httpx.ReadTimeout("x", request=req)) == "llm_timeout"

@@ -62,3 +62,50 @@ def test_no_eta_while_the_daemon_is_not_running() -> None:
         assert st["stages"]["transcribe"]["rate_per_hour"] == 20.0  # what the last hour did
     finally:
         store.close()
+
+
+EVIL = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e"
+
+
+def _store_with_hostile_text() -> Store:
+    store = Store(Path(":memory:"), now=0)
+    store.add_videos([NewVideo("url-0123456789abcdef", f"https://example.com/{EVIL}", "generic"),
+                      NewVideo("bbbbbbbbbbb", "https://youtu.be/bbbbbbbbbbb", "video")], now=0)
+    for row in store.claim("download", "w", now=1, lease_s=10, limit=2):
+        if row.id == "bbbbbbbbbbb":
+            store.complete(row.id, "w", "downloading", "downloaded", now=2,
+                           fields={"title": f"Talk {EVIL}\nALERT: forged line"})
+        else:
+            store.fail(row.id, "w", "downloading", now=2, kind="unavailable",
+                       error=f"HTTP Error 404 {EVIL}")
+    (row,) = store.claim("analyze", "w", now=3, lease_s=10, limit=1)
+    store.fail(row.id, "w", "analyzing", now=4, kind="bad_audio", error=f"ffmpeg: {EVIL}")
+    store.set_state("stage:download", {"alerts": [f"bot check {EVIL}"],
+                                       "suggestions": [f"slow down {EVIL}"]}, 4)
+    return store
+
+
+def test_human_status_neutralises_control_characters_and_json_stays_exact() -> None:
+    store = _store_with_hostile_text()
+    try:
+        st = status.build(store, 5, daemon_pid=1)
+    finally:
+        store.close()
+    text = status.format_status(st)
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e")
+    assert not any(line.startswith("ALERT: forged") for line in text.splitlines())
+    assert "\n  Talk \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e ALERT: forged" in text
+    assert "https://example.com/\\x1b]0;owned" in text and "slow down \\x1b" in text
+    assert "ALERT: bot check \\x1b" in text
+    titles = {r["id"]: (r["title"], r["url"]) for r in st["failures"]["recent"]}
+    assert titles["bbbbbbbbbbb"][0] == f"Talk {EVIL}\nALERT: forged line"  # data untouched
+    assert titles["url-0123456789abcdef"][1] == f"https://example.com/{EVIL}"
+
+
+def test_printable_shows_escapes_and_leaves_ordinary_text_alone() -> None:
+    from ytpiped.text import printable
+
+    assert printable("café ☕ 👩‍💻 «naïve»\u00a0x") == "café ☕ 👩‍💻 «naïve»\u00a0x"
+    assert printable("a\x1b[2Jb\x07\x00\t\n\x7f") == "a\\x1b[2Jb\\x07\\x00\\t\\n\\x7f"
+    assert printable("\u202eevil\u2066") == "\\u202eevil\\u2066"
+    assert printable(printable("\x1b")) == "\\x1b"  # idempotent

@@ -55,6 +55,23 @@ def test_write_outputs_is_atomic_and_complete(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.json", "v.srt", "v.txt", "v.vtt"]
 
 
+@pytest.mark.parametrize("formats", [["txt"], [], ["srt", "json", "txt"]])
+def test_the_json_transcript_is_always_written(tmp_path: Path, formats: list[str]) -> None:
+    # the JSON is the pipeline's own record (mining reads it); output_formats adds to it
+    doc = {"video_id": "v", "segments": [seg(0.0, 1.0, "hi")]}
+    paths = tx.write_outputs(tmp_path, "v", doc, formats)
+    assert set(paths) == {"json", *formats}
+    assert json.loads((tmp_path / "v.json").read_text()) == doc
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"v.{f}" for f in paths)
+
+
+def test_unknown_output_format_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    doc = {"video_id": "v", "segments": [seg(0.0, 1.0, "hi")]}
+    with pytest.raises(ValueError, match=r"'docx'.*transcribe\.output_formats"):
+        tx.write_outputs(tmp_path, "v", doc, ["txt", "docx"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fixed_chunks_cover_evenly() -> None:
     assert fixed_chunks(100.0, 900.0) == [(0.0, 100.0)]
     chunks = fixed_chunks(2000.0, 900.0)

@@ -101,3 +101,20 @@ def test_same_video_in_all_forms_has_one_id() -> None:
     ids = {t.id for text, exp in CASES if exp == VIDEO
            for t in [canonicalise(text)] if isinstance(t, Target)}
     assert ids == {V}
+
+
+@pytest.mark.parametrize("text", [
+    f"https://youtu.be/{V}?x=\x00",
+    f"https://www.youtube.com/watch?v={V}\x07",
+    f"https://www.youtube.com/watch?v={V}&t=1\x1b[2J",
+    f"https://www.youtube.com/watch?x=\x1b&v={V}",
+    f"{V}\x00",
+    "https://example.com/a\x1b]0;title\x07",
+    "https://example.com/\u202egnp.exe",
+    "https://example.com/\x9b31m",
+])
+def test_control_and_invisible_characters_make_a_line_invalid(text: str) -> None:
+    parsed = canonicalise(text)
+    assert isinstance(parsed, Invalid), parsed
+    assert parsed.reason.startswith("contains a control or invisible character (")
+    assert parsed.reason.isprintable()

@@ -37,7 +37,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"copyright|not made this video available in your country|geo.?restrict|"
         r"confirm your age|age-restricted|inappropriate for some users|"
         r"http error 404|http error 410|not found|unsupported url|"
-        r"no video formats found|requested format is not available|"
+        r"no video formats found|no media found|requested format is not available|"
         r"premieres in|this live event will begin|is not a valid url", re.I)),
     (FORBIDDEN, re.compile(r"http error 403|forbidden", re.I)),
     (TRUNCATED, re.compile(r"downloaded \d+ bytes, expected \d+ bytes|content too short|"

@@ -5,11 +5,16 @@ temperature 0 and `format=` a JSON schema. Failures become `LLMError` with a kin
 
   llm_unavailable   the server cannot be reached (connection refused, DNS, host down)
   llm_disconnected  the connection broke before an answer came
-  llm_busy          HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE)
+  llm_busy          HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE) or it is loading
   llm_timeout       no answer within request_timeout_s (a stalled or overloaded server)
   llm_model_missing HTTP 404: the model is not pulled
   llm_bad_response  the server's HTTP answer was not JSON
-  llm_error         any other HTTP error (500: the runner crashed, ...)
+  llm_error         any other server error (HTTP 5xx: the runner crashed, is restarting ...)
+  llm_context_too_long  the prompt does not fit num_ctx (the request's own problem)
+  llm_bad_request   any other HTTP 4xx (the request's own problem)
+
+The first six are the server's state and pause all LLM work (ytpiped.mining.outage); the
+last two belong to the request.
 
 Requests go to the host with the fewest outstanding requests among those not marked down;
 a host that refused a connection is skipped for `down_s`. `ModelGate` groups requests by
@@ -33,31 +38,48 @@ from ytpiped.clock import Clock
 KIND_UNAVAILABLE = "llm_unavailable"
 KIND_BUSY = "llm_busy"
 KIND_TIMEOUT = "llm_timeout"
+KIND_DISCONNECTED = "llm_disconnected"
+KIND_MODEL_MISSING = "llm_model_missing"
+KIND_BAD_RESPONSE = "llm_bad_response"
+KIND_SERVER_ERROR = "llm_error"
+KIND_CONTEXT = "llm_context_too_long"
+KIND_BAD_REQUEST = "llm_bad_request"
 OVERLOAD_KINDS = frozenset({KIND_BUSY, KIND_TIMEOUT})
+#: how servers word "the prompt is longer than the context" (Ollama, llama.cpp, OpenAI-alikes)
+CONTEXT_WORDS = ("context length", "context size", "context window", "maximum context")
 
 
 class LLMError(Exception):
-    def __init__(self, message: str, *, kind: str, host: str | None = None) -> None:
+    """`own`: the server failed this request while it answered others, so the request
+    (its prompt) is the problem, whatever the kind says."""
+
+    def __init__(self, message: str, *, kind: str, host: str | None = None,
+                 own: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.host = host
+        self.own = own
 
 
 def classify(exc: BaseException) -> str | None:
     """The LLMError kind of an exception the ollama client raised (None: not ours)."""
     if isinstance(exc, ollama.ResponseError):
         code = exc.status_code
-        return {503: KIND_BUSY, 404: "llm_model_missing"}.get(code, "llm_error")
+        if any(w in str(exc.error).lower() for w in CONTEXT_WORDS):
+            return KIND_CONTEXT
+        if code in (503, 404):
+            return KIND_BUSY if code == 503 else KIND_MODEL_MISSING
+        return KIND_BAD_REQUEST if 400 <= code < 500 else KIND_SERVER_ERROR
     if isinstance(exc, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
         return KIND_UNAVAILABLE
     if isinstance(exc, httpx.TimeoutException):
         return KIND_TIMEOUT
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return "llm_disconnected"
+        return KIND_DISCONNECTED
     if isinstance(exc, json.JSONDecodeError):
-        return "llm_bad_response"
+        return KIND_BAD_RESPONSE
     if isinstance(exc, httpx.HTTPError):
-        return "llm_error"
+        return KIND_SERVER_ERROR
     return None
 
 

@@ -1,5 +1,6 @@
-"""Runtime shared by the mine and evaluate stages: one LLMClient (hosts, model gate) and
-one AdaptivePool, plus requests with retries and the schema-checked call with one repair.
+"""Runtime shared by the mine and evaluate stages: one LLMClient (hosts, model gate), one
+AdaptivePool and one Outage (the stage-wide pause), plus requests with retries and the
+schema-checked call with one repair.
 """
 
 from __future__ import annotations
@@ -15,15 +16,35 @@ import psutil
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from ytpiped import logs
 from ytpiped.clock import Clock
 from ytpiped.config import MineConfig, Settings
-from ytpiped.mining.llm import KIND_UNAVAILABLE, OVERLOAD_KINDS, LLMClient, LLMError, Reply
+from ytpiped.mining.llm import (
+    KIND_DISCONNECTED,
+    KIND_MODEL_MISSING,
+    KIND_SERVER_ERROR,
+    KIND_UNAVAILABLE,
+    OVERLOAD_KINDS,
+    LLMClient,
+    LLMError,
+    Reply,
+)
+from ytpiped.mining.outage import SERVER_KINDS, Outage
 from ytpiped.mining.pool import AdaptivePool, formula_workers, initial_workers
 from ytpiped.mining.prompts import repair_messages
 from ytpiped.mining.schema import json_schema, parse_reply, validation_message
 
 M = TypeVar("M", bound=BaseModel)
-NOT_RETRIED = frozenset({KIND_UNAVAILABLE, "llm_model_missing"})
+#: server problems that another try a few seconds later will not fix: pause at once
+NOT_RETRIED = frozenset({KIND_UNAVAILABLE, KIND_MODEL_MISSING})
+#: server failures that can also be one prompt's doing (it crashes the runner, it is cut
+#: off by a proxy): when other requests were answered meanwhile, the request is to blame.
+#: Not 503s or timeouts: those come with load, never with one prompt.
+MAYBE_OWN = frozenset({KIND_SERVER_ERROR, KIND_DISCONNECTED})
+
+
+class LLMPaused(LLMError):
+    """Not sent: the stage-wide pause runs (the server failed other requests)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,8 @@ class Runtime:
                  clock: Clock) -> None:
         self.llm, self.pool, self.cfg, self.clock = llm, pool, cfg, clock
         self.sized = cfg.workers is not None
+        self.outage = Outage(cfg.unavailable_backoff_s, cfg.max_unavailable_backoff_s)
+        self.answered = 0  # requests answered so far
 
     @classmethod
     def from_config(cls, cfg: MineConfig, clock: Clock) -> Runtime:
@@ -69,26 +92,64 @@ class Runtime:
 
     async def request(self, model: str, messages: Sequence[Mapping[str, str]],
                       schema: Mapping[str, Any], *, pooled: bool = True) -> Reply:
-        """One request; 503, timeouts, disconnects and server errors are retried up to
-        window_attempts times with doubling pauses; 'unavailable' is raised at once."""
+        """One request. A 503, timeout, disconnect or server error is tried again up to
+        window_attempts times with doubling pauses; after that (at once for an unreachable
+        server or a missing model, or when the server failed the first request after a
+        pause) the stage-wide pause starts or grows and the error is raised. While a pause
+        runs nothing is sent (LLMPaused). The request's own problems (a prompt longer than
+        the context, another 4xx) are raised at once; a 5xx or disconnect on every try while
+        the server answered other requests is raised as the request's own (`own`)."""
         attempts = self.cfg.window_attempts
+        answered = self.answered
         for attempt in range(attempts):
             t0 = self.clock.monotonic()
             try:
                 if pooled:
                     async with self.pool.slot():
+                        self._check_paused()
                         reply = await self.llm.chat_json(model, messages, schema)
                     self.pool.record(reply.latency_s)
                 else:
+                    self._check_paused()
                     reply = await self.llm.chat_json(model, messages, schema)
-                return reply
+            except LLMPaused:
+                raise
             except LLMError as exc:
                 if pooled and exc.kind in OVERLOAD_KINDS:
                     self.pool.record(self.clock.monotonic() - t0, overload=True)
-                if exc.kind in NOT_RETRIED or attempt == attempts - 1:
+                if exc.kind not in SERVER_KINDS:
+                    raise
+                if exc.kind in NOT_RETRIED or self.outage.level > 0 or attempt == attempts - 1:
+                    if (exc.kind in MAYBE_OWN and self.outage.level == 0
+                            and self.answered > answered):
+                        raise LLMError(f"{exc} (on each of {attempts} tries, while the server "
+                                       "answered other requests)", kind=exc.kind,
+                                       host=exc.host, own=True) from exc
+                    self._trip(exc)
                     raise
                 await self.clock.sleep(min(60.0, self.cfg.retry_base_s * 2 ** attempt))
+            else:
+                self._answered()
+                return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_paused(self) -> None:
+        out = self.outage
+        if out.active(self.clock.now()):
+            raise LLMPaused(out.error, kind=out.kind or KIND_UNAVAILABLE)
+
+    def _trip(self, exc: LLMError) -> None:
+        t = self.outage.trip(exc.kind, str(exc), self.clock.now())
+        if t is not None:  # once per change of state, not per failed request
+            logs.get("ytpiped.mining").warning(
+                "llm_paused" if t.level == 1 else "llm_pause_extended", kind=t.kind,
+                level=t.level, wait_s=t.wait_s, until=t.until, error=str(exc))
+
+    def _answered(self) -> None:
+        self.answered += 1
+        out_s = self.outage.recover(self.clock.now())
+        if out_s is not None:
+            logs.get("ytpiped.mining").info("llm_resumed", out_s=round(out_s, 1))
 
     async def structured(self, model: str, messages: Sequence[Mapping[str, str]],
                          schema_model: type[M], *, pooled: bool = True) -> Structured[M]:

@@ -7,7 +7,9 @@ evaluation + provenance (models, prompt version hash, options). Requests go thro
 shared runtime's model gate, so evaluations with another model are grouped instead of
 making the server swap models for every video. An invalid reply gets one repair request;
 if it is still invalid, the output is written with the claims unranked and the raw reply
-kept under evaluation.raw (the video is done, not failed).
+kept under evaluation.raw (the video is done, not failed). A busy, overloaded, unreachable
+or restarting server pauses this stage with the mine stage (ytpiped.mining.outage): `gate`
+holds claims and a video in flight goes back without spending an attempt.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from typing import Any
 
 from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
-from ytpiped.mining.llm import KIND_UNAVAILABLE, LLMError
-from ytpiped.mining.runner import Runtime, close_shared, shared_runtime
+from ytpiped.mining.llm import LLMError
 from ytpiped.mining.schema import Evaluation
 from ytpiped.stages.base import Context, Item, Outcome
-from ytpiped.stages.mine import llm_decision, read_json, write_json_atomic
+from ytpiped.stages.mine import LLMStage, llm_decision, read_json, write_json_atomic
 
 
 def apply_evaluation(claims: Sequence[Mapping[str, Any]],
@@ -49,13 +50,8 @@ def apply_evaluation(claims: Sequence[Mapping[str, Any]],
                                       c.get("start") or 0.0))
 
 
-class EvaluateStage:
+class EvaluateStage(LLMStage):
     name = "evaluate"
-
-    def __init__(self, runtime: Runtime | None = None, *, concurrency: int = 2) -> None:
-        self.runtime = runtime
-        self.concurrency = concurrency
-        self.down_streak = 0
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.mine
@@ -66,8 +62,7 @@ class EvaluateStage:
             raise Permanent(f"no mined claims at {src}", kind="mined_missing") from None
         except json.JSONDecodeError as exc:
             raise Permanent(f"{src} is not JSON: {exc}", kind="mined_invalid") from None
-        if self.runtime is None:
-            self.runtime = shared_runtime(ctx.settings, ctx.clock)
+        rt = self._runtime(ctx)
         model = cfg.eval_model or cfg.model
         claims: list[dict[str, Any]] = mined.get("claims", [])
         evaluation: dict[str, Any]
@@ -78,10 +73,11 @@ class EvaluateStage:
             msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
                                          claims)
             try:
-                res = await self.runtime.structured(model, msgs, Evaluation, pooled=False)
+                res = await rt.structured(model, msgs, Evaluation, pooled=False)
             except LLMError as exc:
-                raise self._decision(exc, ctx) from exc
-            self.down_streak = 0
+                decision = llm_decision(exc, ctx, rt)
+                await self.publish_changes(ctx, rt)
+                raise decision from exc
             if res.value is None:
                 ctx.log.warning("evaluate_invalid_reply", error=res.error)
                 await ctx.record_event("evaluation_failed", kind="llm_invalid_json",
@@ -100,19 +96,10 @@ class EvaluateStage:
                "provenance": {**prov, "eval_model": model,
                               "eval_prompt_version": prompts.EVAL_PROMPT_VERSION,
                               "options": {**prov.get("options", {}),
-                                          **self.runtime.llm.options}}}
+                                          **rt.llm.options}}}
         dst = ctx.data_dir / "mining" / f"{item.id}.json"
         await asyncio.to_thread(write_json_atomic, dst, out)
         info = {"claims": len(ranked_claims), "evaluation": evaluation["status"],
                 "eval_model": model}
         ctx.log.info("evaluate_finished", **info)
         return Outcome(info={"evaluate": info})
-
-    def _decision(self, exc: LLMError, ctx: Context) -> Exception:
-        if exc.kind in (KIND_UNAVAILABLE, "llm_model_missing"):
-            self.down_streak += 1
-        return llm_decision(exc, ctx, self.down_streak)
-
-    async def close(self) -> None:
-        if self.runtime is not None:
-            await close_shared(self.runtime)

@@ -33,6 +33,31 @@ def fixed_chunks(duration_s: float, max_chunk_s: float) -> list[tuple[float, flo
             for i in range(n)]
 
 
+def decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error that decides a video whose chunks failed: an error that is not the
+    engine's (a lost lease, a full disk) passes on as it is; then bad audio (permanent)
+    over a missing model over other engine errors (retried)."""
+    errors = _leaves(group)
+
+    def first(kind: type[BaseException]) -> BaseException | None:
+        return next((e for e in errors if isinstance(e, kind)), None)
+
+    if (other := next((e for e in errors if not isinstance(e, EngineError)), None)):
+        return other
+    if (bad := first(BadAudioError)) is not None:
+        return Permanent(str(bad), kind="bad_audio")
+    if (missing := first(ModelUnavailable)) is not None:
+        return Retryable(str(missing), kind="model_unavailable", defer=600.0)
+    return Retryable(str(errors[0]), kind=type(errors[0]).__name__)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
 class TranscribeStage:
     name = "transcribe"
 
@@ -126,13 +151,13 @@ class TranscribeStage:
             await self._publish(ctx)
 
         try:
-            await asyncio.gather(*(one(i) for i in todo))
-        except BadAudioError as exc:
-            raise Permanent(str(exc), kind="bad_audio") from None
-        except ModelUnavailable as exc:
-            raise Retryable(str(exc), kind="model_unavailable", defer=600.0) from None
-        except EngineError as exc:
-            raise Retryable(str(exc), kind=type(exc).__name__) from None
+            # one structured group: a failed chunk cancels its siblings (their slots are
+            # freed at once), and no chunk outlives the video's run
+            async with asyncio.TaskGroup() as group:
+                for i in todo:
+                    group.create_task(one(i), name=f"chunk:{item.id}:{i}")
+        except BaseExceptionGroup as eg:
+            raise decisive(eg) from None
         segments = tx.merge_chunks([done[i]["segments"] for i in range(len(bounds))], bounds)
         languages = [done[i]["language"] for i in range(len(bounds))]
         doc = {"video_id": item.id, "title": item.title, "channel": item.channel,

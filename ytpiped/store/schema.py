@@ -75,6 +75,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 2: fencing tokens. Every claim increments the row's token; renew, complete, release,
+    # fail and parts writes of a run check it, so a run whose lease expired (a suspended
+    # laptop, a paused VM) can never write over the run that claimed the row after it.
+    """
+    ALTER TABLE videos ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

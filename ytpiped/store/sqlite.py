@@ -106,6 +106,7 @@ class VideoRow:
     info: dict[str, Any]
     created_at: float
     updated_at: float
+    lease_token: int = 0  # incremented by every claim; the fencing token of the run
 
 
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
@@ -221,9 +222,10 @@ class Store:
         check(st.ready, st.running)
         with self._tx():
             rows = self.conn.execute(
-                f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ? "
-                f"WHERE id IN (SELECT id FROM videos WHERE state = ? AND next_attempt_at <= ? "
-                f"ORDER BY next_attempt_at, rowid LIMIT ?) AND state = ? RETURNING {_COLUMNS}",
+                f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ?, "
+                f"lease_token = lease_token + 1 WHERE id IN (SELECT id FROM videos WHERE "
+                f"state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?) "
+                f"AND state = ? RETURNING {_COLUMNS}",
                 (st.running, owner, now + lease_s, now, st.ready, now, limit, st.ready),
             ).fetchall()
         return [_row(r) for r in rows]
@@ -234,32 +236,56 @@ class Store:
                                 (STAGES[stage].ready,)).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def renew(self, video_id: str, owner: str, state: str, until: float) -> bool:
-        cur = self.conn.execute(
-            "UPDATE videos SET lease_until = ? WHERE id = ? AND state = ? AND lease_owner = ?",
-            (until, video_id, state, owner))
+    def renew(self, video_id: str, owner: str, state: str, until: float, *,
+              token: int | None = None) -> bool:
+        """Extend a lease; False when the row is no longer this run's (reaped, re-claimed)."""
+        guard, gparams = _lease_guard(video_id, state, owner, token)
+        cur = self.conn.execute(f"UPDATE videos SET lease_until = ? WHERE {guard}",
+                                (until, *gparams))
         return cur.rowcount == 1
 
+    def renew_many(self, leases: Iterable[tuple[str, str, int]], owner: str,
+                   until: float) -> int:
+        """Extend the leases (video_id, state, token) held by live runs of `owner` in one
+        transaction (the reaper does this before it reaps, so a process that was suspended
+        never reaps its own live work); returns how many were still held."""
+        n = 0
+        with self._tx():
+            for video_id, state, token in leases:
+                guard, gparams = _lease_guard(video_id, state, owner, token)
+                n += self.conn.execute(f"UPDATE videos SET lease_until = ? WHERE {guard}",
+                                       (until, *gparams)).rowcount
+        return n
+
+    def holds(self, video_id: str, state: str, token: int) -> bool:
+        """True while the run holding `token` still owns the row."""
+        return self.conn.execute("SELECT 1 FROM videos WHERE id = ? AND state = ? AND "
+                                 "lease_token = ?", (video_id, state, token)).fetchone() \
+            is not None
+
     def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
-              params: Sequence[Any], now: float, event: Event | None) -> None:
+              params: Sequence[Any], now: float, event: Event | None,
+              token: int | None = None) -> None:
         check(old, new)
-        guard = "id = ? AND state = ?" + (" AND lease_owner = ?" if owner is not None else "")
-        gparams: list[Any] = [video_id, old] + ([owner] if owner is not None else [])
+        guard, gparams = _lease_guard(video_id, old, owner, token)
         with self._tx():
             cur = self.conn.execute(
                 f"UPDATE videos SET state = ?, updated_at = ?{sets} WHERE {guard}",
                 (new, now, *params, *gparams))
             if cur.rowcount != 1:
                 raise InvalidTransition(f"video {video_id}: {old} -> {new} matched no row "
-                                        f"(state or lease changed underneath)")
+                                        f"(state or lease changed underneath)",
+                                        lease_lost=token is not None)
             if event is not None:
                 self.record_event(now, event.event, video_id=video_id, stage=event.stage,
                                   kind=event.kind, message=event.message)
 
     def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                  fields: Mapping[str, Any] | None = None,
-                 info: Mapping[str, Any] | None = None, event: Event | None = None) -> None:
-        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts."""
+                 info: Mapping[str, Any] | None = None, event: Event | None = None,
+                 token: int | None = None) -> None:
+        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts.
+        With `token`, only the run that holds that fencing token may finish it."""
         fields = dict(fields or {})
         unknown = set(fields) - OUTCOME_FIELDS
         if unknown:
@@ -273,12 +299,12 @@ class Store:
         if info:
             sets += ", info = json_patch(info, ?)"
             params.append(json.dumps(info))
-        self._move(video_id, owner, old, new, sets, params, now, event)
+        self._move(video_id, owner, old, new, sets, params, now, event, token)
 
     def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                 next_attempt_at: float = 0.0, spend_attempt: bool = False,
                 kind: str | None = None, error: str | None = None,
-                event: Event | None = None) -> None:
+                event: Event | None = None, token: int | None = None) -> None:
         """Return an in-progress row to its previous resting state (retry, shutdown, cooldown)."""
         sets = ", lease_owner = NULL, lease_until = NULL, next_attempt_at = ?"
         params: list[Any] = [next_attempt_at]
@@ -287,14 +313,15 @@ class Store:
         if kind is not None:
             sets += ", error_kind = ?, error = ?"
             params += [kind, error]
-        self._move(video_id, owner, old, PREVIOUS[State(old)], sets, params, now, event)
+        self._move(video_id, owner, old, PREVIOUS[State(old)], sets, params, now, event, token)
 
     def fail(self, video_id: str, owner: str | None, old: str, now: float, *, kind: str,
-             error: str, spend_attempt: bool = True, event: Event | None = None) -> None:
+             error: str, spend_attempt: bool = True, event: Event | None = None,
+             token: int | None = None) -> None:
         sets = (", lease_owner = NULL, lease_until = NULL, failed_stage = ?, error_kind = ?, "
                 "error = ?" + (", attempts = attempts + 1" if spend_attempt else ""))
         self._move(video_id, owner, old, State.FAILED, sets,
-                   [STAGE_OF[State(old)], kind, error], now, event)
+                   [STAGE_OF[State(old)], kind, error], now, event, token)
 
     def reap(self, now: float, *, owner_not: str | None = None, all_leases: bool = False) -> int:
         """Return in-progress rows whose lease expired (or, with all_leases, every row not
@@ -431,12 +458,30 @@ class Store:
             "SELECT idx, data FROM parts WHERE video_id = ? AND kind = ? ORDER BY idx",
             (video_id, kind))}
 
-    def save_part(self, video_id: str, kind: str, idx: int, data: Any, now: float) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO parts (video_id, kind, idx, data, updated_at) "
-                          "VALUES (?, ?, ?, ?, ?)", (video_id, kind, idx, json.dumps(data), now))
+    def save_part(self, video_id: str, kind: str, idx: int, data: Any, now: float, *,
+                  token: int | None = None) -> None:
+        """Record one finished part; with `token`, only while that run holds the row
+        (raises InvalidTransition(lease_lost=True) otherwise)."""
+        sql = ("INSERT OR REPLACE INTO parts (video_id, kind, idx, data, updated_at) "
+               "SELECT ?, ?, ?, ?, ?")
+        params: list[Any] = [video_id, kind, idx, json.dumps(data), now]
+        if token is not None:
+            sql += (" WHERE EXISTS (SELECT 1 FROM videos WHERE id = ? AND lease_token = ? "
+                    "AND lease_owner IS NOT NULL)")
+            params += [video_id, token]
+        if self.conn.execute(sql, params).rowcount != 1:
+            raise InvalidTransition(f"video {video_id}: {kind} {idx} not saved: the run's "
+                                    "lease was lost", lease_lost=True)
 
-    def clear_parts(self, video_id: str, kind: str) -> None:
-        self.conn.execute("DELETE FROM parts WHERE video_id = ? AND kind = ?", (video_id, kind))
+    def clear_parts(self, video_id: str, kind: str, *, token: int | None = None) -> None:
+        sql, params = "DELETE FROM parts WHERE video_id = ? AND kind = ?", [video_id, kind]
+        with self._tx():
+            if token is not None and self.conn.execute(
+                    "SELECT 1 FROM videos WHERE id = ? AND lease_token = ? AND lease_owner IS "
+                    "NOT NULL", (video_id, token)).fetchone() is None:
+                raise InvalidTransition(f"video {video_id}: {kind} parts not cleared: the "
+                                        "run's lease was lost", lease_lost=True)
+            self.conn.execute(sql, params)
 
     # ------------------------------------------------------------------ samples and state
 
@@ -467,6 +512,19 @@ class Store:
             (prefix,))}
 
 
+def _lease_guard(video_id: str, state: str, owner: str | None,
+                 token: int | None) -> tuple[str, list[Any]]:
+    guard = "id = ? AND state = ?"
+    params: list[Any] = [video_id, state]
+    if owner is not None:
+        guard += " AND lease_owner = ?"
+        params.append(owner)
+    if token is not None:
+        guard += " AND lease_token = ?"
+        params.append(token)
+    return guard, params
+
+
 class _Tx:
     """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on an autocommit connection."""
 
@@ -477,4 +535,12 @@ class _Tx:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:  # e.g. the disk filled up: leave no transaction open
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        elif self.conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
+            self.conn.execute("ROLLBACK")

@@ -9,8 +9,10 @@ Endpoints as the real server: POST /api/chat and /api/generate (streaming NDJSON
   num_ctx changes, counted in `swaps`), times 1 + `overload_penalty` x queued/parallel (a
   server past its capacity gets slower, as memory-starved hosts do).
 - `inject(mode, times=, match=, path=)` queues faults: "malformed" (content not JSON),
-  "schema" (JSON of the wrong shape), "500", "503", "404", "drop" (connection closed
-  without an answer) and "stall" (no answer until the client gives up or the server stops).
+  "schema" (JSON of the wrong shape), "500", "503", "404", "context" (HTTP 400: the prompt
+  does not fit the context), "drop" (connection closed without an answer) and "stall" (no
+  answer until the client gives up or the server stops). With no `match`, a fault with a
+  large `times` is a server that is busy, failing or hanging for a long stretch.
 - answers are built from the request (ytpiped.testing.fake_answers), so tests can check
   what went where; every request is kept in `requests`.
 
@@ -34,7 +36,7 @@ from aiohttp import web
 
 from ytpiped.testing import fake_answers
 
-FAULT_MODES = ("malformed", "schema", "500", "503", "404", "drop", "stall")
+FAULT_MODES = ("malformed", "schema", "500", "503", "404", "context", "drop", "stall")
 WEIGHTS_BYTES = 4_683_087_332
 # qwen2-7B-like geometry: what /api/show reports, and what /api/ps sizes are derived from
 MODEL_INFO: dict[str, Any] = {
@@ -222,6 +224,9 @@ class FakeOllama:
         if fault == "404" or not self._known(model):
             rec.status = 404
             return self._error(404, f'model "{model}" not found, try pulling it first')
+        if fault == "context":
+            rec.status = 400
+            return self._error(400, "the input length exceeds the context length")
         if fault == "500":
             rec.status = 500
             return self._error(500, "llama runner process has terminated: exit status 2")

@@ -8,6 +8,11 @@ Behaviour is part of the URL, so a URL list describes a whole scenario:
     /media/x.webm?status=404              always 404 (also 403, 500, …)
     /media/ocean.mp3?slow=20000           trickle at 20,000 bytes/s
     /media/ocean.mp3?truncate=1           announce the full length, send half, close
+    /page/two.html?media=a.mp3&media=b.webm   an HTML page with one <audio> tag per media
+    /feed/show.xml?media=a.mp3&media=b.webm   a podcast RSS 2.0 feed, one episode per media
+
+`media` values are names under /media/, with their own behaviour query if any
+(`page_url`/`feed_url` encode it: feed_url("show.xml", "ocean.mp3?status=404")).
 
 Run alone: python -m ytpiped.testing.media_server --port 8089
 """
@@ -17,9 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import mimetypes
 from collections import Counter
+from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -43,6 +51,57 @@ class MediaServer:
     def media_url(self, name: str, **behaviour: object) -> str:
         query = "&".join(f"{k}={v}" for k, v in behaviour.items())
         return f"{self.url}/media/{name}" + (f"?{query}" if query else "")
+
+    def page_url(self, name: str, *media: str) -> str:
+        """An HTML page with one <audio> tag per entry of `media`."""
+        return f"{self.url}/page/{name}" + _query(media)
+
+    def feed_url(self, name: str, *media: str) -> str:
+        """A podcast RSS feed with one episode (an audio/mpeg enclosure) per entry of `media`."""
+        return f"{self.url}/feed/{name}" + _query(media)
+
+    async def page(self, request: web.Request) -> web.Response:
+        self.hits[request.path_qs] += 1
+        self.log.append((request.method, request.path_qs, 200))
+        tags = "\n".join(f'<audio controls src="/media/{html.escape(m)}"></audio>'
+                         for m in request.query.getall("media", []))
+        body = (f"<!DOCTYPE html>\n<html><head><title>{html.escape(request.match_info['name'])}"
+                f"</title></head>\n<body>\n<h1>Clips</h1>\n{tags}\n</body></html>\n")
+        return web.Response(text=body, content_type="text/html")
+
+    async def feed(self, request: web.Request) -> web.Response:
+        self.hits[request.path_qs] += 1
+        self.log.append((request.method, request.path_qs, 200))
+        name = request.match_info["name"]
+        items = []
+        for n, media in enumerate(request.query.getall("media", []), start=1):
+            url = html.escape(f"{self.url}/media/{media}")
+            file = self.media_dir / media.split("?")[0]
+            size = file.stat().st_size if file.is_file() else 0
+            ctype = mimetypes.guess_type(file.name)[0] or "audio/mpeg"
+            items.append(f"""    <item>
+      <title>Episode {n}: {html.escape(file.name)}</title>
+      <description>Episode {n} of the test podcast</description>
+      <guid isPermaLink="false">{html.escape(name)}-episode-{n}</guid>
+      <pubDate>{formatdate(1700000000 + n * 86400, usegmt=True)}</pubDate>
+      <enclosure url="{url}" length="{size}" type="{ctype}"/>
+      <itunes:episode>{n}</itunes:episode>
+      <itunes:explicit>false</itunes:explicit>
+    </item>""")
+        body = f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">
+  <channel>
+    <title>Test podcast {html.escape(name)}</title>
+    <link>{self.url}/</link>
+    <description>Episodes served by the ytpiped test media server</description>
+    <language>en</language>
+    <itunes:author>ytpiped tests</itunes:author>
+    <itunes:explicit>false</itunes:explicit>
+{chr(10).join(items)}
+  </channel>
+</rss>
+"""
+        return web.Response(text=body, content_type="application/rss+xml")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         key = request.path_qs
@@ -91,6 +150,8 @@ class MediaServer:
         app = web.Application()
         app.router.add_route("GET", "/media/{name}", self.handle)
         app.router.add_route("HEAD", "/media/{name}", self.handle)
+        app.router.add_route("GET", "/page/{name}", self.page)
+        app.router.add_route("GET", "/feed/{name}", self.feed)
         return app
 
     async def start(self) -> MediaServer:
@@ -113,6 +174,10 @@ class MediaServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _query(media: tuple[str, ...]) -> str:
+    return "?" + urlencode([("media", m) for m in media]) if media else ""
 
 
 async def _serve(port: int) -> None:
