@@ -65,6 +65,7 @@ class Daemon:
         self.force = asyncio.Event()
         self.ready = asyncio.Event()  # set once serving (tests and embedders wait on it)
         self.sigint_count = 0
+        self.claims = asyncio.Lock()  # workers claim under it; the reaper reaps under it
         self.workers: list[StageWorker] = []
         self.store: AsyncStore | None = None
         self.live: dict[str, Any] = {}
@@ -126,7 +127,8 @@ class Daemon:
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
-                                    on_publish=self._on_publish, on_outcome=self.on_outcome)
+                                    on_publish=self._on_publish, on_outcome=self.on_outcome,
+                                    claims=self.claims)
                         for s in stages]
         try:
             for s in stages:
@@ -276,17 +278,19 @@ class Daemon:
         second time beside the run that is still going."""
         while True:
             await self.clock.sleep(self.settings.daemon.reap_interval_s)
-            now = self.clock.now()
-            live = [lease for w in self.workers for lease in w.live_leases()]
-            until = now + self.settings.daemon.lease_s
+            async with self.claims:  # no claim is between the store and its lease record
+                now = self.clock.now()
+                live = [lease for w in self.workers for lease in w.live_leases()]
+                until = now + self.settings.daemon.lease_s
 
-            def renew_and_reap(s: Store, t: float = now, live: list[tuple[str, str, int]] = live,
-                               until: float = until) -> int:
-                if live:
-                    s.renew_many(live, self.owner, until)
-                return s.reap(t)
+                def renew_and_reap(s: Store, t: float = now,
+                                   live: list[tuple[str, str, int]] = live,
+                                   until: float = until) -> int:
+                    if live:
+                        s.renew_many(live, self.owner, until)
+                    return s.reap(t)
 
-            n = await store.run(renew_and_reap)
+                n = await store.run(renew_and_reap)
             if n:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:

@@ -166,9 +166,11 @@ class StageWorker:
                  owner: str, wakeups: Wakeups, *, concurrency: int | None = None,
                  rng: random.Random | None = None,
                  on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
-                 on_outcome: Callable[[str, str, str, str | None], None] | None = None
-                 ) -> None:
+                 on_outcome: Callable[[str, str, str, str | None], None] | None = None,
+                 claims: asyncio.Lock | None = None) -> None:
         self.stage = stage
+        # held while a claim is made and its lease registered (shared with the reaper)
+        self.claims = claims or asyncio.Lock()
         self.states = STAGES[stage.name]
         self.store = store
         self.settings = settings
@@ -209,13 +211,15 @@ class StageWorker:
                 if gate is not None and not await first_of(stop, gate(ctx)):
                     return
                 wake.clear()
-                now = self.clock.now()
-                rows = await self.store.run(lambda s, t=now: s.claim(  # type: ignore[misc]
-                    self.stage.name, self.owner, t, self.lease_s, 1))
+                async with self.claims:  # the reaper never sees a claim half registered
+                    now = self.clock.now()
+                    rows = await self.store.run(lambda s, t=now: s.claim(  # type: ignore[misc]
+                        self.stage.name, self.owner, t, self.lease_s, 1))
+                    if rows:  # the lease is this process's from the claim on
+                        self.leases[rows[0].id] = Lease(rows[0].id, self.states.running,
+                                                        rows[0].lease_token)
                 if rows:
                     row = rows[0]
-                    # the lease is this process's from the claim on (the reaper renews it)
-                    self.leases[row.id] = Lease(row.id, self.states.running, row.lease_token)
                     task = asyncio.create_task(self._run_item(row),
                                                name=f"{self.stage.name}:{row.id}")
                     self.inflight[row.id] = task

@@ -200,3 +200,41 @@ async def test_renewals_that_keep_failing_cancel_the_run_when_the_lease_runs_out
     assert await task == 0
     assert errors == []
     assert completions(data_dir) == 0
+
+
+async def test_the_reaper_never_reaps_a_claim_still_being_registered(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window between a claim in the store and its lease record in the worker: a
+    suspend that ends right there used to let the reaper hand the row to a second run."""
+    import threading
+
+    seed(data_dir, ["claimwindow"])
+    claimed, release = threading.Event(), threading.Event()
+    real_claim = Store.claim
+
+    def slow_claim(self: Store, *a: Any, **k: Any) -> Any:
+        rows = real_claim(self, *a, **k)
+        if rows:
+            claimed.set()
+            release.wait(20)  # the process "suspended" right after the claim
+        return rows
+
+    monkeypatch.setattr(Store, "claim", slow_claim)
+    clock, stage = FakeClock(), HeldStage()
+    d, _, task = await start(data_dir, stage, clock)
+    await until(claimed.is_set, "row claimed")
+    clock.advance(8.0)  # the lease of the claim is long expired: the reaper wakes up
+    await until(lambda: (clock.next_deadline() or 0) > clock.monotonic() or
+                d.claims.locked(), "reaper woke")
+    release.set()
+    async with asyncio.timeout(20):
+        assert await stage.started.get() == "claimwindow"
+    for _ in range(4):  # a few reaper rounds
+        clock.advance(0.5)
+        await until(lambda: (clock.next_deadline() or 0) > clock.monotonic(), "timers set")
+    assert stage.runs == [("claimwindow", 0)]
+    stage.finish.set()
+    await until(lambda: completions(data_dir) == 1, "completed")
+    d.stop.set()
+    assert await task == 0
+    assert stage.runs == [("claimwindow", 0)]
