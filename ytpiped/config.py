@@ -9,6 +9,7 @@ effective value came from (`ytpiped config show`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -473,6 +474,13 @@ def _check_relations(s: Settings) -> None:
         where = src.get("download.buffer_target") or src.get("download.high_water") or "defaults"
         raise ConfigError(f"{where}: key 'download.buffer_target' ({d.buffer_target}) must not "
                           f"exceed 'download.high_water' ({d.high_water})")
+    bind = s.daemon.metrics_bind
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        where = src.get("daemon.metrics_bind") or "defaults"
+        raise ConfigError(f"{where}: key 'daemon.metrics_bind': expected an IP address such as "
+                          f"127.0.0.1 (or 0.0.0.0 for every interface), got {bind!r}") from None
     m = s.mine
     if m.overlap_tokens >= m.window_tokens:
         where = src.get("mine.overlap_tokens") or "defaults"

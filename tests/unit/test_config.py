@@ -278,3 +278,9 @@ def test_good_or_no_cookies_file_passes(tmp_path: Path) -> None:
     config.check_cookies_file(config.load(env={"YTPIPED_DOWNLOAD__COOKIES_FILE": str(path)}))
     config.check_cookies_file(config.load())  # "" = no cookies
     assert config.cookies_file_problem(str(path)) is None
+
+
+def test_metrics_bind_must_be_an_ip_address_at_config_check() -> None:
+    with pytest.raises(config.ConfigError, match=r"daemon\.metrics_bind.*IP address.*'my-host'"):
+        config.load(flags={"daemon.metrics_bind": "my-host"})
+    assert config.load(flags={"daemon.metrics_bind": "::1"}).daemon.metrics_bind == "::1"
