@@ -131,7 +131,7 @@ async def test_a_failed_probe_pauses_again_for_twice_as_long(tmp_path: Path) -> 
     probe_at = clock.now() + 3600
     await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
     assert clock.now() >= probe_at
-    with pytest.raises(Cooldown) as again:
+    with pytest.raises(Cooldown):
         await stage.run(item("video000005"), ctx)  # the probe: still broken
     assert stage.breaker is not None and stage.breaker.probe_at == clock.now() + 7200
     assert len(ctx.given_back) == 1  # the probe spent nothing, nothing more to give back

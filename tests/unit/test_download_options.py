@@ -86,7 +86,7 @@ def test_deny_list_holds_for_environment_and_flags_too() -> None:
     with pytest.raises(ConfigError, match=r"env YTPIPED_DOWNLOAD__YTDLP_OPTIONS: key "
                                           r"'download.ytdlp_options': 'postprocessors'"):
         config.load(env={"YTPIPED_DOWNLOAD__YTDLP_OPTIONS": "{postprocessors = []}"})
-    with pytest.raises(ConfigError, match="flag download.ytdlp_options"):
+    with pytest.raises(ConfigError, match=r"flag download\.ytdlp_options"):
         config.load(flags={"download.ytdlp_options": "{exec = \"rm -rf /\"}"})
 
 
