@@ -232,14 +232,14 @@ def data_dir(settings: Settings) -> Check:
 
 
 def database(settings: Settings) -> Check:
-    from ytpiped.store import Store, StoreNotReady, db_path
+    from ytpiped.store import Store, db_path
 
     path = db_path(settings.data_path)
     if not path.exists():
         return Check("database", OK, f"{path}: not created yet")
     try:
         store = Store(path, readonly=True)
-    except (StoreNotReady, Exception) as exc:
+    except Exception as exc:  # StoreNotReady, a file that is not a database, …
         return Check("database", FAIL, f"{path} cannot be opened ({exc})",
                      "restore it from a backup, or move it away to start afresh")
     try:

@@ -156,6 +156,25 @@ async def test_private_videos_in_between_do_not_trip_it(tmp_path: Path) -> None:
     assert ctx.given_back == []
 
 
+async def test_a_playlist_listed_in_between_neither_resets_nor_closes_it(
+        tmp_path: Path) -> None:
+    _, ctx, _, _ = setup(tmp_path)
+
+    def lister(url: str, *args: Any) -> tuple[str, list[str]]:
+        return "a playlist", ["https://youtu.be/aaaaaaaaaaa"]
+
+    stage = DownloadStage(fetcher=YtDlp(), lister=lister)
+    playlist = Item(id="playlist:PLx", url="https://www.youtube.com/playlist?list=PLx",
+                    kind="playlist", state="downloading", attempts=0)
+    for n in range(4):
+        with pytest.raises(Retryable):
+            await stage.run(item(f"video{n:06d}"), ctx)
+    await stage.run(playlist, ctx)  # listing needs no formats: it proves nothing
+    with pytest.raises(Cooldown):
+        await stage.run(item("video000004"), ctx)
+    assert stage.breaker is not None and stage.breaker.state == "open"
+
+
 async def test_the_pause_survives_a_restart_and_resume_download_ends_it(
         tmp_path: Path) -> None:
     clock, ctx, _, stage = setup(tmp_path)

@@ -134,3 +134,10 @@ def test_every_denied_key_has_a_reason() -> None:
     assert {"exec", "postprocessors", "paths", "outtmpl"} <= set(options.DENIED)
     assert all(options.DENIED.values())
     assert not set(options.DENIED) & set(options.INSTEAD)
+
+
+def test_ytdlp_options_take_json_values_only(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[download.ytdlp_options]\ndateafter = 2024-01-01\n")
+    with pytest.raises(ConfigError, match="strings, numbers, booleans, lists and tables only"):
+        config.load(f)

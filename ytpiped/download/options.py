@@ -10,6 +10,7 @@ setting ytpiped manages itself.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,6 +103,11 @@ def ytdlp_options(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Refused(f"expected a table of YoutubeDL parameters, e.g. {{retries = 5}}, "
                       f"got {value!r}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise Refused(f"expected strings, numbers, booleans, lists and tables only, got "
+                      f"{value!r}") from None
     for key in value:
         if key in INSTEAD:
             raise Refused(f"'{key}' is set by the key '{INSTEAD[key]}'; use that instead")

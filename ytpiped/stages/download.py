@@ -314,8 +314,8 @@ class DownloadStage:
                         urls: list[str]) -> Outcome:
         """A playlist, channel, feed or multi-entry page: queue its entries, finish it."""
         added, dup = await ctx.add_videos(urls, parent_id=item.id)
+        # a listing downloads no media, so it says nothing to the breaker either way
         self._pacer(ctx).finished(ctx.clock.now(), ok=True)
-        await self._succeeded(ctx, self._breaker(ctx))
         ctx.log.info("playlist_expanded", kind=item.kind, videos=len(urls), added=added,
                      duplicate=dup)
         return Outcome(fields={"title": title}, finished_state="done",
@@ -331,10 +331,10 @@ class DownloadStage:
         """Publish the breaker's change at once (a restart must find it)."""
         now = ctx.clock.now()
         pacer, breaker = self._pacer(ctx), self._breaker(ctx)
+        buf = await self._buffer(ctx)
         blocked = breaker.held or breaker.state != CLOSED
-        phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(
-            now, await self._buffer(ctx))
-        await ctx.publish(self._status(phase, at, now, await self._buffer(ctx)))
+        phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(now, buf)
+        await ctx.publish(self._status(phase, at, now, buf))
 
     async def _decision(self, ctx: Context, item: Item, exc: Exception,
                         now: float) -> Exception:
