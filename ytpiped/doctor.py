@@ -152,6 +152,11 @@ def pot_plugin(settings: Settings) -> Check:
         return Check("PO-token plugin", OK, "not installed (optional: needed when YouTube "
                      "answers 403 to media or asks for PO tokens; pip install 'ytpiped[pot]', "
                      "see the README)")
+    loaded = _pot_providers()
+    if not any("bgutil" in name.lower() for name in loaded):
+        return Check("PO-token plugin", FAIL, f"{POT_DIST} {version} is installed, but yt-dlp "
+                     f"did not load it (PO-token providers: {', '.join(loaded) or 'none'})",
+                     f"{PIP} '{POT_DIST}' 'yt-dlp[default]' (matching versions)")
     args = settings.download.extractor_args.get("youtubepot-bgutilhttp", {})
     url = (args.get("base_url") or [POT_DEFAULT_URL])[0].rstrip("/")
     try:
@@ -162,7 +167,20 @@ def pot_plugin(settings: Settings) -> Check:
                      f"provider server does not answer at {url}/ping ({exc})",
                      "start the provider (see the README: PO tokens) or set download."
                      "extractor_args.\"youtubepot-bgutilhttp\".base_url")
-    return Check("PO-token plugin", OK, f"{POT_DIST} {version}; its provider answers at {url}")
+    return Check("PO-token plugin", OK, f"{POT_DIST} {version}, loaded by yt-dlp "
+                 f"({', '.join(loaded)}); its provider answers at {url}")
+
+
+def _pot_providers() -> list[str]:
+    """The PO-token providers yt-dlp loaded (plugins load when a YoutubeDL is built)."""
+    import yt_dlp
+
+    try:
+        from yt_dlp.extractor.youtube.pot._registry import _pot_providers as registry
+    except ImportError:
+        return []
+    with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True}):
+        return [str(getattr(p, "PROVIDER_NAME", k)) for k, p in registry.value.items()]
 
 
 # --------------------------------------------------------------------------- files
