@@ -23,6 +23,7 @@ from ytpiped.store import DatabaseCorrupt, Store, StoreNotReady, corruption_name
 from ytpiped.text import printable, printable_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+PAUSABLE = ("download",)  # stages `pause`/`resume` can hold
 
 ENV_HELP = """environment:
   YTPIPED_CONFIG              config file (when --config is not given; else
@@ -105,6 +106,20 @@ def _parser() -> argparse.ArgumentParser:
 
     h = cmd("hw", "detected hardware and the capacities computed from it")
     h.add_argument("--json", action="store_true")
+
+    d = cmd("doctor", "check what a real run depends on: yt-dlp and its JavaScript runtime, "
+                      "PO-token plugin, cookies, data dir, database, Whisper models, CUDA "
+                      "libraries, LLM hosts; one line each with its fix (exit 1 if any fails)")
+    d.add_argument("--json", action="store_true", help="machine-readable report")
+
+    for name, what in (("pause", "hold a stage: no new work starts (work in flight "
+                                 "finishes); the daemon keeps the hold across restarts"),
+                       ("resume", "release a stage held by `pause` or paused by the "
+                                  "download circuit breaker, at once")):
+        pr = cmd(name, what)
+        pr.add_argument("stage", choices=PAUSABLE, metavar="STAGE",
+                        help=f"the stage ({', '.join(PAUSABLE)}; only the download stage "
+                             "can be held in this version)")
 
     c = cmd("config", "show the effective configuration or check a file")
     csub = c.add_subparsers(dest="config_command", metavar="show|check")
@@ -439,8 +454,55 @@ def cmd_db(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
+def cmd_doctor(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import doctor
+
+    checks = doctor.run(settings)
+    if args.json:
+        print(json.dumps(doctor.to_json(checks), indent=2))
+    else:
+        print(printable_lines(doctor.format_checks(checks)))
+    return EXIT_FAILURE if doctor.failed(checks) else EXIT_OK
+
+
+def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    """Leave the request where the daemon's stage finds it (now, or when it starts)."""
+    from ytpiped import lock
+
+    stage, action, now = args.stage, args.command, time.time()
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        before = store.get_state(f"request:{stage}")
+        store.set_state(f"request:{stage}", {"action": action, "at": now}, now)
+        last = store.get_state(f"stage:{stage}")
+    finally:
+        store.close()
+    breaker = (last[0].get("breaker") if last and isinstance(last[0], dict) else None) or {}
+    state = breaker.get("state", "closed")
+    if before and isinstance(before[0], dict) and before[0].get("action") == "pause" and \
+            float(before[0].get("at") or 0) > float(breaker.get("request_at") or 0):
+        state = "held"  # a hold the daemon has not applied yet
+    running = lock.lock_holder(settings.data_path) is not None
+    when = ("the running daemon applies it within seconds" if running else
+            "the daemon is not running: it applies this when it starts")
+    if action == "pause":
+        print(f"{stage}: held: no new download starts (one in flight finishes); "
+              f"`ytpiped resume {stage}` releases it; {when}")
+    elif state == "closed":
+        print(f"{stage}: was not paused; nothing to resume")
+    else:
+        why = "held by `ytpiped pause`" if state == "held" else (
+            f"paused by the circuit breaker after {breaker.get('kind')} failures")
+        print(printable(f"{stage}: resumed (it was {why}); {when}"))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "db": cmd_db,
+    "doctor": cmd_doctor,
+    "pause": cmd_pause_resume,
+    "resume": cmd_pause_resume,
     "run": cmd_run,
     "add": cmd_add,
     "status": cmd_status,

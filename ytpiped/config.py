@@ -15,26 +15,32 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ytpiped.download import options as ytdlp_opts
 from ytpiped.errors import ConfigError
 
 ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
 
 Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
-               "choice", "str_list", "path", "mode"]
+               "choice", "str_list", "path", "mode", "table"]
 
 
 def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
-         choices: tuple[str, ...] = ()) -> Any:
-    """A config field: its default, help text and how to validate it."""
-    meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+         choices: tuple[str, ...] = (), check: Callable[[Any], Any] | None = None,
+         expected: str = "") -> Any:
+    """A config field: its default, help text and how to validate it. `check` runs after the
+    kind's own check and returns the value to keep (it raises ValueError, or
+    `ytdlp_opts.Refused` for a message shown as it is); `expected` overrides the kind's
+    description in messages and the example file."""
+    meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "choices": choices, "check": check,
+            "expected": expected}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -102,6 +108,37 @@ class DownloadConfig:
                              "int", lo=1)
     keep_audio: bool = spec(False, "keep audio after its transcript is written", "bool")
     socket_timeout_s: float = spec(30.0, "network timeout of one yt-dlp request", "float", lo=1)
+    format: str = spec("worstaudio/worst", "yt-dlp format selector (small audio-only by default: "
+                       "speech needs no more)", "str")
+    js_runtime: str = spec("auto", "JavaScript runtime that solves YouTube's challenges: \"auto\" "
+                           "(the deno installed with ytpiped, else deno, node, bun or quickjs "
+                           "on PATH), one of those names, or the path of its executable",
+                           "str", check=ytdlp_opts.js_runtime,
+                           expected="\"auto\", \"deno\", \"node\", \"bun\", \"quickjs\" or a "
+                           "path")
+    proxy: str = spec("", "proxy URL for every yt-dlp request, e.g. \"socks5://127.0.0.1:1080\" "
+                      "(\"\": none)", "str", check=ytdlp_opts.proxy)
+    source_address: str = spec("", "local IP address yt-dlp binds to (\"\": the system's choice)",
+                               "str", check=ytdlp_opts.source_address)
+    extractor_args: dict[str, Any] = spec(
+        {}, "yt-dlp extractor arguments, e.g. {youtube = {player_client = [\"default\", "
+        "\"mweb\"]}} or a PO-token provider's settings", "table",
+        check=ytdlp_opts.extractor_args, expected="a table of extractor names to tables of "
+        "arguments")
+    sleep_requests_s: float = spec(0.0, "pause between the requests yt-dlp makes while extracting "
+                                   "one video (yt-dlp's --sleep-requests)", "float", lo=0)
+    ytdlp_options: dict[str, Any] = spec(
+        {}, "extra YoutubeDL parameters, e.g. {retries = 5}; keys that run commands, "
+        "post-process or write outside the data dir are refused", "table",
+        check=ytdlp_opts.ytdlp_options, expected="a table of YoutubeDL parameters")
+    breaker_threshold: int = spec(5, "pause every download when this many downloads in a row, "
+                                  "of different videos, failed for a reason that is not the "
+                                  "video's own (0: never)", "int", lo=0)
+    breaker_cooldown_s: float = spec(3600.0, "after such a pause, one probe download decides "
+                                     "whether to resume (the pause doubles while probes fail)",
+                                     "float", lo=0)
+    breaker_max_cooldown_s: float = spec(12 * 3600.0, "cap of the doubling breaker pause",
+                                         "float", lo=0)
 
 
 @dataclass(frozen=True)
@@ -263,6 +300,8 @@ def _bounds(f: dataclasses.Field[Any]) -> str:
 def _expected(f: dataclasses.Field[Any]) -> str:
     m = f.metadata
     kind = m["kind"]
+    if m.get("expected"):
+        return str(m["expected"])
     bounds = _bounds(f)
     return {
         "str": "a string",
@@ -276,6 +315,7 @@ def _expected(f: dataclasses.Field[Any]) -> str:
         "auto_float": f"\"auto\" or a number{bounds}",
         "choice": "one of " + ", ".join(f'"{c}"' for c in m["choices"]),
         "mode": "octal permission bits such as 0o027",
+        "table": "a table",
         "str_list": ("a non-empty list of non-blank strings" if m["lo"] else "a list of strings")
         + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
     }[kind]
@@ -288,6 +328,12 @@ def _in_bounds(f: dataclasses.Field[Any], x: float) -> bool:
 
 def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
     """Check `value` against the field's spec; return the typed value or raise ValueError."""
+    typed = _coerce_kind(f, value)
+    check = f.metadata.get("check")
+    return typed if check is None else check(typed)
+
+
+def _coerce_kind(f: dataclasses.Field[Any], value: Any) -> Any:
     kind: Kind = f.metadata["kind"]
     bad = ValueError(_expected(f))
     if kind in ("str", "path"):
@@ -320,6 +366,10 @@ def coerce(f: dataclasses.Field[Any], value: Any) -> Any:
         if isinstance(value, str) and re.fullmatch(r"(0o)?[0-7]{1,4}", value.strip()):
             value = int(value.strip().removeprefix("0o"), 8)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+            raise bad
+        return value
+    if kind == "table":
+        if not isinstance(value, dict):
             raise bad
         return value
     if kind == "size":
@@ -379,6 +429,8 @@ def _apply(values: dict[str, dict[str, Any]], sources: dict[str, str], dotted: s
                           "valid keys)")
     try:
         typed = coerce(f, value)
+    except ytdlp_opts.Refused as exc:
+        raise ConfigError(f"{source}: key '{dotted}': {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{source}: key '{dotted}': expected {exc}, got {value!r}") from None
     section, _, key = dotted.rpartition(".")
@@ -562,7 +614,17 @@ def to_toml_value(value: Any) -> str:
         return f"{value:g}" if value != int(value) else f"{int(value)}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(to_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {to_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     return str(value)
+
+
+def _toml_key(key: object) -> str:
+    text = str(key)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else to_toml_value(text)
 
 
 def effective(settings: Settings) -> list[tuple[str, Any, str]]:

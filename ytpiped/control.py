@@ -105,6 +105,20 @@ def metrics_text(st: Mapping[str, Any]) -> str:
             stage_samples.setdefault(key, []).append(({"stage": stage}, value))
     for key, samples in sorted(stage_samples.items()):
         metric(f"stage_{key}", "gauge", f"per-stage {key.replace('_', ' ')}", samples)
+    dl = st["stages"].get("download") or {}
+    breaker, js = dl.get("breaker") or {}, dl.get("js_runtime") or {}
+    metric("download_info", "gauge", "yt-dlp version and the JavaScript runtime it uses",
+           [({"ytdlp_version": dl.get("ytdlp_version") or "", "js_runtime": js.get("name") or "",
+              "js_runtime_version": js.get("version") or "",
+              "js_runtime_ok": str(bool(js.get("ok"))).lower()}, 1.0)])
+    metric("download_breaker_open", "gauge", "1 while the download circuit breaker (or "
+           "`ytpiped pause download`) holds downloads",
+           [({}, 0.0 if breaker.get("state", "closed") == "closed" else 1.0)])
+    metric("download_breaker_failures_in_row", "gauge", "downloads of different videos that "
+           "failed in a row for a reason not their own",
+           [({}, float(breaker.get("failures_in_row") or 0))])
+    metric("download_breaker_level", "gauge", "failed probes since the breaker opened",
+           [({}, float(breaker.get("level") or 0))])
     dev = st.get("devices") or {}
     if dev:
         metric("cpu_percent", "gauge", "CPU utilisation", [({}, dev["cpu_percent"])])

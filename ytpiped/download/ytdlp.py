@@ -8,7 +8,8 @@ removed with `remove_attempt_files`. Its own log lines go to structlog.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import structlog
 
 from ytpiped import logs
 from ytpiped.audio.decode import probe_duration
+from ytpiped.config import DownloadConfig
+from ytpiped.download.jsruntime import JsRuntime
 from ytpiped.urls import Target, canonicalise
 
 #: yt-dlp result types that stand for several entries
@@ -28,6 +31,7 @@ class _Logger:
     def __init__(self, log: structlog.typing.FilteringBoundLogger) -> None:
         self.log = log
         self.errors: list[str] = []
+        self.warnings: list[str] = []  # what yt-dlp warned of on the way to a failure
 
     def debug(self, msg: str) -> None:
         if not msg.startswith("[debug] "):
@@ -37,7 +41,9 @@ class _Logger:
         self.log.debug("ytdlp_info", message=logs.scrub(msg))
 
     def warning(self, msg: str) -> None:
-        self.log.warning("ytdlp_warning", message=logs.scrub(msg))
+        msg = logs.scrub(msg)
+        self.warnings.append(msg)
+        self.log.warning("ytdlp_warning", message=msg)
 
     def error(self, msg: str) -> None:
         self.errors.append(logs.scrub(msg))
@@ -66,33 +72,96 @@ class NoMedia(Exception):
     """The URL lists no media at all (an empty feed, a page without a player)."""
 
 
-def base_options(log: structlog.typing.FilteringBoundLogger, socket_timeout_s: float,
-                 cookiefile: Path | None) -> dict[str, Any]:
-    opts: dict[str, Any] = {
+class DownloadFailed(Exception):
+    """yt-dlp failed; its message, and the warnings it gave before (a missing JavaScript
+    runtime or an unsolved challenge shows only there), for classify()."""
+
+    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one download hands yt-dlp: the user's pass-through settings, the session's
+    cookie copy and the JavaScript runtime."""
+
+    socket_timeout_s: float = 30.0
+    cookiefile: Path | None = None
+    format: str = "worstaudio/worst"
+    js_runtime: JsRuntime | None = None
+    proxy: str = ""
+    source_address: str = ""
+    extractor_args: Mapping[str, Any] = field(default_factory=dict)
+    sleep_requests_s: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=dict)  # download.ytdlp_options
+
+    @classmethod
+    def of(cls, cfg: DownloadConfig, *, cookiefile: Path | None = None,
+           js_runtime: JsRuntime | None = None) -> Options:
+        return cls(socket_timeout_s=cfg.socket_timeout_s, cookiefile=cookiefile,
+                   format=cfg.format, js_runtime=js_runtime, proxy=cfg.proxy,
+                   source_address=cfg.source_address, extractor_args=cfg.extractor_args,
+                   sleep_requests_s=cfg.sleep_requests_s, extra=cfg.ytdlp_options)
+
+
+def base_options(log: structlog.typing.FilteringBoundLogger, options: Options
+                 ) -> dict[str, Any]:
+    """The YoutubeDL parameters every call shares (the extra options first, so that
+    nothing ytpiped relies on can be overridden by them)."""
+    opts: dict[str, Any] = dict(options.extra)
+    opts.update({
         "quiet": True, "noprogress": True, "no_warnings": False, "logger": _Logger(log),
-        "socket_timeout": socket_timeout_s, "retries": 2, "fragment_retries": 2,
-        "extractor_retries": 1, "cachedir": False, "noplaylist": True,
+        "socket_timeout": options.socket_timeout_s, "cachedir": False, "noplaylist": True,
         "color": {"stderr": "no_color", "stdout": "no_color"},
-    }
-    if cookiefile is not None:
-        opts["cookiefile"] = str(cookiefile)
+    })
+    for key, default in (("retries", 2), ("fragment_retries", 2), ("extractor_retries", 1)):
+        opts.setdefault(key, default)
+    if options.cookiefile is not None:
+        opts["cookiefile"] = str(options.cookiefile)
+    if options.js_runtime is not None:
+        opts["js_runtimes"] = options.js_runtime.ytdlp_param()
+    if options.proxy:
+        opts["proxy"] = options.proxy
+    if options.source_address:
+        opts["source_address"] = options.source_address
+    if options.extractor_args:
+        opts["extractor_args"] = {ie: {k: list(v) for k, v in args.items()}
+                                  for ie, args in options.extractor_args.items()}
+    if options.sleep_requests_s:
+        opts["sleep_interval_requests"] = options.sleep_requests_s
+    return opts
+
+
+def download_options(audio_dir: Path, stem: str, log: structlog.typing.FilteringBoundLogger,
+                     options: Options) -> dict[str, Any]:
+    """The YoutubeDL parameters of one audio download, exactly as `fetch` uses them."""
+    opts = base_options(log, options)
+    opts.update({"format": options.format, "outtmpl": str(audio_dir / f"{stem}.%(ext)s"),
+                 "overwrites": True, "continuedl": False})
     return opts
 
 
 def fetch(url: str, audio_dir: Path, stem: str, log: structlog.typing.FilteringBoundLogger,
-          socket_timeout_s: float = 30.0, cookiefile: Path | None = None) -> Fetched | Listing:
+          options: Options | None = None) -> Fetched | Listing:
     """Download the smallest audio-only format of `url` to audio_dir/<stem>.<ext>.
 
     A YouTube video is downloaded in one go. Any other URL is first extracted without
     downloading (yt-dlp processes that result further, so this costs no extra request):
     a podcast feed or a page with several media entries comes back as a `Listing` of
     their URLs, and nothing is downloaded."""
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    opts = download_options(audio_dir, stem, log, options or Options())
+    try:
+        return _fetch(url, opts)
+    except Exception as exc:
+        warned = tuple(opts["logger"].warnings)
+        raise DownloadFailed(str(exc), warned) from exc
+
+
+def _fetch(url: str, opts: dict[str, Any]) -> Fetched | Listing:
     import yt_dlp
 
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    opts = base_options(log, socket_timeout_s, cookiefile)
-    opts.update({"format": "worstaudio/worst", "outtmpl": str(audio_dir / f"{stem}.%(ext)s"),
-                 "overwrites": True, "continuedl": False})
     youtube = is_youtube_video(url)
     if not youtube:
         opts["extract_flat"] = "in_playlist"  # list a feed's entries, do not resolve them
@@ -143,15 +212,17 @@ def is_youtube_video(url: str) -> bool:
 
 
 def flat_entries(url: str, log: structlog.typing.FilteringBoundLogger,
-                 socket_timeout_s: float = 30.0, cookiefile: Path | None = None
-                 ) -> tuple[str | None, list[str]]:
+                 options: Options | None = None) -> tuple[str | None, list[str]]:
     """(title, video URLs) of a playlist or channel, without downloading anything."""
     import yt_dlp
 
-    opts = base_options(log, socket_timeout_s, cookiefile)
+    opts = base_options(log, options or Options())
     opts.update({"extract_flat": "in_playlist", "noplaylist": False, "skip_download": True})
-    with yt_dlp.YoutubeDL(opts) as ydl:
-        info = ydl.extract_info(url, download=False) or {}
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False) or {}
+    except Exception as exc:
+        raise DownloadFailed(str(exc), tuple(opts["logger"].warnings)) from exc
     return info.get("title"), entry_urls(info)
 
 
@@ -200,3 +271,70 @@ def clean_partials(audio_dir: Path) -> int:
                     p.unlink()
                     n += 1
     return n
+
+
+@dataclass(frozen=True)
+class JsCheck:
+    """What yt-dlp itself says about the JavaScript runtime a download would use."""
+
+    name: str | None  # yt-dlp's runtime key (deno, node, bun, quickjs)
+    path: str | None
+    version: str | None  # from running the runtime (`--version`), None when it did not run
+    supported: bool  # yt-dlp accepts this version
+    solver: str | None  # where the challenge-solver scripts came from ("python package")
+    ran: bool  # the runtime ran the solver scripts
+    problem: str | None = None
+
+
+JS_PROBE = "const n = 6 * 7;"
+
+
+def check_js_runtime(options: Options, log: structlog.typing.FilteringBoundLogger) -> JsCheck:
+    """Build the YoutubeDL a download builds and ask yt-dlp which JavaScript runtime it
+    found (yt-dlp runs it with `--version`), then have YouTube's challenge provider for it
+    run the solver scripts of yt-dlp-ejs, with yt-dlp's own flags, on a tiny program.
+    Offline: nothing is fetched. Uses yt-dlp internals; any surprise is a `problem`."""
+    import json
+
+    import yt_dlp
+
+    opts = base_options(log, options)
+    name = options.js_runtime.name if options.js_runtime else "deno"
+    with yt_dlp.YoutubeDL(opts) as ydl:
+        runtime = ydl._js_runtimes.get(name)
+        info = runtime.info if runtime is not None else None
+        if info is None:
+            why = "not enabled" if runtime is None else "it gave no version"
+            return JsCheck(name, options.js_runtime.path if options.js_runtime else None,
+                           None, False, None, False, f"yt-dlp could not run {name} ({why})")
+        found = JsCheck(name, info.path, info.version, bool(info.supported), None, False)
+        if not info.supported:
+            return replace(found, problem=f"yt-dlp does not support {info.name} "
+                                          f"{info.version} (too old)")
+        try:
+            from yt_dlp.extractor.youtube.jsc._director import initialize_jsc_director
+
+            director = initialize_jsc_director(ydl.get_info_extractor("Youtube"))
+            provider = next((p for p in director.providers.values()
+                             if getattr(p, "JS_RUNTIME_NAME", None) == name), None)
+            if provider is None or not provider.is_available():
+                return replace(found, problem=f"yt-dlp has no usable challenge provider "
+                                              f"for {name}")
+            lib, core = provider._lib_script, provider._core_script
+            out = provider._run_js_runtime(
+                f"{lib.code}\nObject.assign(globalThis, lib);\n{core.code}\n"
+                f"console.log(JSON.stringify({{jsc: typeof jsc, code: "
+                f"astring.generate(meriyah.parse({json.dumps(JS_PROBE)}))}}));\n")
+            got = json.loads(out.strip().splitlines()[-1])
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return replace(found, problem=logs.scrub(first))
+        ran = got.get("jsc") == "function" and "6 * 7" in str(got.get("code"))
+        return JsCheck(name, info.path, info.version, True, lib.source.value, ran,
+                       None if ran else f"unexpected output from the solver scripts: {out[:200]}")
+
+
+def ytdlp_version() -> str:
+    from yt_dlp.version import __version__
+
+    return str(__version__)

@@ -110,6 +110,14 @@ class Context(Protocol):
         """The status this stage published last, even by an earlier daemon (so state such
         as a running cooldown survives a restart)."""
 
+    async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str]) -> int:
+        """Return attempts that failures of one of `kinds` spent (video id -> count) to the
+        videos still resting after them (a failed one goes back to queued); -> videos
+        changed. For failures found not to be the videos' fault (the download breaker)."""
+
+    async def operator_request(self) -> Mapping[str, Any] | None:
+        """The last `ytpiped pause|resume STAGE` for this stage ({"action", "at"}), or None."""
+
 
 @runtime_checkable
 class Stage(Protocol):

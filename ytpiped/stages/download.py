@@ -5,9 +5,16 @@ delays counted from the end of the previous download, the hourly budget, cooldow
 backpressure from the buffer of untranscribed audio) and publishes the phase and the
 next download time for `status`. Rate limits and bot checks pause every download and
 put the video back without spending an attempt; so does a configured cookie file that
-has gone missing, until it is back. A URL that lists several entries (a podcast feed, a
+has gone missing, until it is back. A live event or premiere that has not started waits
+past its start, spending nothing. A URL that lists several entries (a podcast feed, a
 page with several players) is expanded like a playlist: one row per entry. A failed
 download leaves no file behind.
+
+yt-dlp gets the user's pass-through settings (download.format, proxy, extractor_args, …)
+and the JavaScript runtime's path explicitly (download.js_runtime). The circuit breaker
+(ytpiped.download.breaker) pauses every download when many videos in a row fail for a
+reason that is not their own, gives the attempts they spent back, and probes later;
+`ytpiped pause|resume download` hold and release downloads.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import asyncio
 import contextlib
 import random
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,8 @@ from typing import Any
 from ytpiped import logs
 from ytpiped.config import Settings
 from ytpiped.download import classify as cls
-from ytpiped.download import cookies, ytdlp
+from ytpiped.download import cookies, jsruntime, ytdlp
+from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.pacing import Buffer, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
 from ytpiped.stages.base import Context, Item, Outcome
@@ -36,6 +45,19 @@ BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are pau
                    "and lower download.max_videos_per_hour.")
 
 PRIVATE_DIR = ".private"  # under the data dir: the session's cookie copies
+NEXT_STEPS = ("Next: run `ytpiped doctor`, upgrade yt-dlp (pip install -U \"yt-dlp[default]\") "
+              "or refresh download.cookies_file; `ytpiped resume download` resumes at once.")
+#: what a breaker's common error kind usually means
+CAUSES = {
+    cls.JS_CHALLENGE: "YouTube's JavaScript challenges went unsolved (the JavaScript runtime "
+                      "or yt-dlp-ejs is missing or outdated).",
+    cls.FORMAT_UNAVAILABLE: "YouTube offered no usable format (usually an outdated yt-dlp, or "
+                            "an unsolved JavaScript challenge).",
+    cls.PO_TOKEN: "YouTube refused the media without a PO token (see the README on PO "
+                  "tokens: ytpiped[pot]).",
+    cls.FORBIDDEN: "the server answers 403 Forbidden.",
+    cls.NETWORK: "the network or the server is down.",
+}
 
 Fetcher = Callable[..., ytdlp.Fetched | ytdlp.Listing]
 Lister = Callable[..., tuple[str | None, list[str]]]
@@ -53,9 +75,14 @@ class DownloadStage:
         self.fetcher = fetcher
         self.lister = lister
         self.pacer: Pacer | None = None
+        self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
         self.cleaned = False
         self.cookie_problem: str | None = None
+        self.js: jsruntime.Found | None = None  # the runtime handed to yt-dlp
+        self.js_status: dict[str, Any] | None = None  # what yt-dlp said of it (status)
+        self.ytdlp_version: str | None = None
+        self.inflight = 0  # downloads running now (a probe runs alone)
 
     async def start(self) -> None:
         """Daemon start-up (data dir locked, nothing claimed yet): delete the cookie copies
@@ -72,6 +99,41 @@ class DownloadStage:
             self.pacer = Pacer(ctx.settings.download, self.rng)
         return self.pacer
 
+    def _breaker(self, ctx: Context) -> Breaker:
+        if self.breaker is None:
+            cfg = ctx.settings.download
+            self.breaker = Breaker(cfg.breaker_threshold, cfg.breaker_cooldown_s,
+                                   cfg.breaker_max_cooldown_s)
+        return self.breaker
+
+    async def _runtime(self, ctx: Context) -> jsruntime.Found:
+        if self.js is None:
+            self.js = await asyncio.to_thread(jsruntime.resolve,
+                                              ctx.settings.download.js_runtime)
+            if self.js.problem is not None:
+                ctx.log.error("js_runtime_missing", error=self.js.problem)
+        return self.js
+
+    async def _check_runtime(self, ctx: Context) -> None:
+        """Once per daemon: ask yt-dlp itself whether the runtime runs (for status)."""
+        found = await self._runtime(ctx)
+        options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
+        try:
+            check = await asyncio.to_thread(ytdlp.check_js_runtime, options, ctx.log)
+            self.ytdlp_version = await asyncio.to_thread(ytdlp.ytdlp_version)
+        except Exception as exc:  # yt-dlp internals changed: say so, do not stop downloads
+            check = ytdlp.JsCheck(None, None, None, False, None, False,
+                                  logs.scrub(str(exc)) or type(exc).__name__)
+        problem = found.problem or check.problem
+        self.js_status = {"name": check.name, "path": check.path, "version": check.version,
+                          "ok": problem is None and check.ran, "problem": problem}
+        if problem is None and check.ran:
+            ctx.log.info("js_runtime_found", runtime=check.name, path=check.path,
+                         version=check.version, ytdlp=self.ytdlp_version)
+        elif found.problem is None:
+            ctx.log.error("js_runtime_unusable", runtime=check.name, path=check.path,
+                          error=problem)
+
     async def _restore(self, ctx: Context, pacer: Pacer) -> None:
         """A restart must not cut a rate-limit cooldown short or forget the last pause."""
         last = await ctx.last_published() or {}
@@ -84,6 +146,25 @@ class DownloadStage:
         if isinstance(last.get("last_download_end"), int | float):
             pacer.last_end = float(last["last_download_end"])
         pacer.built = bool(last.get("buffer_built", False))
+        breaker = self._breaker(ctx)
+        breaker.restore(last.get("breaker"))
+        if breaker.state != CLOSED or breaker.held:
+            ctx.log.warning("downloads_still_paused", state=breaker.state, held=breaker.held,
+                            kind=breaker.kind, probe_at=breaker.probe_at)
+
+    async def _apply_request(self, ctx: Context) -> None:
+        """`ytpiped pause|resume download`, once each, even when made while stopped."""
+        req = await ctx.operator_request()
+        if not req or not isinstance(req.get("at"), int | float):
+            return
+        breaker = self._breaker(ctx)
+        change = breaker.request(str(req.get("action")), float(req["at"]))
+        if change == "resumed":
+            ctx.log.info("downloads_resumed", by="operator")
+            await ctx.record_event("downloads_resumed", message="ytpiped resume download")
+        elif change == "held":
+            ctx.log.warning("downloads_held", by="operator")
+            await ctx.record_event("downloads_held", message="ytpiped pause download")
 
     async def _buffer(self, ctx: Context) -> Buffer:
         counts = await ctx.counts()
@@ -94,18 +175,27 @@ class DownloadStage:
 
     async def gate(self, ctx: Context) -> None:
         pacer = self._pacer(ctx)
+        breaker = self._breaker(ctx)
         if not self.cleaned:
             n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
             if n:
                 ctx.log.info("partial_downloads_removed", count=n)
             await self._restore(ctx, pacer)
+            await self._check_runtime(ctx)
             self.cleaned = True
         while True:
+            await self._apply_request(ctx)
             now = ctx.clock.now()
             buf = await self._buffer(ctx)
             if await self._cookies_missing(ctx):
                 await ctx.publish(self._status("cooldown", None, now, buf))
                 await ctx.clock.sleep(GATE_RECHECK_S)
+                continue
+            if breaker.blocks(now, busy=self.inflight > 0):
+                probe = breaker.probe_at if not breaker.held else None
+                await ctx.publish(self._status("paused", probe, now, buf))
+                wait = GATE_RECHECK_S if probe is None else min(GATE_RECHECK_S, probe - now)
+                await ctx.clock.sleep(max(0.01, wait))
                 continue
             phase, at = pacer.next_at(now, buf)
             await ctx.publish(self._status(phase, at, now, buf))
@@ -126,15 +216,39 @@ class DownloadStage:
             "cooldown_level": pacer.cooldown_level,
             "last_download_end": pacer.last_end, "buffer_built": pacer.built,
         }
+        breaker = self.breaker
+        assert breaker is not None
+        status.update({"ytdlp_version": self.ytdlp_version, "js_runtime": self.js_status,
+                       "breaker": breaker.to_json()})
         alerts = []
         if self.cookie_problem is not None:
             status["cooldown_kind"] = status["cooldown_kind"] or COOKIES_MISSING
             alerts.append(self.cookie_problem)
         if status["cooldown_kind"] == cls.BOT_CHECK:
             alerts.append(BOT_CHECK_ALERT)
+        if breaker.held:
+            alerts.append("downloads are held by `ytpiped pause download`; `ytpiped resume "
+                          "download` releases them.")
+        elif breaker.state != CLOSED:
+            alerts.append(self._breaker_alert(breaker))
+        if self.js_status is not None and not self.js_status["ok"]:
+            alerts.append(f"no usable JavaScript runtime for YouTube: "
+                          f"{self.js_status['problem']}; YouTube downloads will fail. Run "
+                          "`ytpiped doctor`.")
         if alerts:
             status["alerts"] = alerts
         return status
+
+    @staticmethod
+    def _breaker_alert(breaker: Breaker) -> str:
+        n = len(breaker.failures)
+        kind = breaker.kind or "download_error"
+        probe = "-" if breaker.probe_at is None else time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(breaker.probe_at))
+        return (f"downloads paused by the circuit breaker: {n} downloads in a row, of "
+                f"different videos, failed with {kind} (last: \"{breaker.error}\"). "
+                f"{CAUSES.get(kind, '')} The attempts they spent were given back; one probe "
+                f"download runs at {probe}. {NEXT_STEPS}").replace("  ", " ")
 
     async def _cookies_missing(self, ctx: Context) -> bool:
         """Hold downloads while the configured cookie file is missing or unreadable."""
@@ -149,7 +263,15 @@ class DownloadStage:
         return problem is not None
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
+        self.inflight += 1
+        try:
+            return await self._run(item, ctx)
+        finally:
+            self.inflight -= 1
+
+    async def _run(self, item: Item, ctx: Context) -> Outcome:
         pacer = self._pacer(ctx)
+        breaker = self._breaker(ctx)
         cfg = ctx.settings.download
         audio = ctx.data_dir / "audio"
         cookie_copy: cookies.CookieCopy | None = None
@@ -162,25 +284,27 @@ class DownloadStage:
                 raise Cooldown(str(exc), kind=COOKIES_MISSING,
                                until=ctx.clock.now() + COOKIES_RECHECK_S) from None
         jar = cookie_copy.path if cookie_copy is not None else None
+        found = await self._runtime(ctx)
+        options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime)
         pacer.started(ctx.clock.now())
         try:
             if item.kind in ("playlist", "channel"):
-                title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log,
-                                                      cfg.socket_timeout_s, jar)
+                title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log, options)
                 return await self._expanded(ctx, item, title, urls)
             got = await asyncio.to_thread(self.fetcher, item.url, audio, item.id, ctx.log,
-                                          cfg.socket_timeout_s, jar)
+                                          options)
             if isinstance(got, ytdlp.Listing):
                 return await self._expanded(ctx, item, got.title, got.urls)
         except Exception as exc:
             now = ctx.clock.now()
             pacer.finished(now, ok=False)
             await asyncio.to_thread(ytdlp.remove_attempt_files, audio, item.id)
-            raise self._decision(exc, now, pacer) from None
+            raise await self._decision(ctx, item, exc, now) from None
         finally:
             if cookie_copy is not None:
                 await asyncio.to_thread(cookie_copy.close)
         pacer.finished(ctx.clock.now(), ok=True)
+        await self._succeeded(ctx, breaker)
         ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
         return Outcome(fields={"title": got.title, "channel": got.channel,
                                "upload_date": got.upload_date, "duration_s": got.duration_s,
@@ -190,25 +314,71 @@ class DownloadStage:
                         urls: list[str]) -> Outcome:
         """A playlist, channel, feed or multi-entry page: queue its entries, finish it."""
         added, dup = await ctx.add_videos(urls, parent_id=item.id)
+        # a listing downloads no media, so it says nothing to the breaker either way
         self._pacer(ctx).finished(ctx.clock.now(), ok=True)
         ctx.log.info("playlist_expanded", kind=item.kind, videos=len(urls), added=added,
                      duplicate=dup)
         return Outcome(fields={"title": title}, finished_state="done",
                        info={"expanded": len(urls), "added": added, "duplicate": dup})
 
-    def _decision(self, exc: Exception, now: float, pacer: Pacer) -> Exception:
+    async def _succeeded(self, ctx: Context, breaker: Breaker) -> None:
+        if breaker.succeeded():
+            ctx.log.info("downloads_resumed", by="probe")
+            await ctx.record_event("downloads_resumed", message="the probe download succeeded")
+            await self._publish_now(ctx)
+
+    async def _publish_now(self, ctx: Context) -> None:
+        """Publish the breaker's change at once (a restart must find it)."""
+        now = ctx.clock.now()
+        pacer, breaker = self._pacer(ctx), self._breaker(ctx)
+        buf = await self._buffer(ctx)
+        blocked = breaker.held or breaker.state != CLOSED
+        phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(now, buf)
+        await ctx.publish(self._status(phase, at, now, buf))
+
+    async def _decision(self, ctx: Context, item: Item, exc: Exception,
+                        now: float) -> Exception:
+        pacer, breaker = self._pacer(ctx), self._breaker(ctx)
         full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
-        kind = cls.classify(full, exc)
+        warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
+        kind = cls.classify(full, exc, warned)
         text = cls.tidy(full)
+        if not cls.feeds_breaker(kind):
+            breaker.neutral(own_fault=cls.is_permanent(kind))
         if kind in cls.COOLDOWN_KINDS:
             until = pacer.enter_cooldown(now, kind)
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
         if kind == cls.DISK_FULL:
             return Cooldown(f"disk full while downloading: {text}", kind=kind,
                             until=now + DISK_FULL_PAUSE_S)
+        if kind == cls.UPCOMING:
+            return Cooldown(text, kind=kind, until=now + cls.starts_in(full))
         if cls.is_permanent(kind):
             return Permanent(text, kind=kind)
-        return Retryable(text, kind=kind)
+        opened = breaker.failed(item.id, kind, text, now)
+        if opened is None:
+            return Retryable(text, kind=kind)
+        if opened == "opened":
+            await self._opened(ctx, breaker)
+        elif opened == "reopened":
+            ctx.log.warning("breaker_probe_failed", kind=kind, error=text,
+                            probe_at=breaker.probe_at, level=breaker.level)
+            await ctx.record_event("breaker_probe_failed", kind=kind, message=text)
+            await self._publish_now(ctx)
+        # back in the queue at once, no attempt spent: the gate holds every download until
+        # the probe (or `ytpiped resume download`), so the video waits no longer than that
+        return Cooldown(text, kind=kind, until=now)
+
+    async def _opened(self, ctx: Context, breaker: Breaker) -> None:
+        """The breaker opened: give back the attempts its failures spent, say why."""
+        spent = breaker.to_give_back()
+        given = await ctx.give_back_attempts(spent, breaker.kinds()) if spent else 0
+        alert = self._breaker_alert(breaker)
+        ctx.log.error("downloads_paused", kind=breaker.kind, error=breaker.error,
+                      videos=len(breaker.failures), attempts_given_back=sum(spent.values()),
+                      videos_given_back=given, probe_at=breaker.probe_at)
+        await ctx.record_event("downloads_paused", kind=breaker.kind, message=alert)
+        await self._publish_now(ctx)
 
     def _cookie_copy(self, source: str, private: Path, ctx: Context) -> cookies.CookieCopy:
         copy = cookies.private_copy(source, private)

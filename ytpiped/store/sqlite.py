@@ -366,6 +366,40 @@ class Store:
                 f"error = NULL, updated_at = ? WHERE {' AND '.join(where)}", (now, *params))
         return cur.rowcount
 
+    def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str], now: float,
+                           event: Event | None = None) -> int:
+        """Return the attempts that failures of one of `kinds` spent (video id -> count),
+        e.g. when the download circuit breaker finds they were not the videos' fault. Only
+        rows resting after such a failure change: queued ones keep their place with fewer
+        attempts spent; ones that failed in the download stage with one of `kinds` go back
+        to queued. Rows in progress or moved on are left alone. Returns the rows changed."""
+        if not spent or not kinds:
+            return 0
+        check(State.FAILED, State.QUEUED)
+        marks = ", ".join("?" * len(kinds))
+        changed = 0
+        with self._tx():
+            for video_id, n in spent.items():
+                cur = self.conn.execute(
+                    "UPDATE videos SET attempts = max(0, attempts - ?), updated_at = ?, "
+                    "state = 'queued', failed_stage = NULL, next_attempt_at = "
+                    "CASE state WHEN 'failed' THEN 0 ELSE next_attempt_at END "
+                    f"WHERE id = ? AND error_kind IN ({marks}) AND (state = 'queued' OR "
+                    "(state = 'failed' AND failed_stage = 'download'))",
+                    (int(n), now, video_id, *kinds))
+                if cur.rowcount == 1:
+                    changed += 1
+                    if event is not None:
+                        self.record_event(now, event.event, video_id=video_id,
+                                          stage=event.stage, kind=event.kind,
+                                          message=event.message)
+        return changed
+
+    def quick_check(self) -> str:
+        """SQLite's `PRAGMA quick_check`: "ok", or the first problems it found."""
+        rows = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(5)")]
+        return "; ".join(rows) or "ok"
+
     def remine(self, reasons: Mapping[str, str], now: float) -> int:
         """Send done videos back to `transcribed` (mine and evaluate run again), recording
         each one's reason as a `remine` event. Rows no longer done are left alone."""

@@ -43,6 +43,8 @@ class FakeContext:
         self._counts = dict(counts or {s.value: 0 for s in State})
         self.buffer = buffer
         self.samples: list[tuple[Any, ...]] = []
+        self.given_back: list[tuple[dict[str, int], list[str]]] = []
+        self.request: dict[str, Any] | None = None  # what `ytpiped pause|resume` wrote
 
     @property
     def data_dir(self) -> Path:
@@ -75,3 +77,10 @@ class FakeContext:
 
     async def last_published(self) -> Mapping[str, Any] | None:
         return self.published[-1] if self.published else None
+
+    async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str]) -> int:
+        self.given_back.append((dict(spent), list(kinds)))
+        return len(spent)
+
+    async def operator_request(self) -> Mapping[str, Any] | None:
+        return self.request

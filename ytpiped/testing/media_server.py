@@ -13,6 +13,8 @@ Behaviour is part of the URL, so a URL list describes a whole scenario:
 
 `media` values are names under /media/, with their own behaviour query if any
 (`page_url`/`feed_url` encode it: feed_url("show.xml", "ocean.mp3?status=404")).
+Setting `server.down = 403` makes every /media request answer that status (a site-wide
+outage, or a site that blocks the downloader) until it is set back to None.
 
 Run alone: python -m ytpiped.testing.media_server --port 8089
 """
@@ -42,6 +44,7 @@ class MediaServer:
         self.host, self.port = host, port
         self.hits: Counter[str] = Counter()  # path?query -> requests seen
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
+        self.down: int | None = None  # every /media request answers this status
         self._runner: web.AppRunner | None = None
 
     @property
@@ -110,6 +113,8 @@ class MediaServer:
         status = int(q.get("status", "200"))
         times = int(q.get("times", "0"))  # 0: always
         failing = status != 200 and (times == 0 or self.hits[key] <= times)
+        if self.down is not None:
+            status, failing = self.down, True
         if failing:
             headers = {"Retry-After": q.get("retry_after", "1")} if status in (429, 503) else {}
             self.log.append((request.method, key, status))

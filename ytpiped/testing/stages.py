@@ -71,3 +71,12 @@ def fake_pipeline(settings: Settings) -> list[Stage]:
     return [FakeStage(n, delay_s=float(cfg.get("delay_s", 0.0)), fail=cfg.get("fail", {}),
                       concurrency=int(cfg.get("concurrency", 1)),
                       started_dir=started if started.is_dir() else None) for n in names]
+
+
+def download_pipeline(settings: Settings) -> list[Stage]:
+    """The real download stage (yt-dlp, e.g. against the test media server) followed by
+    fake stages for the rest of the pipeline: downloads decide, the rest just succeeds."""
+    from ytpiped.stages.download import DownloadStage
+
+    return [DownloadStage(settings=settings),
+            *(FakeStage(n) for n in STAGE_NAMES if n != "download")]
