@@ -81,6 +81,9 @@ def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
     daemon = start_daemon(data_dir, tmp_path / "d1.log", extra)
     try:
         wait_for(lambda: events(data_dir, "downloads_paused") == 1, what="the breaker")
+        # the pause is recorded as the fifth failure happens; its row is written just after
+        wait_for(lambda: sum(1 for _, _, kind in rows(data_dir).values()
+                             if kind == "forbidden") == 5, what="the fifth failure's row")
         r = rows(data_dir)
         assert not [v for v, (state, _, _) in r.items() if state == "failed"]
         assert all(attempts == 0 for _, attempts, _ in r.values()), r  # given back
@@ -112,6 +115,7 @@ def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
         stop(daemon)
     finally:
         daemon.kill()
+        daemon.wait(timeout=30)
     assert events(data_dir, "downloads_resumed") == 1
     assert all(state == "done" for state, _, _ in rows(data_dir).values())
 
@@ -132,6 +136,7 @@ def test_after_the_cooldown_a_probe_resumes_once_the_site_is_fixed(
         stop(daemon)
     finally:
         daemon.kill()
+        daemon.wait(timeout=30)
     assert events(data_dir, "downloads_paused") == 1
     assert events(data_dir, "downloads_resumed") == 1
     assert all(attempts == 0 for _, attempts, _ in rows(data_dir).values())
@@ -153,6 +158,7 @@ def test_a_queue_mixing_failing_and_good_urls_does_not_trip_it(
         stop(daemon)
     finally:
         daemon.kill()
+        daemon.wait(timeout=30)
     c = counts(data_dir)
     assert (c["done"], c["failed"]) == (5, 5)
     assert events(data_dir, "downloads_paused") == 0
