@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ytpiped import status as status_mod
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 
 
 def make_lines(n: int, rng: random.Random) -> list[str]:
@@ -58,7 +58,7 @@ def main() -> int:
         readd_s, out2 = run_cli(data, "add", str(urls))
         cli_status = [run_cli(data, "status", "--json")[0] for _ in range(args.status_runs)]
         noop_s = min(run_cli(data, "--help")[0] for _ in range(3))
-        store = Store(db_path(data), readonly=True)
+        store = SqliteDB(db_path(data), readonly=True)
         inproc = []
         for _ in range(args.status_runs):
             t0 = time.perf_counter()

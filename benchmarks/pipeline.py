@@ -24,7 +24,7 @@ from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
 from ytpiped.stages.base import Context, Item, Outcome
 from ytpiped.states import STAGE_NAMES, STAGES
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 
 
 class TimedStage:
@@ -41,7 +41,7 @@ class TimedStage:
 
 async def _run(data: Path, stages: list[TimedStage], items: int, start_state: str,
                final_state: str) -> float:
-    store = Store(db_path(data), now=0)
+    store = SqliteDB(db_path(data), now=0)
     store.add_videos([NewVideo(f"bench{i:06d}", "u", "video") for i in range(items)], now=0)
     if start_state != "queued":
         store.conn.execute("UPDATE videos SET state = ?", (start_state,))
@@ -66,7 +66,7 @@ async def _run(data: Path, stages: list[TimedStage], items: int, start_state: st
     elapsed = time.perf_counter() - t0
     d.stop.set()
     await task
-    check = Store(db_path(data), readonly=True)
+    check = SqliteDB(db_path(data), readonly=True)
     assert check.counts()[final_state] == items, check.counts()
     check.close()
     return elapsed

@@ -19,7 +19,7 @@ from ytpiped import __version__, files, logs
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
-from ytpiped.store import DatabaseCorrupt, Store, StoreNotReady, corruption_named, db_path
+from ytpiped.store import DatabaseCorrupt, SqliteDB, StoreNotReady, corruption_named, db_path
 from ytpiped.text import printable, printable_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -188,12 +188,12 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
         raise
 
 
-def _open_store(settings: cfg.Settings, *, readonly: bool) -> Store | None:
+def _open_store(settings: cfg.Settings, *, readonly: bool) -> SqliteDB | None:
     path = db_path(settings.data_path)
     if readonly and not path.exists():
         return None
     try:
-        return Store(path, readonly=readonly, now=time.time())
+        return SqliteDB(path, readonly=readonly, now=time.time())
     except StoreNotReady:
         return None
 
@@ -245,7 +245,7 @@ def status_dict(settings: cfg.Settings) -> dict[str, Any]:
             return live
     store = _open_store(settings, readonly=True)
     if store is None:
-        empty = Store(Path(":memory:"), now=time.time())
+        empty = SqliteDB(Path(":memory:"), now=time.time())
         try:
             return status.build(empty, time.time(), pid)
         finally:

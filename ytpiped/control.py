@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ytpiped import status as status_mod
 from ytpiped.errors import ConfigError
-from ytpiped.store import Store, StoreNotReady, db_path
+from ytpiped.store import SqliteDB, StoreNotReady, db_path
 
 SOCKET_NAME = "ytpiped.sock"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,9 +38,9 @@ def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str,
                 now: float) -> dict[str, Any]:
     """Status from a fresh read-only connection (never blocks the daemon's writer)."""
     try:
-        store = Store(db_path(data_dir), readonly=True)
+        store = SqliteDB(db_path(data_dir), readonly=True)
     except StoreNotReady:
-        store = Store(Path(":memory:"))
+        store = SqliteDB(Path(":memory:"))
     try:
         st = status_mod.build(store, now, pid)
     finally:

@@ -29,7 +29,7 @@ from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
-from ytpiped.store import AsyncStore, Store, db_path, free_bytes, is_store_full
+from ytpiped.store import SqliteDB, SqliteStore, Store, db_path, free_bytes, is_store_full
 from ytpiped.worker import StageWorker, Wakeups
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -52,7 +52,7 @@ class Daemon:
                  stages: Sequence[Stage] | None = None,
                  environ: Mapping[str, str] | None = None,
                  on_outcome: Callable[[str, str, str, str | None], None] | None = None,
-                 store_opener: Callable[[Path, float], Store] | None = None) -> None:
+                 store_opener: Callable[[Path, float], SqliteDB] | None = None) -> None:
         self.settings = settings
         self.store_opener = store_opener  # tests: open the database their way
         self.on_outcome = on_outcome
@@ -67,7 +67,7 @@ class Daemon:
         self.sigint_count = 0
         self.claims = asyncio.Lock()  # workers claim under it; the reaper reaps under it
         self.workers: list[StageWorker] = []
-        self.store: AsyncStore | None = None
+        self.store: SqliteStore | None = None
         self.live: dict[str, Any] = {}
         self.control: ControlServer | None = None
         self.started_at = 0.0
@@ -210,8 +210,7 @@ class Daemon:
             self.store.begin_close()  # a full disk no longer holds the stop
             now = self.clock.now()
             try:
-                await self.store.run(lambda s: s.set_state("daemon", {"pid": None,
-                                                                      "stopped_at": now}, now))
+                await self.store.set_state("daemon", {"pid": None, "stopped_at": now}, now)
             except Exception as exc:
                 self.log.warning("daemon_state_not_saved", error=str(exc))
             await self.store.close()
@@ -221,19 +220,17 @@ class Daemon:
         """Open the database, return every row a dead process held, record this daemon;
         the rows recovered, or None when a stop came while the disk was full (start-up on
         a full disk waits for space instead of exiting into a restart loop)."""
-        store = self.store = AsyncStore(db_path(data), self.clock.now(), sleep=self.clock.sleep,
-                                        on_full=self._store_full,
-                                        on_writable=self._store_writable,
-                                        opener=self.store_opener)
+        store = self.store = SqliteStore(db_path(data), self.clock.now(), sleep=self.clock.sleep,
+                                         on_full=self._store_full,
+                                         on_writable=self._store_writable,
+                                         opener=self.store_opener)
         stopper = asyncio.create_task(self._close_on_stop(store), name="start-stop")
         try:
             await store.open()
             now = self.clock.now()
-            recovered = await store.run(lambda s: s.reap(now, owner_not=self.owner,
-                                                         all_leases=True))
-            await store.run(lambda s: s.set_state("daemon", {"pid": os.getpid(),
-                                                             "owner": self.owner,
-                                                             "started_at": now}, now))
+            recovered = await store.reap(now, owner_not=self.owner, all_leases=True)
+            await store.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
+                                             "started_at": now}, now)
         except Exception as exc:
             if self.stop.is_set() and is_store_full(exc, store.path):
                 return None
@@ -242,7 +239,7 @@ class Daemon:
             stopper.cancel()
         return recovered
 
-    async def _close_on_stop(self, store: AsyncStore) -> None:
+    async def _close_on_stop(self, store: SqliteStore) -> None:
         await self.stop.wait()
         store.begin_close()
 
@@ -271,9 +268,9 @@ class Daemon:
     def _on_publish(self, stage: str, status: Mapping[str, Any]) -> None:
         self.live[stage] = dict(status)
 
-    async def _reaper(self, store: AsyncStore) -> None:
+    async def _reaper(self, store: Store) -> None:
         """Return expired leases of dead runs. The leases of this process's live runs are
-        renewed first, in the same store call: after a suspend (SIGSTOP, a laptop lid, a
+        renewed first, under the claims lock: after a suspend (SIGSTOP, a laptop lid, a
         paused VM) every lease looks expired, and reaping our own live work would start it a
         second time beside the run that is still going."""
         while True:
@@ -283,14 +280,9 @@ class Daemon:
                 live = [lease for w in self.workers for lease in w.live_leases()]
                 until = now + self.settings.daemon.lease_s
 
-                def renew_and_reap(s: Store, t: float = now,
-                                   live: list[tuple[str, str, int]] = live,
-                                   until: float = until) -> int:
-                    if live:
-                        s.renew_many(live, self.owner, until)
-                    return s.reap(t)
-
-                n = await store.run(renew_and_reap)
+                if live:
+                    await store.renew_many(live, self.owner, until)
+                n = await store.reap(now)
             if n:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:

@@ -250,18 +250,18 @@ def data_dir(settings: Settings) -> Check:
 
 
 def database(settings: Settings) -> Check:
-    from ytpiped.store import Store, db_path
+    from ytpiped.store import SqliteDB, db_path
 
     path = db_path(settings.data_path)
     if not path.exists():
         return Check("database", OK, f"{path}: not created yet")
     try:
-        store = Store(path, readonly=True)
+        store = SqliteDB(path, readonly=True)
     except Exception as exc:  # StoreNotReady, a file that is not a database, …
         return Check("database", FAIL, f"{path} cannot be opened ({exc})",
                      "restore it from a backup, or move it away to start afresh")
     try:
-        result = store.quick_check()
+        result = store.check()
     finally:
         store.close()
     if result != "ok":

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from ytpiped.states import STAGES, State
-from ytpiped.store import Store
+from ytpiped.store import SqliteDB
 from ytpiped.text import printable
 
 HOUR = 3600.0
@@ -24,7 +24,7 @@ def _needs(stage: str, by_state: dict[str, int]) -> int:
     return sum(by_state.get(s, 0) for s in _ORDER[:cut])
 
 
-def build(store: Store, now: float, daemon_pid: int | None) -> dict[str, Any]:
+def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]:
     by_state = store.counts()
     running = daemon_pid is not None
     published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}

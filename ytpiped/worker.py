@@ -31,7 +31,7 @@ from ytpiped.errors import (
 from ytpiped.ingest import collect
 from ytpiped.stages.base import Item, Outcome, Stage
 from ytpiped.states import STAGES, State
-from ytpiped.store import AsyncStore, Event, Store, VideoRow
+from ytpiped.store import Event, PerfSample, Store, VideoRow
 
 ERROR_TEXT_MAX = 2000
 
@@ -56,20 +56,19 @@ class Wakeups:
 class StoreParts:
     """Sub-work rows of one run; every write is fenced by the run's lease token."""
 
-    def __init__(self, store: AsyncStore, clock: Clock, video_id: str,
+    def __init__(self, store: Store, clock: Clock, video_id: str,
                  token: int | None = None) -> None:
         self._store, self._clock, self._id, self._token = store, clock, video_id, token
 
     async def load(self, kind: str) -> dict[int, Any]:
-        return await self._store.run(lambda s: s.load_parts(self._id, kind))
+        return await self._store.load_parts(self._id, kind)
 
     async def save(self, kind: str, idx: int, data: Any) -> None:
         now = self._clock.now()
-        await self._store.run(lambda s: s.save_part(self._id, kind, idx, data, now,
-                                                    token=self._token))
+        await self._store.save_part(self._id, kind, idx, data, now, token=self._token)
 
     async def clear(self, kind: str) -> None:
-        await self._store.run(lambda s: s.clear_parts(self._id, kind, token=self._token))
+        await self._store.clear_parts(self._id, kind, token=self._token)
 
 
 @dataclass
@@ -101,8 +100,7 @@ class WorkerContext:
     async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
         targets, report = collect([(parent_id, list(urls))])
         now = self.clock.now()
-        added, dup = await self._w.store.run(lambda s: s.add_videos(targets, now,
-                                                                     parent_id=parent_id))
+        added, dup = await self._w.store.add_videos(targets, now, parent_id=parent_id)
         if added:
             self._w.wakeups.state_reached(State.QUEUED)
         return added, dup + report.duplicate
@@ -111,44 +109,40 @@ class WorkerContext:
                            message: str | None = None) -> None:
         now = self.clock.now()
         vid, stage = self._video_id, self._w.stage.name
-        await self._w.store.run(lambda s: s.record_event(now, event, video_id=vid, stage=stage,
-                                                         kind=kind, message=message))
+        await self._w.store.record_event(now, event, video_id=vid, stage=stage, kind=kind,
+                                         message=message)
 
     async def counts(self) -> Mapping[str, int]:
-        return await self._w.store.run(lambda s: s.counts())
+        return await self._w.store.counts()
 
     async def buffer_stats(self) -> tuple[int, int]:
-        return await self._w.store.run(lambda s: s.buffer_stats())
+        return await self._w.store.buffer_stats()
 
     async def publish(self, status: Mapping[str, Any]) -> None:
         await self._w.publish(status)
 
-    async def perf_samples(self) -> list[tuple[Any, ...]]:
-        return await self._w.store.run(lambda s: [tuple(r) for r in s.perf_samples()])
+    async def perf_samples(self) -> list[PerfSample]:
+        return await self._w.store.perf_samples()
 
-    async def add_perf_samples(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        def add(s: Store) -> None:
-            for r in rows:
-                s.add_perf_sample(*r)
-
-        await self._w.store.run(add)
+    async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
+        await self._w.store.add_perf_samples(samples)
 
     async def last_published(self) -> Mapping[str, Any] | None:
         key = f"stage:{self._w.stage.name}"
-        got = await self._w.store.run(lambda s: s.get_state(key))
+        got = await self._w.store.get_state(key)
         return None if got is None else dict(got[0])
 
     async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str]) -> int:
         now, stage = self.clock.now(), self._w.stage.name
         event = Event("attempt_given_back", stage, None, "the failure was not the video's fault")
-        n = await self._w.store.run(lambda s: s.give_back_attempts(spent, kinds, now, event))
+        n = await self._w.store.give_back_attempts(spent, kinds, now, event)
         if n:
             self._w.wakeups.state_reached(State.QUEUED)
         return n
 
     async def operator_request(self) -> Mapping[str, Any] | None:
         key = f"request:{self._w.stage.name}"
-        got = await self._w.store.run(lambda s: s.get_state(key))
+        got = await self._w.store.get_state(key)
         return None if got is None else dict(got[0])
 
 
@@ -175,7 +169,7 @@ async def first_of(stop: asyncio.Event, aw: Awaitable[Any]) -> bool:
 
 
 class StageWorker:
-    def __init__(self, stage: Stage, store: AsyncStore, settings: Settings, clock: Clock,
+    def __init__(self, stage: Stage, store: Store, settings: Settings, clock: Clock,
                  owner: str, wakeups: Wakeups, *, concurrency: int | None = None,
                  rng: random.Random | None = None,
                  on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
@@ -207,7 +201,7 @@ class StageWorker:
     async def publish(self, status: Mapping[str, Any]) -> None:
         now = self.clock.now()
         data = dict(status)
-        await self.store.run(lambda s: s.set_state(f"stage:{self.stage.name}", data, now))
+        await self.store.set_state(f"stage:{self.stage.name}", data, now)
         if self.on_publish:
             self.on_publish(self.stage.name, data)
 
@@ -226,8 +220,8 @@ class StageWorker:
                 wake.clear()
                 async with self.claims:  # the reaper never sees a claim half registered
                     now = self.clock.now()
-                    rows = await self.store.run(lambda s, t=now: s.claim(  # type: ignore[misc]
-                        self.stage.name, self.owner, t, self.lease_s, 1))
+                    rows = await self.store.claim(self.stage.name, self.owner, now,
+                                                  self.lease_s, 1)
                     if rows:  # the lease is this process's from the claim on
                         self.leases[rows[0].id] = Lease(rows[0].id, self.states.running,
                                                         rows[0].lease_token)
@@ -245,7 +239,7 @@ class StageWorker:
 
     async def _idle(self, wake: asyncio.Event) -> None:
         """Wait for a wake-up, the next deferred row becoming due, or the poll interval."""
-        due = await self.store.run(lambda s: s.next_ready_at(self.stage.name))
+        due = await self.store.next_ready_at(self.stage.name)
         timeout = self.settings.daemon.poll_interval_s
         if due is not None:
             timeout = min(timeout, max(0.0, due - self.clock.now()) + 0.01)
@@ -282,8 +276,8 @@ class StageWorker:
             await self.clock.sleep(min(1.0, self.lease_s / 3) if failing else self.lease_s / 3)
             until = self.clock.now() + self.lease_s
             try:
-                held = await self.store.run(lambda s, t=until: s.renew(  # type: ignore[misc]
-                    lease.video_id, self.owner, lease.state, t, token=lease.token))
+                held = await self.store.renew(lease.video_id, self.owner, lease.state, until,
+                                              token=lease.token)
             except Exception as exc:  # e.g. locked past the busy timeout: try until expiry
                 if not failing:
                     log.warning("lease_renew_failed", error=logs.scrub(str(exc)))
@@ -356,9 +350,8 @@ class StageWorker:
         new = outcome.finished_state or self.states.finished
         now = self.clock.now()
         event = Event("completed", self.stage.name)
-        await self.store.run(lambda s: s.complete(row.id, self.owner, self.states.running, new,
-                                                  now, outcome.fields, outcome.info, event,
-                                                  token=row.lease_token))
+        await self.store.complete(row.id, self.owner, self.states.running, new, now,
+                                  outcome.fields, outcome.info, event, token=row.lease_token)
         self.completed += 1
         self.wakeups.state_reached(new)
         log.info("stage_completed", state=str(new))
@@ -366,8 +359,8 @@ class StageWorker:
 
     async def _release(self, row: VideoRow, log: Any) -> None:
         now = self.clock.now()
-        await self.store.run(lambda s: s.release(row.id, self.owner, self.states.running, now,
-                                                 token=row.lease_token))
+        await self.store.release(row.id, self.owner, self.states.running, now,
+                                 token=row.lease_token)
         log.info("stage_released")
         self._notify("released", row.id, None)
 
@@ -383,9 +376,9 @@ class StageWorker:
             exc = Cooldown(text, kind="disk_full", until=now + DISK_FULL_PAUSE_S)
         if isinstance(exc, Cooldown):
             event = Event("cooldown", stage, exc.kind, text)
-            await self.store.run(lambda s: s.release(
+            await self.store.release(
                 row.id, self.owner, running, now, next_attempt_at=exc.until, kind=exc.kind,
-                error=text, event=event, token=row.lease_token))
+                error=text, event=event, token=row.lease_token)
             log.warning("stage_cooldown", kind=exc.kind, until=exc.until, error=text)
             self._notify("cooldown", row.id, exc.kind)
             return
@@ -402,9 +395,9 @@ class StageWorker:
             return
         event = Event("retry", stage, kind, text)
         at = decision.at
-        await self.store.run(lambda s: s.release(
+        await self.store.release(
             row.id, self.owner, running, now, next_attempt_at=at, spend_attempt=True, kind=kind,
-            error=text, event=event, token=row.lease_token))
+            error=text, event=event, token=row.lease_token)
         log.warning("stage_retry", kind=kind, error=text, retry_in_s=round(decision.at - now, 1),
                     exc_info=not isinstance(exc, Retryable))
         self._notify("retry", row.id, kind)
@@ -412,9 +405,8 @@ class StageWorker:
     async def _fail(self, row: VideoRow, kind: str, text: str, now: float, log: Any) -> None:
         stage = self.stage.name
         event = Event("failed", stage, kind, text)
-        await self.store.run(lambda s: s.fail(row.id, self.owner, self.states.running, now,
-                                              kind=kind, error=text, event=event,
-                                              token=row.lease_token))
+        await self.store.fail(row.id, self.owner, self.states.running, now, kind=kind,
+                              error=text, event=event, token=row.lease_token)
         log.error("stage_failed", kind=kind, error=text)
         self._notify("failed", row.id, kind)
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 
 
 def env_for(data_dir: Path) -> dict[str, str]:
@@ -54,7 +54,7 @@ def counts(data_dir: Path) -> dict[str, int]:
     path = db_path(data_dir)
     if not path.exists():
         return {}
-    s = Store(path, readonly=True)
+    s = SqliteDB(path, readonly=True)
     try:
         return s.counts()
     finally:

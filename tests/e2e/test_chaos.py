@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.helpers import counts, wait_for
 from ytpiped.audio.decode import RATE, blocks
 from ytpiped.demo import write_config
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MEDIA_DIR, MediaServer
 
@@ -88,7 +88,7 @@ def test_suspend_past_the_lease_while_transcribing_and_mining(
     text = log.read_text(errors="replace")
     assert rc == 0, text[-3000:]
     assert suspended["transcribing"] >= 1 and suspended["mining"] >= 1, suspended
-    s = Store(db_path(data), readonly=True)
+    s = SqliteDB(db_path(data), readonly=True)
     assert s.counts()["done"] == len(names)
     for stage in STAGES:
         per_video = dict(s.conn.execute(

@@ -100,9 +100,9 @@ def test_broken_config_exits_2_naming_key(data_dir: Path, tmp_path: Path) -> Non
 
 
 def test_retry_requeues_failed(data_dir: Path) -> None:
-    from ytpiped.store import NewVideo, Store, db_path
+    from ytpiped.store import NewVideo, SqliteDB, db_path
 
-    s = Store(db_path(data_dir), now=0)
+    s = SqliteDB(db_path(data_dir), now=0)
     s.add_videos([NewVideo("failedvid01", "u", "video"), NewVideo("failedvid02", "u", "video")],
                  now=0)
     for row in s.claim("download", "w", now=1, lease_s=10, limit=2):
@@ -119,10 +119,10 @@ def test_remine_requeues_only_what_a_new_prompt_or_model_made_stale(data_dir: Pa
     from ytpiped.files import atomic_write_json
     from ytpiped.mining import prompts
     from ytpiped.states import STAGES
-    from ytpiped.store import NewVideo, Store, db_path
+    from ytpiped.store import NewVideo, SqliteDB, db_path
 
     ids = ["current0001", "oldeval0001", "oldmine0001", "nooutput001"]
-    s = Store(db_path(data_dir), now=0)
+    s = SqliteDB(db_path(data_dir), now=0)
     s.add_videos([NewVideo(i, "u", "video") for i in ids], now=0)
     for st in STAGES.values():  # through every stage to done
         for row in s.claim(st.name, "w", now=1, lease_s=10, limit=len(ids)):
@@ -147,7 +147,7 @@ def test_remine_requeues_only_what_a_new_prompt_or_model_made_stale(data_dir: Pa
     r = cli(data_dir, "remine")
     assert r.stdout.splitlines()[-1] == "re-queued 3 videos for mining"
     assert counts(data_dir)["done"] == 1 and counts(data_dir)["transcribed"] == 3
-    s = Store(db_path(data_dir), now=3)
+    s = SqliteDB(db_path(data_dir), now=3)
     try:
         assert s.get("current0001").state == "done"  # type: ignore[union-attr]
         reasons = [e for e in s.events_of("oldmine0001") if e[2] == "remine"]
@@ -254,7 +254,7 @@ def test_add_strips_a_bom_on_stdin_and_refuses_control_characters(data_dir: Path
 
 
 def test_human_outputs_never_print_terminal_escapes(data_dir: Path, tmp_path: Path) -> None:
-    from ytpiped.store import NewVideo, Store, db_path
+    from ytpiped.store import NewVideo, SqliteDB, db_path
 
     evil = "\x1b]0;owned\x07\x1b[2J"
     urls = tmp_path / "urls.txt"
@@ -262,7 +262,7 @@ def test_human_outputs_never_print_terminal_escapes(data_dir: Path, tmp_path: Pa
     added = cli(data_dir, "add", str(urls))
     assert added.returncode == 0 and "invalid 1" in added.stdout
     assert "\x1b" not in added.stdout and "https://example.com/\\x1b]0;owned\\x07" in added.stdout
-    s = Store(db_path(data_dir), now=0)
+    s = SqliteDB(db_path(data_dir), now=0)
     s.add_videos([NewVideo("evilvideo01", "https://youtu.be/evilvideo01", "video")], now=0)
     (row,) = s.claim("download", "w", now=1, lease_s=10, limit=1)
     s.complete(row.id, "w", "downloading", "downloaded", now=2, fields={"title": f"T {evil}"})

@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.helpers import cli, counts, start_daemon, wait_for, write_fake_config
 from ytpiped.states import IN_PROGRESS
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 
 N = 12
 
@@ -50,7 +50,7 @@ def test_kill_9_at_random_points_loses_nothing(data_dir: Path, tmp_path: Path) -
         assert final.wait(timeout=60) == 0
     assert kills >= 5
     assert len(seen_stages) >= 3  # killed while work was in flight in several stages
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     c = s.counts()
     assert c["done"] == N and sum(c.values()) == N
     # each stage completed each video exactly once (a crash never duplicates a completion)

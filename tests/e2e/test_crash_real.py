@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.helpers import cli, counts, wait_for
 from ytpiped.demo import write_config
 from ytpiped.states import IN_PROGRESS
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 
@@ -22,7 +22,7 @@ def events(data: Path) -> int:
     path = db_path(data)
     if not path.exists():
         return 0
-    s = Store(path, readonly=True)
+    s = SqliteDB(path, readonly=True)
     try:
         return int(s.conn.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
@@ -80,7 +80,7 @@ def test_kill_9_across_real_stages(servers: tuple[MediaServer, FakeOllama],
     assert len(killed_in) >= 8
     stages_hit = set().union(*killed_in)
     assert len(stages_hit) >= 3, stages_hit  # kills landed in several stages
-    s = Store(db_path(data), readonly=True)
+    s = SqliteDB(db_path(data), readonly=True)
     c = s.counts()
     assert c["done"] == 4 and c["failed"] == 1 and sum(c.values()) == 5
     for stage in ("download", "analyze", "transcribe", "mine", "evaluate"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.urls import generic_id
 
 
@@ -24,7 +24,7 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
     data = work / "data"
     urls = [u for u in (work / "urls.txt").read_text().splitlines() if u and u[0] != "#"]
     ids = {u.split("/media/")[1].split("?")[0]: generic_id(u) for u in urls}
-    s = Store(db_path(data), readonly=True)
+    s = SqliteDB(db_path(data), readonly=True)
     rows = {name: s.get(vid) for name, vid in ids.items()}
     states = {name: (row.state, row.error_kind) for name, row in rows.items() if row}
     assert states == {"long.opus": ("done", None), "solar.webm": ("done", None),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.e2e.helpers import cli, counts, start_daemon, wait_for
 from ytpiped import control
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 
@@ -39,7 +39,7 @@ def add_one_by_one(data_dir: Path, urls: list[str], extra: dict[str, str]) -> No
 
 
 def rows(data_dir: Path) -> dict[str, tuple[str, int, str | None]]:
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         return {v.id: (v.state, v.attempts, v.error_kind) for v in s.videos(limit=100)}
     finally:
@@ -47,7 +47,7 @@ def rows(data_dir: Path) -> dict[str, tuple[str, int, str | None]]:
 
 
 def events(data_dir: Path, name: str) -> int:
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         return s.event_count("download", name, 0.0)
     finally:
@@ -55,7 +55,7 @@ def events(data_dir: Path, name: str) -> int:
 
 
 def published(data_dir: Path) -> tuple[dict[str, object], float]:
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         got = s.get_state("stage:download")
         return ({}, 0.0) if got is None else (dict(got[0]), got[1])
@@ -170,7 +170,7 @@ def test_pause_and_resume_leave_a_request_for_the_daemon(data_dir: Path) -> None
     held = cli(data_dir, "pause", "download")
     assert held.returncode == 0 and "download: held" in held.stdout
     assert "applies this when it starts" in held.stdout  # no daemon runs
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         request = s.get_state("request:download")
     finally:

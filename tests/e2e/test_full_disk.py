@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import cli, counts, start_daemon, wait_for, write_fake_config
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 
 N = 30
 
@@ -96,7 +96,7 @@ def test_full_disk_before_and_during_the_run(small_disk: Path, tmp_path: Path) -
     text = log.read_text(errors="replace")
     assert rc == 0, text[-3000:]
     assert "store_full" in text and "Traceback" not in text
-    s = Store(db_path(data), readonly=True)
+    s = SqliteDB(db_path(data), readonly=True)
     assert s.counts()["done"] == N
     assert s.conn.execute("SELECT max(attempts) FROM videos").fetchone()[0] == 0
     s.close()

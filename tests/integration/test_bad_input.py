@@ -12,7 +12,7 @@ import pytest
 
 from ytpiped import config, control
 from ytpiped.daemon import Daemon
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 from ytpiped.urls import canonicalise
@@ -34,7 +34,7 @@ def settings_for(data: Path, llm_url: str, **extra: object) -> config.Settings:
 
 
 def add(data: Path, urls: list[str]) -> list[str]:
-    s = Store(db_path(data), now=0)
+    s = SqliteDB(db_path(data), now=0)
     targets = [t for t in map(canonicalise, urls) if t is not None and not hasattr(t, "reason")]
     s.add_videos(targets, now=0)  # type: ignore[arg-type]
     s.close()
@@ -64,14 +64,14 @@ async def test_ollama_down_at_start_then_up(tmp_path: Path) -> None:
             llm = FakeOllama(latency_s=0.01)
             await llm.start(port)  # Ollama comes up on the configured port
             try:
-                while Store(db_path(data), readonly=True).counts()["done"] < 2:
+                while SqliteDB(db_path(data), readonly=True).counts()["done"] < 2:
                     await asyncio.wait({task}, timeout=0.2)
                     assert not task.done()
             finally:
                 d.stop.set()
                 await task
                 await llm.stop()
-    s = Store(db_path(data), readonly=True)
+    s = SqliteDB(db_path(data), readonly=True)
     assert all(s.get(i).state == "done" for i in ids)  # type: ignore[union-attr]
 
 
@@ -93,5 +93,5 @@ async def test_full_disk_holds_downloads_and_loses_nothing(tmp_path: Path) -> No
     assert st["stages"]["download"]["phase"] == "full"
     assert st["stages"]["download"]["next_download_at"] is None
     assert media.log == []  # not one request went out
-    row = Store(db_path(data), readonly=True).get(ids[0])
+    row = SqliteDB(db_path(data), readonly=True).get(ids[0])
     assert row is not None and (row.state, row.attempts) == ("queued", 0)

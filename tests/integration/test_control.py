@@ -15,13 +15,13 @@ import pytest
 from ytpiped import config, control
 from ytpiped.daemon import Daemon
 from ytpiped.errors import ConfigError
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.stages import FakeStage
 
 
 async def test_socket_serves_status_metrics_health(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    s = Store(db_path(data), now=0)
+    s = SqliteDB(db_path(data), now=0)
     s.add_videos([NewVideo(f"ctlvideo{i:03d}", "u", "video") for i in range(3)], now=0)
     s.close()
     stage = FakeStage("download", fail={f"ctlvideo{i:03d}": "hang" for i in range(3)},

@@ -15,7 +15,7 @@ from ytpiped.download.ytdlp import DownloadFailed, Fetched
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.stages.base import Item
 from ytpiped.stages.download import DownloadStage
-from ytpiped.store import Event, Store
+from ytpiped.store import Event, SqliteDB
 from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.context import FakeContext
 
@@ -226,7 +226,7 @@ async def test_threshold_zero_turns_the_breaker_off(tmp_path: Path) -> None:
 
 def test_store_gives_back_attempts_only_to_rows_resting_after_such_failures(
         tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db", now=0.0)
+    store = SqliteDB(tmp_path / "t.db", now=0.0)
     ids = ["queued_js", "failed_js", "other_kind", "in_flight"]
     store.add_videos([(v, f"https://example.org/{v}", "generic") for v in ids], 0.0)
     store.claim("download", "me", 1.0, 60.0, limit=len(ids))

@@ -21,7 +21,7 @@ from ytpiped.download.ytdlp import Fetched
 from ytpiped.errors import Cooldown
 from ytpiped.stages.base import Item
 from ytpiped.stages.download import DownloadStage
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.context import FakeContext
 from ytpiped.testing.media_server import MediaServer
@@ -63,7 +63,7 @@ async def until(cond: Callable[[], bool], task: asyncio.Future[Any]) -> None:
 
 
 def row_of(data: Path, video_id: str) -> tuple[str, int]:
-    store = Store(db_path(data), readonly=True)
+    store = SqliteDB(db_path(data), readonly=True)
     try:
         row = store.get(video_id)
         assert row is not None
@@ -172,7 +172,7 @@ async def test_status_shows_an_alert_while_the_cookie_file_is_missing(tmp_path: 
             url = media.media_url("solar.webm")
             target = canonicalise(url)
             assert isinstance(target, Target)
-            store = Store(db_path(data), now=0)
+            store = SqliteDB(db_path(data), now=0)
             store.add_videos([target], now=0)
             store.close()
             await until(lambda: bool(d.live.get("download", {}).get("alerts")), task)

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.test_worker import Outcomes, fast_settings, seed
 from ytpiped.daemon import Daemon
 from ytpiped.stages.base import Context, Item, Outcome
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.clock import FakeClock
 
 LEASE_S = 3.0
@@ -57,7 +57,7 @@ async def until(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 
 
 def row(data_dir: Path, vid: str) -> Any:
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         return s.get(vid)
     finally:
@@ -65,7 +65,7 @@ def row(data_dir: Path, vid: str) -> Any:
 
 
 def completions(data_dir: Path) -> int:
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     try:
         return int(s.conn.execute("SELECT count(*) FROM events WHERE event = 'completed'")
                    .fetchone()[0])
@@ -124,7 +124,7 @@ async def test_a_run_whose_lease_was_taken_is_cancelled_and_writes_nothing(
     d, out, task = await start(data_dir, stage, clock)
     async with asyncio.timeout(20):
         await stage.started.get()
-    other = Store(db_path(data_dir), now=0)
+    other = SqliteDB(db_path(data_dir), now=0)
     other.conn.execute("UPDATE videos SET lease_until = 0")
     assert other.reap(now=clock.now()) == 1
     (theirs,) = other.claim("download", "otherhost:99", now=clock.now(), lease_s=3600)
@@ -153,7 +153,7 @@ async def test_a_late_result_of_a_stale_run_is_dropped(data_dir: Path) -> None:
     d, _, task = await start(data_dir, stage, clock)
     async with asyncio.timeout(20):
         await stage.started.get()
-    other = Store(db_path(data_dir), now=0)
+    other = SqliteDB(db_path(data_dir), now=0)
     other.conn.execute("UPDATE videos SET lease_until = 0")
     other.reap(now=clock.now())
     other.claim("download", "otherhost:99", now=clock.now(), lease_s=3600)
@@ -184,7 +184,7 @@ async def test_renewals_that_keep_failing_cancel_the_run_when_the_lease_runs_out
     def locked(*_a: Any, **_k: Any) -> bool:
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(Store, "renew", locked)
+    monkeypatch.setattr(SqliteDB, "renew", locked)
     clock.advance(LEASE_S / 3)  # first failed renewal: the lease is still valid, run goes on
     await until(lambda: (clock.next_deadline() or 0) > clock.monotonic(), "retry scheduled")
     assert stage.cancelled == []
@@ -210,16 +210,16 @@ async def test_the_reaper_never_reaps_a_claim_still_being_registered(
 
     seed(data_dir, ["claimwindow"])
     claimed, release = threading.Event(), threading.Event()
-    real_claim = Store.claim
+    real_claim = SqliteDB.claim
 
-    def slow_claim(self: Store, *a: Any, **k: Any) -> Any:
+    def slow_claim(self: SqliteDB, *a: Any, **k: Any) -> Any:
         rows = real_claim(self, *a, **k)
         if rows:
             claimed.set()
             release.wait(20)  # the process "suspended" right after the claim
         return rows
 
-    monkeypatch.setattr(Store, "claim", slow_claim)
+    monkeypatch.setattr(SqliteDB, "claim", slow_claim)
     clock, stage = FakeClock(), HeldStage()
     d, _, task = await start(data_dir, stage, clock)
     await until(claimed.is_set, "row claimed")

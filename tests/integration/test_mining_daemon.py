@@ -22,7 +22,7 @@ from ytpiped import config
 from ytpiped.daemon import Daemon
 from ytpiped.stages.evaluate import EvaluateStage
 from ytpiped.stages.mine import MineStage
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 
 IDS = ["outage00001", "outage00002", "outage00003"]
@@ -44,7 +44,7 @@ def fast(data: Path, url: str, **extra: Any) -> config.Settings:
 
 
 def seed_transcribed(data: Path, ids: list[str]) -> None:
-    s = Store(db_path(data), now=0)
+    s = SqliteDB(db_path(data), now=0)
     s.add_videos([NewVideo(v, f"https://example.org/{v}", "video") for v in ids], now=0)
     for v in ids:
         write_transcript(data, v, TOPICS)
@@ -62,7 +62,7 @@ async def run_until(settings: config.Settings, done: Callable[[Mapping[str, int]
 
     def observer(stage: str, event: str, video_id: str, kind: str | None) -> None:
         seen.append((stage, event, video_id, kind, dict(d.live.get(stage, {}))))
-        if done(Store(db_path(settings.data_path), readonly=True).counts()):
+        if done(SqliteDB(db_path(settings.data_path), readonly=True).counts()):
             reached.set()
 
     d = Daemon(settings, stages=[MineStage(), EvaluateStage()], environ={},
@@ -97,7 +97,7 @@ async def test_a_long_llm_outage_pauses_mining_and_fails_no_video(
         with capture_logs() as logs:
             await run_until(fast(data_dir, fake.url), finished(len(IDS)), seen)
         assert not fake.faults  # the whole outage was lived through
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     rows = [s.get(v) for v in IDS]
     assert [(r.state, r.attempts) for r in rows if r] == [("done", 0)] * len(IDS)
     assert not [e for e in seen if e[1] in ("retry", "failed")]
@@ -134,7 +134,7 @@ async def test_windows_still_invalid_fail_the_video_and_retry_mines_only_them(
         fake.inject("schema", times=4, match=TOPICS[6], title="WindowResult")
         settings = fast(data_dir, fake.url)
         await run_until(settings, finished(1), seen)
-        s = Store(db_path(data_dir), readonly=True)
+        s = SqliteDB(db_path(data_dir), readonly=True)
         row = s.get(vid)
         assert row is not None
         assert (row.state, row.failed_stage, row.error_kind, row.attempts) == \
@@ -148,7 +148,7 @@ async def test_windows_still_invalid_fail_the_video_and_retry_mines_only_them(
         before = len(fake.chat_bodies())
 
         # `ytpiped retry`, then the daemon again: only the failed window is asked again
-        rw = Store(db_path(data_dir), now=0)
+        rw = SqliteDB(db_path(data_dir), now=0)
         assert rw.retry_failed(1.0) == 1
         assert (rw.get(vid) or row).state == "transcribed"
         rw.close()

@@ -13,7 +13,7 @@ import pytest
 
 from ytpiped import config
 from ytpiped.daemon import Daemon
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
 
 FILES = {"pipesolar01": "solar.webm", "pipelong001": "long.opus", "pipebroken1": "broken.m4a"}
@@ -23,7 +23,7 @@ FILES = {"pipesolar01": "solar.webm", "pipelong001": "long.opus", "pipebroken1":
 async def test_downloaded_videos_reach_done(media: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "audio").mkdir(parents=True)
-    s = Store(db_path(data), now=0)
+    s = SqliteDB(db_path(data), now=0)
     s.add_videos([NewVideo(v, f"https://example.org/{v}", "video") for v in FILES], now=0)
     for vid, name in FILES.items():
         target = data / "audio" / f"{vid}{Path(name).suffix}"
@@ -41,7 +41,7 @@ async def test_downloaded_videos_reach_done(media: Path, tmp_path: Path) -> None
         terminal = asyncio.Event()
 
         def observer(stage: str, event: str, video_id: str, kind: str | None) -> None:
-            c = Store(db_path(data), readonly=True).counts()
+            c = SqliteDB(db_path(data), readonly=True).counts()
             if c["done"] + c["failed"] == len(FILES):
                 terminal.set()
 
@@ -52,7 +52,7 @@ async def test_downloaded_videos_reach_done(media: Path, tmp_path: Path) -> None
         d.stop.set()
         assert await task == 0
         bodies = llm.chat_bodies()
-    st = Store(db_path(data), readonly=True)
+    st = SqliteDB(db_path(data), readonly=True)
     assert st.counts()["done"] == 2 and st.counts()["failed"] == 1
     broken = st.get("pipebroken1")
     assert broken is not None and (broken.failed_stage, broken.error_kind) == ("analyze",

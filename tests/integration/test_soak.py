@@ -14,7 +14,7 @@ import pytest
 from ytpiped import config, control, logs
 from ytpiped.daemon import Daemon
 from ytpiped.states import STAGE_NAMES
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.stages import FakeStage
 
 N = 7000
@@ -25,7 +25,7 @@ async def test_soak_7000_videos(tmp_path: Path, capsys: pytest.CaptureFixture[st
     # per-item info lines would pile up in pytest's log capture and look like a leak
     logs.setup(json=True, level="warning", stream=io.StringIO())
     data = tmp_path / "data"
-    s = Store(db_path(data), now=0)
+    s = SqliteDB(db_path(data), now=0)
     s.add_videos([NewVideo(f"soak{i:07d}", "u", "video") for i in range(N)], now=0)
     s.close()
     settings = config.load(flags={"data_dir": str(data), "daemon.poll_interval_s": 1.0})
@@ -56,7 +56,7 @@ async def test_soak_7000_videos(tmp_path: Path, capsys: pytest.CaptureFixture[st
             await asyncio.wait({asyncio.ensure_future(done.wait())}, timeout=0.25)
     d.stop.set()
     assert await task == 0
-    final = Store(db_path(data), readonly=True).counts()
+    final = SqliteDB(db_path(data), readonly=True).counts()
     assert final["done"] == N and sum(final.values()) == N
     quarter = max(1, len(rss) // 4)
     early, late = max(rss[:quarter]), max(rss[-quarter:])

@@ -6,18 +6,18 @@ from pathlib import Path
 import pytest
 
 from ytpiped.errors import InvalidTransition
-from ytpiped.store import NewVideo, Store
+from ytpiped.store import NewVideo, SqliteDB
 from ytpiped.store.schema import SCHEMA_VERSION
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "y.db", now=1.0)
+def store(tmp_path: Path) -> SqliteDB:
+    s = SqliteDB(tmp_path / "y.db", now=1.0)
     s.add_videos([NewVideo(f"vid{i:08d}", f"u{i}", "video") for i in range(3)], now=1.0)
     return s
 
 
-def test_wal_and_schema_version(store: Store) -> None:
+def test_wal_and_schema_version(store: SqliteDB) -> None:
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
@@ -25,15 +25,15 @@ def test_wal_and_schema_version(store: Store) -> None:
     assert v == SCHEMA_VERSION
 
 
-def test_reopen_does_not_migrate_twice(tmp_path: Path, store: Store) -> None:
+def test_reopen_does_not_migrate_twice(tmp_path: Path, store: SqliteDB) -> None:
     store.close()
-    again = Store(tmp_path / "y.db", now=2.0)
+    again = SqliteDB(tmp_path / "y.db", now=2.0)
     assert again.conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == \
         SCHEMA_VERSION
     assert again.counts()["queued"] == 3
 
 
-def test_claim_is_guarded_and_ordered(store: Store) -> None:
+def test_claim_is_guarded_and_ordered(store: SqliteDB) -> None:
     a = store.claim("download", "w1", now=10, lease_s=60, limit=2)
     assert [r.id for r in a] == ["vid00000000", "vid00000001"]
     assert all(r.state == "downloading" and r.lease_owner == "w1" for r in a)
@@ -42,7 +42,7 @@ def test_claim_is_guarded_and_ordered(store: Store) -> None:
     assert store.claim("download", "w2", now=10, lease_s=60) == []
 
 
-def test_complete_requires_state_and_owner(store: Store) -> None:
+def test_complete_requires_state_and_owner(store: SqliteDB) -> None:
     (row,) = store.claim("download", "w1", now=10, lease_s=60)
     with pytest.raises(InvalidTransition, match="matched no row"):
         store.complete(row.id, "intruder", "downloading", "downloaded", now=11)
@@ -58,13 +58,13 @@ def test_complete_requires_state_and_owner(store: Store) -> None:
         store.complete(row.id, "w1", "downloading", "downloaded", now=12)
 
 
-def test_unknown_outcome_field_is_rejected(store: Store) -> None:
+def test_unknown_outcome_field_is_rejected(store: SqliteDB) -> None:
     (row,) = store.claim("download", "w1", now=10, lease_s=60)
     with pytest.raises(ValueError, match="unknown outcome fields"):
         store.complete(row.id, "w1", "downloading", "downloaded", now=11, fields={"state": "x"})
 
 
-def test_release_spends_attempt_only_when_asked(store: Store) -> None:
+def test_release_spends_attempt_only_when_asked(store: SqliteDB) -> None:
     (row,) = store.claim("download", "w1", now=10, lease_s=60)
     store.release(row.id, "w1", "downloading", now=11, next_attempt_at=100)
     got = store.get(row.id)
@@ -79,7 +79,7 @@ def test_release_spends_attempt_only_when_asked(store: Store) -> None:
     assert got is not None and (got.attempts, got.error_kind, got.error) == (1, "network", "boom")
 
 
-def test_reaper_returns_expired_leases_without_attempt(store: Store) -> None:
+def test_reaper_returns_expired_leases_without_attempt(store: SqliteDB) -> None:
     rows = store.claim("download", "w1", now=10, lease_s=60, limit=3)
     assert store.renew(rows[0].id, "w1", "downloading", until=500)
     assert store.reap(now=100) == 2
@@ -92,7 +92,7 @@ def test_reaper_returns_expired_leases_without_attempt(store: Store) -> None:
 
 
 def test_reaper_maps_every_in_progress_state_back(tmp_path: Path) -> None:
-    s = Store(tmp_path / "z.db", now=0)
+    s = SqliteDB(tmp_path / "z.db", now=0)
     chain = [("download", "downloaded"), ("analyze", "analyzed"), ("transcribe", "transcribed"),
              ("mine", "mined"), ("evaluate", "done")]
     s.add_videos([NewVideo("x" * 11, "u", "video")], now=0)
@@ -107,7 +107,7 @@ def test_reaper_maps_every_in_progress_state_back(tmp_path: Path) -> None:
     assert s.counts()["done"] == 1
 
 
-def test_fail_and_retry_failed(store: Store) -> None:
+def test_fail_and_retry_failed(store: SqliteDB) -> None:
     (row,) = store.claim("download", "w1", now=10, lease_s=60)
     store.complete(row.id, "w1", "downloading", "downloaded", now=11)
     (row,) = store.claim("analyze", "w1", now=12, lease_s=60)
@@ -123,7 +123,7 @@ def test_fail_and_retry_failed(store: Store) -> None:
         ("downloaded", 0, None)
 
 
-def test_parts_round_trip_and_replace(store: Store) -> None:
+def test_parts_round_trip_and_replace(store: SqliteDB) -> None:
     store.save_part("vid00000000", "chunk", 0, {"text": "a"}, now=1)
     store.save_part("vid00000000", "chunk", 1, {"text": "b"}, now=1)
     store.save_part("vid00000000", "chunk", 1, {"text": "c"}, now=2)
@@ -134,14 +134,14 @@ def test_parts_round_trip_and_replace(store: Store) -> None:
     assert store.load_parts("vid00000000", "window") == {0: [1, 2]}
 
 
-def test_readonly_store_cannot_write(tmp_path: Path, store: Store) -> None:
-    ro = Store(tmp_path / "y.db", readonly=True)
+def test_readonly_store_cannot_write(tmp_path: Path, store: SqliteDB) -> None:
+    ro = SqliteDB(tmp_path / "y.db", readonly=True)
     assert ro.counts()["queued"] == 3
     with pytest.raises(sqlite3.OperationalError):
         ro.add_videos([NewVideo("new" * 4, "u", "video")], now=1)
 
 
-def test_fencing_token_refuses_every_write_of_a_stale_run(store: Store) -> None:
+def test_fencing_token_refuses_every_write_of_a_stale_run(store: SqliteDB) -> None:
     """A run whose lease expired (suspended laptop) holds the same owner string as the
     run that claimed the row after it; only the fencing token tells them apart."""
     (stale,) = store.claim("download", "host:1", now=10, lease_s=3)
@@ -177,7 +177,7 @@ def test_fencing_token_refuses_every_write_of_a_stale_run(store: Store) -> None:
         store.save_part(vid, "chunk", 1, {}, now=25, token=fresh.lease_token)
 
 
-def test_renew_many_keeps_live_leases_from_the_reaper(store: Store) -> None:
+def test_renew_many_keeps_live_leases_from_the_reaper(store: SqliteDB) -> None:
     a, b = store.claim("download", "host:1", now=10, lease_s=3, limit=2)
     assert store.renew_many([(a.id, a.state, a.lease_token)], "host:1", until=100) == 1
     assert store.reap(now=50) == 1  # only b, whose run is gone, comes back

@@ -16,7 +16,7 @@ import pytest
 from tests.integration.test_worker import Outcomes, fast_settings, seed
 from ytpiped import control
 from ytpiped.daemon import Daemon
-from ytpiped.store import AsyncStore, NewVideo, Store, db_path, is_store_full
+from ytpiped.store import NewVideo, SqliteDB, SqliteStore, db_path, is_store_full
 from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.stages import FakeStage
 
@@ -24,10 +24,10 @@ UNLIMITED = 1_073_741_823
 STAGES = ("download", "analyze", "transcribe", "mine", "evaluate")
 
 
-def capped(path: Path, now: float) -> Store:
+def capped(path: Path, now: float) -> SqliteDB:
     """Open the store with no room to grow: the next write that needs a page fails with
     SQLITE_FULL, exactly as on a full disk."""
-    s = Store(path, now=now)
+    s = SqliteDB(path, now=now)
     pages = s.conn.execute("PRAGMA page_count").fetchone()[0]
     s.conn.execute(f"PRAGMA max_page_count = {pages}")
     return s
@@ -35,7 +35,7 @@ def capped(path: Path, now: float) -> Store:
 
 def fill(path: Path, table_sql: str) -> None:
     """Fill every free byte of the database's pages (so even a small write needs a page)."""
-    s = Store(path, now=0)
+    s = SqliteDB(path, now=0)
     pages = s.conn.execute("PRAGMA page_count").fetchone()[0]
     s.conn.execute(f"PRAGMA max_page_count = {pages}")
     n = 0
@@ -68,22 +68,22 @@ async def test_a_write_on_a_full_disk_waits_and_is_kept(tmp_path: Path) -> None:
     clock = FakeClock()
     full: list[bool] = []
     writable: list[bool] = []
-    store = AsyncStore(tmp_path / "x.db", clock.now(), sleep=clock.sleep, retry_full_s=5.0,
+    store = SqliteStore(tmp_path / "x.db", clock.now(), sleep=clock.sleep, retry_full_s=5.0,
                        on_full=lambda exc, first: full.append(first),
                        on_writable=lambda: writable.append(True), opener=capped)
     await store.open()
     videos = [NewVideo(f"v{i:010d}", "u" * 50, "video") for i in range(5000)]
-    write = asyncio.create_task(store.run(lambda s: s.add_videos(videos, now=1)))
+    write = asyncio.create_task(store.add_videos(videos, now=1))
     await until(lambda: full == [True])
-    assert await store.run(lambda s: s.counts()["queued"]) == 0  # reads go on meanwhile
+    assert (await store.counts())["queued"] == 0  # reads go on meanwhile
     clock.advance(5.0)  # still full: tried again, still waiting
     await until(lambda: full == [True, False])
     assert not write.done()
-    await store.run(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
+    await store.on_db(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
     clock.advance(5.0)  # space is back
     assert await write == (5000, 0)
     assert writable == [True]
-    assert await store.run(lambda s: s.counts()["queued"]) == 5000
+    assert (await store.counts())["queued"] == 5000
     await store.close()
 
 
@@ -104,13 +104,13 @@ async def test_the_daemon_pauses_on_a_full_database_and_resumes(data_dir: Path) 
     alerts = json.loads(raw)["alerts"]
     assert any("is full" in a and str(data_dir) in a for a in alerts), alerts
     assert d.store is not None
-    await d.store.run(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
+    await d.store.on_db(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
     clock.advance(5.0)
     await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 5 * len(ids), 60)
     assert "store" not in d.live
     d.stop.set()
     assert await task == 0
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     assert s.counts()["done"] == len(ids)
     assert s.conn.execute("SELECT max(attempts) FROM videos").fetchone()[0] == 0
     for stage in STAGES:
@@ -135,7 +135,7 @@ async def test_a_start_on_a_full_disk_waits_for_space(data_dir: Path) -> None:
     raw = await control.fetch(data_dir, "/status")  # status answers while it waits
     assert raw is not None and any("is full" in a for a in json.loads(raw)["alerts"])
     assert d.store is not None
-    await d.store.run(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
+    await d.store.on_db(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
     clock.advance(5.0)
     await out.wait(lambda ev: ("completed", "startfull01", None) in ev)
     assert d.ready.is_set()

@@ -27,6 +27,7 @@ from ytpiped.engines.base import (
 from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.engines.process import EngineSpec, ProcessEngine
 from ytpiped.errors import Permanent
+from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.stages.base import Item
 from ytpiped.stages.transcribe import TranscribeStage
 from ytpiped.testing.context import FakeContext
@@ -246,13 +247,13 @@ async def test_stage_persists_samples_and_publishes_suggestions(
         engine: ProcessEngine, media: Path, tmp_path: Path) -> None:
     settings = config.load(flags={"data_dir": str(tmp_path), "download.keep_audio": True})
     ctx = FakeContext(settings)
-    ctx.samples.append((1.0, "cpu", MODEL, "int8", 1, 10.0, 0.5))  # learned earlier
+    ctx.samples.append(PerfSample("cpu", MODEL, "int8", 1, 10.0, 0.5, 1.0))  # learned earlier
     stage = TranscribeStage(settings, [engine])
     item = Item(id="solarvid001", url="u", kind="video", state="transcribing", attempts=0,
                 duration_s=10.9, audio_path=str(media / "solar.webm"))
     await stage.run(item, ctx)
     assert len(stage.dispatcher.tracker.to_samples()) == 2  # the stored one + this chunk
-    assert len(ctx.samples) == 2 and ctx.samples[1][1] == "cpu"
+    assert len(ctx.samples) == 2 and ctx.samples[1].device_kind == "cpu"
     status = ctx.published[-1]
     assert status["cpu_slots"] == 1 and status["policy"] == "ect"
     assert isinstance(status["suggestions"], list)

@@ -8,7 +8,7 @@ from ytpiped import config
 from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
 from ytpiped.stages.base import Context, Item, Outcome
-from ytpiped.store import NewVideo, Store, db_path
+from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.stages import FakeStage
 from ytpiped.worker import Wakeups
 
@@ -22,7 +22,7 @@ def fast_settings(data_dir: Path, **extra: object) -> config.Settings:
 
 
 def seed(data_dir: Path, ids: list[str]) -> None:
-    s = Store(db_path(data_dir), now=0)
+    s = SqliteDB(db_path(data_dir), now=0)
     s.add_videos([NewVideo(i, f"https://example.org/{i}", "video") for i in ids], now=0)
     s.close()
 
@@ -65,7 +65,7 @@ async def test_fake_pipeline_takes_every_video_to_done(data_dir: Path) -> None:
     await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 30)
     d.stop.set()
     assert await task == 0
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     assert s.counts()["done"] == 6
     row = s.get(ids[0])
     assert row is not None and row.title == f"title of {ids[0]}"
@@ -79,7 +79,7 @@ async def test_full_disk_is_a_cooldown_that_spends_no_attempt(data_dir: Path) ->
     await out.wait(lambda ev: ("cooldown", "fulldisk001", "disk_full") in ev)
     d.stop.set()
     assert await task == 0
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     row = s.get("fulldisk001")
     assert row is not None and (row.state, row.attempts) == ("queued", 0)  # nothing lost
     assert row.next_attempt_at > time.time() + 200  # waits for space
@@ -96,7 +96,7 @@ async def test_crashing_stage_retries_then_fails_with_kind_and_message(data_dir:
     d.stop.set()
     assert await task == 0
     assert [e[0] for e in out.events if e[1] == "badvideo001"] == ["retry", "retry", "failed"]
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     bad = s.get("badvideo001")
     assert bad is not None
     assert (bad.state, bad.failed_stage, bad.error_kind, bad.attempts) == \
@@ -113,7 +113,7 @@ async def test_permanent_fails_at_once(data_dir: Path) -> None:
     await out.wait(lambda ev: ("failed", "permvideo01", "fake_permanent") in ev)
     d.stop.set()
     await task
-    row = Store(db_path(data_dir), readonly=True).get("permvideo01")
+    row = SqliteDB(db_path(data_dir), readonly=True).get("permvideo01")
     assert row is not None and (row.state, row.attempts) == ("failed", 1)
 
 
@@ -128,7 +128,7 @@ async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir
                                                                           "hangvideo02"}
     d.stop.set()
     assert await task == 0
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     for vid in ("hangvideo01", "hangvideo02"):
         row = s.get(vid)
         assert row is not None and (row.state, row.attempts, row.lease_owner) == \
@@ -137,7 +137,7 @@ async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir
 
 async def test_lease_expiry_returns_work(data_dir: Path) -> None:
     seed(data_dir, ["leasevideo1"])
-    s = Store(db_path(data_dir), now=0)
+    s = SqliteDB(db_path(data_dir), now=0)
     s.claim("download", "dead-process", now=SystemClock().now(), lease_s=0.01)
     s.close()
     stage = FakeStage("download")
@@ -173,7 +173,7 @@ async def test_worker_gate_and_context_add_videos(data_dir: Path) -> None:
     await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 3)
     d.stop.set()
     await task
-    s = Store(db_path(data_dir), readonly=True)
+    s = SqliteDB(db_path(data_dir), readonly=True)
     parent = s.get("parentlist1")
     assert parent is not None and parent.state == "done"
     assert parent.info == {"expanded": 2, "dup": 1}
@@ -197,7 +197,7 @@ async def test_retry_backoff_defers_the_row(data_dir: Path) -> None:
     await out.wait(lambda ev: ("retry", "slowretry01", "RuntimeError") in ev)
     d.stop.set()
     await task
-    row = Store(db_path(data_dir), readonly=True).get("slowretry01")
+    row = SqliteDB(db_path(data_dir), readonly=True).get("slowretry01")
     assert row is not None and row.state == "queued" and row.attempts == 1
     assert row.next_attempt_at - row.updated_at >= 500  # jitter keeps at least half of 1000
 
@@ -209,9 +209,9 @@ async def test_cooldown_puts_row_back_without_spending_an_attempt(data_dir: Path
     await out.wait(lambda ev: ("cooldown", "coolvideo01", "rate_limited") in ev)
     d.stop.set()
     await task
-    row = Store(db_path(data_dir), readonly=True).get("coolvideo01")
+    row = SqliteDB(db_path(data_dir), readonly=True).get("coolvideo01")
     assert row is not None and (row.state, row.attempts, row.error_kind) == \
         ("queued", 0, "rate_limited")
     assert row.next_attempt_at >= row.updated_at + 3500
-    st = Store(db_path(data_dir), readonly=True)
+    st = SqliteDB(db_path(data_dir), readonly=True)
     assert st.event_counts_by_kind("cooldown") == {"rate_limited": 1}

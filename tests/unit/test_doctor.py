@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ytpiped import config, doctor
-from ytpiped.store import Store, db_path
+from ytpiped.store import SqliteDB, db_path
 
 NOW = dt.datetime(2026, 11, 26, 12, 0).timestamp()
 
@@ -93,7 +93,7 @@ def test_pot_plugin_is_optional() -> None:
 def test_database_quick_check(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert doctor.database(s).detail.endswith("not created yet")
-    store = Store(db_path(s.data_path), now=0)
+    store = SqliteDB(db_path(s.data_path), now=0)
     store.add_videos([(f"v{i:010d}", f"https://example.org/{i}", "generic")
                       for i in range(200)], 0.0)
     store.close()

@@ -7,7 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ytpiped import control, status
-from ytpiped.store import Store
+from ytpiped.store import SqliteDB
 
 BREAKER = {"state": "open", "kind": "js_challenge", "level": 2, "failures_in_row": 5,
            "probe_at": 5000.0}
@@ -31,7 +31,7 @@ def test_metrics_show_the_yt_dlp_version_runtime_and_breaker() -> None:
 
 
 def test_status_without_a_daemon_keeps_the_breaker_the_last_one_left() -> None:
-    store = Store(Path(":memory:"), now=0)
+    store = SqliteDB(Path(":memory:"), now=0)
     try:
         fresh = status.build(store, 10.0, daemon_pid=None)["stages"]["download"]
         assert fresh["breaker"] == {"state": "closed"} and fresh["js_runtime"] is None

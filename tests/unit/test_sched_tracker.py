@@ -4,14 +4,14 @@ import random
 
 import pytest
 
-from ytpiped.scheduling.tracker import Key, PerformanceTracker, Sample
+from ytpiped.scheduling.tracker import Key, PerformanceTracker, PerfSample
 
 GPU = Key("gpu", "large-v3-turbo", "float16", 8)
 CPU = Key("cpu", "small", "int8", 1)
 
 
-def sample(key: Key, audio: float, elapsed: float, at: float) -> Sample:
-    return Sample(key.device_kind, key.model, key.compute_type, key.batch_size, audio, elapsed,
+def sample(key: Key, audio: float, elapsed: float, at: float) -> PerfSample:
+    return PerfSample(key.device_kind, key.model, key.compute_type, key.batch_size, audio, elapsed,
                   at)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ytpiped import status
 from ytpiped.status import clip
-from ytpiped.store import NewVideo, Store
+from ytpiped.store import NewVideo, SqliteDB
 
 
 def test_clip_keeps_one_line_and_marks_the_cut() -> None:
@@ -14,7 +14,7 @@ def test_clip_keeps_one_line_and_marks_the_cut() -> None:
 
 
 def test_failed_videos_show_one_clipped_line_each() -> None:
-    store = Store(Path(":memory:"), now=0)
+    store = SqliteDB(Path(":memory:"), now=0)
     try:
         store.add_videos([NewVideo("aaaaaaaaaaa", "https://youtu.be/aaaaaaaaaaa", "video")],
                          now=0)
@@ -29,8 +29,8 @@ def test_failed_videos_show_one_clipped_line_each() -> None:
     assert line.endswith("…") and len(line.split("] ", 1)[1]) == 100
 
 
-def _store_with_progress(started_at: float, now: float) -> Store:
-    store = Store(Path(":memory:"), now=0)
+def _store_with_progress(started_at: float, now: float) -> SqliteDB:
+    store = SqliteDB(Path(":memory:"), now=0)
     store.add_videos([NewVideo(f"vid{i:08d}", "u", "video") for i in range(100)], now=0)
     store.set_state("daemon", {"started_at": started_at}, started_at)
     for i in range(20):  # 20 transcriptions in the 10 minutes before `now`
@@ -67,8 +67,8 @@ def test_no_eta_while_the_daemon_is_not_running() -> None:
 EVIL = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e"
 
 
-def _store_with_hostile_text() -> Store:
-    store = Store(Path(":memory:"), now=0)
+def _store_with_hostile_text() -> SqliteDB:
+    store = SqliteDB(Path(":memory:"), now=0)
     store.add_videos([NewVideo("url-0123456789abcdef", f"https://example.com/{EVIL}", "generic"),
                       NewVideo("bbbbbbbbbbb", "https://youtu.be/bbbbbbbbbbb", "video")], now=0)
     for row in store.claim("download", "w", now=1, lease_s=10, limit=2):

@@ -27,7 +27,7 @@ from ytpiped.engines.base import (
 )
 from ytpiped.scheduling import failures
 from ytpiped.scheduling.policy import Job, Rules, Slot, decide
-from ytpiped.scheduling.tracker import Key, PerformanceTracker, Sample
+from ytpiped.scheduling.tracker import Key, PerformanceTracker, PerfSample
 
 WINDOW = 64  # queued chunks offered to the policy per decision (longest first)
 
@@ -55,7 +55,7 @@ class Dispatcher:
     max_attempts: int = 3
     compute_types: dict[str, str] = field(default_factory=dict)  # kind -> compute type
     batch_sizes: dict[str, int] = field(default_factory=dict)
-    on_sample: Callable[[Sample], None] | None = None
+    on_sample: Callable[[PerfSample], None] | None = None
 
     def __post_init__(self) -> None:
         self.waiting: list[_Waiting] = []
@@ -184,7 +184,7 @@ class Dispatcher:
             self.done += 1
             self.audio_done_s += job.audio_s
             k = self.key(kind)
-            sample = Sample(k.device_kind, k.model, k.compute_type, k.batch_size, job.audio_s,
+            sample = PerfSample(k.device_kind, k.model, k.compute_type, k.batch_size, job.audio_s,
                             result.elapsed_s or elapsed, time.time())
             self.tracker.record(sample)
             if self.on_sample is not None:

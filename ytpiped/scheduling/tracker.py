@@ -28,7 +28,7 @@ class Key:
 
 
 @dataclass(frozen=True)
-class Sample:
+class PerfSample:
     device_kind: str
     model: str
     compute_type: str
@@ -54,19 +54,19 @@ class PerformanceTracker:
     def __init__(self, *, window: int = 200, half_life: float = 30.0) -> None:
         self.window = window
         self.decay = 0.5 ** (1.0 / half_life)
-        self._samples: dict[Key, deque[Sample]] = defaultdict(lambda: deque(maxlen=window))
+        self._samples: dict[Key, deque[PerfSample]] = defaultdict(lambda: deque(maxlen=window))
 
     @classmethod
-    def from_samples(cls, samples: list[Sample], **kwargs: float) -> PerformanceTracker:
+    def from_samples(cls, samples: list[PerfSample], **kwargs: float) -> PerformanceTracker:
         t = cls(**kwargs)  # type: ignore[arg-type]
         for s in sorted(samples, key=lambda s: s.at):
             t._samples[s.key].append(s)
         return t
 
-    def to_samples(self) -> list[Sample]:
+    def to_samples(self) -> list[PerfSample]:
         return sorted((s for q in self._samples.values() for s in q), key=lambda s: s.at)
 
-    def record(self, sample: Sample) -> None:
+    def record(self, sample: PerfSample) -> None:
         if sample.audio_s > 0 and sample.elapsed_s >= 0:
             self._samples[sample.key].append(sample)
 

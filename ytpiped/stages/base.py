@@ -18,6 +18,7 @@ import structlog
 
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
+from ytpiped.scheduling.tracker import PerfSample
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,11 @@ class Context(Protocol):
         """Publish this stage's live status (JSON-able); `ytpiped status` shows it under
         stages.<name> (e.g. download: phase, next_download_at; transcribe: slots)."""
 
-    async def perf_samples(self) -> list[tuple[Any, ...]]:
-        """Stored performance samples: (at, device_kind, model, compute_type, batch_size,
-        audio_s, elapsed_s), oldest first."""
+    async def perf_samples(self) -> list[PerfSample]:
+        """Stored transcription speed samples, oldest first."""
 
-    async def add_perf_samples(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Persist new performance samples (same tuple layout)."""
+    async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
+        """Persist new transcription speed samples."""
 
     async def last_published(self) -> Mapping[str, Any] | None:
         """The status this stage published last, even by an earlier daemon (so state such

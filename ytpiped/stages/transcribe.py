@@ -22,7 +22,7 @@ from ytpiped.errors import Permanent, Retryable
 from ytpiped.scheduling.capacity import Capacity
 from ytpiped.scheduling.policy import Rules
 from ytpiped.scheduling.suggest import suggest
-from ytpiped.scheduling.tracker import Sample
+from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.stages.base import Context, Item, Outcome
 
 
@@ -66,7 +66,7 @@ class TranscribeStage:
         cfg = settings.transcribe
         self.settings = settings
         self.out_dir = out_dir  # default: DATA/transcripts
-        self.new_samples: list[Sample] = []
+        self.new_samples: list[PerfSample] = []
         self.samples_loaded = False
         self.dispatcher = Dispatcher(
             list(engines), policy=cfg.policy,
@@ -87,15 +87,12 @@ class TranscribeStage:
     async def _sync_samples(self, ctx: Context) -> None:
         """Learned speeds survive restarts: load them once, then persist new samples."""
         if not self.samples_loaded:
-            for row in await ctx.perf_samples():
-                at, kind, model, ctype, batch, audio, elapsed = row
-                self.dispatcher.tracker.record(Sample(kind, model, ctype, batch, audio, elapsed,
-                                                      at))
+            for sample in await ctx.perf_samples():
+                self.dispatcher.tracker.record(sample)
             self.samples_loaded = True
         if self.new_samples:
             batch, self.new_samples[:] = list(self.new_samples), []
-            await ctx.add_perf_samples([(s.at, s.device_kind, s.model, s.compute_type,
-                                         s.batch_size, s.audio_s, s.elapsed_s) for s in batch])
+            await ctx.add_perf_samples(batch)
 
     async def _publish(self, ctx: Context) -> None:
         import psutil

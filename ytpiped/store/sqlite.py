@@ -1,7 +1,7 @@
 """SQLite store: every SQL statement of ytpiped lives in this package.
 
-One `Store` owns one connection and must be used from one thread (the daemon's
-`AsyncStore` gives it a dedicated thread; CLI commands use it directly). Every state
+One `SqliteDB` owns one connection and must be used from one thread (the daemon's
+`SqliteStore` gives it a dedicated thread; CLI commands use it directly). Every state
 change is a guarded `UPDATE … WHERE id=? AND state=?` checked against states.TRANSITIONS;
 zero rows changed raises InvalidTransition.
 """
@@ -13,24 +13,22 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
+from ytpiped.store.model import (
+    BUFFER_STATES,
+    OUTCOME_FIELDS,
+    Event,
+    PerfSample,
+    StoreNotReady,
+    VideoRow,
+)
 from ytpiped.store.schema import migrate
 
-#: columns a stage outcome may set
-OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
-                            "audio_path"})
-#: states whose audio is on disk waiting for (or in) transcription
-BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSCRIBING)
 ADD_BATCH = 50_000
-
-
-class StoreNotReady(Exception):
-    """A read-only open found no schema yet."""
 
 
 #: SQLite's primary result codes for a damaged file and for a file that is not a database
@@ -65,48 +63,6 @@ def corruption_named(path: Path) -> Iterator[None]:
         if is_corrupt(exc):
             raise DatabaseCorrupt(path, str(exc)) from None
         raise
-
-
-class NewVideo(NamedTuple):
-    id: str
-    url: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class Event:
-    """An events-log entry written in the same transaction as a state change."""
-
-    event: str
-    stage: str | None = None
-    kind: str | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class VideoRow:
-    id: str
-    url: str
-    kind: str
-    parent_id: str | None
-    title: str | None
-    channel: str | None
-    upload_date: str | None
-    duration_s: float | None
-    size_bytes: int | None
-    audio_path: str | None
-    state: str
-    attempts: int
-    next_attempt_at: float
-    lease_owner: str | None
-    lease_until: float | None
-    failed_stage: str | None
-    error_kind: str | None
-    error: str | None
-    info: dict[str, Any]
-    created_at: float
-    updated_at: float
-    lease_token: int = 0  # incremented by every claim; the fencing token of the run
 
 
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
@@ -152,7 +108,7 @@ def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
             delay = min(0.2, delay * 2)
 
 
-class Store:
+class SqliteDB:
     """Synchronous store over one connection (autocommit; explicit BEGIN IMMEDIATE)."""
 
     def __init__(self, path: Path, *, readonly: bool = False, now: float = 0.0) -> None:
@@ -395,7 +351,7 @@ class Store:
                                           message=event.message)
         return changed
 
-    def quick_check(self) -> str:
+    def check(self) -> str:
         """SQLite's `PRAGMA quick_check`: "ok", or the first problems it found."""
         rows = [str(r[0]) for r in self.conn.execute("PRAGMA quick_check(5)")]
         return "; ".join(rows) or "ok"
@@ -519,17 +475,18 @@ class Store:
 
     # ------------------------------------------------------------------ samples and state
 
-    def add_perf_sample(self, at: float, device_kind: str, model: str, compute_type: str,
-                        batch_size: int, audio_s: float, elapsed_s: float) -> None:
-        self.conn.execute("INSERT INTO perf_samples (at, device_kind, model, compute_type, "
-                          "batch_size, audio_s, elapsed_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (at, device_kind, model, compute_type, batch_size, audio_s, elapsed_s))
+    def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
+        with self._tx():
+            self.conn.executemany(
+                "INSERT INTO perf_samples (at, device_kind, model, compute_type, batch_size, "
+                "audio_s, elapsed_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(x.at, x.device_kind, x.model, x.compute_type, x.batch_size, x.audio_s,
+                  x.elapsed_s) for x in samples])
 
-    def perf_samples(self, limit: int = 20_000) -> list[tuple[float, str, str, str, int, float,
-                                                             float]]:
-        return list(self.conn.execute(
-            "SELECT at, device_kind, model, compute_type, batch_size, audio_s, elapsed_s FROM "
-            "(SELECT * FROM perf_samples ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,)))
+    def perf_samples(self, limit: int = 20_000) -> list[PerfSample]:
+        return [PerfSample(*r) for r in self.conn.execute(
+            "SELECT device_kind, model, compute_type, batch_size, audio_s, elapsed_s, at FROM "
+            "(SELECT * FROM perf_samples ORDER BY id DESC LIMIT ?) ORDER BY id", (limit,))]
 
     def set_state(self, key: str, value: Any, now: float) -> None:
         self.conn.execute("INSERT OR REPLACE INTO daemon_state (key, value, updated_at) "

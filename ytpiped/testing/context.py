@@ -10,6 +10,7 @@ import structlog
 
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
+from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.states import State
 
 
@@ -42,7 +43,7 @@ class FakeContext:
         self.published: list[dict[str, Any]] = []
         self._counts = dict(counts or {s.value: 0 for s in State})
         self.buffer = buffer
-        self.samples: list[tuple[Any, ...]] = []
+        self.samples: list[PerfSample] = []
         self.given_back: list[tuple[dict[str, int], list[str]]] = []
         self.request: dict[str, Any] | None = None  # what `ytpiped pause|resume` wrote
 
@@ -69,11 +70,11 @@ class FakeContext:
     async def publish(self, status: Mapping[str, Any]) -> None:
         self.published.append(dict(status))
 
-    async def perf_samples(self) -> list[tuple[Any, ...]]:
+    async def perf_samples(self) -> list[PerfSample]:
         return list(self.samples)
 
-    async def add_perf_samples(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.samples.extend(rows)
+    async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
+        self.samples.extend(samples)
 
     async def last_published(self) -> Mapping[str, Any] | None:
         return self.published[-1] if self.published else None

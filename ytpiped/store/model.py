@@ -1,0 +1,67 @@
+"""The data the stores hand out and take in, the same for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ytpiped.scheduling.tracker import PerfSample
+from ytpiped.states import State
+
+__all__ = ["BUFFER_STATES", "OUTCOME_FIELDS", "Event", "NewVideo", "PerfSample", "StoreNotReady",
+           "VideoRow"]
+
+#: columns a stage outcome may set
+OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
+                            "audio_path"})
+#: states whose audio is on disk waiting for (or in) transcription
+BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSCRIBING)
+
+
+class StoreNotReady(Exception):
+    """A read-only open found no schema yet."""
+
+
+class NewVideo(NamedTuple):
+    id: str
+    url: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """An events-log entry written in the same transaction as a state change."""
+
+    event: str
+    stage: str | None = None
+    kind: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoRow:
+    id: str
+    url: str
+    kind: str
+    parent_id: str | None
+    title: str | None
+    channel: str | None
+    upload_date: str | None
+    duration_s: float | None
+    size_bytes: int | None
+    audio_path: str | None
+    state: str
+    attempts: int
+    next_attempt_at: float
+    lease_owner: str | None
+    lease_until: float | None
+    failed_stage: str | None
+    error_kind: str | None
+    error: str | None
+    info: dict[str, Any]
+    created_at: float
+    updated_at: float
+    lease_token: int = 0  # incremented by every claim; the fencing token of the run
+
+
+
