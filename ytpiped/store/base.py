@@ -16,6 +16,13 @@ from ytpiped.store.model import Event, PerfSample, VideoRow
 
 
 class Store(Protocol):
+    async def open(self) -> None:
+        """Connect, creating or migrating the schema when needed."""
+
+    def begin_close(self) -> None:
+        """From now on, calls that would wait for the store to become writable again fail
+        at once (shutdown)."""
+
     async def close(self) -> None:
         """Release connections and threads."""
 
