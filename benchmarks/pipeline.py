@@ -22,12 +22,12 @@ from pathlib import Path
 from ytpiped import config, logs
 from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.states import STAGE_NAMES, STAGES
 from ytpiped.store import NewVideo, SqliteDB, db_path
 
 
-class TimedStage:
+class TimedStage(StageBase):
     def __init__(self, name: str, seconds: float, concurrency: int) -> None:
         self.name = name
         self.seconds = seconds

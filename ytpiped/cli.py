@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ytpiped import __version__, files, logs
+from ytpiped import __version__, files, kinds, logs
 from ytpiped import config as cfg
-from ytpiped.errors import ConfigError, UsageError
+from ytpiped.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 from ytpiped.states import STAGE_NAMES, State
 from ytpiped.store import DatabaseCorrupt, SqliteDB, StoreNotReady, corruption_named, db_path
 from ytpiped.text import printable, printable_lines
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 PAUSABLE = ("download",)  # stages `pause`/`resume` can hold
 
 ENV_HELP = """environment:
@@ -376,7 +375,7 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
     try:
         result = analyze_file(args.file, settings)
     except (BadAudio, NoAudio) as exc:
-        kind = "bad_audio" if isinstance(exc, BadAudio) else "no_audio"
+        kind = kinds.BAD_AUDIO if isinstance(exc, BadAudio) else kinds.NO_AUDIO
         if args.json:
             print(json.dumps({"error": kind, "message": str(exc)}))
         print(printable(f"error: {kind}: {exc}"), file=sys.stderr)

@@ -24,7 +24,14 @@ from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.control import ControlServer
 from ytpiped.engines.base import ModelUnavailable
-from ytpiped.errors import ConfigError, DataDirLocked
+from ytpiped.errors import (
+    EXIT_FAILURE,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    DataDirLocked,
+)
 from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
 from ytpiped.sdnotify import Notifier
@@ -32,19 +39,18 @@ from ytpiped.stages.base import Stage
 from ytpiped.store import SqliteDB, SqliteStore, Store, db_path, free_bytes, is_store_full
 from ytpiped.worker import StageWorker, Wakeups
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 
-
-def load_stages(settings: Settings) -> list[Stage]:
-    """The stages to run: `daemon.stage_factory` ("module:function") or the built-in ones."""
+def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
+    """The stages to run: `daemon.stage_factory` ("module:function", called with the
+    settings and the clock) or the built-in pipeline."""
     spec = settings.daemon.stage_factory or "ytpiped.pipeline:build_stages"
     module_name, _, func_name = spec.partition(":")
     try:
-        factory: Callable[[Settings], Sequence[Stage]] = getattr(
+        factory: Callable[[Settings, Clock], Sequence[Stage]] = getattr(
             importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"key 'daemon.stage_factory': cannot load {spec!r} ({exc})") from None
-    return list(factory(settings))
+    return list(factory(settings, clock))
 
 
 class Daemon:
@@ -81,39 +87,50 @@ class Daemon:
                 self.force.set()
         self.stop.set()
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> Callable[[], None]:
+        """Route SIGTERM/SIGINT to handle_exit; returns what puts the previous handlers
+        back (an embedding program gets its own handlers again after serve())."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
             loop.add_signal_handler(sig, self.handle_exit, sig)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+        return restore
 
     # ---------------------------------------------------------------- lifecycle
 
     async def serve(self) -> int:
+        """startup -> main loop -> shutdown. Every resource start-up opens is registered on
+        one exit stack, so a failure at any step (a model that is not there, a port in use,
+        a damaged database) closes what was opened before it: no socket, store or worker
+        process is left behind."""
         data = self.settings.data_path
         lock = acquire_lock(data)
         try:
-            self._install_signals()
-            return await self._serve(data)
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(self._install_signals())
+                return await self._serve(data, stack)
         finally:
             lock.close()
 
-    async def _serve(self, data: Path) -> int:
+    async def _serve(self, data: Path, stack: contextlib.AsyncExitStack) -> int:
         self.started_at = self.clock.now()
-        stages = list(self._stages) if self._stages is not None else load_stages(self.settings)
+        stages = list(self._stages) if self._stages is not None else \
+            load_stages(self.settings, self.clock)
         # the control API first: `status` answers (and shows why) while start-up waits
         self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
                                      self.settings.daemon.metrics_bind)
         await self.control.start()
-        try:
-            recovered = await self._open_store(data)
-        except BaseException:
-            await self.control.stop()  # leave no socket behind
-            raise
+        stack.push_async_callback(self.control.stop)
+        recovered = await self._open_store(data, stack)
         store = self.store
         if recovered is None or store is None:  # stopped while the disk was full
-            await self.control.stop()
-            if store is not None:
-                await store.close()
             self.log.info("daemon_stopped", waited_for="disk space")
             return EXIT_OK
         orphans = await asyncio.to_thread(clean_temp_files, data)
@@ -130,19 +147,11 @@ class Daemon:
                                     on_publish=self._on_publish, on_outcome=self.on_outcome,
                                     claims=self.claims)
                         for s in stages]
+        stack.push_async_callback(self._close_stages, stages)
         try:
-            for s in stages:
-                start = getattr(s, "start", None)
-                if start is not None:
-                    await start()
+            for w in self.workers:
+                await w.start()
         except ModelUnavailable as exc:  # a model key names something that is not there
-            for s in stages:
-                close = getattr(s, "close", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        await close()
-            await self.control.stop()
-            await store.close()
             raise ConfigError(str(exc)) from None
         side: dict[str, asyncio.Task[Any]] = {
             "reaper": asyncio.create_task(self._reaper(store), name="reaper"),
@@ -152,11 +161,12 @@ class Daemon:
         side.update({f"worker:{w.stage.name}": asyncio.create_task(w.run(self.stop),
                                                                     name=f"worker:{w.stage.name}")
                      for w in self.workers})
-        self.notifier.ready(f"running {len(stages)} stages")
-        self.ready.set()
-        code = await self._main_loop(side)
-        await self._shutdown(side, stages)
-        return code
+        try:
+            self.notifier.ready(f"running {len(stages)} stages")
+            self.ready.set()
+            return await self._main_loop(side)
+        finally:
+            await self._shutdown(side)
 
     async def _main_loop(self, side: dict[str, asyncio.Task[Any]]) -> int:
         stop_wait = asyncio.create_task(self.stop.wait(), name="stop-wait")
@@ -174,7 +184,10 @@ class Daemon:
                     stop_wait.cancel()
                     return EXIT_FAILURE
 
-    async def _shutdown(self, side: dict[str, asyncio.Task[Any]], stages: Sequence[Stage]) -> None:
+    async def _shutdown(self, side: dict[str, asyncio.Task[Any]]) -> None:
+        """Stop claiming, give work in flight the grace, cancel the rest (rows go back
+        without spending an attempt). Stages, store and socket close on the exit stack."""
+        self.stop.set()
         self.notifier.stopping()
         grace = 0.0 if self.force.is_set() else self.settings.daemon.shutdown_grace_s
         inflight = sum(len(w.inflight) for w in self.workers)
@@ -199,24 +212,26 @@ class Daemon:
                 await asyncio.gather(*pending_drains, return_exceptions=True)
                 break
         force_wait.cancel()
-        for s in stages:
-            close = getattr(s, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-        if self.control is not None:
-            await self.control.stop()
-        if self.store is not None:
-            self.store.begin_close()  # a full disk no longer holds the stop
-            now = self.clock.now()
-            try:
-                await self.store.set_state("daemon", {"pid": None, "stopped_at": now}, now)
-            except Exception as exc:
-                self.log.warning("daemon_state_not_saved", error=str(exc))
-            await self.store.close()
         self.log.info("daemon_stopped")
 
-    async def _open_store(self, data: Path) -> int | None:
+    async def _close_stages(self, stages: Sequence[Stage]) -> None:
+        for s in stages:
+            try:
+                await s.close()
+            except Exception as exc:
+                self.log.warning("stage_close_failed", stage=s.name, error=str(exc))
+
+    async def _close_store(self, store: SqliteStore) -> None:
+        store.begin_close()  # a full disk no longer holds the stop
+        if store.opened:
+            now = self.clock.now()
+            try:
+                await store.set_state("daemon", {"pid": None, "stopped_at": now}, now)
+            except Exception as exc:
+                self.log.warning("daemon_state_not_saved", error=str(exc))
+        await store.close()
+
+    async def _open_store(self, data: Path, stack: contextlib.AsyncExitStack) -> int | None:
         """Open the database, return every row a dead process held, record this daemon;
         the rows recovered, or None when a stop came while the disk was full (start-up on
         a full disk waits for space instead of exiting into a restart loop)."""
@@ -224,6 +239,7 @@ class Daemon:
                                          on_full=self._store_full,
                                          on_writable=self._store_writable,
                                          opener=self.store_opener)
+        stack.push_async_callback(self._close_store, store)
         stopper = asyncio.create_task(self._close_on_stop(store), name="start-stop")
         try:
             await store.open()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 
+#: exit codes of every command (README: Exit codes)
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+
 #: how long a stage waits after "no space left on device" before it tries that video again
 DISK_FULL_PAUSE_S = 300.0
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ytpiped import kinds
 from ytpiped.audio.analysis import BadAudio, NoAudio, analyze_path
 from ytpiped.config import Settings
 from ytpiped.errors import StageError
@@ -62,7 +63,7 @@ async def _run(files: list[Path], out_dir: Path, settings: Settings,
                                            max_chunk_s=settings.transcribe.max_chunk_s)
             todo.append((p, plan))
         except (BadAudio, NoAudio) as exc:
-            kind = "bad_audio" if isinstance(exc, BadAudio) else "no_audio"
+            kind = kinds.BAD_AUDIO if isinstance(exc, BadAudio) else kinds.NO_AUDIO
             results[p] = FileResult(str(p), "failed", kind, str(exc))
     engines = build_engines(settings)
     stage = TranscribeStage(settings, engines, out_dir=out_dir)

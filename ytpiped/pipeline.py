@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.engines.base import Engine
 from ytpiped.errors import ConfigError
@@ -32,15 +33,18 @@ def build_engines(settings: Settings) -> list[Engine]:
     return engines
 
 
-def build_stages(settings: Settings) -> list[Stage]:
-    """Stages in pipeline order. Each stage module lands with its own issue; until then
-    the daemon runs the ones that exist."""
+def build_stages(settings: Settings, clock: Clock) -> list[Stage]:
+    """Every runtime object of the pipeline, built here and handed to the stages that use
+    it (mine and evaluate share one LLM runtime: one pool, one model gate, one pause);
+    the stages in pipeline order."""
+    from ytpiped.mining.runner import Runtime
     from ytpiped.stages.analyze import AnalyzeStage
     from ytpiped.stages.download import DownloadStage
     from ytpiped.stages.evaluate import EvaluateStage
     from ytpiped.stages.mine import MineStage
     from ytpiped.stages.transcribe import TranscribeStage
 
-    return [DownloadStage(settings=settings), AnalyzeStage(settings=settings),
+    llm = Runtime.from_config(settings.mine, clock)
+    return [DownloadStage(), AnalyzeStage(settings=settings),
             TranscribeStage(settings, build_engines(settings)),
-            MineStage(), EvaluateStage()]
+            MineStage(llm), EvaluateStage(llm)]

@@ -16,12 +16,17 @@ class GiveUp:
     reason: str
 
 
+def doubling_s(level: int, base_s: float, cap_s: float) -> float:
+    """The one backoff of ytpiped: base, 2 x base, 4 x base ... for level 0, 1, 2 ...,
+    never above `cap_s` (retries, download cooldowns, LLM pauses, breaker probes)."""
+    return float(min(cap_s, base_s * 2.0 ** max(0, level)))
+
+
 def backoff_s(attempt: int, rng: random.Random, *, base_s: float = 30.0,
               cap_s: float = 3600.0) -> float:
-    """Delay before attempt `attempt + 1` (attempt counts from 1): full jitter between half
-    and all of min(cap, base * 2^(attempt-1))."""
-    ceiling = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
-    return float(ceiling * (0.5 + 0.5 * rng.random()))
+    """Delay before attempt `attempt + 1` (attempt counts from 1): jitter between half and
+    all of doubling_s(attempt - 1)."""
+    return doubling_s(attempt - 1, base_s, cap_s) * (0.5 + 0.5 * rng.random())
 
 
 def decide(attempts_done: int, max_attempts: int, now: float, rng: random.Random, *,

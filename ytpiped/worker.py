@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ytpiped import logs, retry
+from ytpiped import kinds, logs, retry
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.errors import (
@@ -184,7 +184,7 @@ class StageWorker:
         self.clock = clock
         self.owner = owner
         self.wakeups = wakeups
-        self.concurrency = concurrency or int(getattr(stage, "concurrency", 1))
+        self.concurrency = concurrency or stage.concurrency
         self.rng = rng or random.Random()
         self.on_publish = on_publish
         self.on_outcome = on_outcome
@@ -205,17 +205,20 @@ class StageWorker:
         if self.on_publish:
             self.on_publish(self.stage.name, data)
 
+    async def start(self) -> None:
+        """The stage's start-up, with a context of its own (daemon start, nothing claimed)."""
+        await self.stage.start(WorkerContext(self, None, self.log))
+
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and start work until `stop` is set (then return; call drain())."""
         wake = self.wakeups.events[self.stage.name]
-        gate = getattr(self.stage, "gate", None)
         ctx = WorkerContext(self, None, self.log)
         while not stop.is_set():
             if not await first_of(stop, self.slots.acquire()):
                 return
             started = False
             try:
-                if gate is not None and not await first_of(stop, gate(ctx)):
+                if not await first_of(stop, self.stage.gate(ctx)):
                     return
                 wake.clear()
                 async with self.claims:  # the reaper never sees a claim half registered
@@ -373,7 +376,7 @@ class StageWorker:
             # a full disk is not the video's fault: wait for space, spend no attempt
             text = (f"disk full: {text}; free space on {self.settings.data_path} (the video "
                     "keeps its attempts and is tried again)")[:ERROR_TEXT_MAX]
-            exc = Cooldown(text, kind="disk_full", until=now + DISK_FULL_PAUSE_S)
+            exc = Cooldown(text, kind=kinds.DISK_FULL, until=now + DISK_FULL_PAUSE_S)
         if isinstance(exc, Cooldown):
             event = Event("cooldown", stage, exc.kind, text)
             await self.store.release(

@@ -233,6 +233,7 @@ async def test_cooldown_survives_a_restart(tmp_path: Path) -> None:
     await ctx.publish(first._status("cooldown", first.pacer.cooldown_until, clock.now(),
                                     await first._buffer(ctx)))
     restarted = DownloadStage()  # a new daemon: fresh stage, same published state
+    await restarted.start(ctx)  # restores what the last daemon published
     clock.advance(600)
     gate = asyncio.ensure_future(restarted.gate(ctx))
     await clock.drive(gate)

@@ -182,6 +182,7 @@ async def test_the_pause_survives_a_restart_and_resume_download_ends_it(
     await fail_five(ctx, stage)
     probe_at = clock.now() + 3600
     restarted = DownloadStage(fetcher=YtDlp())  # a new daemon, same published state
+    await restarted.start(ctx)
     clock.advance(600)
     gate = asyncio.ensure_future(restarted.gate(ctx))
     await drive_until(clock, gate, lambda: clock.now() >= probe_at - 60)

@@ -88,7 +88,7 @@ async def test_daemon_start_removes_cookie_copies_of_a_killed_daemon(tmp_path: P
     jar = write_jar(tmp_path / "cookies.txt")
     stale = killed_session_copy(jar, data / ".private")
     settings = config.load(flags={"data_dir": str(data), "download.cookies_file": str(jar)})
-    d = Daemon(settings, environ={}, stages=[DownloadStage(settings=settings)])
+    d = Daemon(settings, environ={}, stages=[DownloadStage()])
     task = asyncio.create_task(d.serve())
     async with asyncio.timeout(60):
         await until(d.ready.is_set, task)
@@ -164,7 +164,7 @@ async def test_status_shows_an_alert_while_the_cookie_file_is_missing(tmp_path: 
                                   "daemon.poll_interval_s": 0.2,
                                   "download.delay_buffer_build_s": [0, 0]})
     async with MediaServer() as media:
-        d = Daemon(settings, environ={}, stages=[DownloadStage(settings=settings)])
+        d = Daemon(settings, environ={}, stages=[DownloadStage()])
         task = asyncio.create_task(d.serve())
         async with asyncio.timeout(60):
             await until(d.ready.is_set, task)

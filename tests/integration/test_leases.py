@@ -14,14 +14,14 @@ import pytest
 
 from tests.integration.test_worker import Outcomes, fast_settings, seed
 from ytpiped.daemon import Daemon
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.clock import FakeClock
 
 LEASE_S = 3.0
 
 
-class HeldStage:
+class HeldStage(StageBase):
     """A download stage whose runs wait until the test lets them finish."""
 
     name = "download"

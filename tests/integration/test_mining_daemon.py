@@ -19,7 +19,9 @@ from structlog.testing import capture_logs
 from tests.integration.test_mining_stage import TOPICS
 from tests.mining_ctx import write_transcript
 from ytpiped import config
+from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
+from ytpiped.mining.runner import Runtime
 from ytpiped.stages.evaluate import EvaluateStage
 from ytpiped.stages.mine import MineStage
 from ytpiped.store import NewVideo, SqliteDB, db_path
@@ -65,7 +67,9 @@ async def run_until(settings: config.Settings, done: Callable[[Mapping[str, int]
         if done(SqliteDB(db_path(settings.data_path), readonly=True).counts()):
             reached.set()
 
-    d = Daemon(settings, stages=[MineStage(), EvaluateStage()], environ={},
+    clock = SystemClock()
+    llm = Runtime.from_config(settings.mine, clock)
+    d = Daemon(settings, stages=[MineStage(llm), EvaluateStage(llm)], environ={}, clock=clock,
                on_outcome=observer)
     task = asyncio.create_task(d.serve())
     try:

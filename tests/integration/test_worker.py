@@ -7,7 +7,7 @@ from pathlib import Path
 from ytpiped import config
 from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.stages import FakeStage
 from ytpiped.worker import Wakeups
@@ -152,7 +152,7 @@ async def test_lease_expiry_returns_work(data_dir: Path) -> None:
 async def test_worker_gate_and_context_add_videos(data_dir: Path) -> None:
     seed(data_dir, ["parentlist1"])
 
-    class Expander:
+    class Expander(StageBase):
         name = "download"
         gated = 0
 
@@ -169,7 +169,7 @@ async def test_worker_gate_and_context_add_videos(data_dir: Path) -> None:
             return Outcome()
 
     stage = Expander()
-    d, out, task = await start(fast_settings(data_dir), [stage])  # type: ignore[list-item]
+    d, out, task = await start(fast_settings(data_dir), [stage])
     await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == 3)
     d.stop.set()
     await task

@@ -119,7 +119,9 @@ async def test_a_pause_left_in_the_status_by_an_earlier_daemon_is_cleared(
         clock: FakeClock, settings: config.Settings, runtime: Runtime) -> None:
     ctx = FakeContext(settings, clock)
     ctx.published.append({"llm": "cooldown", "cooldown_kind": "llm_busy"})
-    await MineStage(runtime).gate(ctx)
+    stage = MineStage(runtime)
+    await stage.start(ctx)
+    await stage.gate(ctx)
     assert ctx.published[-1]["llm"] == "ok"
 
 

@@ -4,10 +4,12 @@ chunk plan. Blocking: call it in a thread or process, never on the event loop.""
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ytpiped.abort import check
 from ytpiped.audio import chunkplan
 from ytpiped.audio.decode import RATE, BadAudio, blocks
 from ytpiped.audio.loudness import Loudness, LoudnessMeter
@@ -43,10 +45,11 @@ class Analysis:
 
 
 def analyze_path(path: str | Path, *, max_chunk_s: float, threshold_lu: float = -20.0,
-                 min_silence_s: float = 0.6) -> Analysis:
-    """Raises BadAudio (not decodable) or NoAudio (silent)."""
+                 min_silence_s: float = 0.6, abort: threading.Event | None = None) -> Analysis:
+    """Raises BadAudio (not decodable), NoAudio (silent) or Aborted (`abort` was set)."""
     meter = LoudnessMeter(RATE)
     for block in blocks(path):
+        check(abort)
         meter.feed(block)
     return finish(meter.result(), path, max_chunk_s=max_chunk_s, threshold_lu=threshold_lu,
                   min_silence_s=min_silence_s)

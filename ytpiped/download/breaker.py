@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ytpiped.retry import doubling_s
+
 CLOSED, OPEN, PROBING, HELD = "closed", "open", "probing", "held"
 
 
@@ -101,7 +103,7 @@ class Breaker:
         self.state = OPEN
         self.opened_at = now if self.opened_at is None else self.opened_at
         self.kind = self.common_kind()
-        self.probe_at = now + min(self.max_cooldown_s, self.cooldown_s * 2 ** self.level)
+        self.probe_at = now + doubling_s(self.level, self.cooldown_s, self.max_cooldown_s)
 
     def _close(self) -> None:
         self.state, self.level = CLOSED, 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ytpiped import kinds
 from ytpiped.errors import is_disk_full
 
 RATE_LIMITED = "rate_limited"
@@ -41,7 +42,7 @@ PO_TOKEN = "po_token"
 FORBIDDEN = "forbidden"
 NETWORK = "network"
 TRUNCATED = "truncated"
-DISK_FULL = "disk_full"
+DISK_FULL = kinds.DISK_FULL
 ERROR = "download_error"
 
 #: global cooldown, the video goes back without spending an attempt

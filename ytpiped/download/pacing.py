@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ytpiped.config import DownloadConfig
+from ytpiped.retry import doubling_s
 
 HOUR = 3600.0
 
@@ -93,7 +94,7 @@ class Pacer:
     def enter_cooldown(self, now: float, kind: str) -> float:
         """A rate-limit signal: pause everything; doubles on repeat up to the cap."""
         c = self.cfg
-        span = min(c.max_cooldown_s, c.rate_limit_cooldown_s * 2 ** self.cooldown_level)
+        span = doubling_s(self.cooldown_level, c.rate_limit_cooldown_s, c.max_cooldown_s)
         self.cooldown_level += 1
         self.cooldown_kind = kind
         self.cooldown_until = max(self.cooldown_until, now + span)

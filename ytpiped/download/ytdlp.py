@@ -8,7 +8,8 @@ removed with `remove_attempt_files`. Its own log lines go to structlog.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,14 +96,17 @@ class Options:
     extractor_args: Mapping[str, Any] = field(default_factory=dict)
     sleep_requests_s: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)  # download.ytdlp_options
+    abort: threading.Event | None = field(default=None, compare=False)  # stop at next report
 
     @classmethod
     def of(cls, cfg: DownloadConfig, *, cookiefile: Path | None = None,
-           js_runtime: JsRuntime | None = None) -> Options:
+           js_runtime: JsRuntime | None = None,
+           abort: threading.Event | None = None) -> Options:
         return cls(socket_timeout_s=cfg.socket_timeout_s, cookiefile=cookiefile,
                    format=cfg.format, js_runtime=js_runtime, proxy=cfg.proxy,
                    source_address=cfg.source_address, extractor_args=cfg.extractor_args,
-                   sleep_requests_s=cfg.sleep_requests_s, extra=cfg.ytdlp_options)
+                   sleep_requests_s=cfg.sleep_requests_s, extra=cfg.ytdlp_options,
+                   abort=abort)
 
 
 def base_options(log: structlog.typing.FilteringBoundLogger, options: Options
@@ -130,7 +134,21 @@ def base_options(log: structlog.typing.FilteringBoundLogger, options: Options
                                   for ie, args in options.extractor_args.items()}
     if options.sleep_requests_s:
         opts["sleep_interval_requests"] = options.sleep_requests_s
+    if options.abort is not None:
+        opts["progress_hooks"] = [_stopper(options.abort)]
     return opts
+
+
+def _stopper(abort: threading.Event) -> Callable[[Mapping[str, Any]], None]:
+    """A progress hook that ends the download at yt-dlp's next progress report once
+    `abort` is set (the stage's task was cancelled): the thread does not outlive it."""
+    def hook(_: Mapping[str, Any]) -> None:
+        if abort.is_set():
+            from yt_dlp.utils import DownloadCancelled
+
+            raise DownloadCancelled("stopped: the download was cancelled")
+
+    return hook
 
 
 def download_options(audio_dir: Path, stem: str, log: structlog.typing.FilteringBoundLogger,

@@ -30,6 +30,7 @@ from ytpiped.mining.llm import (
     KIND_TIMEOUT,
     KIND_UNAVAILABLE,
 )
+from ytpiped.retry import doubling_s
 
 #: failures that say something about the server, not about the video being mined
 SERVER_KINDS = frozenset({KIND_UNAVAILABLE, KIND_BUSY, KIND_TIMEOUT, KIND_DISCONNECTED,
@@ -48,7 +49,7 @@ ALERT_ERROR_MAX = 200  # characters of the last error the alert line quotes
 
 def pause_s(level: int, base_s: float, cap_s: float) -> float:
     """Length of the `level`-th pause in a row: base, 2 x base, 4 x base ... capped."""
-    return float(min(cap_s, base_s * 2 ** max(0, level - 1)))
+    return doubling_s(level - 1, base_s, cap_s)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ schema-checked call with one repair.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ytpiped import logs
 from ytpiped.clock import Clock
-from ytpiped.config import MineConfig, Settings
+from ytpiped.config import MineConfig
 from ytpiped.mining.llm import (
     KIND_DISCONNECTED,
     KIND_MODEL_MISSING,
@@ -33,6 +32,7 @@ from ytpiped.mining.outage import SERVER_KINDS, Outage
 from ytpiped.mining.pool import AdaptivePool, formula_workers, initial_workers
 from ytpiped.mining.prompts import repair_messages
 from ytpiped.mining.schema import json_schema, parse_reply, validation_message
+from ytpiped.retry import doubling_s
 
 M = TypeVar("M", bound=BaseModel)
 #: server problems that another try a few seconds later will not fix: pause at once
@@ -63,6 +63,7 @@ class Runtime:
         self.sized = cfg.workers is not None
         self.outage = Outage(cfg.unavailable_backoff_s, cfg.max_unavailable_backoff_s)
         self.answered = 0  # requests answered so far
+        self.closed = False
 
     @classmethod
     def from_config(cls, cfg: MineConfig, clock: Clock) -> Runtime:
@@ -127,7 +128,7 @@ class Runtime:
                                        host=exc.host, own=True) from exc
                     self._trip(exc)
                     raise
-                await self.clock.sleep(min(60.0, self.cfg.retry_base_s * 2 ** attempt))
+                await self.clock.sleep(doubling_s(attempt, self.cfg.retry_base_s, 60.0))
             else:
                 self._answered()
                 return reply
@@ -171,26 +172,7 @@ class Runtime:
             return Structured(None, again.content, validation_message(exc), True, again.host)
 
     async def close(self) -> None:
-        await self.llm.close()
-
-
-_SHARED: dict[tuple[Any, ...], Runtime] = {}
-
-
-def shared_runtime(settings: Settings, clock: Clock) -> Runtime:
-    """The one Runtime of this event loop and mine config (mine and evaluate share it, so
-    the model gate sees both and the pool counts every request)."""
-    cfg = settings.mine
-    key = (id(asyncio.get_running_loop()), json.dumps(cfg.__dict__, sort_keys=True,
-                                                       default=str))
-    rt = _SHARED.get(key)
-    if rt is None:
-        rt = _SHARED[key] = Runtime.from_config(cfg, clock)
-    return rt
-
-
-async def close_shared(rt: Runtime) -> None:
-    for key, value in list(_SHARED.items()):
-        if value is rt:
-            del _SHARED[key]
-            await rt.close()
+        """Close the LLM client (mine and evaluate share the runtime: once is enough)."""
+        if not self.closed:
+            self.closed = True
+            await self.llm.close()

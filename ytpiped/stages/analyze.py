@@ -9,12 +9,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ytpiped import kinds
+from ytpiped.abort import in_thread
 from ytpiped.audio import torch_backend
 from ytpiped.audio.analysis import Analysis, BadAudio, NoAudio, analyze_path, finish
 from ytpiped.audio.decode import RATE, decode
 from ytpiped.config import Settings
 from ytpiped.errors import ConfigError, Permanent
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 
 def choose_backend(settings: Settings) -> str:
@@ -28,7 +30,7 @@ def choose_backend(settings: Settings) -> str:
     return want
 
 
-class AnalyzeStage:
+class AnalyzeStage(StageBase):
     name = "analyze"
     concurrency = 1  # CPU-bound: one file at a time leaves the cores to transcription
 
@@ -49,7 +51,7 @@ class AnalyzeStage:
         opts: dict[str, Any] = {"max_chunk_s": max_chunk, "threshold_lu": a.silence_threshold_lu,
                                 "min_silence_s": a.min_silence_s}
         if self.batcher is None:
-            return await asyncio.to_thread(analyze_path, path, **opts)
+            return await in_thread(analyze_path, path, **opts)
         samples = await asyncio.to_thread(decode, path)
         loud = await self.batcher.measure(samples)
         return await asyncio.to_thread(finish, loud, path, backend="torch", **opts)
@@ -57,16 +59,16 @@ class AnalyzeStage:
     async def run(self, item: Item, ctx: Context) -> Outcome:
         if not item.audio_path:
             raise Permanent(f"{item.id}: no audio file recorded by the download stage",
-                            kind="bad_audio")
+                            kind=kinds.BAD_AUDIO)
         path = Path(item.audio_path)
         if not path.is_absolute():
             path = ctx.data_dir / path
         try:
             result = await self._analyze(path, ctx)
         except BadAudio as exc:
-            raise Permanent(str(exc), kind="bad_audio") from None
+            raise Permanent(str(exc), kind=kinds.BAD_AUDIO) from None
         except NoAudio as exc:
-            raise Permanent(str(exc), kind="no_audio") from None
+            raise Permanent(str(exc), kind=kinds.NO_AUDIO) from None
         data = result.to_json()
         ctx.log.info("audio_analyzed", duration_s=data["duration_s"],
                      lufs=data["integrated_lufs"], chunks=len(data["chunks"]))

@@ -121,16 +121,41 @@ class Context(Protocol):
 
 @runtime_checkable
 class Stage(Protocol):
+    """A pipeline stage, as the worker and the daemon drive it.
+
+    - `concurrency`: videos this stage works on at once.
+    - `start(ctx)`: once, at daemon start-up, before anything is claimed (the data dir is
+      locked): load models, clean what a killed daemon left, restore published state.
+    - `gate(ctx)`: awaited before each claim (raced against shutdown): returns when the
+      stage may take its next video (pacing, cooldowns, pauses).
+    - `run(item, ctx)`: one video.
+    - `close()`: once, at shutdown.
+    """
+
     name: str
+    concurrency: int
+
+    async def start(self, ctx: Context) -> None: ...
+
+    async def gate(self, ctx: Context) -> None: ...
 
     async def run(self, item: Item, ctx: Context) -> Outcome: ...
 
+    async def close(self) -> None: ...
 
-class Gated(Protocol):
-    """Optional: a stage that decides when the worker may claim its next item.
 
-    The worker awaits `gate(ctx)` before each claim (raced against shutdown), e.g. the
-    download stage sleeps until its pacing allows the next download.
-    """
+class StageBase:
+    """Defaults for a stage's optional hooks: one video at a time, no start-up work, no
+    gate, nothing to close."""
 
-    async def gate(self, ctx: Context) -> None: ...
+    name: str
+    concurrency: int = 1
+
+    async def start(self, ctx: Context) -> None:
+        return None
+
+    async def gate(self, ctx: Context) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -23,19 +23,19 @@ import asyncio
 import contextlib
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ytpiped import logs
-from ytpiped.config import Settings
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, jsruntime, ytdlp
 from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.pacing import Buffer, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
@@ -63,13 +63,11 @@ Fetcher = Callable[..., ytdlp.Fetched | ytdlp.Listing]
 Lister = Callable[..., tuple[str | None, list[str]]]
 
 
-class DownloadStage:
+class DownloadStage(StageBase):
     name = "download"
 
-    def __init__(self, *, settings: Settings | None = None, concurrency: int = 1,
-                 rng: random.Random | None = None, fetcher: Fetcher = ytdlp.fetch,
-                 lister: Lister = ytdlp.flat_entries) -> None:
-        self.settings = settings  # needed by start() only
+    def __init__(self, *, concurrency: int = 1, rng: random.Random | None = None,
+                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries) -> None:
         self.concurrency = concurrency
         self.rng = rng or random.Random()
         self.fetcher = fetcher
@@ -77,22 +75,24 @@ class DownloadStage:
         self.pacer: Pacer | None = None
         self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
-        self.cleaned = False
         self.cookie_problem: str | None = None
         self.js: jsruntime.Found | None = None  # the runtime handed to yt-dlp
         self.js_status: dict[str, Any] | None = None  # what yt-dlp said of it (status)
         self.ytdlp_version: str | None = None
         self.inflight = 0  # downloads running now (a probe runs alone)
 
-    async def start(self) -> None:
+    async def start(self, ctx: Context) -> None:
         """Daemon start-up (data dir locked, nothing claimed yet): delete the cookie copies
-        a killed daemon left in DATA/.private."""
-        if self.settings is None:
-            return
-        n = await asyncio.to_thread(cookies.remove_stale_copies,
-                                    self.settings.data_path / PRIVATE_DIR)
+        and partial downloads a killed daemon left, restore the pacing state the last daemon
+        published, and ask yt-dlp whether the JavaScript runtime runs."""
+        n = await asyncio.to_thread(cookies.remove_stale_copies, ctx.data_dir / PRIVATE_DIR)
         if n:
-            logs.get("ytpiped.download").info("stale_cookie_copies_removed", count=n)
+            ctx.log.info("stale_cookie_copies_removed", count=n)
+        n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
+        if n:
+            ctx.log.info("partial_downloads_removed", count=n)
+        await self._restore(ctx, self._pacer(ctx))
+        await self._check_runtime(ctx)
 
     def _pacer(self, ctx: Context) -> Pacer:
         if self.pacer is None:
@@ -176,13 +176,6 @@ class DownloadStage:
     async def gate(self, ctx: Context) -> None:
         pacer = self._pacer(ctx)
         breaker = self._breaker(ctx)
-        if not self.cleaned:
-            n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
-            if n:
-                ctx.log.info("partial_downloads_removed", count=n)
-            await self._restore(ctx, pacer)
-            await self._check_runtime(ctx)
-            self.cleaned = True
         while True:
             await self._apply_request(ctx)
             now = ctx.clock.now()
@@ -285,7 +278,9 @@ class DownloadStage:
                                until=ctx.clock.now() + COOKIES_RECHECK_S) from None
         jar = cookie_copy.path if cookie_copy is not None else None
         found = await self._runtime(ctx)
-        options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime)
+        abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
+        options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
+                                   abort=abort)
         pacer.started(ctx.clock.now())
         try:
             if item.kind in ("playlist", "channel"):
@@ -295,6 +290,9 @@ class DownloadStage:
                                           options)
             if isinstance(got, ytdlp.Listing):
                 return await self._expanded(ctx, item, got.title, got.urls)
+        except asyncio.CancelledError:
+            abort.set()  # yt-dlp's thread ends at its next progress report
+            raise
         except Exception as exc:
             now = ctx.clock.now()
             pacer.finished(now, ok=False)

@@ -62,7 +62,7 @@ class EvaluateStage(LLMStage):
             raise Permanent(f"no mined claims at {src}", kind="mined_missing") from None
         except json.JSONDecodeError as exc:
             raise Permanent(f"{src} is not JSON: {exc}", kind="mined_invalid") from None
-        rt = self._runtime(ctx)
+        rt = self.runtime
         model = cfg.eval_model or cfg.model
         claims: list[dict[str, Any]] = mined.get("claims", [])
         evaluation: dict[str, Any]

@@ -28,16 +28,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ytpiped import kinds
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.files import atomic_write_json
 from ytpiped.mining import prompts
 from ytpiped.mining.claims import merge_windows, place_claims
 from ytpiped.mining.llm import KIND_CONTEXT, LLMError
 from ytpiped.mining.outage import SERVER_KINDS, WHAT
-from ytpiped.mining.runner import Runtime, close_shared, shared_runtime
+from ytpiped.mining.runner import Runtime
 from ytpiped.mining.schema import EpisodeSummary, WindowResult
 from ytpiped.mining.windows import Window, make_windows, parse_segments
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 SUMMARY_TOKENS = 1200  # transcript tokens the episode summary is made from
 
@@ -57,7 +58,7 @@ def is_current(part: Any, window: Window, model: str) -> bool:
             and part.get("span") == [round(window.start, 3), round(window.end, 3)])
 
 
-INCOMPLETE = "mining_incomplete"
+INCOMPLETE = kinds.MINING_INCOMPLETE
 KIND_INVALID = "llm_invalid_json"
 #: why a window failed, as the video's error names it
 REASONS = {KIND_INVALID: "invalid LLM output after repair",
@@ -109,7 +110,7 @@ def stage_status(rt: Runtime, now: float, *, pool: bool) -> dict[str, Any]:
     return status
 
 
-class LLMStage:
+class LLMStage(StageBase):
     """What the mine and evaluate stages share: the runtime, and `gate`, which holds
     claims while the stage-wide pause runs and publishes the stage's status once per
     change of the pause."""
@@ -117,24 +118,18 @@ class LLMStage:
     name: str
     publishes_pool = False
 
-    def __init__(self, runtime: Runtime | None = None, *, concurrency: int = 2) -> None:
-        self.runtime = runtime
+    def __init__(self, runtime: Runtime, *, concurrency: int = 2) -> None:
+        self.runtime = runtime  # one for mine and evaluate (pipeline.build_stages)
         self.concurrency = concurrency  # videos at once (mine: so the pool never runs dry)
         self._shown: tuple[int, bool] | None = (0, False)  # the pause as last published
-        self._restored = False
 
-    def _runtime(self, ctx: Context) -> Runtime:
-        if self.runtime is None:
-            self.runtime = shared_runtime(ctx.settings, ctx.clock)
-        return self.runtime
+    async def start(self, ctx: Context) -> None:
+        last = await ctx.last_published() or {}
+        if last.get("llm") not in (None, "ok"):
+            self._shown = None  # an earlier daemon left a pause in the status: clear it
 
     async def gate(self, ctx: Context) -> None:
-        rt = self._runtime(ctx)
-        if not self._restored:
-            self._restored = True
-            last = await ctx.last_published() or {}
-            if last.get("llm") not in (None, "ok"):
-                self._shown = None  # an earlier daemon left a pause in the status: clear it
+        rt = self.runtime
         await self.publish_changes(ctx, rt)
         if rt.outage.active(ctx.clock.now()):
             await rt.outage.wait(ctx.clock)
@@ -148,8 +143,7 @@ class LLMStage:
             await ctx.publish(stage_status(rt, now, pool=self.publishes_pool))
 
     async def close(self) -> None:
-        if self.runtime is not None:
-            await close_shared(self.runtime)
+        await self.runtime.close()
 
 
 class MineStage(LLMStage):
@@ -162,13 +156,13 @@ class MineStage(LLMStage):
         try:
             transcript = await asyncio.to_thread(read_json, path)
         except FileNotFoundError:
-            raise Permanent(f"no transcript at {path}", kind="transcript_missing") from None
+            raise Permanent(f"no transcript at {path}", kind=kinds.TRANSCRIPT_MISSING) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Permanent(f"transcript {path} is not JSON: {exc}",
                             kind="transcript_invalid") from None
         windows = make_windows(parse_segments(transcript.get("segments", [])),
                                cfg.window_tokens, cfg.overlap_tokens)
-        rt = self._runtime(ctx)
+        rt = self.runtime
         try:
             await rt.ensure_sized(ctx.log)
             summary = await self._summary(item, ctx, rt, windows)

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
+from ytpiped import kinds
 from ytpiped import transcription as tx
 from ytpiped.config import Settings
 from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
@@ -23,7 +24,7 @@ from ytpiped.scheduling.capacity import Capacity
 from ytpiped.scheduling.policy import Rules
 from ytpiped.scheduling.suggest import suggest
 from ytpiped.scheduling.tracker import PerfSample
-from ytpiped.stages.base import Context, Item, Outcome
+from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 
 def fixed_chunks(duration_s: float, max_chunk_s: float) -> list[tuple[float, float]]:
@@ -45,9 +46,9 @@ def decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
     if (other := next((e for e in errors if not isinstance(e, EngineError)), None)):
         return other
     if (bad := first(BadAudioError)) is not None:
-        return Permanent(str(bad), kind="bad_audio")
+        return Permanent(str(bad), kind=kinds.BAD_AUDIO)
     if (missing := first(ModelUnavailable)) is not None:
-        return Retryable(str(missing), kind="model_unavailable", defer=600.0)
+        return Retryable(str(missing), kind=kinds.MODEL_UNAVAILABLE, defer=600.0)
     return Retryable(str(errors[0]), kind=type(errors[0]).__name__)
 
 
@@ -58,7 +59,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
-class TranscribeStage:
+class TranscribeStage(StageBase):
     name = "transcribe"
 
     def __init__(self, settings: Settings, engines: Sequence[Engine],
@@ -77,7 +78,7 @@ class TranscribeStage:
             batch_sizes={"gpu": cfg.batch_size, "cpu": 1}, on_sample=self.new_samples.append)
         self.concurrency = max(1, len(engines)) + 1
 
-    async def start(self) -> None:
+    async def start(self, ctx: Context | None = None) -> None:
         await asyncio.gather(*(e.start() for e in self.dispatcher.engines))
 
     async def close(self) -> None:
@@ -123,7 +124,7 @@ class TranscribeStage:
         exists = bool(audio) and await asyncio.to_thread(Path(audio).exists)
         if todo and not exists:
             raise Permanent(f"{item.id}: audio file {audio or '(none)'} is missing",
-                            kind="bad_audio")
+                            kind=kinds.BAD_AUDIO)
         language = cfg.language or None
 
         async def one(i: int) -> None:

@@ -86,6 +86,10 @@ class SqliteStore:
         self._waiting = 0  # calls kept until space returns
 
     @property
+    def opened(self) -> bool:
+        return self._store is not None
+
+    @property
     def path(self) -> Path:
         return self._path
 

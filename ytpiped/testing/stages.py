@@ -1,6 +1,6 @@
 """Fake stages for tests of the worker and the daemon (no media, no models).
 
-`fake_pipeline(settings)` is a `daemon.stage_factory`: every stage sleeps
+`fake_pipeline(settings, clock)` is a `daemon.stage_factory`: every stage sleeps
 `delay_s` per item and can be told to fail items, all read from DATA/fake_stages.json:
 {"delay_s": 0.05, "fail": {"<video_id>": MODE}, "stages": ["download", ...]}, MODE one of
 permanent, retryable, crash, cooldown, disk_full, hang. When `DATA/fake_stages.started/`
@@ -16,13 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.errors import Cooldown, Permanent, Retryable
-from ytpiped.stages.base import Context, Item, Outcome, Stage
+from ytpiped.stages.base import Context, Item, Outcome, Stage, StageBase
 from ytpiped.states import STAGE_NAMES
 
 
-class FakeStage:
+class FakeStage(StageBase):
     def __init__(self, name: str, *, delay_s: float = 0.0, fail: dict[str, str] | None = None,
                  concurrency: int = 1, started_dir: Path | None = None) -> None:
         self.name = name
@@ -62,7 +63,7 @@ class FakeStage:
         return Outcome(fields=fields, info={self.name: {"done": True}})
 
 
-def fake_pipeline(settings: Settings) -> list[Stage]:
+def fake_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
     data = settings.data_path
     cfg_file = data / "fake_stages.json"
     cfg: dict[str, Any] = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
@@ -73,10 +74,10 @@ def fake_pipeline(settings: Settings) -> list[Stage]:
                       started_dir=started if started.is_dir() else None) for n in names]
 
 
-def download_pipeline(settings: Settings) -> list[Stage]:
+def download_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
     """The real download stage (yt-dlp, e.g. against the test media server) followed by
     fake stages for the rest of the pipeline: downloads decide, the rest just succeeds."""
     from ytpiped.stages.download import DownloadStage
 
-    return [DownloadStage(settings=settings),
+    return [DownloadStage(),
             *(FakeStage(n) for n in STAGE_NAMES if n != "download")]
