@@ -104,8 +104,8 @@ class DownloadConfig:
     rate_limit_cooldown_s: float = spec(3600.0, "global pause after a 429 / bot check (doubles on "
                                         "repeat)", "float", lo=0)
     max_cooldown_s: float = spec(6 * 3600.0, "cap of the doubling cooldown", "float", lo=0)
-    max_attempts: int = spec(5, "failed attempts before a video is marked failed (all stages)",
-                             "int", lo=1)
+    max_attempts: int = spec(5, "failed download attempts before a video is marked failed "
+                             "(daemon.max_attempts caps the other stages)", "int", lo=1)
     keep_audio: bool = spec(False, "keep audio after its transcript is written", "bool")
     socket_timeout_s: float = spec(30.0, "network timeout of one yt-dlp request", "float", lo=1)
     format: str = spec("worstaudio/worst", "yt-dlp format selector (small audio-only by default: "
@@ -179,6 +179,9 @@ class TranscribeConfig:
     batch_size: int = spec(8, "chunks per batched inference call", "int", lo=1)
     batch_timeout_s: float = spec(2.0, "wait at most this long to fill a batch", "float", lo=0)
     max_batch_audio_s: float = spec(3600.0, "cap on total audio seconds per batch", "float", lo=1)
+    chunk_attempts: int = spec(3, "tries of one chunk on the engines (a crash, hang or "
+                               "out-of-memory moves it to another slot) before the video's "
+                               "attempt fails", "int", lo=1)
     max_chunk_s: float = spec(900.0, "longest piece of audio transcribed as one job", "float",
                               lo=30)
     output_formats: list[str] = spec(["json", "txt", "srt", "vtt"], "transcript files to write; "
@@ -241,6 +244,9 @@ class DaemonConfig:
     retry_max_s: float = spec(3600.0, "cap of the retry delay", "float", lo=0)
     stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
                               "built-in pipeline (tests and extensions)", "str")
+    max_attempts: int = spec(5, "failed attempts before a video is marked failed in analysis, "
+                             "transcription, mining or evaluation (download.max_attempts caps "
+                             "downloads)", "int", lo=1)
     umask: int = spec(0o027, "permission bits taken away from everything created under the "
                       "data dir (0o027: files 0640, folders 0750; group members may read, "
                       "others nothing); the socket and .private/ stay owner-only", "mode")
@@ -508,6 +514,14 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None,
         if f is not None and isinstance(value, str):
             value = _parse_env_value(f, value)
         _apply(values, sources, dotted, value, f"flag {dotted}")
+    if "download.max_attempts" in sources and "daemon.max_attempts" not in sources:
+        # the key once capped every stage: keep that meaning until the new key is set
+        where = sources["download.max_attempts"]
+        values.setdefault("daemon", {})["max_attempts"] = values["download"]["max_attempts"]
+        sources["daemon.max_attempts"] = f"{where} (via download.max_attempts)"
+        warnings.append(f"{where}: key 'download.max_attempts' now caps downloads only; until "
+                        "'daemon.max_attempts' is set it caps the other stages too (deprecated: "
+                        "set daemon.max_attempts)")
     sections = {name: cls(**values.get(name, {})) for name, cls in SECTIONS.items()}
     top = values.get("", {})
     settings = Settings(**top, **sections, sources=sources, warnings=tuple(warnings))

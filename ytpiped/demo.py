@@ -79,6 +79,7 @@ retry_base_s = 0.2
 
 [daemon]
 poll_interval_s = 0.5
+max_attempts = 2
 retry_base_s = 0.5
 retry_max_s = 2
 shutdown_grace_s = 10

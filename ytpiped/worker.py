@@ -195,6 +195,13 @@ class StageWorker:
         self.completed = 0
 
     @property
+    def max_attempts(self) -> int:
+        """Failed attempts before a video fails in this stage."""
+        s = self.settings
+        return s.download.max_attempts if self.stage.name == "download" else \
+            s.daemon.max_attempts
+
+    @property
     def lease_s(self) -> float:
         return self.settings.daemon.lease_s
 
@@ -307,20 +314,31 @@ class StageWorker:
         beat = asyncio.create_task(self._heartbeat(lease, me, log), name=f"lease:{row.id}")
         try:
             log.info("stage_started")
+            # the heartbeat stops as soon as the stage is done (a renewal racing the final
+            # write would find the row moved on and call the lease lost); while the final
+            # write waits (a full disk), the reaper renews the lease, still in self.leases
             try:
                 outcome = await self.stage.run(to_item(row), ctx)
             except asyncio.CancelledError:
+                beat.cancel()
                 if lease.lost:  # cancelled by the heartbeat: nothing of this run is written
                     me.uncancel()
                     return
                 await asyncio.shield(self._persist(self._release(row, log), lease, log))
                 raise
             except Exception as exc:  # every failure is decided and persisted once, here
+                beat.cancel()
                 if lease.lost or (isinstance(exc, InvalidTransition) and exc.lease_lost):
                     self._stale(lease, log, "stage_failed")
                     return
                 await asyncio.shield(self._persist(self._failed(row, exc, log), lease, log))
             else:
+                beat.cancel()
+                if lease.lost:  # the stage swallowed the heartbeat's cancel
+                    while me.cancelling():
+                        me.uncancel()
+                    self._stale(lease, log, "outcome")
+                    return
                 await asyncio.shield(self._persist(self._complete(row, outcome, log), lease,
                                                    log))
         finally:
@@ -371,7 +389,7 @@ class StageWorker:
         now = self.clock.now()
         text = logs.scrub(str(exc) or type(exc).__name__)[:ERROR_TEXT_MAX]
         running, stage = self.states.running, self.stage.name
-        max_attempts = self.settings.download.max_attempts
+        max_attempts = self.max_attempts
         if not isinstance(exc, StageError) and is_disk_full(exc):
             # a full disk is not the video's fault: wait for space, spend no attempt
             text = (f"disk full: {text}; free space on {self.settings.data_path} (the video "

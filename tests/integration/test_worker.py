@@ -106,6 +106,22 @@ async def test_crashing_stage_retries_then_fails_with_kind_and_message(data_dir:
     assert stage.seen.count("badvideo001") == 3
 
 
+async def test_each_stage_has_its_own_attempt_cap(data_dir: Path) -> None:
+    seed(data_dir, ["capdown0001", "capanal0001"])
+    stages = [FakeStage("download", fail={"capdown0001": "crash"}),
+              FakeStage("analyze", fail={"capanal0001": "crash"})]
+    d, out, task = await start(fast_settings(data_dir, **{"download.max_attempts": 2,
+                                                          "daemon.max_attempts": 4}), stages)
+    await out.wait(lambda ev: sum(1 for e in ev if e[0] == "failed") == 2)
+    d.stop.set()
+    assert await task == 0
+    s = SqliteDB(db_path(data_dir), readonly=True)
+    down, anal = s.get("capdown0001"), s.get("capanal0001")
+    s.close()
+    assert down is not None and (down.failed_stage, down.attempts) == ("download", 2)
+    assert anal is not None and (anal.failed_stage, anal.attempts) == ("analyze", 4)
+
+
 async def test_permanent_fails_at_once(data_dir: Path) -> None:
     seed(data_dir, ["permvideo01"])
     stage = FakeStage("download", fail={"permvideo01": "permanent"})

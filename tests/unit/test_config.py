@@ -217,9 +217,9 @@ def test_output_formats_may_leave_out_json_but_not_name_unknown_ones(tmp_path: P
 
 
 def test_unknown_environment_variable_is_a_warning_unless_strict() -> None:
-    env = {"YTPIPED_NOT_A_KEY": "1", "YTPIPED_DOWNLOAD__MAX_ATTEMPTS": "3"}
+    env = {"YTPIPED_NOT_A_KEY": "1", "YTPIPED_DOWNLOAD__LOW_WATER": "3"}
     s = config.load(env=env)
-    assert s.download.max_attempts == 3
+    assert s.download.low_water == 3
     (warning,) = s.warnings
     assert "YTPIPED_NOT_A_KEY" in warning and "ignored" in warning
     with pytest.raises(ConfigError, match="environment variable YTPIPED_NOT_A_KEY: unknown"):
@@ -284,3 +284,17 @@ def test_metrics_bind_must_be_an_ip_address_at_config_check() -> None:
     with pytest.raises(config.ConfigError, match=r"daemon\.metrics_bind.*IP address.*'my-host'"):
         config.load(flags={"daemon.metrics_bind": "my-host"})
     assert config.load(flags={"daemon.metrics_bind": "::1"}).daemon.metrics_bind == "::1"
+
+
+def test_attempts_per_purpose_and_the_deprecated_meaning_of_download_max_attempts() -> None:
+    s = config.load(flags={"download.max_attempts": 7, "daemon.max_attempts": 3,
+                           "transcribe.chunk_attempts": 2})
+    assert (s.download.max_attempts, s.daemon.max_attempts, s.transcribe.chunk_attempts) == \
+        (7, 3, 2)
+    assert s.warnings == ()
+    old = config.load(flags={"download.max_attempts": 7})  # set the way it used to be
+    assert old.daemon.max_attempts == 7
+    assert any("download.max_attempts" in w and "daemon.max_attempts" in w
+               for w in old.warnings)
+    assert "via download.max_attempts" in old.sources["daemon.max_attempts"]
+    assert config.load().daemon.max_attempts == 5 and config.load().warnings == ()

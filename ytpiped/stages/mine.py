@@ -177,7 +177,7 @@ class MineStage(LLMStage):
         if failed:
             await self.publish_changes(ctx, rt)
             raise incomplete(failed, len(windows), item.attempts + 1,
-                             ctx.settings.download.max_attempts)
+                             ctx.settings.daemon.max_attempts)
         merged = merge_windows({w.idx: parts[w.idx] for w in windows if w.idx in parts})
         out = {"video_id": item.id, "title": item.title, "channel": item.channel,
                "language": transcript.get("language"), "duration_s": transcript.get("duration_s"),

@@ -73,7 +73,7 @@ class TranscribeStage(StageBase):
             list(engines), policy=cfg.policy,
             rules=Rules(cfg.max_cpu_time_s, cfg.stop_cpu_at_progress),
             timeout_factor=cfg.job_timeout_factor,
-            max_attempts=settings.download.max_attempts,
+            max_attempts=cfg.chunk_attempts,
             compute_types={"gpu": cfg.compute_type_gpu, "cpu": cfg.compute_type_cpu},
             batch_sizes={"gpu": cfg.batch_size, "cpu": 1}, on_sample=self.new_samples.append)
         self.concurrency = max(1, len(engines)) + 1
