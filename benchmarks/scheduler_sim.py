@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ytpiped.scheduling.policy import POLICIES, Job, Rules, Slot, decide
+from ytpiped.scheduling.policy import POLICIES, Job, Rules, Slot, assign
 
 WINDOW = 64  # jobs offered to the policy per decision (the queue is kept longest first)
 
@@ -85,11 +85,11 @@ def simulate(jobs: list[Job], devices: list[Device], policy: str, noise: float,
     now, total = 0.0, len(jobs)
     while len(done) < total:
         offered = queue[:WINDOW]
-        assignments = decide(policy, offered, list(slots.values()), predict,
+        assignments = assign(policy, offered, list(slots.values()), predict,
                              len(done) / total, now, Rules())
         if not assignments and not events and queue:  # rules would wait forever: any slot
             free = [s for s in slots.values() if s.busy_until is None]
-            assignments = decide("round_robin", offered, free, predict, 0.0, now)
+            assignments = assign("round_robin", offered, free, predict, 0.0, now)
         for a in assignments:
             s = slots[a.slot_id]
             end = now + predict(s.kind, a.job.audio_s) * factor[a.job.id]

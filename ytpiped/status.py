@@ -37,6 +37,7 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
         max(MIN_RATE_WINDOW_S, min(HOUR, now - started))
     stages: dict[str, dict[str, Any]] = {}
     eta_parts: list[float] = []
+    eta_unknown = False  # a running stage with work left that has no rate yet
     for name in STAGES:
         done_hour = store.event_count(name, "completed", now - HOUR)
         rate = round(store.event_count(name, "completed", now - window) * HOUR / window, 1) \
@@ -54,7 +55,7 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
         if remaining and rate > 0:
             eta_parts.append(remaining / rate * HOUR)
         elif remaining and running and name in published:
-            eta_parts.append(float("nan"))
+            eta_unknown = True
     dl = stages["download"]
     dl.setdefault("phase", "idle")
     dl.setdefault("next_download_at", None)
@@ -70,7 +71,7 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
     mi = stages["mine"]
     mi.setdefault("workers", 0)
     mi.setdefault("rate_windows_per_min", 0.0)
-    eta = None if not eta_parts or any(x != x for x in eta_parts) else max(eta_parts)
+    eta = None if not eta_parts or eta_unknown else max(eta_parts)
     pending = sum(n for s, n in by_state.items() if s not in ("done", "failed"))
     if pending == 0:
         eta = 0.0 if by_state["done"] or by_state["failed"] else None

@@ -244,13 +244,10 @@ async def test_a_renewal_racing_the_final_write_does_not_call_the_lease_lost(
         data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The run finished and its outcome is being written when the heartbeat's renewal
     comes: the renewal finds the row moved on, which is no lost lease."""
-    import io
     import threading
 
-    from ytpiped import logs
+    from structlog.testing import capture_logs
 
-    out = io.StringIO()
-    logs.setup(json=True, level="warning", stream=out)
     seed(data_dir, ["finishrace1"])
     writing, release = threading.Event(), threading.Event()
     real_complete = SqliteDB.complete
@@ -262,16 +259,18 @@ async def test_a_renewal_racing_the_final_write_does_not_call_the_lease_lost(
 
     monkeypatch.setattr(SqliteDB, "complete", slow_complete)
     clock, stage = FakeClock(), HeldStage()
-    d, outcomes, task = await start(data_dir, stage, clock)
-    async with asyncio.timeout(20):
-        await stage.started.get()
-    stage.finish.set()
-    await until(writing.is_set, "outcome written")
-    clock.advance(LEASE_S / 3)  # the heartbeat's renewal, queued behind the write
-    release.set()
-    await outcomes.wait(lambda ev: ("completed", "finishrace1", None) in ev)
-    await until(lambda: not d.workers[0].inflight, "run ended")
-    d.stop.set()
-    assert await task == 0
-    assert "lease_lost" not in out.getvalue()
+    with capture_logs() as logged:
+        d, outcomes, task = await start(data_dir, stage, clock)
+        async with asyncio.timeout(20):
+            await stage.started.get()
+        stage.finish.set()
+        await until(writing.is_set, "outcome written")
+        clock.advance(LEASE_S / 3)  # the heartbeat's renewal, queued behind the write
+        release.set()
+        await outcomes.wait(lambda ev: ("completed", "finishrace1", None) in ev)
+        await until(lambda: not d.workers[0].inflight, "run ended")
+        d.stop.set()
+        assert await task == 0
+    assert any(e["event"] == "stage_completed" for e in logged)  # the capture saw the run
+    assert not [e for e in logged if e["event"] == "lease_lost"]
     assert completions(data_dir) == 1

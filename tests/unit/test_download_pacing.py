@@ -17,8 +17,10 @@ def test_phase_transitions() -> None:
     p = Pacer(CFG, random.Random(1))
     assert p.phase(0, buf(0)) == "buffer_build"
     assert p.phase(0, buf(19)) == "buffer_build"
-    assert p.phase(0, buf(20)) == "steady"  # target reached: built
-    assert p.phase(0, buf(10)) == "steady"  # stays steady above low water
+    assert p.phase(0, buf(20)) == "steady"  # target reached
+    assert p.phase(0, buf(10)) == "buffer_build"  # phase() records nothing: still building
+    assert p.next_at(0, buf(20))[0] == "steady"  # next_at records that the buffer was built
+    assert p.phase(0, buf(10)) == "steady"  # so it stays steady above low water
     assert p.phase(0, buf(4)) == "catch_up"  # below low water: catch up, not rebuild
     assert p.phase(0, buf(40)) == "full"  # high water
     assert p.phase(0, buf(5, size=21 * GB)) == "full"  # over max_buffer_bytes

@@ -6,7 +6,7 @@ import json
 import httpx
 import ollama
 
-from ytpiped.mining.llm import ModelGate, classify, pick_host
+from ytpiped.mining.llm import ModelGate, error_kind_of, pick_host
 from ytpiped.testing.clock import FakeClock
 
 
@@ -20,21 +20,21 @@ def test_pick_host_least_outstanding_among_up_hosts() -> None:
 
 def test_classify_maps_client_errors_to_kinds() -> None:
     req = httpx.Request("POST", "http://127.0.0.1/api/chat")
-    assert classify(ollama.ResponseError("busy", 503)) == "llm_busy"
-    assert classify(ollama.ResponseError("nope", 404)) == "llm_model_missing"
-    assert classify(ollama.ResponseError("boom", 500)) == "llm_error"
-    assert classify(ollama.ResponseError("invalid format", 400)) == "llm_bad_request"
+    assert error_kind_of(ollama.ResponseError("busy", 503)) == "llm_busy"
+    assert error_kind_of(ollama.ResponseError("nope", 404)) == "llm_model_missing"
+    assert error_kind_of(ollama.ResponseError("boom", 500)) == "llm_error"
+    assert error_kind_of(ollama.ResponseError("invalid format", 400)) == "llm_bad_request"
     for code in (400, 500):  # Ollama's runner and llama.cpp word it differently
-        assert classify(ollama.ResponseError("input exceeds context length", code)) == \
+        assert error_kind_of(ollama.ResponseError("input exceeds context length", code)) == \
             "llm_context_too_long"
-    assert classify(ollama.ResponseError(
+    assert error_kind_of(ollama.ResponseError(
         "the request exceeds the available context size", 400)) == "llm_context_too_long"
-    assert classify(ConnectionError("refused")) == "llm_unavailable"
-    assert classify(httpx.ConnectError("x", request=req)) == "llm_unavailable"
-    assert classify(httpx.ReadTimeout("x", request=req)) == "llm_timeout"
-    assert classify(httpx.RemoteProtocolError("x", request=req)) == "llm_disconnected"
-    assert classify(json.JSONDecodeError("bad", "x", 0)) == "llm_bad_response"
-    assert classify(ValueError("other")) is None
+    assert error_kind_of(ConnectionError("refused")) == "llm_unavailable"
+    assert error_kind_of(httpx.ConnectError("x", request=req)) == "llm_unavailable"
+    assert error_kind_of(httpx.ReadTimeout("x", request=req)) == "llm_timeout"
+    assert error_kind_of(httpx.RemoteProtocolError("x", request=req)) == "llm_disconnected"
+    assert error_kind_of(json.JSONDecodeError("bad", "x", 0)) == "llm_bad_response"
+    assert error_kind_of(ValueError("other")) is None
 
 
 async def test_model_gate_groups_requests_by_model() -> None:

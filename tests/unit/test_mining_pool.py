@@ -4,9 +4,9 @@ import asyncio
 
 from ytpiped.mining.pool import (
     AdaptivePool,
-    Aimd,
-    Sample,
-    decide,
+    HillClimb,
+    Interval,
+    climb,
     formula_workers,
     initial_workers,
     kv_bytes_per_slot,
@@ -46,48 +46,48 @@ def test_initial_workers_bounded_by_servers() -> None:
     assert initial_workers(10, [{"size": None}], 1, 12) == (1, 12)
 
 
-def sample(limit: int, tput: float, *, over: int = 0, lat: float = 1.0) -> Sample:
-    return Sample(limit, int(tput * 10), 10.0, over, lat)
+def sample(limit: int, tput: float, *, over: int = 0, lat: float = 1.0) -> Interval:
+    return Interval(limit, int(tput * 10), 10.0, over, lat)
 
 
 def test_overload_cuts_multiplicatively_and_sets_ceiling() -> None:
-    s = decide(Aimd(limit=10, upper=16), sample(10, 5.0, over=1))
+    s = climb(HillClimb(limit=10, upper=16), sample(10, 5.0, over=1))
     assert s.limit == 7 and s.ceiling == 7 and s.last_step == -1
-    s1 = decide(Aimd(limit=1, upper=16), sample(1, 1.0, over=3))
+    s1 = climb(HillClimb(limit=1, upper=16), sample(1, 1.0, over=3))
     assert s1.limit == 1
 
 
 def test_increase_is_kept_while_throughput_rises() -> None:
-    s = Aimd(limit=1, upper=16)
+    s = HillClimb(limit=1, upper=16)
     seen = []
     for _ in range(4):
         seen.append(s.limit)
-        s = decide(s, sample(s.limit, 2.0 * s.limit))
+        s = climb(s, sample(s.limit, 2.0 * s.limit))
     # +1 first; then, while each worker adds (almost) its full share, two steps at a time
     assert seen == [1, 2, 4, 6] and s.limit == 8
 
 
 def test_sublinear_gain_steps_one_at_a_time() -> None:
-    s = Aimd(limit=1, upper=16)
-    s = decide(s, sample(1, 2.0))
-    s = decide(s, sample(2, 2.5))  # +25 %: worth keeping, but far from linear
+    s = HillClimb(limit=1, upper=16)
+    s = climb(s, sample(1, 2.0))
+    s = climb(s, sample(2, 2.5))  # +25 %: worth keeping, but far from linear
     assert s.limit == 3 and s.last_step == 1
 
 
-def run(s: Aimd, curve: dict[int, float], intervals: int) -> tuple[Aimd, list[int]]:
+def run(s: HillClimb, curve: dict[int, float], intervals: int) -> tuple[HillClimb, list[int]]:
     """`intervals` decisions, each measuring the throughput `curve` gives the limit."""
     limits = []
     for _ in range(intervals):
-        s = decide(s, sample(s.limit, curve[s.limit]))
+        s = climb(s, sample(s.limit, curve[s.limit]))
         limits.append(s.limit)
     return s, limits
 
 
 def test_increase_without_gain_is_undone_then_probed_both_ways() -> None:
-    s = Aimd(limit=4, upper=8)
-    s = decide(s, sample(4, 4.0))
+    s = HillClimb(limit=4, upper=8)
+    s = climb(s, sample(4, 4.0))
     assert s.limit == 5
-    s = decide(s, sample(5, 4.05))  # < 5 % gain
+    s = climb(s, sample(5, 4.05))  # < 5 % gain
     assert s.limit == 4 and s.ceiling == 4
     curve = {3: 3.0, 4: 4.0, 5: 4.05}
     s, limits = run(s, curve, 16)
@@ -100,21 +100,21 @@ def test_increase_without_gain_is_undone_then_probed_both_ways() -> None:
 def test_plateau_settles_on_the_fewest_workers_that_serve_it() -> None:
     # 4 slots: beyond 4 in flight requests only queue (and cost a little)
     curve = {n: min(n, 4) * (1 - 0.01 * max(0, n - 4)) for n in range(1, 9)}
-    s = Aimd(limit=7, upper=8, ceiling=7, tput={7: curve[7]})
+    s = HillClimb(limit=7, upper=8, ceiling=7, tput={7: curve[7]})
     s, limits = run(s, curve, 60)
     assert min(limits) == 3  # probed once below the knee ...
     assert limits[-10:].count(4) >= 8 and s.limit == 4  # ... and settled on it
 
 
 def test_rising_latency_without_gain_steps_down() -> None:
-    s = Aimd(limit=3, upper=8, tput={2: 3.0}, best_latency=1.0)
-    s = decide(s, sample(3, 3.0, lat=2.0))
+    s = HillClimb(limit=3, upper=8, tput={2: 3.0}, best_latency=1.0)
+    s = climb(s, sample(3, 3.0, lat=2.0))
     assert s.limit == 2
 
 
 def test_never_above_upper() -> None:
-    s = Aimd(limit=3, upper=3)
-    s = decide(s, sample(3, 9.0))
+    s = HillClimb(limit=3, upper=3)
+    s = climb(s, sample(3, 9.0))
     assert s.limit == 3
 
 
@@ -125,7 +125,7 @@ async def test_pool_limits_in_flight_and_follows_limit_changes() -> None:
     third = asyncio.ensure_future(pool.acquire())
     await asyncio.sleep(0)
     assert not third.done() and pool.in_flight == 2
-    pool.state = Aimd(limit=3, upper=4)
+    pool.state = HillClimb(limit=3, upper=4)
     pool._wake()
     await asyncio.sleep(0)
     assert third.done() and pool.in_flight == 3
@@ -162,7 +162,7 @@ def test_pool_records_intervals_and_adapts() -> None:
 def test_503s_of_requests_sent_before_a_cut_do_not_cut_again() -> None:
     clock = FakeClock()
     pool = AdaptivePool(4, 8, clock, min_interval=4)
-    pool.state = Aimd(limit=4, upper=8, last_step=1)
+    pool.state = HillClimb(limit=4, upper=8, last_step=1)
     pool.in_flight = 4
     pool.record(1.0, overload=True)  # the step up to 4 overloaded the server: cut
     assert pool.limit == 2
@@ -177,15 +177,15 @@ def test_503s_of_requests_sent_before_a_cut_do_not_cut_again() -> None:
 
 
 def test_limit_that_met_503s_is_not_probed_again_until_forgotten() -> None:
-    s = Aimd(limit=4, upper=16)
-    s = decide(s, sample(4, 4.0, over=2))
+    s = HillClimb(limit=4, upper=16)
+    s = climb(s, sample(4, 4.0, over=2))
     assert s.limit == 2 and s.overload_at == 4
     seen = set()
     for _ in range(30):
-        s = decide(s, sample(s.limit, s.limit * 1.0), forget=50)
+        s = climb(s, sample(s.limit, s.limit * 1.0), forget=50)
         seen.add(s.limit)
     assert max(seen) == 3  # climbs to just below the overloaded limit, never to it
     for _ in range(60):
-        s = decide(s, sample(s.limit, s.limit * 1.0), forget=50)
+        s = climb(s, sample(s.limit, s.limit * 1.0), forget=50)
         seen.add(s.limit)
     assert max(seen) >= 4 and s.overload_at is None  # forgotten: probes again

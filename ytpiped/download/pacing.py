@@ -41,6 +41,7 @@ class Pacer:
     cooldown_kind: str | None = None
 
     def phase(self, now: float, buf: Buffer) -> str:
+        """The pacing phase for this buffer (pure: `next_at` records a built buffer)."""
         c = self.cfg
         if now < self.cooldown_until:
             return "cooldown"
@@ -49,9 +50,7 @@ class Pacer:
             return "full"
         if buf.queued == 0:
             return "idle"
-        if buf.waiting >= c.buffer_target:
-            self.built = True
-        if not self.built:
+        if not (self.built or buf.waiting >= c.buffer_target):
             return "buffer_build"
         return "catch_up" if buf.waiting < c.low_water else "steady"
 
@@ -71,6 +70,8 @@ class Pacer:
     def next_at(self, now: float, buf: Buffer) -> tuple[str, float | None]:
         """(phase, when the next download may start); None while full or idle."""
         phase = self.phase(now, buf)
+        if buf.waiting >= self.cfg.buffer_target:
+            self.built = True  # once built, a low buffer means catching up, not rebuilding
         if phase in ("full", "idle"):
             return phase, None
         at = self.budget_at(now)

@@ -1,5 +1,5 @@
 """The runtime side of transcription scheduling: shares the slots (one Engine each) between
-the chunks of every video in flight, using the pure policy (`scheduling.policy.decide`),
+the chunks of every video in flight, using the pure policy (`scheduling.policy.assign`),
 the learned speeds (`scheduling.tracker`) and the failure rules (`scheduling.failures`).
 
 Every change (a chunk submitted, a slot freed) runs one decision; a chunk's coroutine
@@ -26,7 +26,7 @@ from ytpiped.engines.base import (
     ModelUnavailable,
 )
 from ytpiped.scheduling import failures
-from ytpiped.scheduling.policy import Job, Rules, Slot, decide
+from ytpiped.scheduling.policy import Job, Rules, Slot, assign
 from ytpiped.scheduling.tracker import Key, PerformanceTracker, PerfSample
 
 WINDOW = 64  # queued chunks offered to the policy per decision (longest first)
@@ -119,11 +119,11 @@ class Dispatcher:
                        key=lambda w: -w.job.audio_s)[:WINDOW]
         jobs = {f"{w.job.video_id}#{w.job.idx}": w for w in queue}
         total = self.done + len(self.waiting) + len(self.busy)
-        assignments = decide(self.policy, [Job(k, w.job.audio_s) for k, w in jobs.items()],
+        assignments = assign(self.policy, [Job(k, w.job.audio_s) for k, w in jobs.items()],
                              self._slots(), self.predict, self.done / max(1, total), now,
                              self.rules)
         if not assignments and not self.busy and queue:  # the rules would wait forever
-            assignments = decide("round_robin", [Job(k, w.job.audio_s)
+            assignments = assign("round_robin", [Job(k, w.job.audio_s)
                                                  for k, w in jobs.items()],
                                  self._slots(), self.predict, 0.0, now)
         for a in assignments:

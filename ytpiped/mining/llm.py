@@ -61,7 +61,7 @@ class LLMError(Exception):
         self.own = own
 
 
-def classify(exc: BaseException) -> str | None:
+def error_kind_of(exc: BaseException) -> str | None:
     """The LLMError kind of an exception the ollama client raised (None: not ours)."""
     if isinstance(exc, ollama.ResponseError):
         code = exc.status_code
@@ -233,7 +233,7 @@ class LLMClient:
                 model=model, messages=list(messages), format=dict(schema), stream=False,
                 options=self.options, keep_alive=self.keep_alive)
         except Exception as exc:
-            kind = classify(exc)
+            kind = error_kind_of(exc)
             if kind is None:
                 raise
             if kind == KIND_UNAVAILABLE:
@@ -263,7 +263,7 @@ class LLMClient:
                 ps, show, tags = await asyncio.gather(client.ps(), client.show(model),
                                                       client.list())
             except Exception as exc:
-                if classify(exc) is None:
+                if error_kind_of(exc) is None:
                     raise
                 continue
             loaded = [m for m in ps.models if model in (m.model, m.name)]

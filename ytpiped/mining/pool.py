@@ -6,7 +6,7 @@ the weights and serves OLLAMA_NUM_PARALLEL slots, each with its own KV cache; /a
 reports the loaded size (weights + slots x KV) and /api/show the model geometry, so the
 number of slots is (size - weights) / KV-per-slot. Unknown (model not loaded): one per host.
 
-Then the limit adapts, interval by interval (pure `decide`). Ramp: step up while throughput
+Then the limit adapts, interval by interval (pure `climb`). Ramp: step up while throughput
 rises by `gain` (two steps while it still scales almost linearly). A step that did not pay,
 a 503 or timeout (multiplicative cut), or latency grown past `latency_tol` over the best seen
 without a throughput gain ends the ramp: the pool settles. Settled, it holds for `hold`
@@ -74,7 +74,7 @@ def initial_workers(formula: int, infos: Sequence[Mapping[str, Any]], hosts: int
 
 
 @dataclass(frozen=True)
-class Sample:
+class Interval:
     """One measuring interval at a fixed limit."""
 
     limit: int
@@ -89,7 +89,7 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class Aimd:
+class HillClimb:
     limit: int
     upper: int
     lower: int = 1
@@ -104,9 +104,9 @@ class Aimd:
     overload_age: int = 0  # intervals since; the mark is forgotten after `forget` of them
 
 
-def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, keep: float = 0.02,
+def climb(s: HillClimb, sample: Interval, *, gain: float = 0.05, keep: float = 0.02,
            latency_tol: float = 0.5, backoff: float = 0.7, hold: int = 6,
-           forget: int = 200) -> Aimd:
+           forget: int = 200) -> HillClimb:
     """The next limit after one interval (pure)."""
     lim = s.limit
     tput = dict(s.tput)
@@ -119,10 +119,10 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, keep: float = 0.02,
         over_at, age = None, 0
     s = replace(s, tput=tput, best_latency=best_lat, overload_at=over_at, overload_age=age)
 
-    def to(limit: int, step: int, **kw: Any) -> Aimd:
+    def to(limit: int, step: int, **kw: Any) -> HillClimb:
         return replace(s, limit=max(s.lower, min(s.upper, limit)), last_step=step, **kw)
 
-    def settle(limit: int) -> Aimd:
+    def settle(limit: int) -> HillClimb:
         return to(limit, min(0, limit - lim), ceiling=limit, hold=hold, probed_from=None)
 
     if sample.overloads > 0:
@@ -164,14 +164,14 @@ def decide(s: Aimd, sample: Sample, *, gain: float = 0.05, keep: float = 0.02,
 
 
 class AdaptivePool:
-    """A semaphore whose size follows `decide` (or stays fixed), fed by `record`."""
+    """A semaphore whose size follows `climb` (or stays fixed), fed by `record`."""
 
     def __init__(self, start: int, upper: int, clock: Clock, *, adaptive: bool = True,
                  min_interval: int = 10) -> None:
         self.clock = clock
         self.adaptive = adaptive
         self.min_interval = min_interval
-        self.state = Aimd(limit=max(1, min(start, upper)), upper=max(1, upper))
+        self.state = HillClimb(limit=max(1, min(start, upper)), upper=max(1, upper))
         self.in_flight = 0
         self.completed = 0
         self.overloads = 0
@@ -186,7 +186,7 @@ class AdaptivePool:
 
     def set_limits(self, start: int, upper: int) -> None:
         """Replace the limit and its bound (auto sizing); starts a new interval."""
-        self.state = Aimd(limit=max(1, min(start, upper)), upper=max(1, upper))
+        self.state = HillClimb(limit=max(1, min(start, upper)), upper=max(1, upper))
         self.history.append(self.state.limit)
         self._reset_interval()
         self._wake()
@@ -255,9 +255,9 @@ class AdaptivePool:
         if self._over == 0 and len(self._lat) < max(self.min_interval, 4 * self.state.limit):
             return
         lat = sorted(self._lat) or [latency_s]
-        sample = Sample(self._limit_at_start, len(self._lat),
+        sample = Interval(self._limit_at_start, len(self._lat),
                         self.clock.monotonic() - self._t0, self._over, lat[len(lat) // 2])
-        self.state = decide(self.state, sample)
+        self.state = climb(self.state, sample)
         if self.state.limit != self.history[-1]:
             self.history.append(self.state.limit)
             self._skip = self.in_flight

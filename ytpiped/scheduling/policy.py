@@ -1,6 +1,6 @@
 """Allocation policies: which waiting chunk goes to which free slot, now. Pure.
 
-`decide(policy, queue, slots, predict, progress, now, cfg)` returns assignments for free
+`assign(policy, queue, slots, predict, progress, now, cfg)` returns assignments for free
 slots only; a job left out waits. `predict(kind, audio_s)` is the tracker's predicted
 processing time.
 
@@ -53,7 +53,7 @@ class Rules:
     stop_cpu_at_progress: float = 0.8
 
 
-def decide(policy: str, queue: Sequence[Job], slots: Sequence[Slot], predict: Predict,
+def assign(policy: str, queue: Sequence[Job], slots: Sequence[Slot], predict: Predict,
            progress: float, now: float, rules: Rules = Rules()) -> list[Assignment]:
     free = [s for s in slots if s.busy_until is None]
     if not free:
