@@ -27,6 +27,7 @@ from ytpiped.engines.base import ModelUnavailable
 from ytpiped.errors import ConfigError, DataDirLocked
 from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
+from ytpiped.notify import Notifications
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
 from ytpiped.store import AsyncStore, Store, db_path, free_bytes, is_store_full
@@ -59,6 +60,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._stages = stages
         self.notifier = Notifier(environ if environ is not None else os.environ)
+        self.notifications = Notifications(settings.notify, self.clock)  # webhook, ntfy
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
@@ -94,6 +96,10 @@ class Daemon:
         try:
             self._install_signals()
             return await self._serve(data)
+        except Exception as exc:
+            self.notifications.stopped(f"{type(exc).__name__}: {exc}")
+            await self.notifications.close()
+            raise
         finally:
             lock.close()
 
@@ -127,7 +133,7 @@ class Daemon:
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
-                                    on_publish=self._on_publish, on_outcome=self.on_outcome,
+                                    on_publish=self._on_publish, on_outcome=self._on_outcome,
                                     claims=self.claims)
                         for s in stages]
         try:
@@ -146,6 +152,8 @@ class Daemon:
             raise ConfigError(str(exc)) from None
         side: dict[str, asyncio.Task[Any]] = {
             "reaper": asyncio.create_task(self._reaper(store), name="reaper"),
+            "notify": asyncio.create_task(self.notifications.run(
+                lambda: store.run(lambda s: s.counts())), name="notify"),
         }
         if self.notifier.watchdog_s:
             side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -170,6 +178,7 @@ class Daemon:
                     exc = task.exception() if not task.cancelled() else None
                     self.log.error("side_task_died", task=name, error=repr(exc),
                                    exc_info=exc)
+                    self.notifications.stopped(f"the side task {name} died: {exc!r}")
                     self.stop.set()
                     stop_wait.cancel()
                     return EXIT_FAILURE
@@ -215,6 +224,7 @@ class Daemon:
             except Exception as exc:
                 self.log.warning("daemon_state_not_saved", error=str(exc))
             await self.store.close()
+        await self.notifications.close()  # what is still queued, bounded
         self.log.info("daemon_stopped")
 
     async def _open_store(self, data: Path) -> int | None:
@@ -259,17 +269,25 @@ class Daemon:
         if first:
             self.log.error("store_full", path=str(path), free_bytes=free, error=str(exc))
             self.live["store"] = {"alerts": [alert]}
+            self.notifications.published("store", self.live["store"])
             self.notifier.status(f"paused: {alert}")
         if not self.ready.is_set():  # a start on a full disk waits instead of timing out
             self.notifier.extend_timeout(self.store.retry_full_s * 3)
 
     def _store_writable(self) -> None:
         self.live.pop("store", None)
+        self.notifications.published("store", {})
         self.log.info("store_writable")
         self.notifier.status("running")
 
     def _on_publish(self, stage: str, status: Mapping[str, Any]) -> None:
         self.live[stage] = dict(status)
+        self.notifications.published(stage, status)
+
+    def _on_outcome(self, stage: str, event: str, video_id: str, kind: str | None) -> None:
+        self.notifications.outcome(event)  # the last video done or failed: queue drained
+        if self.on_outcome is not None:
+            self.on_outcome(stage, event, video_id, kind)
 
     async def _reaper(self, store: AsyncStore) -> None:
         """Return expired leases of dead runs. The leases of this process's live runs are
