@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     cfg.check_cookies_file(settings)  # a bad file would spend an attempt of every video
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
-               level=args.log_level or "info")
+               level=args.log_level or "info", journal_stream=os.environ.get("JOURNAL_STREAM"))
     try:
         with corruption_named(db_path(settings.data_path)):
             return daemon.run(settings)

@@ -252,6 +252,49 @@ class DaemonConfig:
                       "others nothing); the socket and .private/ stay owner-only", "mode")
 
 
+NOTIFY_EVENTS = ("alert", "breaker_open", "queue_drained", "stopped")
+
+
+def _notify_url(key: str) -> Callable[[Any], Any]:
+    def check(value: str) -> str:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            ok = False
+        if not ok:  # the value is not repeated: it may carry a token
+            raise ytdlp_opts.Refused(f"expected an http:// or https:// URL with a host name "
+                                     f"(the value is not shown: {key} may hold a token); \"\" "
+                                     "turns it off")
+        return value
+    return check
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook: str = spec("", "URL that gets a JSON POST per notification ({\"event\", \"title\", "
+                        "\"message\", \"host\", \"time\", …} and a Slack-style \"text\"); "
+                        "empty: off. Treated as a secret: never logged", "str",
+                        check=_notify_url("notify.webhook"))
+    ntfy: str = spec("", "ntfy topic URL (https://ntfy.sh/TOPIC or your own server's) that "
+                     "gets each notification with a title, priority and tags; empty: off. "
+                     "Treated as a secret: never logged", "str", check=_notify_url("notify.ntfy"))
+    events: list[str] = spec(list(NOTIFY_EVENTS), "what is sent: alert (a new ALERT line in "
+                             "`ytpiped status`), breaker_open (the download circuit breaker "
+                             "opened), queue_drained (the last queued video reached done or "
+                             "failed), stopped (the daemon stopped unexpectedly)", "str_list",
+                             choices=NOTIFY_EVENTS)
+    min_interval_s: float = spec(600.0, "at most one notification per event (and stage) in this "
+                                 "long; the ones held back are counted in the next", "float", lo=0)
+    timeout_s: float = spec(10.0, "give up on an endpoint after this long (the daemon never "
+                            "waits for one)", "float", lo=0.1, hi=300)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
@@ -262,6 +305,7 @@ class Settings:
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     mine: MineConfig = field(default_factory=MineConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

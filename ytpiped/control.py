@@ -3,7 +3,8 @@ when `daemon.metrics_port` is set, on `daemon.metrics_bind`:PORT (default 127.0.
 
 GET /status   the DESIGN.md §3 JSON plus live data published by the stages (socket only:
               titles, URLs and error messages are for the owner of the data dir)
-GET /metrics  Prometheus text format
+GET /metrics  Prometheus metrics (ytpiped.metrics): the text format, or OpenMetrics when
+              the scraper asks for it
 GET /healthz  200 "ok" while the event loop answers
 
 The TCP listener answers only requests whose Host header is an IP address or `localhost`:
@@ -17,7 +18,6 @@ import contextlib
 import errno
 import ipaddress
 import json
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,64 +70,11 @@ def devices() -> dict[str, Any]:
                       "memory_total_mb": round(g.total_bytes / 2**20)} for g in snap.gpus]}
 
 
-def _label(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+def metrics_text(st: Mapping[str, Any], data_dir: Path | None = None) -> str:
+    """The Prometheus text format of one scrape (ytpiped.metrics)."""
+    from ytpiped import metrics
 
-
-def metrics_text(st: Mapping[str, Any]) -> str:
-    """Prometheus exposition format from a status dict."""
-    out: list[str] = []
-
-    def metric(name: str, kind: str, help: str, samples: list[tuple[dict[str, object], float]]
-               ) -> None:
-        out.append(f"# HELP ytpiped_{name} {help}")
-        out.append(f"# TYPE ytpiped_{name} {kind}")
-        for labels, value in samples:
-            lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            v = float(value)
-            shown = "NaN" if math.isnan(v) else repr(v)
-            out.append(f"ytpiped_{name}{{{lab}}} {shown}" if lab else f"ytpiped_{name} {shown}")
-
-    metric("up", "gauge", "1 while the daemon answers", [({}, 1.0)])
-    metric("videos", "gauge", "videos per state",
-           [({"state": s}, n) for s, n in st["videos"]["by_state"].items()])
-    metric("failed_videos", "gauge", "failed videos per error kind",
-           [({"kind": k}, n) for k, n in st["failures"]["by_kind"].items()])
-    metric("retries_total", "counter", "retried attempts per error kind",
-           [({"kind": k}, n) for k, n in st["failures"].get("transient_by_kind", {}).items()])
-    metric("cooldowns_total", "counter", "cooldowns (429, bot check, LLM down…) per kind",
-           [({"kind": k}, n) for k, n in st["failures"].get("cooldowns_by_kind", {}).items()])
-    stage_samples: dict[str, list[tuple[dict[str, object], float]]] = {}
-    for stage, data in st["stages"].items():
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            stage_samples.setdefault(key, []).append(({"stage": stage}, value))
-    for key, samples in sorted(stage_samples.items()):
-        metric(f"stage_{key}", "gauge", f"per-stage {key.replace('_', ' ')}", samples)
-    dl = st["stages"].get("download") or {}
-    breaker, js = dl.get("breaker") or {}, dl.get("js_runtime") or {}
-    metric("download_info", "gauge", "yt-dlp version and the JavaScript runtime it uses",
-           [({"ytdlp_version": dl.get("ytdlp_version") or "", "js_runtime": js.get("name") or "",
-              "js_runtime_version": js.get("version") or "",
-              "js_runtime_ok": str(bool(js.get("ok"))).lower()}, 1.0)])
-    metric("download_breaker_open", "gauge", "1 while the download circuit breaker (or "
-           "`ytpiped pause download`) holds downloads",
-           [({}, 0.0 if breaker.get("state", "closed") == "closed" else 1.0)])
-    metric("download_breaker_failures_in_row", "gauge", "downloads of different videos that "
-           "failed in a row for a reason not their own",
-           [({}, float(breaker.get("failures_in_row") or 0))])
-    metric("download_breaker_level", "gauge", "failed probes since the breaker opened",
-           [({}, float(breaker.get("level") or 0))])
-    dev = st.get("devices") or {}
-    if dev:
-        metric("cpu_percent", "gauge", "CPU utilisation", [({}, dev["cpu_percent"])])
-        metric("gpu_utilization_percent", "gauge", "GPU utilisation (NVML)",
-               [({"gpu": g["index"]}, g["utilization_pct"] or 0.0) for g in dev["gpus"]])
-    eta = st.get("eta_seconds")
-    metric("eta_seconds", "gauge", "estimated seconds until every video is done or failed",
-           [({}, float("nan") if eta is None else eta)])
-    return "\n".join(out) + "\n"
+    return metrics.exposition(st, data_dir)[0].decode()
 
 
 def host_allowed(host: str | None) -> bool:
@@ -191,10 +138,16 @@ class ControlServer:
         return web.json_response(await self._status(), dumps=json.dumps)
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
+        from ytpiped import metrics
+
         self.requests += 1
-        return web.Response(text=metrics_text(await self._status()),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        st = await self._status()
+        # the process collector reads /proc and the disk is asked for its free space: off
+        # the event loop, like the status itself
+        body, content_type = await asyncio.to_thread(
+            metrics.exposition, st, self.data_dir, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type,
+                                                "X-Content-Type-Options": "nosniff"})
 
     async def handle_health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -34,6 +34,7 @@ from ytpiped.errors import (
 )
 from ytpiped.files import clean_temp_files, tighten
 from ytpiped.lock import acquire_lock
+from ytpiped.notify import Notifications
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
 from ytpiped.store import SqliteDB, SqliteStore, Store, db_path, free_bytes, is_store_full
@@ -65,6 +66,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._stages = stages
         self.notifier = Notifier(environ if environ is not None else os.environ)
+        self.notifications = Notifications(settings.notify, self.clock)  # webhook, ntfy
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
@@ -114,8 +116,13 @@ class Daemon:
         lock = acquire_lock(data)
         try:
             async with contextlib.AsyncExitStack() as stack:
+                stack.push_async_callback(self.notifications.close)  # last: what is queued
                 stack.callback(self._install_signals())
-                return await self._serve(data, stack)
+                try:
+                    return await self._serve(data, stack)
+                except Exception as exc:
+                    self.notifications.stopped(f"{type(exc).__name__}: {exc}")
+                    raise
         finally:
             lock.close()
 
@@ -144,7 +151,7 @@ class Daemon:
                       stages=[s.name for s in stages], recovered=recovered)
         wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
-                                    on_publish=self._on_publish, on_outcome=self.on_outcome,
+                                    on_publish=self._on_publish, on_outcome=self._on_outcome,
                                     claims=self.claims)
                         for s in stages]
         stack.push_async_callback(self._close_stages, stages)
@@ -155,6 +162,8 @@ class Daemon:
             raise ConfigError(str(exc)) from None
         side: dict[str, asyncio.Task[Any]] = {
             "reaper": asyncio.create_task(self._reaper(store), name="reaper"),
+            "notify": asyncio.create_task(self.notifications.run(store.counts),
+                                          name="notify"),
         }
         if self.notifier.watchdog_s:
             side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -180,6 +189,7 @@ class Daemon:
                     exc = task.exception() if not task.cancelled() else None
                     self.log.error("side_task_died", task=name, error=repr(exc),
                                    exc_info=exc)
+                    self.notifications.stopped(f"the side task {name} died: {exc!r}")
                     self.stop.set()
                     stop_wait.cancel()
                     return EXIT_FAILURE
@@ -272,17 +282,25 @@ class Daemon:
         if first:
             self.log.error("store_full", path=str(path), free_bytes=free, error=str(exc))
             self.live["store"] = {"alerts": [alert]}
+            self.notifications.published("store", self.live["store"])
             self.notifier.status(f"paused: {alert}")
         if not self.ready.is_set():  # a start on a full disk waits instead of timing out
             self.notifier.extend_timeout(self.store.retry_full_s * 3)
 
     def _store_writable(self) -> None:
         self.live.pop("store", None)
+        self.notifications.published("store", {})
         self.log.info("store_writable")
         self.notifier.status("running")
 
     def _on_publish(self, stage: str, status: Mapping[str, Any]) -> None:
         self.live[stage] = dict(status)
+        self.notifications.published(stage, status)
+
+    def _on_outcome(self, stage: str, event: str, video_id: str, kind: str | None) -> None:
+        self.notifications.outcome(event)  # the last video done or failed: queue drained
+        if self.on_outcome is not None:
+            self.on_outcome(stage, event, video_id, kind)
 
     async def _reaper(self, store: Store) -> None:
         """Return expired leases of dead runs. The leases of this process's live runs are

@@ -1,10 +1,16 @@
 """structlog setup: JSON lines under systemd or when not on a TTY, a console renderer on
 a TTY. Standard-library loggers (yt-dlp, aiohttp, faster-whisper) go through the same
-processors. Secrets are masked by `redact` before anything is rendered."""
+processors. Secrets are masked by `redact` before anything is rendered.
+
+When the stream is systemd's journal (`$JOURNAL_STREAM` names its device and inode), each
+line starts with its syslog priority, `<3>` for errors, `<4>` warnings, `<6>` info, `<7>`
+debug: journald takes it as the entry's priority, so `journalctl -p err -u ytpiped` finds
+the errors."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import MutableMapping
@@ -38,8 +44,45 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
-def setup(*, json: bool | None = None, level: str = "info", stream: TextIO | None = None) -> None:
-    """Configure structlog and the stdlib root logger once, in cli/daemon only."""
+#: syslog priorities (sd-daemon(3)) by the lowest stdlib level they cover
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+               (logging.INFO, 6))
+
+
+def priority(levelno: int) -> int:
+    """The syslog priority of a stdlib log level (debug and below: 7)."""
+    return next((prio for lowest, prio in _PRIORITIES if levelno >= lowest), 7)
+
+
+def is_journal(stream: TextIO, journal_stream: str | None) -> bool:
+    """True when `stream` is the journal stream systemd named in $JOURNAL_STREAM
+    ("DEVICE:INODE"); not when the unit sends stderr elsewhere."""
+    if not journal_stream:
+        return False
+    try:
+        dev, ino = (int(part) for part in journal_stream.split(":"))
+        st = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefixes every line of a record with its syslog priority, `<N>`."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
+def setup(*, json: bool | None = None, level: str = "info", stream: TextIO | None = None,
+          journal_stream: str | None = None) -> None:
+    """Configure structlog and the stdlib root logger once, in cli/daemon only.
+    `journal_stream`: the value of $JOURNAL_STREAM (the caller reads the environment)."""
     out = stream or sys.stderr
     if json is None:
         json = not out.isatty()
@@ -59,10 +102,13 @@ def setup(*, json: bool | None = None, level: str = "info", stream: TextIO | Non
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+    formatter: logging.Formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer]))
+                    structlog.processors.format_exc_info, renderer])
+    if is_journal(out, journal_stream):
+        formatter = JournalFormatter(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ytpiped import kinds, logs, retry
+from ytpiped import kinds, logs, metrics, retry
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.errors import (
@@ -192,6 +192,7 @@ class StageWorker:
         self.slots = asyncio.Semaphore(self.concurrency)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.leases: dict[str, Lease] = {}  # the leases of live runs (the reaper renews them)
+        self.started: dict[str, float] = {}  # monotonic start of each live run (metrics)
         self.completed = 0
 
     @property
@@ -312,6 +313,7 @@ class StageWorker:
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(lease, me, log), name=f"lease:{row.id}")
+        self.started[row.id] = self.clock.monotonic()
         try:
             log.info("stage_started")
             # the heartbeat stops as soon as the stage is done (a renewal racing the final
@@ -343,6 +345,7 @@ class StageWorker:
                                                    log))
         finally:
             beat.cancel()
+            self.started.pop(row.id, None)
             self.leases.pop(row.id, None)
             self.inflight.pop(row.id, None)
             self.slots.release()
@@ -432,5 +435,8 @@ class StageWorker:
         self._notify("failed", row.id, kind)
 
     def _notify(self, event: str, video_id: str, kind: str | None) -> None:
+        started = self.started.get(video_id)
+        metrics.stage_outcome(self.stage.name, event, kind,
+                              None if started is None else self.clock.monotonic() - started)
         if self.on_outcome is not None:
             self.on_outcome(self.stage.name, event, video_id, kind)

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ytpiped import config, control
 from ytpiped.daemon import Daemon
@@ -46,10 +47,15 @@ async def test_socket_serves_status_metrics_health(tmp_path: Path) -> None:
         assert 0 <= st["devices"]["cpu_percent"] <= 100
         assert isinstance(st["devices"]["gpus"], list)
         metrics = (await control.fetch(data, "/metrics") or b"").decode()
-        assert 'ytpiped_videos{state="downloading"} 3.0' in metrics
+        got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(metrics) for s in f.samples}
+        assert got[("ytpiped_videos", (("state", "downloading"),))] == 3
         assert "# TYPE ytpiped_videos gauge" in metrics
-        assert 'ytpiped_stage_in_progress{stage="download"} 3.0' in metrics
-        assert "ytpiped_cpu_percent " in metrics
+        assert got[("ytpiped_download_phase", (("phase", "steady"),))] == 1
+        assert got[("ytpiped_download_next_timestamp_seconds", ())] == 123
+        assert got[("ytpiped_alerts", ())] == 1
+        assert got[("process_resident_memory_bytes", ())] > 0
+        assert got[("ytpiped_data_dir_free_bytes", ())] > 0
         assert await control.fetch(data, "/healthz") == b"ok\n"
         d.stop.set()
         assert await task == 0
@@ -68,19 +74,9 @@ async def test_metrics_port_on_loopback(tmp_path: Path, unused_tcp_port: int) ->
         async with aiohttp.ClientSession() as session, \
                 session.get(f"http://127.0.0.1:{unused_tcp_port}/metrics") as resp:
             body = await resp.text()
-        assert resp.status == 200 and "ytpiped_up 1.0" in body
+        assert resp.status == 200 and "ytpiped_build_info{" in body
         d.stop.set()
         await task
-
-
-def test_metrics_text_escapes_labels_and_nan() -> None:
-    st = {"videos": {"by_state": {"queued": 1}}, "failures": {"by_kind": {'we"ird': 2}},
-          "stages": {"download": {"phase": "steady", "rate_per_hour": 4.5}},
-          "eta_seconds": None}
-    text = control.metrics_text(st)
-    assert 'ytpiped_failed_videos{kind="we\\"ird"} 2.0' in text
-    assert 'ytpiped_stage_rate_per_hour{stage="download"} 4.5' in text
-    assert "ytpiped_eta_seconds NaN" in text and "phase" not in text
 
 
 @contextlib.asynccontextmanager
@@ -114,12 +110,28 @@ async def test_tcp_listener_serves_metrics_and_health_but_not_status(
     async with serving(data, **{"daemon.metrics_port": unused_tcp_port}):
         assert await get(f"{base}/healthz") == (200, "ok\n")
         status, body = await get(f"{base}/metrics")
-        assert status == 200 and "ytpiped_up 1.0" in body
+        assert status == 200 and "ytpiped_build_info{" in body
         status, body = await get(f"{base}/status")
         assert status == 404 and "videos" not in body
         # the unix socket (mode 0600, owner only) still serves everything
         raw = await control.fetch(data, "/status")
         assert raw is not None and "by_state" in json.loads(raw)["videos"]
+
+
+async def test_tcp_listener_speaks_openmetrics_to_prometheus(tmp_path: Path,
+                                                             unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/metrics"
+    prometheus = ("application/openmetrics-text;version=1.0.0;q=0.5,"
+                  "text/plain;version=0.0.4;q=0.4,*/*;q=0.1")
+    async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port}), \
+            aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Accept": prometheus}) as resp:
+            body = await resp.text()
+            assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert body.endswith("# EOF\n") and "ytpiped_videos" in body
+        async with session.get(url) as resp:
+            assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "localhost.evil.example",
@@ -141,7 +153,7 @@ async def test_tcp_listener_answers_ip_literals_and_localhost(
     base = f"http://127.0.0.1:{unused_tcp_port}"
     async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port}):
         status, body = await get(f"{base}/metrics", host.format(port=unused_tcp_port))
-        assert status == 200 and "ytpiped_up 1.0" in body
+        assert status == 200 and "ytpiped_build_info{" in body
 
 
 async def test_metrics_bind_chooses_the_listening_address(tmp_path: Path,
@@ -149,7 +161,7 @@ async def test_metrics_bind_chooses_the_listening_address(tmp_path: Path,
     async with serving(tmp_path / "data", **{"daemon.metrics_port": unused_tcp_port,
                                              "daemon.metrics_bind": "127.0.0.2"}):
         status, body = await get(f"http://127.0.0.2:{unused_tcp_port}/metrics")
-        assert status == 200 and "ytpiped_up 1.0" in body
+        assert status == 200 and "ytpiped_build_info{" in body
         with pytest.raises(aiohttp.ClientConnectorError):
             await get(f"http://127.0.0.1:{unused_tcp_port}/metrics")
 

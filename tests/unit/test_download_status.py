@@ -21,8 +21,8 @@ def test_metrics_show_the_yt_dlp_version_runtime_and_breaker() -> None:
                                   "js_runtime": JS, "breaker": BREAKER}},
           "eta_seconds": None}
     text = control.metrics_text(st)
-    assert ('ytpiped_download_info{ytdlp_version="2026.10.26",js_runtime="deno",'
-            'js_runtime_version="2.9.8",js_runtime_ok="true"} 1.0') in text
+    assert ('ytpiped_download_info{js_runtime="deno",js_runtime_ok="true",'
+            'js_runtime_version="2.9.8",ytdlp_version="2026.10.26"} 1.0') in text
     assert "ytpiped_download_breaker_open 1.0" in text
     assert "ytpiped_download_breaker_failures_in_row 5.0" in text
     assert "ytpiped_download_breaker_level 2.0" in text

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import ollama
 
+from ytpiped import metrics
 from ytpiped.clock import Clock
 
 KIND_UNAVAILABLE = "llm_unavailable"
@@ -238,6 +239,7 @@ class LLMClient:
                 raise
             if kind == KIND_UNAVAILABLE:
                 self.down_until[host] = self.clock.monotonic() + self.down_s
+            metrics.llm_request(model, kind)
             detail = str(exc).strip() or type(exc).__name__
             raise LLMError(f"{host}: {detail}", kind=kind, host=host) from exc
         finally:
@@ -245,9 +247,11 @@ class LLMClient:
         self.down_until.pop(host, None)
         self.served[host] += 1
         self.tokens_out += resp.eval_count or 0
+        latency = self.clock.monotonic() - t0
+        metrics.llm_request(model, "ok", latency, resp.prompt_eval_count, resp.eval_count)
         return Reply(content=resp.message.content or "", host=host, model=model,
-                     latency_s=self.clock.monotonic() - t0,
-                     prompt_tokens=resp.prompt_eval_count, eval_tokens=resp.eval_count)
+                     latency_s=latency, prompt_tokens=resp.prompt_eval_count,
+                     eval_tokens=resp.eval_count)
 
     def tokens_per_s(self) -> float:
         elapsed = self.clock.monotonic() - self.started

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ytpiped import logs
+from ytpiped import logs, metrics
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, jsruntime, ytdlp
 from ytpiped.download.breaker import CLOSED, Breaker
@@ -304,6 +304,7 @@ class DownloadStage(StageBase):
         pacer.finished(ctx.clock.now(), ok=True)
         await self._succeeded(ctx, breaker)
         ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
+        metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={"title": got.title, "channel": got.channel,
                                "upload_date": got.upload_date, "duration_s": got.duration_s,
                                "size_bytes": got.size_bytes, "audio_path": str(got.path)})

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ytpiped import kinds
+from ytpiped import kinds, metrics
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.files import atomic_write_json
 from ytpiped.mining import prompts
@@ -265,6 +265,7 @@ class MineStage(LLMStage):
             return
         await ctx.parts.save("window", w.idx, {**base, "status": "ok",
                                                **place_claims(res.value, w)})
+        metrics.window_mined(ok=True)
 
     async def _window_failed(self, ctx: Context, w: Window, base: dict[str, Any], kind: str,
                              error: str | None, raw: str | None) -> None:
@@ -272,3 +273,4 @@ class MineStage(LLMStage):
         await ctx.record_event("window_failed", kind=kind, message=f"window {w.idx}: {error}")
         await ctx.parts.save("window", w.idx, {**base, "status": "failed", "kind": kind,
                                                "error": error, "raw": raw})
+        metrics.window_mined(ok=False)

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from ytpiped import kinds
+from ytpiped import kinds, metrics
 from ytpiped import transcription as tx
 from ytpiped.config import Settings
 from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
@@ -144,6 +144,7 @@ class TranscribeStage(StageBase):
                     "device": result.device, "model": result.model,
                     "elapsed_s": round(result.elapsed_s, 3), "quality": quality}
             await ctx.parts.save("chunk", i, data)
+            metrics.chunk_transcribed(result.device, bounds[i][1] - bounds[i][0])
             done[i] = data
             await self._sync_samples(ctx)
             await self._publish(ctx)
