@@ -11,8 +11,9 @@ VIDEOS videos, waits until it has done them all, then times, interleaved, RUNS o
 
 each twice: with a bytecode cache (a private PYTHONPYCACHEPREFIX, warmed first: what an
 installed ytpiped sees) and without one (PYTHONDONTWRITEBYTECODE=1: every start compiles
-ytpiped's modules, as in this development environment). Medians in ms; ratios to the
-start-up of the same run. Prints a table, then one JSON object as the last line.
+ytpiped's modules, as in this development environment). Wall and CPU milliseconds
+(medians; the wall minimum too, the run least disturbed by other work); ratios to the
+start-up of the same runs. Prints a table, then one JSON object as the last line.
 
     python -m benchmarks.status_latency [--runs 15] [--videos 2000]
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -52,14 +54,19 @@ def _env(data: Path, pycache: Path | None) -> dict[str, str]:
     return env
 
 
-def _time(cmd: list[str], env: dict[str, str], src: str | None) -> float:
-    """Milliseconds `cmd` takes; with `src`, run in that checkout of ytpiped (`python -m`
-    imports from the working directory first)."""
+def _time(cmd: list[str], env: dict[str, str], src: str | None) -> tuple[float, float]:
+    """(wall, CPU) milliseconds `cmd` takes; CPU time (user + system) hardly grows when
+    other work shares the machine, wall time does. With `src`, run in that checkout of
+    ytpiped (`python -m` imports from the working directory first)."""
     if src is not None:
         env = {**env, "PYTHONPATH": src}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=src, stdout=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - t0) * 1000
+    wall = (time.perf_counter() - t0) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
 
 
 def _wait(predicate: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
@@ -115,11 +122,14 @@ def main() -> int:
             for cmd, src in commands.values():  # warm the bytecode cache and the page cache
                 _time(cmd, modes["cached"], src)
             times: dict[tuple[str, str], list[float]] = {}
+            cpu: dict[tuple[str, str], list[float]] = {}
             socket_ms: list[float] = []
             for _ in range(args.runs):
                 for mode, env in modes.items():
                     for name, (cmd, src) in commands.items():
-                        times.setdefault((mode, name), []).append(_time(cmd, env, src))
+                        wall, used = _time(cmd, env, src)
+                        times.setdefault((mode, name), []).append(wall)
+                        cpu.setdefault((mode, name), []).append(used)
                 t0 = time.perf_counter()
                 control_client.get(data, "/status")
                 socket_ms.append((time.perf_counter() - t0) * 1000)
@@ -128,25 +138,40 @@ def main() -> int:
             daemon.wait(60)
         shutil.rmtree(pycache, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"ytpiped status with the daemon running ({args.videos} videos), median of "
-          f"{args.runs} runs, ms")
-    print(f"{'command':<42}{'cached':>10}{'ratio':>8}{'no cache':>12}{'ratio':>8}")
+    best = {k: min(v) for k, v in times.items()}  # the run least disturbed by other work
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    print(f"ytpiped status with the daemon running ({args.videos} videos), {args.runs} runs, "
+          "ms: wall median, wall min, CPU median (user+system), wall ratio to `python -c "
+          "pass`")
+    print(f"{'':<40}{'-- with bytecode cache --':>30}{'-- without --':>30}")
+    print(f"{'command':<40}" + f"{'wall':>8}{'min':>7}{'cpu':>7}{'ratio':>8}" * 2)
     for name in commands:
-        c, n = med[("cached", name)], med[("nocache", name)]
-        cp, np_ = med[("cached", "python -c pass")], med[("nocache", "python -c pass")]
-        print(f"{name:<42}{c:>10.1f}{c / cp:>8.2f}{n:>12.1f}{n / np_:>8.2f}")
-    print(f"{'socket round trip (in process)':<42}{statistics.median(socket_ms):>10.1f}")
+        row = f"{name:<40}"
+        for mode in modes:
+            k = (mode, name)
+            row += (f"{med[k]:>8.1f}{best[k]:>7.1f}{cpu_med[k]:>7.1f}"
+                    f"{med[k] / med[(mode, 'python -c pass')]:>8.2f}")
+        print(row)
+    print(f"{'socket round trip (in process)':<40}{statistics.median(socket_ms):>8.1f}"
+          f"{min(socket_ms):>7.1f}")
     result: dict[str, object] = {"runs": args.runs, "videos": args.videos, "goal_ms": GOAL_MS,
                                  "socket_roundtrip_ms": round(statistics.median(socket_ms), 1)}
-    keys = {"python -c pass": "python_start_ms",
-            "python -m ytpiped status --json": "status_json_ms",
-            "python -m ytpiped status": "status_text_ms",
-            "ytpiped status --json (entry point)": "status_entry_point_ms",
-            "status --json of --compare SRC": "compare_status_json_ms"}
+    keys = {"python -c pass": "python_start",
+            "python -m ytpiped status --json": "status_json",
+            "python -m ytpiped status": "status_text",
+            "ytpiped status --json (entry point)": "status_entry_point",
+            "status --json of --compare SRC": "compare_status_json"}
     for mode in modes:
-        part = {keys[name]: round(med[(mode, name)], 1) for name in commands}
+        part: dict[str, object] = {}
+        for name in commands:
+            part[f"{keys[name]}_ms"] = round(med[(mode, name)], 1)
+            part[f"{keys[name]}_cpu_ms"] = round(cpu_med[(mode, name)], 1)
         took = med[(mode, "python -m ytpiped status --json")]
+        part["status_json_min_ms"] = round(best[(mode, "python -m ytpiped status --json")], 1)
         part["status_over_start_ratio"] = round(took / med[(mode, "python -c pass")], 2)
+        if args.compare:
+            part["status_over_compare_ratio"] = round(
+                took / med[(mode, "status --json of --compare SRC")], 3)
         part["under_goal"] = took < GOAL_MS
         result[mode] = part
     print(json.dumps(result))

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from ytpiped import __version__
 from ytpiped import config as cfg
 from ytpiped.errors import ConfigError, UsageError, YtpipedError
-from ytpiped.states import STAGE_NAMES, State
 from ytpiped.text import printable, printable_lines
 
 if TYPE_CHECKING:
@@ -127,6 +126,8 @@ def _status_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def _retry_arguments(rt: argparse.ArgumentParser) -> None:
+    from ytpiped.states import STAGE_NAMES
+
     rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID",
                     help="only these videos (default: every failed video the filters match)")
     rt.add_argument("--stage", choices=STAGE_NAMES, help="only videos that failed in this stage")
@@ -430,6 +431,7 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.stale import Stale, read_output, staleness
+    from ytpiped.states import State
 
     store = _open_store(settings, readonly=False)
     assert store is not None
