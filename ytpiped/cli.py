@@ -273,7 +273,9 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_settings(args: argparse.Namespace) -> cfg.Settings:
     """The effective settings; warnings (a stray YTPIPED_* variable) go to stderr, once."""
-    settings = cfg.from_environ(args.config, _flags(args))
+    # `run` checks the cookies file with the rest: a bad one would spend an attempt of
+    # every video
+    settings = cfg.from_environ(args.config, _flags(args), check_cookies=args.command == "run")
     for warning in settings.warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)
     return settings
@@ -296,7 +298,6 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped import daemon, logs
     from ytpiped.store import DatabaseCorrupt, corruption_named, db_path
 
-    cfg.check_cookies_file(settings)  # a bad file would spend an attempt of every video
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
                level=args.log_level or "info")
     try:

@@ -779,11 +779,12 @@ def env_name(dotted: str) -> str:
 
 
 def from_environ(config_flag: str | None = None, flags: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None, *, strict_env: bool = False
-                 ) -> Settings:
+                 environ: Mapping[str, str] | None = None, *, strict_env: bool = False,
+                 check_cookies: bool = False) -> Settings:
     """What the CLI uses: locate the file and read the real environment."""
     env = os.environ if environ is None else environ
-    return load(config_path(config_flag, env), env, flags, strict_env=strict_env)
+    return load(config_path(config_flag, env), env, flags, strict_env=strict_env,
+                check_cookies=check_cookies)
 
 
 def render_example() -> str:

@@ -158,3 +158,17 @@ def test_status_asks_the_running_daemon_without_heavy_imports(data_dir: Path,
     # without a daemon, status reads the database (and then needs the store)
     st = json.loads(cli(data_dir, "status", "--json").stdout)
     assert not st["daemon"]["running"] and st["videos"]["total"] == 1
+
+
+def test_run_reports_a_bad_cookies_file_with_the_other_errors(data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    gone = tmp_path / "cookies.txt"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[download]\ncookies_file = "{gone}"\nmax_attempts = 0\n')
+    r = subprocess.run([sys.executable, "-m", "ytpiped", "--config", str(conf), "run"],
+                       env=env_for(data_dir), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: 2 configuration errors:\n")
+    assert f"{conf}: key 'download.max_attempts': expected" in r.stderr
+    assert f"{conf}: key 'download.cookies_file': {gone} does not exist" in r.stderr
+    assert not (data_dir / "ytpiped.db").exists()  # refused before the daemon started
