@@ -2,6 +2,11 @@
 
 Exit codes: 0 ok, 1 runtime failure (a damaged database too: it is data, not
 configuration), 2 usage or configuration error, 3 another daemon already owns the data dir.
+
+Imports are per command: `ytpiped status` with the daemon running loads the config, asks
+the socket with the standard library and prints, in about the interpreter's own start-up
+time again (benchmarks/status_latency.py); the store, logging and the stages load only
+for the commands that use them.
 """
 
 from __future__ import annotations
@@ -13,20 +18,30 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ytpiped import __version__, files, kinds, logs
+from ytpiped import __version__
 from ytpiped import config as cfg
-from ytpiped.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
-from ytpiped.states import STAGE_NAMES, State
-from ytpiped.store import DatabaseCorrupt, SqliteDB, StoreNotReady, corruption_named, db_path
+from ytpiped.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    UsageError,
+    YtpipedError,
+)
 from ytpiped.text import printable, printable_lines
+
+if TYPE_CHECKING:
+    from ytpiped.store import SqliteDB
 
 PAUSABLE = ("download",)  # stages `pause`/`resume` can hold
 
 ENV_HELP = """environment:
-  YTPIPED_CONFIG              config file (when --config is not given; else
-                              /etc/ytpiped/ytpiped.toml if present)
+  YTPIPED_CONFIG              config file (when --config is not given; else the
+                              first that exists of $XDG_CONFIG_HOME/ytpiped/ytpiped.toml
+                              (~/.config/ytpiped/ytpiped.toml) and
+                              /etc/ytpiped/ytpiped.toml)
   YTPIPED_<SECTION>__<KEY>    override any config key, e.g.
                               YTPIPED_DOWNLOAD__MAX_VIDEOS_PER_HOUR=100,
                               YTPIPED_DATA_DIR=/srv/ytpiped
@@ -34,118 +49,220 @@ precedence: defaults < config file < environment < --data-dir/--set flags"""
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows an option's default where it says something: not for flags (False), options
+    with no default (None) or empty lists."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line. Given `argv`, only the command it names gets its subparser (every
+    one costs about 1 ms to build, more than `status` spends talking to the daemon); the
+    full parser otherwise, and for help that lists every command."""
     p = argparse.ArgumentParser(
         prog="ytpiped", formatter_class=_Formatter, epilog=ENV_HELP,
         description="Turn thousands of YouTube URLs into transcripts and mined knowledge: "
                     "a daemon that downloads, analyzes, transcribes, mines and evaluates, "
                     "persisting every step in SQLite.")
     p.add_argument("--version", action="version", version=f"ytpiped {__version__}")
-    p.add_argument("--config", metavar="PATH", help="TOML config file", default=None)
-    p.add_argument("--data-dir", metavar="DIR", default=None,
+    p.add_argument("--config", metavar="PATH",
+                   help="TOML config file (default: $YTPIPED_CONFIG, else "
+                        "$XDG_CONFIG_HOME/ytpiped/ytpiped.toml, else "
+                        "/etc/ytpiped/ytpiped.toml, the first that exists)")
+    p.add_argument("--data-dir", metavar="DIR",
                    help="data directory (database, audio, outputs); default from config: "
                         "~/.local/share/ytpiped")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a config key, e.g. --set download.max_attempts=3 "
                         "(repeatable)")
-    p.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    help="log level (default: info for run, warning for other commands)")
+    only = None if argv is None else _command_named(p, argv)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help, add_arguments in SUBCOMMANDS:
+        if only is None or name == only:
+            add_arguments(_subparser(sub, name, help))
+    return p
 
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, formatter_class=_Formatter,
-                              epilog=ENV_HELP)
 
-    r = cmd("run", "run the daemon in the foreground (what systemd starts)")
+def _command_named(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The command `argv` runs, found past the global options and their values; None when
+    top-level help or the version comes first, or no known command does."""
+    takes_value = [s for a in parser._actions if a.nargs != 0 for s in a.option_strings]
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ("-h", "--help", "--version", "--"):
+            return None
+        elif word.startswith("-"):  # an abbreviation (--conf) takes the value too
+            skip = "=" not in word and any(s.startswith(word) for s in takes_value)
+        else:
+            return word if word in {name for name, _, _ in SUBCOMMANDS} else None
+    return None
+
+
+def _subparser(parent: Any, name: str, help: str) -> argparse.ArgumentParser:
+    made: argparse.ArgumentParser = parent.add_parser(
+        name, help=help, description=help, formatter_class=_Formatter, epilog=ENV_HELP)
+    return made
+
+
+def _run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--log-json", action="store_true", default=None,
                    help="JSON log lines even on a terminal (default: JSON unless on a TTY)")
 
-    a = cmd("add", "queue URLs / video ids / playlists / channels; duplicates are skipped")
+
+def _add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("inputs", nargs="*", metavar="FILE|-|URL",
                    help="files with one URL or id per line ('-' = stdin; blank lines and "
                         "# comments ignored; a pipe or FIFO silent for add.read_timeout_s is "
                         "an error), or URLs/ids as arguments")
     a.add_argument("--json", action="store_true", help="machine-readable report")
 
-    s = cmd("status", "per-state counts, stage rates, ETA, failures and suggestions")
+
+def _status_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the status JSON")
     s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
-    s.add_argument("--interval", type=float, default=2.0, help="refresh interval with --watch")
+    s.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                   help="refresh interval with --watch")
 
-    rt = cmd("retry", "re-queue failed videos (all, or filtered by stage, kind or id)")
-    rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID")
+
+def _retry_arguments(rt: argparse.ArgumentParser) -> None:
+    from ytpiped.states import STAGE_NAMES
+
+    rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID",
+                    help="only these videos (default: every failed video the filters match)")
     rt.add_argument("--stage", choices=STAGE_NAMES, help="only videos that failed in this stage")
-    rt.add_argument("--kind", help="only videos that failed with this error kind")
+    rt.add_argument("--kind", help="only videos that failed with this error kind (as "
+                                   "`status` lists them, e.g. network, forbidden)")
+    rt.add_argument("--json", action="store_true",
+                    help='machine-readable report: {"requeued": N, "stage", "kind", '
+                         '"video_ids"}')
 
-    rm = cmd("remine", "mine done videos again whose results a new prompt version or model "
-                       "made stale (windows still current are kept)")
+
+def _remine_arguments(rm: argparse.ArgumentParser) -> None:
     rm.add_argument("video_ids", nargs="*", metavar="VIDEO_ID",
                     help="only these videos (default: every done video)")
     rm.add_argument("--all", action="store_true",
                     help="re-queue them even when nothing is stale")
     rm.add_argument("--dry-run", action="store_true", help="list what is stale; change nothing")
+    rm.add_argument("--json", action="store_true",
+                    help="machine-readable report of the stale videos and what was re-queued")
 
-    e = cmd("export", "write mined claims and evaluations")
-    e.add_argument("--out", required=True, metavar="DIR")
-    e.add_argument("--format", choices=["jsonl", "md"], default="jsonl")
 
-    t = cmd("transcribe", "one-shot batch transcription of a folder of audio (no daemon)")
-    t.add_argument("--audio-dir", required=True, metavar="DIR")
-    t.add_argument("--out", required=True, metavar="DIR")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    t.add_argument("--workers", type=int, default=None, help="slots (default: from hardware)")
-    t.add_argument("--model", default=None, help="model name or path (default: from config)")
+def _export_arguments(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--out", required=True, metavar="DIR",
+                   help="folder to write to (created if missing; files there are replaced)")
+    e.add_argument("--format", choices=["jsonl", "md"], default="jsonl",
+                   help="jsonl: claims.jsonl + evaluations.jsonl; md: one Markdown file per "
+                        "video")
+    e.add_argument("--json", action="store_true",
+                   help='machine-readable report: {"claims": N, "out", "format"}')
 
-    an = cmd("analyze", "loudness, duration, silences and chunk plan of one audio file")
-    an.add_argument("file", metavar="FILE")
-    an.add_argument("--json", action="store_true")
 
-    h = cmd("hw", "detected hardware and the capacities computed from it")
-    h.add_argument("--json", action="store_true")
+def _transcribe_arguments(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--audio-dir", required=True, metavar="DIR",
+                   help="folder of audio files to transcribe (files already transcribed in "
+                        "--out are skipped)")
+    t.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the transcripts (transcribe.output_formats)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: GPUs and CPU as the hardware allows; cpu or cuda: that alone")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="slots on the chosen device (default: from hardware)")
+    t.add_argument("--model", metavar="MODEL",
+                   help="model name or path for every slot (default: transcribe.model_gpu "
+                        "and model_cpu)")
+    t.add_argument("--json", action="store_true",
+                   help="machine-readable report, one entry per file (progress stays on "
+                        "stderr)")
 
-    d = cmd("doctor", "check what a real run depends on: yt-dlp and its JavaScript runtime, "
-                      "PO-token plugin, cookies, data dir, database, Whisper models, CUDA "
-                      "libraries, LLM hosts; one line each with its fix (exit 1 if any fails)")
-    d.add_argument("--json", action="store_true", help="machine-readable report")
 
-    for name, what in (("pause", "hold a stage: no new work starts (work in flight "
-                                 "finishes); the daemon keeps the hold across restarts"),
-                       ("resume", "release a stage held by `pause` or paused by the "
-                                  "download circuit breaker, at once")):
-        pr = cmd(name, what)
-        pr.add_argument("stage", choices=PAUSABLE, metavar="STAGE",
-                        help=f"the stage ({', '.join(PAUSABLE)}; only the download stage "
-                             "can be held in this version)")
+def _analyze_arguments(an: argparse.ArgumentParser) -> None:
+    an.add_argument("file", metavar="FILE", help="the audio or video file")
+    an.add_argument("--json", action="store_true", help="machine-readable report")
 
-    c = cmd("config", "show the effective configuration or check a file")
+
+def _json_only(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+
+def _stage_argument(pr: argparse.ArgumentParser) -> None:
+    pr.add_argument("stage", choices=PAUSABLE, metavar="STAGE",
+                    help=f"the stage ({', '.join(PAUSABLE)}; only the download stage can be "
+                         "held in this version)")
+
+
+def _config_arguments(c: argparse.ArgumentParser) -> None:
     csub = c.add_subparsers(dest="config_command", metavar="show|check")
-    cs = csub.add_parser("show", help="effective configuration with the source of each value",
-                         formatter_class=_Formatter)
-    cs.add_argument("--json", action="store_true")
-    cc = csub.add_parser("check", help="validate a config file with the YTPIPED_* environment "
-                                       "and --set flags as `run` would use them (exit 2 if "
-                                       "invalid; unknown YTPIPED_* variables are errors here)",
-                         formatter_class=_Formatter)
+    cs = _subparser(csub, "show", "effective configuration with the source of each value")
+    how = cs.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true",
+                     help='machine-readable: {"KEY": {"value": ..., "source": ...}}')
+    how.add_argument("--toml", action="store_true",
+                     help="a TOML config file of the effective values (sources as comments) "
+                          "that `config check` accepts")
+    cc = _subparser(csub, "check", "validate a config file with the YTPIPED_* environment and "
+                                   "--set flags as `run` would use them; every error at once "
+                                   "(exit 2 if invalid; unknown YTPIPED_* variables are errors "
+                                   "here)")
     cc.add_argument("file", nargs="?", metavar="FILE",
-                    help="file to check (default: the one --config/YTPIPED_CONFIG names)")
+                    help="file to check (default: the one --config, YTPIPED_CONFIG or the "
+                         "lookup finds)")
 
-    d = cmd("db", "database upkeep: integrity check and online backup (both safe while the "
-                  "daemon runs)")
+
+def _db_arguments(d: argparse.ArgumentParser) -> None:
     dsub = d.add_subparsers(dest="db_command", metavar="check|backup")
-    dc = dsub.add_parser("check", formatter_class=_Formatter,
-                         help="run SQLite's integrity_check on DATA/ytpiped.db (read-only); "
-                              "exit 1 and list the problems if it is damaged")
+    dc = _subparser(dsub, "check", "run SQLite's integrity_check on DATA/ytpiped.db "
+                                   "(read-only); exit 1 and list the problems if it is damaged")
     dc.add_argument("--json", action="store_true", help="machine-readable report")
-    db = dsub.add_parser("backup", formatter_class=_Formatter,
-                         help="copy DATA/ytpiped.db to FILE with SQLite's online backup API "
-                              "(consistent while the daemon writes); restore: stop the daemon, "
-                              "copy FILE to DATA/ytpiped.db, delete ytpiped.db-wal/-shm")
+    db = _subparser(dsub, "backup", "copy DATA/ytpiped.db to FILE with SQLite's online backup "
+                                    "API (consistent while the daemon writes); restore: stop "
+                                    "the daemon, copy FILE to DATA/ytpiped.db, delete "
+                                    "ytpiped.db-wal/-shm")
     db.add_argument("file", metavar="FILE", help="where the backup goes")
     db.add_argument("--force", action="store_true", help="replace FILE if it exists")
-    return p
+
+
+def _completion_arguments(co: argparse.ArgumentParser) -> None:
+    co.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL",
+                    help="bash, zsh or fish")
+
+
+#: (name, help, how to add its arguments), in the order `--help` lists them
+SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
+    ("run", "run the daemon in the foreground (what systemd starts)", _run_arguments),
+    ("add", "queue URLs / video ids / playlists / channels; duplicates are skipped",
+     _add_arguments),
+    ("status", "per-state counts, stage rates, ETA, failures and suggestions",
+     _status_arguments),
+    ("retry", "re-queue failed videos (all, or filtered by stage, kind or id)",
+     _retry_arguments),
+    ("remine", "mine done videos again whose results a new prompt version or model made stale "
+               "(windows still current are kept)", _remine_arguments),
+    ("export", "write mined claims and evaluations", _export_arguments),
+    ("transcribe", "one-shot batch transcription of a folder of audio (no daemon)",
+     _transcribe_arguments),
+    ("analyze", "loudness, duration, silences and chunk plan of one audio file",
+     _analyze_arguments),
+    ("hw", "detected hardware and the capacities computed from it", _json_only),
+    ("doctor", "check what a real run depends on: yt-dlp and its JavaScript runtime, PO-token "
+               "plugin, cookies, data dir, database, Whisper models, CUDA libraries, LLM hosts; "
+               "one line each with its fix (exit 1 if any fails)", _json_only),
+    ("pause", "hold a stage: no new work starts (work in flight finishes); the daemon keeps the "
+              "hold across restarts", _stage_argument),
+    ("resume", "release a stage held by `pause` or paused by the download circuit breaker, at "
+               "once", _stage_argument),
+    ("config", "show the effective configuration or check a file", _config_arguments),
+    ("db", "database upkeep: integrity check and online backup (both safe while the daemon "
+           "runs)", _db_arguments),
+    ("completion", "print a shell completion script (bash: `source <(ytpiped completion "
+                   "bash)`; zsh, fish: see README)", _completion_arguments),
+]
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,19 +279,31 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_settings(args: argparse.Namespace) -> cfg.Settings:
     """The effective settings; warnings (a stray YTPIPED_* variable) go to stderr, once."""
-    settings = cfg.from_environ(args.config, _flags(args))
+    # `run` checks the cookies file with the rest: a bad one would spend an attempt of
+    # every video
+    settings = cfg.from_environ(args.config, _flags(args), check_cookies=args.command == "run")
     for warning in settings.warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)
     return settings
+
+
+def _prepare(args: argparse.Namespace, settings: cfg.Settings) -> None:
+    """Before a command writes files or logs: one permission policy for all we create, and
+    warnings on stderr (`status` does this only when it reads the database itself)."""
+    from ytpiped import files, logs
+
+    files.apply_umask(settings.daemon.umask)
+    if args.command != "run":
+        logs.setup(json=False, level=args.log_level or "warning")
 
 
 # ------------------------------------------------------------------------ commands
 
 
 def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    from ytpiped import daemon
+    from ytpiped import daemon, logs
+    from ytpiped.store import DatabaseCorrupt, corruption_named, db_path
 
-    cfg.check_cookies_file(settings)  # a bad file would spend an attempt of every video
     logs.setup(json=args.log_json or (True if os.environ.get("INVOCATION_ID") else None),
                level=args.log_level or "info", journal_stream=os.environ.get("JOURNAL_STREAM"))
     try:
@@ -188,6 +317,8 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def _open_store(settings: cfg.Settings, *, readonly: bool) -> SqliteDB | None:
+    from ytpiped.store import SqliteDB, StoreNotReady, db_path
+
     path = db_path(settings.data_path)
     if readonly and not path.exists():
         return None
@@ -229,41 +360,55 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
-def status_dict(settings: cfg.Settings) -> dict[str, Any]:
-    from ytpiped import lock, status
+def live_status(settings: cfg.Settings) -> tuple[int | None, dict[str, Any] | None]:
+    """(pid of the daemon holding the data dir, its status over the socket): the fast path
+    of `status`, standard library only. (None, None) when no daemon runs; (pid, None) when
+    one holds the data dir but does not answer (yet)."""
+    from ytpiped import control_client, lock
 
     pid = lock.lock_holder(settings.data_path)
-    if pid is not None:
-        import asyncio
+    if pid is None:
+        return None, None
+    raw = control_client.get(settings.data_path)
+    if raw is None:
+        return pid, None
+    live: dict[str, Any] = json.loads(raw)
+    return pid, live
 
-        from ytpiped import control
 
-        raw = asyncio.run(control.fetch(settings.data_path))
-        if raw is not None:
-            live: dict[str, Any] = json.loads(raw)
-            return live
-    store = _open_store(settings, readonly=True)
-    if store is None:
-        empty = SqliteDB(Path(":memory:"), now=time.time())
+def stored_status(settings: cfg.Settings, pid: int | None) -> dict[str, Any]:
+    """The status read from the database (no daemon answers); an empty one without it."""
+    from ytpiped import status
+    from ytpiped.store import SqliteDB, corruption_named, db_path
+
+    with corruption_named(db_path(settings.data_path)):
+        store = _open_store(settings, readonly=True) or SqliteDB(Path(":memory:"), now=time.time())
         try:
-            return status.build(empty, time.time(), pid)
+            return status.build(store, time.time(), pid)
         finally:
-            empty.close()
-    try:
-        return status.build(store, time.time(), pid)
-    finally:
-        store.close()
+            store.close()
+
+
+def status_dict(settings: cfg.Settings) -> dict[str, Any]:
+    """The running daemon's status, else the database's."""
+    pid, live = live_status(settings)
+    return live if live is not None else stored_status(settings, pid)
 
 
 def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    from ytpiped import status
-
+    prepared = False
     while True:
-        with corruption_named(db_path(settings.data_path)):
-            st = status_dict(settings)
+        pid, st = live_status(settings)
+        if st is None:
+            if not prepared:  # the store, logging and the umask only when reading the db
+                _prepare(args, settings)
+                prepared = True
+            st = stored_status(settings, pid)
         if args.json:
             print(json.dumps(st, indent=None if args.watch else 2), flush=True)
         else:
+            from ytpiped import status
+
             if args.watch:
                 print("\033[2J\033[H", end="")
             print(status.format_status(st), flush=True)
@@ -283,21 +428,29 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
                                ids=args.video_ids)
     finally:
         store.close()
-    print(f"re-queued {n} failed video{'s' if n != 1 else ''}")
+    if args.json:
+        print(json.dumps({"requeued": n, "stage": args.stage, "kind": args.kind,
+                          "video_ids": args.video_ids}))
+    else:
+        print(f"re-queued {n} failed video{'s' if n != 1 else ''}")
     return EXIT_OK
 
 
 def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.stale import Stale, read_output, staleness
+    from ytpiped.states import State
 
     store = _open_store(settings, readonly=False)
     assert store is not None
+    not_done: list[dict[str, str | None]] = []
+    n = 0
     try:
         done = [v.id for v in store.videos(State.DONE.value, limit=2**62)]
         if args.video_ids:
             wanted = set(args.video_ids)
             for vid in sorted(wanted - set(done)):
                 row = store.get(vid)
+                not_done.append({"id": vid, "state": None if row is None else row.state})
                 print(printable(f"{vid}: {'not queued' if row is None else row.state} (only "
                                 "done videos are mined again; `ytpiped retry` re-queues failed "
                                 "ones)"), file=sys.stderr)
@@ -309,34 +462,49 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 found = Stale("requested (--all)", windows=False)
             if found is not None:
                 stale[vid] = found
-        windows = sum(1 for s in stale.values() if s.windows)
-        print(f"{len(done)} done video{'s' if len(done) != 1 else ''}: {len(stale)} to mine "
-              f"again ({windows} with windows to mine, {len(stale) - windows} evaluation only)")
-        for vid, s in list(stale.items())[:20]:  # reasons name models read from outputs
-            print(printable(f"  {vid}: {s.reason}"))
-        if len(stale) > 20:
-            print(f"  … and {len(stale) - 20} more")
-        if args.dry_run or not stale:
-            return EXIT_OK
-        n = store.remine({vid: s.reason for vid, s in stale.items()}, time.time())
+        if not args.json:
+            _print_stale(len(done), stale)
+        if stale and not args.dry_run:
+            n = store.remine({vid: s.reason for vid, s in stale.items()}, time.time())
     finally:
         store.close()
-    print(f"re-queued {n} video{'s' if n != 1 else ''} for mining")
+    if args.json:
+        print(json.dumps({"done": len(done), "dry_run": args.dry_run,
+                          "stale": [{"id": vid, "reason": s.reason, "windows": s.windows}
+                                    for vid, s in stale.items()],
+                          "not_done": not_done, "requeued": n}))
+    elif stale and not args.dry_run:
+        print(f"re-queued {n} video{'s' if n != 1 else ''} for mining")
     return EXIT_OK
+
+
+def _print_stale(done: int, stale: dict[str, Any]) -> None:
+    windows = sum(1 for s in stale.values() if s.windows)
+    print(f"{done} done video{'s' if done != 1 else ''}: {len(stale)} to mine again "
+          f"({windows} with windows to mine, {len(stale) - windows} evaluation only)")
+    for vid, s in list(stale.items())[:20]:  # reasons name models read from outputs
+        print(printable(f"  {vid}: {s.reason}"))
+    if len(stale) > 20:
+        print(f"  … and {len(stale) - 20} more")
 
 
 def cmd_config(args: argparse.Namespace, settings: cfg.Settings | None) -> int:
     if args.config_command == "check":
         path = Path(args.file) if args.file else cfg.config_path(args.config, os.environ)
         if path is None:
-            raise UsageError("config check: give a FILE (no --config, YTPIPED_CONFIG or "
-                             f"{cfg.SYSTEM_CONFIG})")
-        cfg.check_cookies_file(cfg.load(path, os.environ, _flags(args), strict_env=True))
+            user = cfg.user_config(os.environ)
+            raise UsageError("config check: give a FILE (no --config or YTPIPED_CONFIG, and "
+                             f"neither {user or '$XDG_CONFIG_HOME/ytpiped/ytpiped.toml'} nor "
+                             f"{cfg.SYSTEM_CONFIG} exists)")
+        cfg.load(path, os.environ, _flags(args), strict_env=True, check_cookies=True)
         print(f"{path}: ok")
         return EXIT_OK
     assert settings is not None
+    if args.toml:
+        print(cfg.render_effective(settings), end="")
+        return EXIT_OK
     rows = cfg.effective(settings)
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps({k: {"value": list(v) if isinstance(v, tuple) else v, "source": src}
                           for k, v, src in rows}, indent=2))
         return EXIT_OK
@@ -368,6 +536,7 @@ def cmd_hw(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import kinds
     from ytpiped.audio.analysis import BadAudio, NoAudio, analyze_file, format_analysis
 
     if not Path(args.file).is_file():
@@ -388,6 +557,10 @@ def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.export import export
 
     n = export(settings.data_path, Path(args.out), args.format)
+    if args.json:
+        print(json.dumps({"claims": n, "out": str(Path(args.out).resolve()),
+                          "format": args.format}))
+        return EXIT_OK
     print(f"exported {n} claim{'s' if n != 1 else ''} to {args.out} ({args.format})")
     return EXIT_OK
 
@@ -412,12 +585,22 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
         changes["cpu_slots"] = 0
     settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
     results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
-    print(printable_lines(summary(results)))  # file names and decoder errors, escaped
+    if args.json:
+        done = [r for r in results if r.status == "done"]
+        print(json.dumps({
+            "transcribed": len(done),
+            "skipped": sum(1 for r in results if r.status == "skipped"),
+            "failed": sum(1 for r in results if r.status == "failed"),
+            "audio_s": round(sum(r.duration_s for r in done), 3),
+            "words": sum(r.words for r in done),
+            "files": [dataclasses.asdict(r) for r in results]}))
+    else:
+        print(printable_lines(summary(results)))  # file names and decoder errors, escaped
     return EXIT_OK if all(r.status != "failed" for r in results) else EXIT_FAILURE
 
 
 def cmd_db(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    from ytpiped.store import upkeep
+    from ytpiped.store import db_path, upkeep
 
     if args.db_command not in ("check", "backup"):
         raise UsageError("db: give a subcommand: `ytpiped db check` or `ytpiped db backup FILE`")
@@ -497,6 +680,12 @@ def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def _is_database_corrupt(exc: BaseException) -> bool:
+    from ytpiped.store import DatabaseCorrupt  # imported only when something went wrong
+
+    return isinstance(exc, DatabaseCorrupt)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "db": cmd_db,
     "doctor": cmd_doctor,
@@ -514,27 +703,38 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
 }
 
 
+def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ytpiped import completion
+
+    print(completion.script(args.shell, parser, [k for k, _ in cfg.all_keys()]), end="")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if args.command == "completion":  # needs no configuration
+            return cmd_completion(args, _parser())
         if args.command == "config":
             if args.config_command not in ("show", "check"):
                 parser.parse_args(["config", "--help"])
             settings = load_settings(args) if args.config_command == "show" else None
             return cmd_config(args, settings)
         settings = load_settings(args)
-        files.apply_umask(settings.daemon.umask)  # one permission policy for all we create
-        if args.command != "run":
-            logs.setup(json=False, level=args.log_level or "warning")
+        if args.command != "status":  # status prepares only when it reads the database
+            _prepare(args, settings)
         return COMMANDS[args.command](args, settings)
     except (ConfigError, UsageError) as exc:
         print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
-    except DatabaseCorrupt as exc:
+    except YtpipedError as exc:
+        if not _is_database_corrupt(exc):
+            raise
         print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -9,13 +9,13 @@ effective value came from (`ytpiped config show`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import os
 import re
 import stat
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -456,6 +456,8 @@ def _parse_env_value(f: dataclasses.Field[Any], raw: str) -> Any:
     """Environment values are TOML literals when they parse as such, else plain strings."""
     if f.metadata["kind"] in ("str", "path", "choice"):
         return raw
+    import tomllib  # here, not at the top: `status` with no file or such value skips it
+
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -467,41 +469,100 @@ def _parse_env_value(f: dataclasses.Field[Any], raw: str) -> Any:
 # --------------------------------------------------------------------------- loading
 
 
+class InvalidConfig(ConfigError):
+    """Every problem loading found, each naming its source (file, env variable or flag)
+    and the key, so one `config check` shows them all."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems[0] if len(self.problems) == 1 else
+                         f"{len(self.problems)} configuration errors:\n"
+                         + "\n".join(f"  {p}" for p in self.problems))
+
+
+@functools.cache
+def _fields() -> dict[str, dataclasses.Field[Any]]:
+    return dict(all_keys())
+
+
 def _field_of(dotted: str) -> dataclasses.Field[Any] | None:
-    return dict(all_keys()).get(dotted)
+    return _fields().get(dotted)
 
 
-def _apply(values: dict[str, dict[str, Any]], sources: dict[str, str], dotted: str, value: Any,
-           source: str) -> None:
-    f = _field_of(dotted)
-    if f is None:
-        raise ConfigError(f"{source}: unknown key '{dotted}' (see `ytpiped config show` for the "
-                          "valid keys)")
-    try:
-        typed = coerce(f, value)
-    except ytdlp_opts.Refused as exc:
-        raise ConfigError(f"{source}: key '{dotted}': {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{source}: key '{dotted}': expected {exc}, got {value!r}") from None
-    section, _, key = dotted.rpartition(".")
-    values.setdefault(section, {})[key] = typed
-    sources[dotted] = source
+def suggest(dotted: str) -> str | None:
+    """The valid key a misspelt or misplaced `dotted` most likely meant, or None: the same
+    key name in another section first, else the closest spelling."""
+    name = dotted.rpartition(".")[2]
+    same_name = [k for k in _fields() if k.rpartition(".")[2] == name]
+    if same_name:
+        return same_name[0]
+    import difflib
+
+    close = difflib.get_close_matches(dotted, list(_fields()), n=1, cutoff=0.7)
+    return close[0] if close else None
 
 
-def _flatten(doc: dict[str, Any], path: Path) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            if k not in SECTIONS:
-                raise ConfigError(f"{path}: unknown section [{k}] (valid: "
-                                  + ", ".join(SECTIONS) + ")")
-            out.extend((f"{k}.{kk}", vv) for kk, vv in v.items())
-        else:
-            out.append((k, v))
-    return out
+def _unknown_key(source: str, dotted: str) -> str:
+    guess = suggest(dotted)
+    hint = f"did you mean '{guess}'? " if guess else ""
+    return f"{source}: unknown key '{dotted}' ({hint}see `ytpiped config show` for the valid keys)"
+
+
+class _Loader:
+    """Typed values and their sources, gathered from file, environment and flags; every
+    problem is kept in `problems` and loading goes on, to report them all at once."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+        self.sources: dict[str, str] = {}
+        self.problems: list[str] = []
+        self.bad_keys: set[str] = set()
+
+    def apply(self, dotted: str, value: Any, source: str) -> None:
+        f = _field_of(dotted)
+        if f is None:
+            self.problems.append(_unknown_key(source, dotted))
+            return
+        try:
+            typed = coerce(f, value)
+        except ytdlp_opts.Refused as exc:
+            self.fail(dotted, f"{source}: key '{dotted}': {exc}")
+            return
+        except ValueError as exc:
+            self.fail(dotted, f"{source}: key '{dotted}': expected {exc}, got {value!r}")
+            return
+        section, _, key = dotted.rpartition(".")
+        self.values.setdefault(section, {})[key] = typed
+        self.sources[dotted] = source
+
+    def fail(self, dotted: str, problem: str) -> None:
+        self.problems.append(problem)
+        self.bad_keys.add(dotted)
+
+    def file(self, path: Path) -> None:
+        try:
+            doc = read_toml(path)
+        except ConfigError as exc:
+            self.problems.append(str(exc))
+            return
+        for k, v in doc.items():
+            if not isinstance(v, dict):
+                self.apply(k, v, str(path))
+            elif k in SECTIONS:
+                for kk, vv in v.items():
+                    self.apply(f"{k}.{kk}", vv, str(path))
+            else:
+                import difflib
+
+                close = difflib.get_close_matches(k, list(SECTIONS), n=1, cutoff=0.6)
+                hint = f"did you mean [{close[0]}]? " if close else ""
+                self.problems.append(f"{path}: unknown section [{k}] ({hint}valid: "
+                                     + ", ".join(SECTIONS) + ")")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -515,87 +576,121 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
 
 
+def user_config(env: Mapping[str, str]) -> Path | None:
+    """$XDG_CONFIG_HOME/ytpiped/ytpiped.toml; ~/.config/ytpiped/ytpiped.toml when
+    XDG_CONFIG_HOME is unset, empty or relative (the XDG base directory rules)."""
+    base = env.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        home = env.get("HOME", "")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".config")
+    return Path(base) / "ytpiped" / "ytpiped.toml"
+
+
 def config_path(flag: str | None, env: Mapping[str, str]) -> Path | None:
-    """--config, else $YTPIPED_CONFIG, else /etc/ytpiped/ytpiped.toml if present."""
+    """--config, else $YTPIPED_CONFIG, else the first that exists of the user's
+    $XDG_CONFIG_HOME/ytpiped/ytpiped.toml (~/.config/…) and /etc/ytpiped/ytpiped.toml."""
     if flag:
         return Path(flag).expanduser()
     if env.get("YTPIPED_CONFIG"):
         return Path(env["YTPIPED_CONFIG"]).expanduser()
-    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+    for path in (user_config(env), SYSTEM_CONFIG):
+        if path is not None and path.is_file():
+            return path
+    return None
 
 
 def load(file: Path | None = None, env: Mapping[str, str] | None = None,
-         flags: Mapping[str, Any] | None = None, *, strict_env: bool = False) -> Settings:
+         flags: Mapping[str, Any] | None = None, *, strict_env: bool = False,
+         check_cookies: bool = False) -> Settings:
     """Build Settings from defaults <- file <- env (YTPIPED_<SECTION>__<KEY>) <- flags.
 
     `flags` maps dotted keys ("download.max_attempts", "data_dir") to already-typed values
     or strings as typed on the command line. A YTPIPED_* variable that names no key is a
     warning in `Settings.warnings` (one stray variable must not stop every command), or
-    an error with `strict_env` (`config check`).
+    an error with `strict_env` (`config check`). `check_cookies` also checks the file
+    `download.cookies_file` names (`config check`). Every problem found is reported in
+    one InvalidConfig.
     """
-    values: dict[str, dict[str, Any]] = {}
-    sources: dict[str, str] = {}
+    loader = _Loader()
     warnings: list[str] = []
     if file is not None:
-        for dotted, value in _flatten(read_toml(file), file):
-            _apply(values, sources, dotted, value, str(file))
+        loader.file(file)
     for name, raw in sorted((env or {}).items()):
         if not name.startswith(ENV_PREFIX) or name == "YTPIPED_CONFIG":
             continue
-        rest = name[len(ENV_PREFIX):].lower()
-        dotted = rest.replace("__", ".", 1)
+        dotted = name[len(ENV_PREFIX):].lower().replace("__", ".", 1)
         f = _field_of(dotted)
         if f is None:
-            problem = (f"environment variable {name}: unknown key '{dotted}' (variables are "
-                       "YTPIPED_<SECTION>__<KEY>; see `ytpiped config show` for the keys)")
+            guess = suggest(dotted)
+            hint = f"did you mean {env_name(guess)}? " if guess else ""
+            problem = (f"environment variable {name}: unknown key '{dotted}' ({hint}variables "
+                       "are YTPIPED_<SECTION>__<KEY>; see `ytpiped config show` for the keys)")
             if strict_env:
-                raise ConfigError(problem)
-            warnings.append(problem + "; ignored")
+                loader.problems.append(problem)
+            else:
+                warnings.append(problem + "; ignored")
             continue
-        _apply(values, sources, dotted, _parse_env_value(f, raw), f"env {name}")
+        loader.apply(dotted, _parse_env_value(f, raw), f"env {name}")
     for dotted, value in (flags or {}).items():
         f = _field_of(dotted)
         if f is not None and isinstance(value, str):
             value = _parse_env_value(f, value)
-        _apply(values, sources, dotted, value, f"flag {dotted}")
-    if "download.max_attempts" in sources and "daemon.max_attempts" not in sources:
+        loader.apply(dotted, value, f"flag {dotted}")
+    if "download.max_attempts" in loader.sources and "daemon.max_attempts" not in loader.sources:
         # the key once capped every stage: keep that meaning until the new key is set
-        where = sources["download.max_attempts"]
-        values.setdefault("daemon", {})["max_attempts"] = values["download"]["max_attempts"]
-        sources["daemon.max_attempts"] = f"{where} (via download.max_attempts)"
+        where = loader.sources["download.max_attempts"]
+        loader.values.setdefault("daemon", {})["max_attempts"] = \
+            loader.values["download"]["max_attempts"]
+        loader.sources["daemon.max_attempts"] = f"{where} (via download.max_attempts)"
         warnings.append(f"{where}: key 'download.max_attempts' now caps downloads only; until "
                         "'daemon.max_attempts' is set it caps the other stages too (deprecated: "
                         "set daemon.max_attempts)")
-    sections = {name: cls(**values.get(name, {})) for name, cls in SECTIONS.items()}
-    top = values.get("", {})
-    settings = Settings(**top, **sections, sources=sources, warnings=tuple(warnings))
-    _check_relations(settings)
+    sections = {name: cls(**loader.values.get(name, {})) for name, cls in SECTIONS.items()}
+    top = loader.values.get("", {})
+    settings = Settings(**top, **sections, sources=loader.sources, warnings=tuple(warnings))
+    for keys, problem in _relation_problems(settings):
+        if not loader.bad_keys & set(keys):  # a bad value already reported: no echo of it
+            loader.problems.append(problem)
+    cookies = cookies_problem(settings) if check_cookies else None
+    if cookies is not None and COOKIES_KEY not in loader.bad_keys:
+        loader.problems.append(cookies)
+    if loader.problems:
+        raise InvalidConfig(loader.problems)
     return settings
 
 
-def _check_relations(s: Settings) -> None:
+def _relation_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
+    """Problems of values that are fine alone but not together: (keys involved, message)."""
+    out: list[tuple[tuple[str, ...], str]] = []
     d = s.download
     src = s.sources
     if d.low_water >= d.high_water:
         where = src.get("download.low_water") or src.get("download.high_water") or "defaults"
-        raise ConfigError(f"{where}: key 'download.low_water' ({d.low_water}) must be below "
-                          f"'download.high_water' ({d.high_water})")
+        out.append((("download.low_water", "download.high_water"),
+                    f"{where}: key 'download.low_water' ({d.low_water}) must be below "
+                    f"'download.high_water' ({d.high_water})"))
     if d.buffer_target > d.high_water:
         where = src.get("download.buffer_target") or src.get("download.high_water") or "defaults"
-        raise ConfigError(f"{where}: key 'download.buffer_target' ({d.buffer_target}) must not "
-                          f"exceed 'download.high_water' ({d.high_water})")
+        out.append((("download.buffer_target", "download.high_water"),
+                    f"{where}: key 'download.buffer_target' ({d.buffer_target}) must not "
+                    f"exceed 'download.high_water' ({d.high_water})"))
     bind = s.daemon.metrics_bind
     try:
         ipaddress.ip_address(bind)
     except ValueError:
         where = src.get("daemon.metrics_bind") or "defaults"
-        raise ConfigError(f"{where}: key 'daemon.metrics_bind': expected an IP address such as "
-                          f"127.0.0.1 (or 0.0.0.0 for every interface), got {bind!r}") from None
+        out.append((("daemon.metrics_bind",),
+                    f"{where}: key 'daemon.metrics_bind': expected an IP address such as "
+                    f"127.0.0.1 (or 0.0.0.0 for every interface), got {bind!r}"))
     m = s.mine
     if m.overlap_tokens >= m.window_tokens:
         where = src.get("mine.overlap_tokens") or "defaults"
-        raise ConfigError(f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
-                          f"'mine.window_tokens' ({m.window_tokens})")
+        out.append((("mine.overlap_tokens", "mine.window_tokens"),
+                    f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
+                    f"'mine.window_tokens' ({m.window_tokens})"))
+    return out
 
 
 #: the first line http.cookiejar (and so yt-dlp) insists on in a cookies.txt
@@ -639,19 +734,27 @@ def cookies_file_problem(value: str) -> str | None:
     return None
 
 
-def check_cookies_file(settings: Settings) -> None:
-    """Raise a ConfigError naming the key, where it was set, the path and what is wrong,
-    when `download.cookies_file` is set but unusable (`config check`, `run` start-up)."""
+def cookies_problem(settings: Settings) -> str | None:
+    """The error naming the key, where it was set, the path and what is wrong, when
+    `download.cookies_file` is set but unusable; None when it is fine."""
     value = settings.download.cookies_file
     problem = cookies_file_problem(value)
     if problem is None:
-        return
+        return None
     path = Path(value).expanduser()
     shown = str(path) if path.is_absolute() else f"{path} (= {path.absolute()})"
     where = settings.sources.get(COOKIES_KEY, "default")
-    raise ConfigError(f"{where}: key '{COOKIES_KEY}': {shown} {problem}; export cookies.txt "
-                      "in Netscape format from a logged-in browser to that path, or set it "
-                      "to \"\" to download without cookies")
+    return (f"{where}: key '{COOKIES_KEY}': {shown} {problem}; export cookies.txt in Netscape "
+            "format from a logged-in browser to that path, or set it to \"\" to download "
+            "without cookies")
+
+
+def check_cookies_file(settings: Settings) -> None:
+    """Raise a ConfigError when `download.cookies_file` is set but unusable (`run`
+    start-up; `config check` loads with `check_cookies`)."""
+    problem = cookies_problem(settings)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def value_of(settings: Settings, dotted: str) -> Any:
@@ -662,14 +765,15 @@ def value_of(settings: Settings, dotted: str) -> Any:
 
 
 def to_toml_value(value: Any) -> str:
+    """`value` as a TOML literal that reads back as the same value (None: "auto")."""
     if value is None:
         return '"auto"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _toml_string(value)
     if isinstance(value, float):
-        return f"{value:g}" if value != int(value) else f"{int(value)}"
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(to_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -680,9 +784,48 @@ def to_toml_value(value: Any) -> str:
     return str(value)
 
 
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+                 "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string; control characters escaped (they are not allowed raw)."""
+    return '"' + re.sub(r'[\\"\x00-\x1f\x7f]', lambda m: _TOML_ESCAPES.get(
+        m.group(), f"\\u{ord(m.group()):04x}"), text) + '"'
+
+
 def _toml_key(key: object) -> str:
     text = str(key)
-    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else to_toml_value(text)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else _toml_string(text)
+
+
+def toml_value_of(f: dataclasses.Field[Any], value: Any) -> str:
+    """How a key's value is written in a config file: sizes as "20GB" (when that is exact),
+    permission bits in octal, the rest as TOML literals."""
+    kind = f.metadata["kind"]
+    if kind == "size":
+        shown = format_size(value)
+        return _toml_string(shown) if parse_size(shown) == value else str(value)
+    if kind == "mode":
+        return f"0o{value:03o}"
+    return to_toml_value(value)
+
+
+def render_effective(settings: Settings) -> str:
+    """`config show --toml`: every key with the value in effect and, as a comment, where it
+    came from; a config file that `config check` accepts and that loads to `settings`."""
+    lines = ["# ytpiped effective configuration (`ytpiped config show --toml`): every key with",
+             "# the value in effect; the comment says where it came from.", ""]
+    section = ""
+    for dotted, value, source in effective(settings):
+        head, _, name = dotted.rpartition(".")
+        if head != section:
+            section = head
+            lines += ["", f"[{section}]"]
+        comment = re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}",
+                         source)
+        lines.append(f"{name} = {toml_value_of(_fields()[dotted], value)}  # {comment}")
+    return "\n".join(lines) + "\n"
 
 
 def effective(settings: Settings) -> list[tuple[str, Any, str]]:
@@ -695,18 +838,21 @@ def env_name(dotted: str) -> str:
 
 
 def from_environ(config_flag: str | None = None, flags: Mapping[str, Any] | None = None,
-                 environ: Mapping[str, str] | None = None, *, strict_env: bool = False
-                 ) -> Settings:
+                 environ: Mapping[str, str] | None = None, *, strict_env: bool = False,
+                 check_cookies: bool = False) -> Settings:
     """What the CLI uses: locate the file and read the real environment."""
     env = os.environ if environ is None else environ
-    return load(config_path(config_flag, env), env, flags, strict_env=strict_env)
+    return load(config_path(config_flag, env), env, flags, strict_env=strict_env,
+                check_cookies=check_cookies)
 
 
 def render_example() -> str:
     """config/ytpiped.example.toml: every key with its default and help (make config-example)."""
     lines = ["# ytpiped configuration: every key, with its default.",
              "# Precedence: defaults < this file < env YTPIPED_<SECTION>__<KEY> < flags.",
-             "# File lookup: --config, else $YTPIPED_CONFIG, else /etc/ytpiped/ytpiped.toml.",
+             "# File lookup: --config, else $YTPIPED_CONFIG, else the first that exists of",
+             "# $XDG_CONFIG_HOME/ytpiped/ytpiped.toml (~/.config/ytpiped/ytpiped.toml) and",
+             "# /etc/ytpiped/ytpiped.toml.",
              "# Generated from ytpiped/config.py by `make config-example`.", ""]
     section = ""
     for dotted, f in all_keys():
@@ -716,9 +862,6 @@ def render_example() -> str:
             lines += ["", f"[{section}]"]
         value = getattr(Settings(), dotted) if not head else getattr(
             getattr(Settings(), head), name)
-        kind = f.metadata["kind"]
-        shown = (f'"{format_size(value)}"' if kind == "size" else
-                 f"0o{value:03o}" if kind == "mode" else to_toml_value(value))
         lines.append(f"# {f.metadata['help']} ({_expected(f)}; env {env_name(dotted)})")
-        lines.append(f"{name} = {shown}")
+        lines.append(f"{name} = {toml_value_of(f, value)}")
     return "\n".join(lines) + "\n"

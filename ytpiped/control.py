@@ -26,11 +26,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ytpiped import control_client
 from ytpiped import status as status_mod
+from ytpiped.control_client import SOCKET_NAME as SOCKET_NAME  # re-exported
 from ytpiped.errors import ConfigError
 from ytpiped.store import SqliteDB, StoreNotReady, db_path
 
-SOCKET_NAME = "ytpiped.sock"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -220,19 +221,6 @@ class ControlServer:
 
 
 async def fetch(data_dir: Path, path: str = "/status", timeout_s: float = 2.0) -> bytes | None:
-    """GET from the daemon's socket; None when no daemon answers."""
-    import aiohttp
-
-    sock = data_dir / SOCKET_NAME
-    if not sock.exists():
-        return None
-    try:
-        async with aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(sock)),
-                timeout=aiohttp.ClientTimeout(total=timeout_s)) as session, \
-                session.get(f"http://ytpiped{path}") as resp:
-            if resp.status != 200:
-                return None
-            return await resp.read()
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        return None
+    """GET from the daemon's socket without blocking the event loop; None when no daemon
+    answers. The CLI calls `control_client.get` directly (no event loop, no aiohttp)."""
+    return await asyncio.to_thread(control_client.get, data_dir, path, timeout_s)

@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
@@ -94,6 +95,15 @@ async def run_cli(*args: str, config: Path) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+def poll_status(config: Path) -> dict[str, Any]:
+    """What `ytpiped status --json` prints, asked in this process (the daemon's socket, else
+    the database): the demo polls twice a second and must not take CPU from the daemon."""
+    from ytpiped import cli
+    from ytpiped import config as cfg
+
+    return cli.status_dict(cfg.load(config, env={}))
+
+
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("YTPIPED_")}
 
@@ -136,27 +146,28 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
         started, last, finished = time.monotonic(), "", False
         try:
             while time.monotonic() - started < timeout_s:
-                code, out, _ = await run_cli("status", "--json", config=config)
-                if code == 0 and out.strip():
-                    st = json.loads(out)
-                    by_state = st["videos"]["by_state"]
-                    line = _line(by_state, time.monotonic() - started)
-                    if line.split("s ", 1)[1] != last:
-                        print(line, flush=True)
-                        last = line.split("s ", 1)[1]
-                    total = st["videos"]["total"]
-                    if total and sum(by_state[s] for s in TERMINAL) == total:
-                        finished = True
-                        break
+                st = await asyncio.to_thread(poll_status, config)
+                by_state = st["videos"]["by_state"]
+                line = _line(by_state, time.monotonic() - started)
+                if line.split("s ", 1)[1] != last:
+                    print(line, flush=True)
+                    last = line.split("s ", 1)[1]
+                total = st["videos"]["total"]
+                if total and sum(by_state[s] for s in TERMINAL) == total:
+                    finished = True
+                    break
                 if daemon.returncode is not None:
                     break
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)
             rc = await daemon.wait()
             log.close()
         print(f"daemon stopped with SIGTERM, exit code {rc}")
+        # doctor's checks (it runs the JavaScript runtime) take seconds: they run while
+        # status and export do, and print last
+        doctor = asyncio.create_task(run_cli("doctor", config=config))
         _, table, _ = await run_cli("status", config=config)
         print(f"\n$ ytpiped status\n{table}")
         _excerpts(data)
@@ -165,7 +176,7 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
                                   config=config)
         print(f"\n$ ytpiped export --out {export_dir} --format jsonl\n{out.strip()}")
         llm_requests = len(llm.chat_bodies())
-        doctor_rc, out, err = await run_cli("doctor", config=config)
+        doctor_rc, out, err = await doctor
         print(f"\n$ ytpiped doctor   (the checks a real setup needs; here on the demo's config)"
               f"\n{out.strip()}")
         if doctor_rc:
@@ -212,8 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="give up after (600 s)")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir).resolve()
+    started = time.monotonic()
     prepare(workdir)
-    return asyncio.run(demo(workdir, args.small, args.timeout))
+    code = asyncio.run(demo(workdir, args.small, args.timeout))
+    print(f"\n(the demo took {time.monotonic() - started:.0f} s)")
+    return code
 
 
 if __name__ == "__main__":

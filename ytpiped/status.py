@@ -4,11 +4,13 @@ the daemon publishes there), and its human table."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ytpiped.states import STAGES, State
-from ytpiped.store import SqliteDB
 from ytpiped.text import printable
+
+if TYPE_CHECKING:  # `status` with the daemon running formats its JSON without the store
+    from ytpiped.store import SqliteDB
 
 HOUR = 3600.0
 MIN_RATE_WINDOW_S = 60.0

