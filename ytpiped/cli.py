@@ -35,7 +35,6 @@ from ytpiped.text import printable, printable_lines
 if TYPE_CHECKING:
     from ytpiped.store import SqliteDB
 
-PAUSABLE = ("download",)  # stages `pause`/`resume` can hold
 
 ENV_HELP = """environment:
   YTPIPED_CONFIG              config file (when --config is not given; else the
@@ -192,9 +191,10 @@ def _json_only(p: argparse.ArgumentParser) -> None:
 
 
 def _stage_argument(pr: argparse.ArgumentParser) -> None:
-    pr.add_argument("stage", choices=PAUSABLE, metavar="STAGE",
-                    help=f"the stage ({', '.join(PAUSABLE)}; only the download stage can be "
-                         "held in this version)")
+    from ytpiped.states import STAGE_NAMES
+
+    pr.add_argument("stage", choices=STAGE_NAMES, metavar="STAGE",
+                    help=f"the stage: {', '.join(STAGE_NAMES)}")
 
 
 def _config_arguments(c: argparse.ArgumentParser) -> None:
@@ -669,7 +669,7 @@ def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
     when = ("the running daemon applies it within seconds" if running else
             "the daemon is not running: it applies this when it starts")
     if action == "pause":
-        print(f"{stage}: held: no new download starts (one in flight finishes); "
+        print(f"{stage}: held: no new video starts this stage (work in flight finishes); "
               f"`ytpiped resume {stage}` releases it; {when}")
     elif state == "closed":
         print(f"{stage}: was not paused; nothing to resume")

@@ -30,6 +30,8 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
     by_state = store.counts()
     running = daemon_pid is not None
     published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}
+    held = {k.split(":", 1)[1] for k, (v, _) in store.all_state("request:").items()
+            if isinstance(v, dict) and v.get("action") == "pause"}
     daemon_state = store.get_state("daemon")
     started = daemon_state[0].get("started_at") if daemon_state and running else None
     # a daemon up for less than an hour: its rate is what it did since it started, scaled
@@ -49,12 +51,15 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
                                  "in_progress": by_state[STAGES[name].running.value],
                                  "waiting": by_state[STAGES[name].ready.value]}
         entry.update(live)
+        entry["paused"] = name in held  # `ytpiped pause STAGE`, until `ytpiped resume`
         stages[name] = entry
         remaining = _needs(name, by_state) if name != "download" else (
             by_state["queued"] + by_state["downloading"])
         alive = sum(by_state.values()) - by_state["failed"]
         entry["progress"] = round((alive - remaining) / alive, 4) if alive else 0.0
-        if remaining and rate > 0:
+        if remaining and name in held:
+            eta_unknown = True  # nothing moves past a held stage until it is resumed
+        elif remaining and rate > 0:
             eta_parts.append(remaining / rate * HOUR)
         elif remaining and running and name in published:
             eta_unknown = True
@@ -179,6 +184,8 @@ def format_status(st: dict[str, Any]) -> str:
                       f"{s['rate_audio_s_per_s']:.1f} audio s/s")
         elif name == "mine":
             detail = f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+        if s.get("paused"):
+            detail = f"PAUSED (ytpiped resume {name})" + (f"; {detail}" if detail else "")
         frac = float(s.get("progress", 0.0))
         bar = _bar(round(frac * 1000), 1000, 10)
         lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"

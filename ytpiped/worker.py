@@ -226,6 +226,8 @@ class StageWorker:
                 return
             started = False
             try:
+                if not await first_of(stop, self._hold()):
+                    return
                 if not await first_of(stop, self.stage.gate(ctx)):
                     return
                 wake.clear()
@@ -247,6 +249,23 @@ class StageWorker:
                 if not started:
                     self.slots.release()
             await first_of(stop, self._idle(wake))
+
+    async def paused(self) -> bool:
+        """True while `ytpiped pause STAGE` holds this stage (until `ytpiped resume`)."""
+        req = await self.store.get_state(f"request:{self.stage.name}")
+        return req is not None and isinstance(req[0], dict) and req[0].get("action") == "pause"
+
+    async def _hold(self) -> None:
+        """Wait while the stage is held: nothing new is claimed, work in flight goes on. The
+        request is read again every `daemon.poll_interval_s`."""
+        held = False
+        while await self.paused():
+            if not held:
+                held = True
+                self.log.warning("stage_paused", by="ytpiped pause")
+            await self.clock.sleep(self.settings.daemon.poll_interval_s)
+        if held:
+            self.log.info("stage_resumed", by="ytpiped resume")
 
     async def _idle(self, wake: asyncio.Event) -> None:
         """Wait for a wake-up, the next deferred row becoming due, or the poll interval."""

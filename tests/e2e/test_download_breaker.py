@@ -180,5 +180,5 @@ def test_pause_and_resume_leave_a_request_for_the_daemon(data_dir: Path) -> None
     assert released.returncode == 0 and "resumed (it was held" in released.stdout
     again = cli(data_dir, "resume", "download")
     assert again.returncode == 0 and "was not paused" in again.stdout
-    wrong = cli(data_dir, "pause", "transcribe")
+    wrong = cli(data_dir, "pause", "transcription")
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr

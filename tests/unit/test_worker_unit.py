@@ -173,3 +173,22 @@ def test_retry_decide_backs_off_exponentially_with_jitter_and_gives_up() -> None
     gave_up = retry.decide(10, 10, 0.0, rng)
     assert isinstance(gave_up, retry.GiveUp) and "10 attempts" in gave_up.reason
     assert [retry.doubling_s(level, 5, 30) for level in range(5)] == [5, 10, 20, 30, 30]
+
+
+async def test_a_paused_stage_claims_nothing_until_resumed(tmp_path: Path) -> None:
+    stage = Scripted([])
+    settings = config.load(flags={"data_dir": str(tmp_path), "daemon.poll_interval_s": 1.0})
+    store, clock = MemoryStore(), FakeClock()
+    await store.add_videos([NewVideo(VID, "https://x/v", "video")], now=clock.now())
+    await store.set_state("request:download", {"action": "pause", "at": 1.0}, clock.now())
+    worker = StageWorker(stage, store, settings, clock, "host:1", Wakeups())
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(20):  # twenty re-checks of the hold: nothing claimed
+        await settle(clock, lambda: asyncio.sleep(0, result=True))
+        clock.advance(1.0)
+    assert stage.calls == 0 and await state_is(store, "queued")
+    await store.set_state("request:download", {"action": "resume", "at": 2.0}, clock.now())
+    await settle(clock, lambda: state_is(store, "downloaded"))
+    assert stage.calls == 1
+    await finish(stop, task, worker)
