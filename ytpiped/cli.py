@@ -120,6 +120,9 @@ def _add_arguments(a: argparse.ArgumentParser) -> None:
                    help="files with one URL or id per line ('-' = stdin; blank lines and "
                         "# comments ignored; a pipe or FIFO silent for add.read_timeout_s is "
                         "an error), or URLs/ids as arguments")
+    a.add_argument("--priority", type=int, default=0, metavar="N",
+                   help="claim these before lower ones in every stage (higher first; videos a "
+                        "playlist, channel or feed adds inherit it)")
     a.add_argument("--json", action="store_true", help="machine-readable report")
 
 
@@ -346,7 +349,7 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
     store = _open_store(settings, readonly=False)
     assert store is not None
     try:
-        ingest.add(store, targets, report, time.time())
+        ingest.add(store, targets, report, time.time(), priority=args.priority)
     finally:
         store.close()
     if args.json:

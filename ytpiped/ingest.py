@@ -245,8 +245,9 @@ def collect(sources: Iterable[tuple[str, Sequence[str]] | Source]
     return targets, report
 
 
-def add(store: SqliteDB, targets: Sequence[Target], report: AddReport, now: float) -> AddReport:
-    added, dup = store.add_videos(targets, now)
+def add(store: SqliteDB, targets: Sequence[Target], report: AddReport, now: float,
+        priority: int = 0) -> AddReport:
+    added, dup = store.add_videos(targets, now, priority=priority)
     report.added += added
     report.duplicate += dup
     for t in targets:

@@ -85,9 +85,11 @@ class WorkerContext:
     """The Context a stage sees (ytpiped.stages.base.Context)."""
 
     def __init__(self, worker: StageWorker, video_id: str | None,
-                 log: structlog.typing.FilteringBoundLogger, token: int | None = None) -> None:
+                 log: structlog.typing.FilteringBoundLogger, token: int | None = None,
+                 priority: int = 0) -> None:
         self._w = worker
         self._video_id = video_id
+        self._priority = priority  # entries a playlist or feed adds inherit it
         self.clock: Clock = worker.clock
         self.settings: Settings = worker.settings
         self.log = log
@@ -100,7 +102,8 @@ class WorkerContext:
     async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
         targets, report = collect([(parent_id, list(urls))])
         now = self.clock.now()
-        added, dup = await self._w.store.add_videos(targets, now, parent_id=parent_id)
+        added, dup = await self._w.store.add_videos(targets, now, parent_id=parent_id,
+                                                    priority=self._priority)
         if added:
             self._w.wakeups.state_reached(State.QUEUED)
         return added, dup + report.duplicate
@@ -149,7 +152,8 @@ class WorkerContext:
 def to_item(row: VideoRow) -> Item:
     return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,
                 title=row.title, channel=row.channel, duration_s=row.duration_s,
-                size_bytes=row.size_bytes, audio_path=row.audio_path, info=row.info)
+                size_bytes=row.size_bytes, audio_path=row.audio_path, info=row.info,
+                priority=row.priority)
 
 
 async def first_of(stop: asyncio.Event, aw: Awaitable[Any]) -> bool:
@@ -328,7 +332,7 @@ class StageWorker:
         log = self.log.bind(video_id=row.id, attempt=row.attempts + 1)
         lease = self.leases.get(row.id) or Lease(row.id, self.states.running, row.lease_token)
         self.leases[row.id] = lease
-        ctx = WorkerContext(self, row.id, log, token=row.lease_token)
+        ctx = WorkerContext(self, row.id, log, token=row.lease_token, priority=row.priority)
         me = asyncio.current_task()
         assert me is not None
         beat = asyncio.create_task(self._heartbeat(lease, me, log), name=f"lease:{row.id}")

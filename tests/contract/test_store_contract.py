@@ -273,3 +273,21 @@ async def test_daemon_state_round_trip(store: Store) -> None:
     assert await store.get_state("nothing") is None
     assert set(await store.all_state("stage:")) == {"stage:download", "stage:mine"}
     assert await store.check() == "ok"
+
+
+async def test_higher_priority_is_claimed_first_and_re_adding_raises_it(store: Store) -> None:
+    await store.add_videos([NewVideo("lowvideo001", "u", "video"),
+                            NewVideo("lowvideo002", "u", "video")], now=1.0)
+    await store.add_videos([NewVideo("urgentvid01", "u", "video")], now=2.0, priority=5)
+    first = await store.claim("download", "w", now=3, lease_s=60)
+    assert [r.id for r in first] == ["urgentvid01"] and first[0].priority == 5
+    assert await store.add_videos([NewVideo("lowvideo002", "u", "video")], now=4.0,
+                                  priority=9) == (0, 1)  # a duplicate, moved up
+    assert await store.add_videos([NewVideo("lowvideo002", "u", "video")], now=4.0,
+                                  priority=1) == (0, 1)  # never moved down
+    second = await store.claim("download", "w", now=5, lease_s=60)
+    assert [(r.id, r.priority) for r in second] == [("lowvideo002", 9)]
+    # a priority holds through the stages
+    await store.complete("urgentvid01", "w", "downloading", "downloaded", now=6)
+    got = await store.get("urgentvid01")
+    assert got is not None and got.priority == 5

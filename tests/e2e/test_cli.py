@@ -385,3 +385,19 @@ def test_db_backup_of_a_damaged_database_fails_and_writes_nothing(data_dir: Path
     assert r.returncode == 1
     assert "is damaged" in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == [data_dir]
+
+
+def test_add_with_a_priority_puts_those_first(data_dir: Path) -> None:
+    from ytpiped.store import SqliteDB, db_path
+
+    assert cli(data_dir, "add", "aaaaaaaaaaa", "bbbbbbbbbbb").returncode == 0
+    r = cli(data_dir, "add", "--priority", "7", "ccccccccccc", "bbbbbbbbbbb")
+    assert r.returncode == 0 and "added 1, duplicate 1" in r.stdout
+    s = SqliteDB(db_path(data_dir), readonly=True)
+    try:
+        got = {v: s.get(v).priority for v in ("aaaaaaaaaaa", "bbbbbbbbbbb", "ccccccccccc")}
+    finally:
+        s.close()
+    assert got == {"aaaaaaaaaaa": 0, "bbbbbbbbbbb": 7, "ccccccccccc": 7}
+    bad = cli(data_dir, "add", "--priority", "high", "ddddddddddd")
+    assert bad.returncode == 2 and "--priority" in bad.stderr

@@ -192,3 +192,28 @@ async def test_a_paused_stage_claims_nothing_until_resumed(tmp_path: Path) -> No
     await settle(clock, lambda: state_is(store, "downloaded"))
     assert stage.calls == 1
     await finish(stop, task, worker)
+
+
+async def test_entries_a_playlist_adds_inherit_its_priority(tmp_path: Path) -> None:
+    class Expander(StageBase):
+        name = "download"
+
+        async def run(self, item: Item, ctx: Context) -> Outcome:
+            await ctx.add_videos(["aaaaaaaaaaa", "bbbbbbbbbbb"], parent_id=item.id)
+            return Outcome(finished_state="done")
+
+    settings = config.load(flags={"data_dir": str(tmp_path)})
+    store, clock = MemoryStore(), FakeClock()
+    await store.add_videos([NewVideo("playlist:PLx", "https://x/p", "playlist")],
+                           now=clock.now(), priority=3)
+    worker = StageWorker(Expander(), store, settings, clock, "host:1", Wakeups())
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+
+    async def expanded() -> bool:
+        return (await store.get("bbbbbbbbbbb")) is not None
+
+    await settle(clock, expanded)
+    await finish(stop, task, worker)
+    children = [await store.get(v) for v in ("aaaaaaaaaaa", "bbbbbbbbbbb")]
+    assert [(c.parent_id, c.priority) for c in children if c] == [("playlist:PLx", 3)] * 2

@@ -36,6 +36,7 @@ class Item:
     size_bytes: int | None = None
     audio_path: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 0
 
 
 @dataclass(frozen=True)

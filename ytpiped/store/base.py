@@ -27,16 +27,21 @@ class Store(Protocol):
         """Release connections and threads."""
 
     async def add_videos(
-        self, videos: Iterable[tuple[str, str, str]], now: float, parent_id: str | None = None
+        self,
+        videos: Iterable[tuple[str, str, str]],
+        now: float,
+        parent_id: str | None = None,
+        priority: int = 0,
     ) -> tuple[int, int]:
-        """Insert new rows, ignoring ids already present -> (added, duplicate)."""
+        """Insert new rows (with a claim priority: higher first in every stage), ignoring
+        ids already present -> (added, duplicate)."""
 
     async def claim(
         self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1
     ) -> list[VideoRow]:
         """Move up to `limit` due rows of the stage's ready state to its running state,
-        leased to `owner` until now + lease_s, each with a new fencing token (oldest due
-        first)."""
+        leased to `owner` until now + lease_s, each with a new fencing token (highest
+        priority first, then oldest due, then first added)."""
 
     async def next_ready_at(self, stage: str) -> float | None:
         """Earliest next_attempt_at among rows the stage could claim."""

@@ -62,6 +62,7 @@ class VideoRow:
     created_at: float
     updated_at: float
     lease_token: int = 0  # incremented by every claim; the fencing token of the run
+    priority: int = 0  # `ytpiped add --priority N`: higher is claimed first in every stage
 
 
 

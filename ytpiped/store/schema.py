@@ -81,6 +81,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE videos ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: priorities (`ytpiped add --priority N`): higher first within a stage
+    """
+    ALTER TABLE videos ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX videos_claim ON videos (state, priority DESC, next_attempt_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -144,7 +144,7 @@ class SqliteDB:
     # ------------------------------------------------------------------ adding
 
     def add_videos(self, videos: Iterable[tuple[str, str, str]], now: float,
-                   parent_id: str | None = None) -> tuple[int, int]:
+                   parent_id: str | None = None, priority: int = 0) -> tuple[int, int]:
         """Insert new rows, ignoring ids already present -> (added, duplicate)."""
         added = dup = 0
         batch: list[tuple[Any, ...]] = []
@@ -155,15 +155,19 @@ class SqliteDB:
                 before = self.conn.total_changes
                 self.conn.executemany(
                     "INSERT OR IGNORE INTO videos (id, url, kind, parent_id, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?)", batch)
+                    "updated_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
                 n = self.conn.total_changes - before
+                if priority:  # ids already queued move up (never down) to this priority
+                    self.conn.executemany(
+                        "UPDATE videos SET priority = ? WHERE id = ? AND priority < ?",
+                        [(priority, row[0], priority) for row in batch])
             added += n
             dup += len(batch) - n
             batch.clear()
 
         # sorted keys insert into the primary-key B-tree far faster than random order
         for vid, url, kind in sorted(videos):
-            batch.append((vid, url, kind, parent_id, now, now))
+            batch.append((vid, url, kind, parent_id, now, now, priority))
             if len(batch) >= ADD_BATCH:
                 flush()
         if batch:
@@ -180,7 +184,8 @@ class SqliteDB:
             rows = self.conn.execute(
                 f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ?, "
                 f"lease_token = lease_token + 1 WHERE id IN (SELECT id FROM videos WHERE "
-                f"state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?) "
+                f"state = ? AND next_attempt_at <= ? ORDER BY priority DESC, next_attempt_at, "
+                f"rowid LIMIT ?) "
                 f"AND state = ? RETURNING {_COLUMNS}",
                 (st.running, owner, now + lease_s, now, st.ready, now, limit, st.ready),
             ).fetchall()

@@ -166,9 +166,13 @@ class SqliteStore:
     # ---------------------------------------------------------------- the Store protocol
 
     async def add_videos(
-        self, videos: Iterable[tuple[str, str, str]], now: float, parent_id: str | None = None
+        self,
+        videos: Iterable[tuple[str, str, str]],
+        now: float,
+        parent_id: str | None = None,
+        priority: int = 0,
     ) -> tuple[int, int]:
-        return await self._call(lambda db: db.add_videos(videos, now, parent_id))
+        return await self._call(lambda db: db.add_videos(videos, now, parent_id, priority))
 
     async def claim(
         self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1

@@ -86,11 +86,13 @@ class MemoryStore:
     # ------------------------------------------------------------------ adding and claims
 
     async def add_videos(self, videos: Iterable[tuple[str, str, str]], now: float,
-                         parent_id: str | None = None) -> tuple[int, int]:
+                         parent_id: str | None = None, priority: int = 0) -> tuple[int, int]:
         added = dup = 0
         for vid, url, kind in sorted(videos):
             if vid in self._rows:
                 dup += 1
+                row = self._rows[vid]
+                row["priority"] = max(row["priority"], priority) if priority else row["priority"]
                 continue
             self._rows[vid] = {
                 "id": vid, "url": url, "kind": kind, "parent_id": parent_id, "title": None,
@@ -98,7 +100,7 @@ class MemoryStore:
                 "audio_path": None, "state": State.QUEUED.value, "attempts": 0,
                 "next_attempt_at": 0.0, "lease_owner": None, "lease_until": None,
                 "failed_stage": None, "error_kind": None, "error": None, "info": {},
-                "created_at": now, "updated_at": now, "lease_token": 0,
+                "created_at": now, "updated_at": now, "lease_token": 0, "priority": priority,
                 "_rowid": next(self._rowid)}
             added += 1
         return added, dup
@@ -109,7 +111,7 @@ class MemoryStore:
         check(st.ready, st.running)
         due = sorted((r for r in self._rows.values()
                       if r["state"] == st.ready and r["next_attempt_at"] <= now),
-                     key=lambda r: (r["next_attempt_at"], r["_rowid"]))[:limit]
+                     key=lambda r: (-r["priority"], r["next_attempt_at"], r["_rowid"]))[:limit]
         for r in due:
             r.update(state=st.running.value, lease_owner=owner, lease_until=now + lease_s,
                      updated_at=now, lease_token=r["lease_token"] + 1)
