@@ -12,7 +12,9 @@ import socket
 import time
 from pathlib import Path
 
-SOCKET_NAME = "ytpiped.sock"
+from ytpiped.paths import SOCKET
+
+SOCKET_NAME = SOCKET
 #: answers larger than this are refused (the status JSON is a few KiB)
 MAX_ANSWER_BYTES = 64 * 2**20
 

@@ -255,6 +255,9 @@ class Daemon:
             await store.open()
             now = self.clock.now()
             recovered = await store.reap(now, owner_not=self.owner, all_leases=True)
+            moved = await store.relative_audio_paths()
+            if moved:
+                self.log.info("audio_paths_made_relative", count=moved)
             await store.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                              "started_at": now}, now)
         except Exception as exc:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ytpiped.paths import DataDir
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 
@@ -196,14 +197,15 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
 
 
 def _excerpts(data: Path) -> None:
-    transcripts = sorted((data / "transcripts").glob("*.txt"), key=lambda p: -p.stat().st_size)
+    transcripts = sorted(DataDir(data).transcripts_dir.glob("*.txt"),
+                         key=lambda p: -p.stat().st_size)
     if transcripts:
         t = transcripts[0]
         lines = t.read_text().splitlines()
         print(f"\n-- transcript excerpt ({t.name}, {len(lines)} lines; also .json .srt .vtt)")
         for line in lines[:6]:
             print(f"   {line}")
-    docs = [(p, json.loads(p.read_text())) for p in (data / "mining").glob("*.json")
+    docs = [(p, json.loads(p.read_text())) for p in DataDir(data).mining_dir.glob("*.json")
             if not p.name.endswith(".mined.json")]
     if docs:
         path, doc = max(docs, key=lambda pd: len(pd[1].get("claims", [])))

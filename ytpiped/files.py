@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-OUTPUT_DIRS = ("transcripts", "mining")
-PRIVATE_DIRS = (".private",)  # owner-only whatever the umask (cookie copies)
+from ytpiped import paths
+
+OUTPUT_DIRS = paths.OUTPUT_DIRS
+PRIVATE_DIRS = (paths.PRIVATE,)  # owner-only whatever the umask (cookie copies)
 
 
 def _read_umask() -> int:
@@ -43,9 +45,9 @@ def tighten(data_dir: Path) -> int:
     database files an earlier version (or a looser umask) created; never adds bits.
     Returns how many paths changed."""
     changed = 0
-    paths = [data_dir, *(p for p in data_dir.iterdir() if p.is_dir() or p.suffix == ".db"
+    found = [data_dir, *(p for p in data_dir.iterdir() if p.is_dir() or p.suffix == ".db"
                          or p.name.startswith("ytpiped.db"))] if data_dir.is_dir() else []
-    for p in paths:
+    for p in found:
         try:
             st = p.lstat()
         except FileNotFoundError:

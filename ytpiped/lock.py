@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from ytpiped import paths
 from ytpiped.errors import DataDirLocked, is_disk_full
 
-LOCK_NAME = "ytpiped.lock"
+LOCK_NAME = paths.LOCK
 
 
 def acquire_lock(data_dir: Path) -> IO[str]:

@@ -291,3 +291,15 @@ async def test_higher_priority_is_claimed_first_and_re_adding_raises_it(store: S
     await store.complete("urgentvid01", "w", "downloading", "downloaded", now=6)
     got = await store.get("urgentvid01")
     assert got is not None and got.priority == 5
+
+
+async def test_absolute_audio_paths_become_relative_to_the_data_dir(store: Store) -> None:
+    a, b = await seeded(store, 2)
+    for path in ("/old/disk/data/audio/first.webm", "audio/second.m4a"):  # a's, then b's
+        (row,) = await store.claim("download", "w", now=1, lease_s=60)
+        await store.complete(row.id, "w", "downloading", "downloaded", now=2,
+                             fields={"audio_path": path})
+    assert await store.relative_audio_paths() == 1
+    got = {v: (await store.get(v)).audio_path for v in (a, b)}  # type: ignore[union-attr]
+    assert got == {a: "audio/first.webm", b: "audio/second.m4a"}
+    assert await store.relative_audio_paths() == 0

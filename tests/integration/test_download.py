@@ -52,7 +52,7 @@ def ctx_for(tmp_path: Path, **flags: Any) -> FakeContext:
 async def test_downloads_audio_with_metadata(server: MediaServer, tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path)
     out = await DownloadStage().run(item(server.media_url("coffee.m4a")), ctx)
-    path = Path(out.fields["audio_path"])
+    path = tmp_path / out.fields["audio_path"]
     assert path == tmp_path / "audio" / "dlvideo0001.m4a" and path.exists()
     assert out.fields["size_bytes"] == path.stat().st_size == 48169
     assert out.fields["duration_s"] == pytest.approx(11.5, abs=0.1)  # probed with PyAV
@@ -90,7 +90,7 @@ async def test_rate_limit_cools_everything_down_and_doubles(server: MediaServer,
         await stage.run(item(url), ctx)
     assert second.value.until == clock.now() + 200  # doubled
     ok = await stage.run(item(url), ctx)  # third request: the server lets it through
-    assert Path(ok.fields["audio_path"]).exists()
+    assert (tmp_path / ok.fields["audio_path"]).exists()
     assert stage.pacer is not None and stage.pacer.cooldown_level == 0
 
 
@@ -214,7 +214,7 @@ async def test_yt_dlp_never_runs_on_the_event_loop_during_4_downloads(
         for i, n in enumerate(names)))
     stop.set()
     await tick
-    assert all(Path(r.fields["audio_path"]).exists() for r in results)
+    assert all((tmp_path / r.fields["audio_path"]).exists() for r in results)
     assert len(calls) >= len(names)
     assert loop_thread not in calls
     with capsys.disabled():
@@ -267,7 +267,7 @@ async def test_podcast_feed_becomes_one_row_per_episode_and_each_downloads(
         target = canonicalise(url)
         assert isinstance(target, Target) and target.kind == "generic"
         got = await stage.run(item(url, target.id), ctx)
-        assert Path(got.fields["audio_path"]).stat().st_size == got.fields["size_bytes"] > 0
+        assert (tmp_path / got.fields["audio_path"]).stat().st_size == got.fields["size_bytes"] > 0
 
 
 async def test_feed_with_one_episode_queues_it(server: MediaServer, tmp_path: Path) -> None:
@@ -282,7 +282,7 @@ async def test_page_with_one_audio_player_stays_one_video(server: MediaServer,
     ctx = ctx_for(tmp_path)
     out = await DownloadStage().run(item(server.page_url("one.html", "coffee.m4a")), ctx)
     assert out.finished_state is None and ctx.added == []
-    assert Path(out.fields["audio_path"]) == tmp_path / "audio" / "dlvideo0001.m4a"
+    assert out.fields["audio_path"] == "audio/dlvideo0001.m4a"  # relative to the data dir
 
 
 async def test_empty_feed_is_unavailable(server: MediaServer, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ async def test_the_gate_holds_until_the_probe_and_a_good_probe_resumes(tmp_path:
     assert clock.now() >= probe_at  # no download before the probe time
     ytdlp.broken = False  # YouTube or the setup was fixed meanwhile
     out = await stage.run(item("video000005"), ctx)
-    assert Path(out.fields["audio_path"]).exists()
+    assert (tmp_path / out.fields["audio_path"]).exists()
     assert stage.breaker is not None and stage.breaker.state == "closed"
     assert ctx.published[-1]["breaker"]["state"] == "closed"
     assert not any("circuit breaker" in a for a in ctx.published[-1].get("alerts", []))

@@ -123,7 +123,7 @@ async def test_the_stage_hands_yt_dlp_the_runtime_and_the_pass_through_settings(
     out = await DownloadStage().run(Item(id="rtvideo0001", url=server.media_url("coffee.m4a"),
                                          kind="generic", state="downloading", attempts=0),
                                     ctx)
-    assert Path(out.fields["audio_path"]).exists()
+    assert (tmp_path / out.fields["audio_path"]).exists()
     assert seen, "yt-dlp was not called"
     params = seen[-1]
     assert params["js_runtimes"] == {"deno": {"path": packaged()}}

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from ytpiped.paths import DataDir
+
 Format = Literal["jsonl", "md"]
 
 
@@ -29,7 +31,7 @@ def read_output(path: Path) -> dict[str, Any] | None:
 
 def mined_files(data_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every finished (evaluated) video output, sorted by id; unreadable files skipped."""
-    for path in sorted((data_dir / "mining").glob("*.json")):
+    for path in sorted(DataDir(data_dir).mining_dir.glob("*.json")):
         if path.name.endswith(".mined.json") or path.name.startswith("."):
             continue
         doc = read_output(path)

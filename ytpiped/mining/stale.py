@@ -16,11 +16,12 @@ from typing import Any
 
 from ytpiped.config import MineConfig
 from ytpiped.mining import export, prompts
+from ytpiped.paths import DataDir
 
 
 def read_output(data_dir: Path, video_id: str) -> dict[str, Any] | None:
     """DATA/mining/<id>.json, or None when missing or unreadable."""
-    return export.read_output(data_dir / "mining" / f"{video_id}.json")
+    return export.read_output(DataDir(data_dir).mining(video_id))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ytpiped.audio.analysis import Analysis, BadAudio, NoAudio, analyze_path, fi
 from ytpiped.audio.decode import RATE, decode
 from ytpiped.config import Settings
 from ytpiped.errors import ConfigError, Permanent
+from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 
@@ -60,9 +61,8 @@ class AnalyzeStage(StageBase):
         if not item.audio_path:
             raise Permanent(f"{item.id}: no audio file recorded by the download stage",
                             kind=kinds.BAD_AUDIO)
-        path = Path(item.audio_path)
-        if not path.is_absolute():
-            path = ctx.data_dir / path
+        path = DataDir(ctx.data_dir).resolve(item.audio_path)
+        assert path is not None
         try:
             result = await self._analyze(path, ctx)
         except BadAudio as exc:

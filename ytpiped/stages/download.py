@@ -35,6 +35,7 @@ from ytpiped.download import cookies, jsruntime, ytdlp
 from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.pacing import Buffer, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
+from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
@@ -44,7 +45,6 @@ BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are pau
                    "Export fresh cookies from a logged-in browser to download.cookies_file "
                    "and lower download.max_videos_per_hour.")
 
-PRIVATE_DIR = ".private"  # under the data dir: the session's cookie copies
 NEXT_STEPS = ("Next: run `ytpiped doctor`, upgrade yt-dlp (pip install -U \"yt-dlp[default]\") "
               "or refresh download.cookies_file; `ytpiped resume download` resumes at once.")
 #: what a breaker's common error kind usually means
@@ -85,10 +85,10 @@ class DownloadStage(StageBase):
         """Daemon start-up (data dir locked, nothing claimed yet): delete the cookie copies
         and partial downloads a killed daemon left, restore the pacing state the last daemon
         published, and ask yt-dlp whether the JavaScript runtime runs."""
-        n = await asyncio.to_thread(cookies.remove_stale_copies, ctx.data_dir / PRIVATE_DIR)
+        n = await asyncio.to_thread(cookies.remove_stale_copies, DataDir(ctx.data_dir).private_dir)
         if n:
             ctx.log.info("stale_cookie_copies_removed", count=n)
-        n = await asyncio.to_thread(ytdlp.clean_partials, ctx.data_dir / "audio")
+        n = await asyncio.to_thread(ytdlp.clean_partials, DataDir(ctx.data_dir).audio_dir)
         if n:
             ctx.log.info("partial_downloads_removed", count=n)
         await self._restore(ctx, self._pacer(ctx))
@@ -266,12 +266,12 @@ class DownloadStage(StageBase):
         pacer = self._pacer(ctx)
         breaker = self._breaker(ctx)
         cfg = ctx.settings.download
-        audio = ctx.data_dir / "audio"
+        audio = DataDir(ctx.data_dir).audio_dir
         cookie_copy: cookies.CookieCopy | None = None
         if cfg.cookies_file:
             try:
                 cookie_copy = await asyncio.to_thread(self._cookie_copy, cfg.cookies_file,
-                                                      ctx.data_dir / PRIVATE_DIR, ctx)
+                                                      DataDir(ctx.data_dir).private_dir, ctx)
             except cookies.CookieError as exc:  # no request made: pacing is untouched
                 self.cookie_problem = str(exc)
                 raise Cooldown(str(exc), kind=COOKIES_MISSING,
@@ -307,7 +307,8 @@ class DownloadStage(StageBase):
         metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={"title": got.title, "channel": got.channel,
                                "upload_date": got.upload_date, "duration_s": got.duration_s,
-                               "size_bytes": got.size_bytes, "audio_path": str(got.path)})
+                               "size_bytes": got.size_bytes,
+                               "audio_path": DataDir(ctx.data_dir).relative(got.path)})
 
     async def _expanded(self, ctx: Context, item: Item, title: str | None,
                         urls: list[str]) -> Outcome:

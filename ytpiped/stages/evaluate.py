@@ -23,6 +23,7 @@ from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
 from ytpiped.mining.llm import LLMError
 from ytpiped.mining.schema import Evaluation
+from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome
 from ytpiped.stages.mine import LLMStage, llm_decision, read_json, write_json_atomic
 
@@ -55,7 +56,7 @@ class EvaluateStage(LLMStage):
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.mine
-        src = ctx.data_dir / "mining" / f"{item.id}.mined.json"
+        src = DataDir(ctx.data_dir).mined(item.id)
         try:
             mined = await asyncio.to_thread(read_json, src)
         except FileNotFoundError:
@@ -97,7 +98,7 @@ class EvaluateStage(LLMStage):
                               "eval_prompt_version": prompts.EVAL_PROMPT_VERSION,
                               "options": {**prov.get("options", {}),
                                           **rt.llm.options}}}
-        dst = ctx.data_dir / "mining" / f"{item.id}.json"
+        dst = DataDir(ctx.data_dir).mining(item.id)
         await asyncio.to_thread(write_json_atomic, dst, out)
         info = {"claims": len(ranked_claims), "evaluation": evaluation["status"],
                 "eval_model": model}

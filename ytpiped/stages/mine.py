@@ -38,6 +38,7 @@ from ytpiped.mining.outage import SERVER_KINDS, WHAT
 from ytpiped.mining.runner import Runtime
 from ytpiped.mining.schema import EpisodeSummary, WindowResult
 from ytpiped.mining.windows import Window, make_windows, parse_segments
+from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
 SUMMARY_TOKENS = 1200  # transcript tokens the episode summary is made from
@@ -152,7 +153,7 @@ class MineStage(LLMStage):
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.mine
-        path = ctx.data_dir / "transcripts" / f"{item.id}.json"
+        path = DataDir(ctx.data_dir).transcript(item.id)
         try:
             transcript = await asyncio.to_thread(read_json, path)
         except FileNotFoundError:
@@ -188,7 +189,7 @@ class MineStage(LLMStage):
                                           "overlap_tokens": cfg.overlap_tokens},
                               "windows": len(windows)}}
         await asyncio.to_thread(write_json_atomic,
-                                ctx.data_dir / "mining" / f"{item.id}.mined.json", out)
+                                DataDir(ctx.data_dir).mined(item.id), out)
         await self.publish_changes(ctx, rt, force=True)
         info = {"windows": len(windows), "mined_now": stats["mined"],
                 "failed_windows": len(merged["failed_windows"]),

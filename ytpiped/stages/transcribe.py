@@ -20,6 +20,7 @@ from ytpiped.config import Settings
 from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
 from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.errors import Permanent, Retryable
+from ytpiped.paths import DataDir
 from ytpiped.scheduling.capacity import Capacity
 from ytpiped.scheduling.policy import Rules
 from ytpiped.scheduling.suggest import suggest
@@ -117,9 +118,8 @@ class TranscribeStage(StageBase):
         if any(d.get("bounds") != list(bounds[i]) for i, d in done.items() if i < len(bounds)):
             await ctx.parts.clear("chunk")  # the plan changed: start over
             done = {}
-        audio = item.audio_path or ""
-        if audio and not Path(audio).is_absolute():
-            audio = str(ctx.data_dir / audio)
+        data = DataDir(ctx.data_dir)
+        audio = str(data.resolve(item.audio_path) or "")
         todo = [i for i in range(len(bounds)) if i not in done]
         exists = bool(audio) and await asyncio.to_thread(Path(audio).exists)
         if todo and not exists:
@@ -168,9 +168,10 @@ class TranscribeStage(StageBase):
                "chunks": [{"idx": i, "start": b[0], "end": b[1],
                            "device": done[i]["device"], "elapsed_s": done[i]["elapsed_s"],
                            "quality": done[i]["quality"]} for i, b in enumerate(bounds)]}
-        out_dir = self.out_dir or ctx.data_dir / "transcripts"
-        paths = await asyncio.to_thread(tx.write_outputs, out_dir, item.id, doc,
-                                        cfg.output_formats)
+        out_dir = self.out_dir or data.transcripts_dir
+        written = await asyncio.to_thread(tx.write_outputs, out_dir, item.id, doc,
+                                          cfg.output_formats)
+        paths = [data.relative(p) for p in written]  # the database keeps them movable
         if audio and not ctx.settings.download.keep_audio:  # the transcript is safe on disk
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)

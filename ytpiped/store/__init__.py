@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ytpiped import paths
+from ytpiped.paths import DataDir
 from ytpiped.store.base import Store
 from ytpiped.store.model import (
     BUFFER_STATES,
@@ -24,8 +26,8 @@ __all__ = ["BUFFER_STATES", "DB_NAME", "OUTCOME_FIELDS", "DatabaseCorrupt", "Eve
            "NewVideo", "PerfSample", "SqliteDB", "SqliteStore", "Store", "StoreNotReady",
            "VideoRow", "corruption_named", "db_path", "free_bytes", "is_store_full"]
 
-DB_NAME = "ytpiped.db"
+DB_NAME = paths.DB
 
 
 def db_path(data_dir: Path) -> Path:
-    return data_dir / DB_NAME
+    return DataDir(data_dir).db

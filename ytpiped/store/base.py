@@ -201,5 +201,9 @@ class Store(Protocol):
     async def all_state(self, prefix: str = "") -> dict[str, tuple[Any, float]]:
         """Every daemon-state entry whose key starts with `prefix`."""
 
+    async def relative_audio_paths(self) -> int:
+        """Make stored absolute audio paths relative to the data dir (`audio/<file>`), so
+        a moved data dir keeps working; -> rows changed."""
+
     async def check(self) -> str:
         """A quick integrity check: "ok" or the problems found."""

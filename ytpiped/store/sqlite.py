@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ytpiped import paths
 from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
@@ -355,6 +356,17 @@ class SqliteDB:
                                           stage=event.stage, kind=event.kind,
                                           message=event.message)
         return changed
+
+    def relative_audio_paths(self) -> int:
+        """Store audio paths relative to the data dir: an absolute one written by an older
+        version (or before the data dir moved) becomes `audio/<file name>`; -> rows changed."""
+        rows = self.conn.execute("SELECT id, audio_path FROM videos WHERE audio_path LIKE '/%'"
+                                 ).fetchall()
+        with self._tx():
+            for vid, path in rows:
+                self.conn.execute("UPDATE videos SET audio_path = ? WHERE id = ?",
+                                  (f"{paths.AUDIO}/{Path(path).name}", vid))
+        return len(rows)
 
     def check(self) -> str:
         """SQLite's `PRAGMA quick_check`: "ok", or the first problems it found."""

@@ -369,5 +369,8 @@ class SqliteStore:
     async def all_state(self, prefix: str = "") -> dict[str, tuple[Any, float]]:
         return await self._call(lambda db: db.all_state(prefix))
 
+    async def relative_audio_paths(self) -> int:
+        return await self._call(lambda db: db.relative_audio_paths())
+
     async def check(self) -> str:
         return await self._call(lambda db: db.check())

@@ -247,6 +247,14 @@ class MemoryStore:
             self._event(now, "remine", video_id, "mine", None, reason)
         return moved
 
+    async def relative_audio_paths(self) -> int:
+        n = 0
+        for r in self._rows.values():
+            if r["audio_path"] and str(r["audio_path"]).startswith("/"):
+                r["audio_path"] = f"audio/{str(r['audio_path']).rsplit('/', 1)[-1]}"
+                n += 1
+        return n
+
     async def check(self) -> str:
         return "ok"
 
