@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test lint demo config-example bench clean
+.PHONY: install test test-quick lint demo config-example bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)  ## virtualenv in .venv with ytpiped and its dev tools (no tor
 
 test: install  ## the whole test suite
 	$(PY) -m pytest -q
+
+test-quick: install  ## the suite without the tests marked slow (a quick loop while working)
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install  ## ruff + mypy --strict on the package
 	$(PY) -m ruff check ytpiped tests benchmarks

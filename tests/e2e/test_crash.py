@@ -58,5 +58,6 @@ def test_kill_9_at_random_points_loses_nothing(data_dir: Path, tmp_path: Path) -
         n = s.conn.execute("SELECT count(*), count(DISTINCT video_id) FROM events WHERE "
                            "stage = ? AND event = 'completed'", (stage,)).fetchone()
         assert n == (N, N), stage
+    s.close()
     st = json.loads(cli(data_dir, "status", "--json").stdout)
     assert st["videos"]["by_state"]["done"] == N and st["failures"]["by_kind"] == {}

@@ -32,6 +32,7 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
                       "missing.webm": ("failed", "unavailable")}
     # the 429s cooled the stage down twice without spending an attempt
     assert s.event_counts_by_kind("cooldown") == {"rate_limited": 2}
+    s.close()
     for name, word in (("long.opus", "coffee"), ("solar.webm", "solar"), ("coffee.m4a", "sleep")):
         vid = ids[name]
         for ext in ("json", "txt", "srt", "vtt"):

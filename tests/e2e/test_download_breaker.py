@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.helpers import cli, counts, start_daemon, wait_for
 from ytpiped import control
 from ytpiped.store import SqliteDB, db_path
@@ -72,6 +74,7 @@ def eight_urls(media: MediaServer) -> list[str]:
     return [media.media_url(CLIPS[i % len(CLIPS)], copy=i) for i in range(8)]
 
 
+@pytest.mark.slow
 def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers
@@ -120,6 +123,7 @@ def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
     assert all(state == "done" for state, _, _ in rows(data_dir).values())
 
 
+@pytest.mark.slow
 def test_after_the_cooldown_a_probe_resumes_once_the_site_is_fixed(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers
@@ -142,6 +146,7 @@ def test_after_the_cooldown_a_probe_resumes_once_the_site_is_fixed(
     assert all(attempts == 0 for _, attempts, _ in rows(data_dir).values())
 
 
+@pytest.mark.slow
 def test_a_queue_mixing_failing_and_good_urls_does_not_trip_it(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers

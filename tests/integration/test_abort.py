@@ -42,6 +42,7 @@ def test_analysis_stops_at_the_next_block_once_aborted(media: Path) -> None:
         analyze_path(media / "long.opus", max_chunk_s=30, abort=abort)
 
 
+@pytest.mark.slow
 async def test_a_cancelled_download_stops_yt_dlp_instead_of_finishing_it(
         server: MediaServer, tmp_path: Path) -> None:  # noqa: F811
     outcome: list[Any] = []

@@ -15,6 +15,7 @@ from ytpiped.stages.base import Item
 from ytpiped.testing.context import FakeContext
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,seconds", [("solar.webm", 10.87), ("coffee.m4a", 11.5),
                                           ("ocean.mp3", 11.02), ("memory.wav", 6.82),
                                           ("long.opus", 61.25)])

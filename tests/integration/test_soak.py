@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests import dbview
 from ytpiped import config, control, logs
 from ytpiped.daemon import Daemon
 from ytpiped.states import STAGE_NAMES
@@ -56,7 +57,7 @@ async def test_soak_7000_videos(tmp_path: Path, capsys: pytest.CaptureFixture[st
             await asyncio.wait({asyncio.ensure_future(done.wait())}, timeout=0.25)
     d.stop.set()
     assert await task == 0
-    final = SqliteDB(db_path(data), readonly=True).counts()
+    final = dbview.counts(data)
     assert final["done"] == N and sum(final.values()) == N
     quarter = max(1, len(rss) // 4)
     early, late = max(rss[:quarter]), max(rss[-quarter:])

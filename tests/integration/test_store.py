@@ -4,6 +4,7 @@ behaviour every store shares is in tests/contract."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,10 @@ from ytpiped.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteDB:
-    s = SqliteDB(tmp_path / "y.db", now=1.0)
-    s.add_videos([NewVideo(f"vid{i:08d}", f"u{i}", "video") for i in range(3)], now=1.0)
-    return s
+def store(tmp_path: Path) -> Iterator[SqliteDB]:
+    with SqliteDB(tmp_path / "y.db", now=1.0) as s:
+        s.add_videos([NewVideo(f"vid{i:08d}", f"u{i}", "video") for i in range(3)], now=1.0)
+        yield s
 
 
 def test_wal_and_schema_version(store: SqliteDB) -> None:
@@ -29,17 +30,17 @@ def test_wal_and_schema_version(store: SqliteDB) -> None:
 
 def test_reopen_does_not_migrate_twice(tmp_path: Path, store: SqliteDB) -> None:
     store.close()
-    again = SqliteDB(tmp_path / "y.db", now=2.0)
-    assert again.conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == \
-        SCHEMA_VERSION
-    assert again.counts()["queued"] == 3
+    with SqliteDB(tmp_path / "y.db", now=2.0) as again:
+        assert again.conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == \
+            SCHEMA_VERSION
+        assert again.counts()["queued"] == 3
 
 
 def test_readonly_store_cannot_write(tmp_path: Path, store: SqliteDB) -> None:
-    ro = SqliteDB(tmp_path / "y.db", readonly=True)
-    assert ro.counts()["queued"] == 3
-    with pytest.raises(sqlite3.OperationalError):
-        ro.add_videos([NewVideo("new" * 4, "u", "video")], now=1)
+    with SqliteDB(tmp_path / "y.db", readonly=True) as ro:
+        assert ro.counts()["queued"] == 3
+        with pytest.raises(sqlite3.OperationalError):
+            ro.add_videos([NewVideo("new" * 4, "u", "video")], now=1)
 
 
 def test_a_version_1_database_gains_fencing_tokens_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -55,12 +55,13 @@ async def until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def test_sqlite_full_is_recognised(tmp_path: Path) -> None:
-    s = capped(tmp_path / "x.db", 0)
-    with pytest.raises(sqlite3.OperationalError) as err:
-        s.add_videos([NewVideo(f"v{i:010d}", "u" * 50, "video") for i in range(5000)], now=1)
-    assert is_store_full(err.value, tmp_path / "x.db")
-    assert not s.conn.in_transaction  # the failed transaction left nothing open
-    assert s.counts()["queued"] == 0
+    with capped(tmp_path / "x.db", 0) as s:
+        with pytest.raises(sqlite3.OperationalError) as err:
+            s.add_videos([NewVideo(f"v{i:010d}", "u" * 50, "video") for i in range(5000)],
+                         now=1)
+        assert is_store_full(err.value, tmp_path / "x.db")
+        assert not s.conn.in_transaction  # the failed transaction left nothing open
+        assert s.counts()["queued"] == 0
     assert not is_store_full(sqlite3.OperationalError("no such table: x"), tmp_path / "x.db")
 
 

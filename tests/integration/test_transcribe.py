@@ -67,6 +67,8 @@ def job(media: Path, name: str, start: float = 0.0, end: float = 1e9) -> ChunkJo
     return ChunkJob("vid", 0, str(media / name), start, end)
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["solar.webm", "coffee.m4a", "ocean.mp3"])
 async def test_word_error_rate(engine: ProcessEngine, media: Path, name: str) -> None:
     result = await engine.transcribe(job(media, name), timeout_s=120)

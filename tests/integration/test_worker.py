@@ -4,6 +4,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from tests import dbview
 from ytpiped import config
 from ytpiped.clock import SystemClock
 from ytpiped.daemon import Daemon
@@ -68,6 +69,7 @@ async def test_fake_pipeline_takes_every_video_to_done(data_dir: Path) -> None:
     s = SqliteDB(db_path(data_dir), readonly=True)
     assert s.counts()["done"] == 6
     row = s.get(ids[0])
+    s.close()
     assert row is not None and row.title == f"title of {ids[0]}"
     assert set(row.info) == {"download", "analyze", "transcribe", "mine", "evaluate"}
 
@@ -81,6 +83,7 @@ async def test_full_disk_is_a_cooldown_that_spends_no_attempt(data_dir: Path) ->
     assert await task == 0
     s = SqliteDB(db_path(data_dir), readonly=True)
     row = s.get("fulldisk001")
+    s.close()
     assert row is not None and (row.state, row.attempts) == ("queued", 0)  # nothing lost
     assert row.next_attempt_at > time.time() + 200  # waits for space
     assert row.error is not None and row.error.startswith("disk full: [Errno 28]")
@@ -98,6 +101,7 @@ async def test_crashing_stage_retries_then_fails_with_kind_and_message(data_dir:
     assert [e[0] for e in out.events if e[1] == "badvideo001"] == ["retry", "retry", "failed"]
     s = SqliteDB(db_path(data_dir), readonly=True)
     bad = s.get("badvideo001")
+    s.close()
     assert bad is not None
     assert (bad.state, bad.failed_stage, bad.error_kind, bad.attempts) == \
         ("failed", "download", "RuntimeError", 3)
@@ -129,7 +133,7 @@ async def test_permanent_fails_at_once(data_dir: Path) -> None:
     await out.wait(lambda ev: ("failed", "permvideo01", "fake_permanent") in ev)
     d.stop.set()
     await task
-    row = SqliteDB(db_path(data_dir), readonly=True).get("permvideo01")
+    row = dbview.row(data_dir, "permvideo01")
     assert row is not None and (row.state, row.attempts) == ("failed", 1)
 
 
@@ -144,11 +148,9 @@ async def test_shutdown_returns_inflight_work_without_spending_attempts(data_dir
                                                                           "hangvideo02"}
     d.stop.set()
     assert await task == 0
-    s = SqliteDB(db_path(data_dir), readonly=True)
-    for vid in ("hangvideo01", "hangvideo02"):
-        row = s.get(vid)
-        assert row is not None and (row.state, row.attempts, row.lease_owner) == \
-            ("queued", 0, None)
+    with SqliteDB(db_path(data_dir), readonly=True) as s:
+        rows = [s.get(vid) for vid in ("hangvideo01", "hangvideo02")]
+    assert [(r.state, r.attempts, r.lease_owner) for r in rows if r] == [("queued", 0, None)] * 2
 
 
 async def test_lease_expiry_returns_work(data_dir: Path) -> None:
@@ -195,6 +197,7 @@ async def test_worker_gate_and_context_add_videos(data_dir: Path) -> None:
     assert parent.info == {"expanded": 2, "dup": 1}
     assert s.counts()["downloaded"] == 2
     assert s.get_state("stage:download")[0] == {"phase": "steady", "expanded": 2}  # type: ignore[index]
+    s.close()
     assert stage.gated >= 3
 
 
@@ -213,7 +216,7 @@ async def test_retry_backoff_defers_the_row(data_dir: Path) -> None:
     await out.wait(lambda ev: ("retry", "slowretry01", "RuntimeError") in ev)
     d.stop.set()
     await task
-    row = SqliteDB(db_path(data_dir), readonly=True).get("slowretry01")
+    row = dbview.row(data_dir, "slowretry01")
     assert row is not None and row.state == "queued" and row.attempts == 1
     assert row.next_attempt_at - row.updated_at >= 500  # jitter keeps at least half of 1000
 
@@ -225,9 +228,9 @@ async def test_cooldown_puts_row_back_without_spending_an_attempt(data_dir: Path
     await out.wait(lambda ev: ("cooldown", "coolvideo01", "rate_limited") in ev)
     d.stop.set()
     await task
-    row = SqliteDB(db_path(data_dir), readonly=True).get("coolvideo01")
+    row = dbview.row(data_dir, "coolvideo01")
     assert row is not None and (row.state, row.attempts, row.error_kind) == \
         ("queued", 0, "rate_limited")
     assert row.next_attempt_at >= row.updated_at + 3500
-    st = SqliteDB(db_path(data_dir), readonly=True)
-    assert st.event_counts_by_kind("cooldown") == {"rate_limited": 1}
+    with SqliteDB(db_path(data_dir), readonly=True) as st:
+        assert st.event_counts_by_kind("cooldown") == {"rate_limited": 1}

@@ -144,7 +144,8 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     assert _bash_complete(tmp_path, "ytpiped --set download.max_att") == \
         ["download.max_attempts="]
     assert _bash_complete(tmp_path, "ytpiped completion ") == ["bash", "zsh", "fish"]
-    assert _bash_complete(tmp_path, "ytpiped pause ") == ["download"]
+    assert _bash_complete(tmp_path, "ytpiped pause ") == ["download", "analyze", "transcribe",
+                                                          "mine", "evaluate"]
 
 
 @pytest.mark.parametrize("shell,check", [("zsh", ["zsh", "-n"]), ("fish", ["fish", "-n"])])

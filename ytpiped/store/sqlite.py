@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,15 +118,17 @@ class SqliteDB:
         self.readonly = readonly
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._closed = True  # until the connection exists
         with corruption_named(path):
             self.conn = connect(path, readonly=readonly)
+            self._closed = False
             try:
                 if not readonly:
                     migrate(self.conn, now)
                 elif not self.ready():
                     raise StoreNotReady(f"{path}: database is being created")
             except BaseException:
-                self.conn.close()
+                self.close()
                 raise
 
     def ready(self) -> bool:
@@ -138,6 +141,19 @@ class SqliteDB:
 
     def close(self) -> None:
         self.conn.close()
+        self._closed = True
+
+    def __enter__(self) -> SqliteDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):  # as an unclosed file does
+            warnings.warn(f"SqliteDB of {self.path} was not closed", ResourceWarning,
+                          stacklevel=2)
+            self.conn.close()
 
     def _tx(self) -> _Tx:
         return _Tx(self.conn)
