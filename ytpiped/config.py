@@ -295,6 +295,36 @@ class NotifyConfig:
                             "waits for one)", "float", lo=0.1, hi=300)
 
 
+def _store_url(value: str) -> str:
+    """sqlite:/// (the data dir's ytpiped.db) or a postgresql:// URL; the value is never
+    repeated in a message (it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    if value in ("", "sqlite://", "sqlite:///"):
+        return "sqlite:///"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+        ok = parts.scheme in ("postgresql", "postgres")
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ytdlp_opts.Refused(
+            "expected \"sqlite:///\" (the data dir's ytpiped.db) or a PostgreSQL URL such as "
+            "\"postgresql://ytpiped@db.example/ytpiped\" (the value is not shown: it may hold "
+            "a password; prefer PGPASSWORD or ~/.pgpass)")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = spec("sqlite:///", "where the state lives: \"sqlite:///\" is DATA/ytpiped.db "
+                    "(one host, no setup); \"postgresql://USER@HOST:PORT/DB\" lets several "
+                    "hosts run `ytpiped run` on one database (README: Outgrowing one machine). "
+                    "Treated as a secret: never logged", "str", check=_store_url,
+                    expected="\"sqlite:///\" or \"postgresql://…\"")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
@@ -306,6 +336,7 @@ class Settings:
     mine: MineConfig = field(default_factory=MineConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
