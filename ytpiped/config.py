@@ -226,6 +226,13 @@ class MineConfig:
                                  "float", lo=0)
 
 
+def _host_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", value):
+        raise ValueError("a name of letters, digits, '.', '_' or '-' (at most 63 characters; "
+                         "\"\" for the machine's host name)")
+    return value
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     shutdown_grace_s: float = spec(30.0, "on SIGTERM, wait this long for work in flight", "float",
@@ -250,6 +257,11 @@ class DaemonConfig:
     umask: int = spec(0o027, "permission bits taken away from everything created under the "
                       "data dir (0o027: files 0640, folders 0750; group members may read, "
                       "others nothing); the socket and .private/ stay owner-only", "mode")
+    host_id: str = spec("", "this host's name where several hosts share one store (lease "
+                        "owners, events, `status --hosts`); empty: the machine's host name",
+                        "str", check=_host_id,
+                        expected="a name of letters, digits, '.', '_' or '-' (at most 63)")
+
 
 
 NOTIFY_EVENTS = ("alert", "breaker_open", "queue_drained", "stopped")

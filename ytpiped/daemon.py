@@ -37,7 +37,17 @@ from ytpiped.lock import acquire_lock
 from ytpiped.notify import Notifications
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
-from ytpiped.store import SqliteDB, SqliteStore, Store, db_path, free_bytes, is_store_full
+from ytpiped.store import (
+    SqliteDB,
+    SqliteStore,
+    Store,
+    free_bytes,
+    is_postgres,
+    is_store_full,
+    make_store,
+)
+from ytpiped.store.blocking import BlockingStore, StatusReader
+from ytpiped.store.postgres import PostgresStore
 from ytpiped.worker import StageWorker, Wakeups
 
 
@@ -67,7 +77,9 @@ class Daemon:
         self._stages = stages
         self.notifier = Notifier(environ if environ is not None else os.environ)
         self.notifications = Notifications(settings.notify, self.clock)  # webhook, ntfy
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # lease owner "HOST:PID"; hosts sharing one PostgreSQL store tell their leases apart
+        self.host_id = settings.daemon.host_id or socket.gethostname()
+        self.owner = f"{self.host_id}:{os.getpid()}"
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
@@ -75,7 +87,7 @@ class Daemon:
         self.sigint_count = 0
         self.claims = asyncio.Lock()  # workers claim under it; the reaper reaps under it
         self.workers: list[StageWorker] = []
-        self.store: SqliteStore | None = None
+        self.store: SqliteStore | PostgresStore | None = None
         self.live: dict[str, Any] = {}
         self.control: ControlServer | None = None
         self.started_at = 0.0
@@ -132,7 +144,8 @@ class Daemon:
             load_stages(self.settings, self.clock)
         # the control API first: `status` answers (and shows why) while start-up waits
         self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
-                                     self.settings.daemon.metrics_bind)
+                                     self.settings.daemon.metrics_bind,
+                                     open_reader=self._status_reader())
         await self.control.start()
         stack.push_async_callback(self.control.stop)
         recovered = await self._open_store(data, stack)
@@ -231,7 +244,22 @@ class Daemon:
             except Exception as exc:
                 self.log.warning("stage_close_failed", stage=s.name, error=str(exc))
 
-    async def _close_store(self, store: SqliteStore) -> None:
+    def _status_reader(self) -> Callable[[], StatusReader] | None:
+        """How the control API reads status: with SQLite, its own read-only connection (the
+        default); with PostgreSQL, through this daemon's pool, from the control thread."""
+        if not is_postgres(self.settings.store.url):
+            return None
+        loop = asyncio.get_running_loop()
+
+        def open_reader() -> StatusReader:
+            store = self.store
+            if store is None or not store.opened:  # still starting: nothing to read yet
+                return SqliteDB(Path(":memory:"))
+            return BlockingStore.on_loop(store, loop)
+
+        return open_reader
+
+    async def _close_store(self, store: SqliteStore | PostgresStore) -> None:
         store.begin_close()  # a full disk no longer holds the stop
         if store.opened:
             now = self.clock.now()
@@ -245,27 +273,31 @@ class Daemon:
         """Open the database, return every row a dead process held, record this daemon;
         the rows recovered, or None when a stop came while the disk was full (start-up on
         a full disk waits for space instead of exiting into a restart loop)."""
-        store = self.store = SqliteStore(db_path(data), self.clock.now(), sleep=self.clock.sleep,
-                                         on_full=self._store_full,
-                                         on_writable=self._store_writable,
-                                         opener=self.store_opener)
+        store = self.store = make_store(self.settings, self.clock, on_full=self._store_full,
+                                        on_writable=self._store_writable,
+                                        opener=self.store_opener)
         stack.push_async_callback(self._close_store, store)
         stopper = asyncio.create_task(self._close_on_stop(store), name="start-stop")
         try:
             await store.open()
             now = self.clock.now()
-            recovered = await store.reap(now, owner_not=self.owner, all_leases=True)
+            # what a dead process of this host held comes back now; on a shared store the
+            # other hosts' leases are theirs (the reapers return a dead host's at expiry)
+            shared = isinstance(store, PostgresStore)
+            recovered = await store.reap(now, owner_not=self.owner, all_leases=True,
+                                         owner_prefix=f"{self.host_id}:" if shared else None)
             await store.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                              "started_at": now}, now)
         except Exception as exc:
-            if self.stop.is_set() and is_store_full(exc, store.path):
+            if self.stop.is_set() and isinstance(store, SqliteStore) and \
+                    is_store_full(exc, store.path):
                 return None
             raise
         finally:
             stopper.cancel()
         return recovered
 
-    async def _close_on_stop(self, store: SqliteStore) -> None:
+    async def _close_on_stop(self, store: SqliteStore | PostgresStore) -> None:
         await self.stop.wait()
         store.begin_close()
 
@@ -273,7 +305,7 @@ class Daemon:
 
     def _store_full(self, exc: BaseException, first: bool) -> None:
         """The disk under the database is full: every stage waits on its next write."""
-        assert self.store is not None
+        assert isinstance(self.store, SqliteStore)
         path = self.store.path
         free = free_bytes(path)
         alert = (f"the disk under {path} is full ({'?' if free is None else free // 2**20} MB "

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, NoReturn
 
 from ytpiped.errors import UsageError
-from ytpiped.store import SqliteDB
+from ytpiped.store.blocking import SyncDB
 from ytpiped.urls import Invalid, Target, canonicalise
 
 
@@ -245,7 +245,7 @@ def collect(sources: Iterable[tuple[str, Sequence[str]] | Source]
     return targets, report
 
 
-def add(store: SqliteDB, targets: Sequence[Target], report: AddReport, now: float) -> AddReport:
+def add(store: SyncDB, targets: Sequence[Target], report: AddReport, now: float) -> AddReport:
     added, dup = store.add_videos(targets, now)
     report.added += added
     report.duplicate += dup

@@ -10,7 +10,7 @@ from ytpiped.states import STAGES, State
 from ytpiped.text import printable
 
 if TYPE_CHECKING:  # `status` with the daemon running formats its JSON without the store
-    from ytpiped.store import SqliteDB
+    from ytpiped.store.blocking import StatusReader
 
 HOUR = 3600.0
 MIN_RATE_WINDOW_S = 60.0
@@ -26,7 +26,7 @@ def _needs(stage: str, by_state: dict[str, int]) -> int:
     return sum(by_state.get(s, 0) for s in _ORDER[:cut])
 
 
-def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]:
+def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, Any]:
     by_state = store.counts()
     running = daemon_pid is not None
     published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}

@@ -32,6 +32,7 @@ from ytpiped.store.model import (
     Event,
     PerfSample,
     StoreNotReady,
+    StoreUnavailable,
     VideoRow,
 )
 from ytpiped.store.pg_schema import SCHEMA_VERSION, migrate
@@ -81,24 +82,29 @@ class PostgresStore:
         return self._pool is not None
 
     async def open(self) -> None:
-        """Connect, then create or migrate the schema (readonly: only check it is there)."""
+        """Connect, then create or migrate the schema (readonly: only check it is there).
+        One direct connection first: a wrong host or password fails at once with the
+        server's own words, not after the pool's timeout."""
+        import psycopg
         from psycopg_pool import AsyncConnectionPool
 
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=max(1, round(self._connect_timeout_s)))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to the PostgreSQL store at "
+                                   f"{redact(self.url)} (key 'store.url'): "
+                                   f"{str(exc).strip()}") from None
+        async with conn:
+            if self.readonly:
+                if await _version(conn) is None:
+                    raise StoreNotReady(f"{redact(self.url)}: no ytpiped schema yet")
+            else:
+                await migrate(conn, self._now)
         pool = AsyncConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
                                    timeout=self._connect_timeout_s, name="ytpiped")
         try:
             await pool.open(wait=True, timeout=self._connect_timeout_s)
-        except Exception as exc:
-            await pool.close()
-            raise ConnectionError(f"cannot connect to the PostgreSQL store at "
-                                  f"{redact(self.url)} (key 'store.url'): {exc}") from None
-        try:
-            async with pool.connection() as conn:
-                if self.readonly:
-                    if await _version(conn) is None:
-                        raise StoreNotReady(f"{redact(self.url)}: no ytpiped schema yet")
-                else:
-                    await migrate(conn, self._now)
         except BaseException:
             await pool.close()
             raise
@@ -275,7 +281,7 @@ class PostgresStore:
                          sets, [STAGE_OF[State(old)], kind, error], now, event, token)
 
     async def reap(self, now: float, *, owner_not: str | None = None,
-                   all_leases: bool = False) -> int:
+                   all_leases: bool = False, owner_prefix: str | None = None) -> int:
         params: list[Any] = []
         if all_leases:
             cond = "true"
@@ -286,6 +292,9 @@ class PostgresStore:
         if owner_not is not None:
             cond += " AND (lease_owner IS NULL OR lease_owner <> %s)"
             params.append(owner_not)
+        if owner_prefix is not None:
+            cond += " AND starts_with(lease_owner, %s)"
+            params.append(owner_prefix)
         async with self._tx() as conn:
             cur = await conn.execute(
                 f"UPDATE videos SET state = CASE state {_REAP_CASE} END, lease_owner = NULL, "
@@ -500,6 +509,18 @@ class PostgresStore:
         return {k: (json.loads(v), float(at)) for k, v, at in await self._all(
             "SELECT key, value, updated_at FROM daemon_state WHERE starts_with(key, %s)",
             (prefix,))}
+
+
+async def schema_version(url: str) -> int:
+    """The schema version of the database at `url` (0: no ytpiped schema yet)."""
+    import psycopg
+
+    try:
+        async with await psycopg.AsyncConnection.connect(url, connect_timeout=30) as conn:
+            return await _version(conn) or 0
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"cannot connect to the PostgreSQL store at {redact(url)} "
+                               f"(key 'store.url'): {str(exc).strip()}") from None
 
 
 async def _version(conn: Any) -> int | None:
