@@ -212,3 +212,21 @@ def test_an_unreachable_postgres_store_is_a_clear_error(
     err = capsys.readouterr().err
     assert "cannot connect to the PostgreSQL store" in err and "store.url" in err
     assert "s3cret" not in err
+
+
+def test_doctor_checks_a_postgres_store(data_dir: Path, pg_url: str, pg_server: Any) -> None:
+    from ytpiped import config, doctor
+
+    def check(url: str) -> doctor.Check:
+        return doctor.database(config.load(flags={"data_dir": str(data_dir),
+                                                  "store.url": url}))
+
+    fresh = check(pg_url)
+    assert (fresh.status, "no schema yet" in fresh.detail) == (doctor.OK, True)
+    assert run_cli("--data-dir", str(data_dir), "--set", f"store.url={pg_url}", "db",
+                   "migrate") == 0
+    ready = check(pg_url)
+    assert (ready.status, "schema up to date" in ready.detail) == (doctor.OK, True)
+    down = check(pg_server.url().replace("postgres@", "me:s3cret@").replace(
+        f":{pg_server.port}/", ":1/"))
+    assert down.status == doctor.FAIL and "s3cret" not in down.detail + down.fix
