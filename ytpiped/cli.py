@@ -127,6 +127,9 @@ def _add_arguments(a: argparse.ArgumentParser) -> None:
 def _status_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the status JSON")
     s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    s.add_argument("--hosts", action="store_true",
+                   help="the hosts sharing a PostgreSQL store: last heartbeat, silent or not, "
+                        "jobs running per stage (with --json: the hosts list)")
     s.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                    help="refresh interval with --watch")
 
@@ -416,13 +419,15 @@ def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 prepared = True
             st = stored_status(settings, pid)
         if args.json:
-            print(json.dumps(st, indent=None if args.watch else 2), flush=True)
+            shown = st.get("hosts", []) if args.hosts else st
+            print(json.dumps(shown, indent=None if args.watch else 2), flush=True)
         else:
             from ytpiped import status
 
             if args.watch:
                 print("\033[2J\033[H", end="")
-            print(status.format_status(st), flush=True)
+            print(status.format_hosts(st) if args.hosts else status.format_status(st),
+                  flush=True)
         if not args.watch:
             return EXIT_OK
         try:
@@ -717,7 +722,10 @@ def _db_copy(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(printable_lines(f"error: {exc}"), file=sys.stderr)
         return EXIT_LOCKED
     try:
-        report = asyncio.run(copy_sqlite_to_postgres(path, args.to, time.time()))
+        import socket
+
+        host = settings.daemon.host_id or socket.gethostname()
+        report = asyncio.run(copy_sqlite_to_postgres(path, args.to, time.time(), host))
     finally:
         lock.close()
     if args.json:

@@ -335,6 +335,11 @@ class StoreConfig:
                     "hosts run `ytpiped run` on one database (README: Outgrowing one machine). "
                     "Treated as a secret: never logged", "str", check=_store_url,
                     expected="\"sqlite:///\" or \"postgresql://…\"")
+    shared_files: bool = spec(False, "PostgreSQL store: every host sees the same data dir (e.g. "
+                              "NFS), so any host may analyze and transcribe any video; false: "
+                              "a video's audio is worked on by the host that downloaded it, "
+                              "and downloaded again elsewhere if that host stays silent for "
+                              "5 minutes", "bool")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -47,8 +46,12 @@ from ytpiped.store import (
     make_store,
 )
 from ytpiped.store.blocking import BlockingStore, StatusReader
+from ytpiped.store.factory import host_id
 from ytpiped.store.postgres import PostgresStore
 from ytpiped.worker import StageWorker, Wakeups
+
+#: a host silent this long is taken for gone (at least; see Daemon.host_silent_s)
+HOST_SILENT_S = 300.0
 
 
 def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
@@ -78,7 +81,7 @@ class Daemon:
         self.notifier = Notifier(environ if environ is not None else os.environ)
         self.notifications = Notifications(settings.notify, self.clock)  # webhook, ntfy
         # lease owner "HOST:PID"; hosts sharing one PostgreSQL store tell their leases apart
-        self.host_id = settings.daemon.host_id or socket.gethostname()
+        self.host_id = host_id(settings)
         self.owner = f"{self.host_id}:{os.getpid()}"
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
@@ -87,6 +90,7 @@ class Daemon:
         self.sigint_count = 0
         self.claims = asyncio.Lock()  # workers claim under it; the reaper reaps under it
         self.workers: list[StageWorker] = []
+        self.wakeups = Wakeups()
         self.store: SqliteStore | PostgresStore | None = None
         self.live: dict[str, Any] = {}
         self.control: ControlServer | None = None
@@ -162,7 +166,7 @@ class Daemon:
                           umask=f"0o{self.settings.daemon.umask:03o}")
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
-        wakeups = Wakeups()
+        wakeups = self.wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
                                     on_publish=self._on_publish, on_outcome=self._on_outcome,
                                     claims=self.claims)
@@ -180,6 +184,8 @@ class Daemon:
         }
         if self.notifier.watchdog_s:
             side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
+        if isinstance(store, PostgresStore):  # other hosts' work wakes this one's workers
+            side["listen"] = asyncio.create_task(store.listen(self._heard), name="listen")
         side.update({f"worker:{w.stage.name}": asyncio.create_task(w.run(self.stop),
                                                                     name=f"worker:{w.stage.name}")
                      for w in self.workers})
@@ -288,6 +294,8 @@ class Daemon:
                                          owner_prefix=f"{self.host_id}:" if shared else None)
             await store.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                              "started_at": now}, now)
+            if isinstance(store, PostgresStore):
+                await self._heartbeat(store)
         except Exception as exc:
             if self.stop.is_set() and isinstance(store, SqliteStore) and \
                     is_store_full(exc, store.path):
@@ -353,6 +361,36 @@ class Daemon:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:
                     self.workers[0].wakeups.all()
+            if isinstance(store, PostgresStore):
+                await self._heartbeat(store)
+                if not store.shared_files:
+                    lost = await store.requeue_lost_audio(now, self.host_silent_s)
+                    if lost:
+                        self.log.warning("audio_lost", count=len(lost), video_ids=lost[:20])
+                        self.wakeups.all()
+
+    @property
+    def host_silent_s(self) -> float:
+        """A host whose heartbeat is older than this is taken for gone (its audio is
+        downloaded again elsewhere; `status` says it is silent)."""
+        return max(HOST_SILENT_S, 2 * self.settings.daemon.lease_s,
+                   4 * self.settings.daemon.reap_interval_s)
+
+    async def _heartbeat(self, store: PostgresStore) -> None:
+        """This host's line in `status --hosts`: who, since when, what runs here."""
+        await store.heartbeat(self.host_id, {
+            "pid": os.getpid(), "owner": self.owner, "started_at": self.started_at,
+            "stages": {w.stage.name: {"running": len(w.inflight), "slots": w.concurrency,
+                                      "completed": w.completed} for w in self.workers},
+            "silent_after_s": self.host_silent_s, "shared_files": store.shared_files})
+
+    def _heard(self, state: str) -> None:
+        """A NOTIFY from the store: work reached `state` (on any host)."""
+        if state == "*":
+            self.wakeups.all()
+            return
+        with contextlib.suppress(ValueError):
+            self.wakeups.state_reached(state)
 
     async def _watchdog(self) -> None:
         interval = (self.notifier.watchdog_s or 30.0) / 2

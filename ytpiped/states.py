@@ -69,6 +69,9 @@ def _table() -> frozenset[tuple[State, State]]:
     edges.update((State.FAILED, target) for target in RETRY_TARGETS)
     # re-mining what a new prompt version made stale
     edges.add((State.DONE, State.TRANSCRIBED))
+    # several hosts, no shared files: the host holding a video's audio is gone, so another
+    # host downloads it again
+    edges.update({(State.DOWNLOADED, State.QUEUED), (State.ANALYZED, State.QUEUED)})
     return frozenset(edges)
 
 

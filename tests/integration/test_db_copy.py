@@ -17,6 +17,7 @@ from ytpiped import cli
 from ytpiped.states import STAGES
 from ytpiped.store import Event, NewVideo, PerfSample, SqliteDB, db_path
 from ytpiped.store.blocking import BlockingStore
+from ytpiped.store.pg_schema import SCHEMA_VERSION as PG_VERSION
 from ytpiped.store.postgres import PostgresStore
 
 TABLE_ORDER = {"events": "id", "parts": "video_id, kind, idx", "perf_samples": "id",
@@ -97,7 +98,7 @@ def pg_tables(url: str) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
         cols = [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'videos' "
-            "ORDER BY ordinal_position").fetchall() if r[0] != "seq"]
+            "ORDER BY ordinal_position").fetchall() if r[0] not in ("seq", "audio_host")]
         out: dict[str, list[tuple[Any, ...]]] = {"videos": list(conn.execute(
             f"SELECT seq, {', '.join(cols)} FROM videos ORDER BY seq").fetchall())}
         for table, order in TABLE_ORDER.items():
@@ -119,9 +120,15 @@ def test_db_copy_moves_every_row_and_the_copy_goes_on_working(
     sqlite_run(data_dir)
     want = sqlite_tables(db_path(data_dir))
     assert all(want[t] for t in want)  # the run has rows in every table
-    assert run_cli("--data-dir", str(data_dir), "db", "copy", "--to", pg_url, "--json") == 0
+    assert run_cli("--data-dir", str(data_dir), "--set", "daemon.host_id=copyhost", "db", "copy",
+                   "--to", pg_url, "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rows"] == {t: len(rows) for t, rows in want.items()}
+    with psycopg.connect(pg_url) as conn:  # the run was this host's: its audio is here
+        host = conn.execute("SELECT DISTINCT host FROM events").fetchall()
+        audio = conn.execute("SELECT audio_host, count(*) FROM videos GROUP BY 1 "
+                             "ORDER BY 1").fetchall()
+    assert host == [("copyhost",)] and audio == [("copyhost", 60), (None, 62)]
     got = pg_tables(pg_url)
     assert set(got) == set(want)
     for table in want:  # row by row, every column
@@ -179,9 +186,9 @@ def test_cli_commands_on_a_postgres_store(data_dir: Path, pg_url: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--data-dir", str(data_dir), "--set", f"store.url={pg_url}"]
     assert run_cli(*base, "db", "migrate") == 0
-    assert "schema version 0 -> 1" in capsys.readouterr().out
+    assert f"schema version 0 -> {PG_VERSION}" in capsys.readouterr().out
     assert run_cli(*base, "db", "migrate", "--json") == 0
-    assert json.loads(capsys.readouterr().out)["from_version"] == 1
+    assert json.loads(capsys.readouterr().out)["from_version"] == PG_VERSION
     assert run_cli(*base, "add", "dQw4w9WgXcQ", "https://youtu.be/9bZkp7q19f0") == 0
     assert "added 2" in capsys.readouterr().out
     assert run_cli(*base, "status", "--json") == 0

@@ -159,6 +159,11 @@ async def test_the_daemon_runs_the_pipeline_on_postgres(data_dir: Path, pg_url: 
         assert raw is not None
         st = json.loads(raw)
         assert st["videos"]["by_state"]["downloaded"] == 5 and st["daemon"]["running"]
+        (host,) = st["hosts"]  # its heartbeat, from the start on
+        assert (host["host"], host["silent"], host["pid"]) == ("pg-host-1", False,
+                                                               __import__("os").getpid())
+        metrics = (await control.fetch(data_dir, "/metrics") or b"").decode()
+        assert 'ytpiped_host_silent{host="pg-host-1"} 0.0' in metrics
         assert not (data_dir / "ytpiped.db").exists()  # nothing went to SQLite
     finally:
         d.stop.set()
@@ -170,3 +175,88 @@ async def test_the_daemon_runs_the_pipeline_on_postgres(data_dir: Path, pg_url: 
         assert (await check.counts())["downloaded"] == 5
     finally:
         await check.close()
+
+
+async def test_audio_stays_with_the_host_that_downloaded_it(pg_url: str) -> None:
+    """Without shared files, analysis and transcription are claimed only where the audio
+    is, each host counts its own buffer, and mining runs anywhere."""
+    a = await opened(pg_url, host="a", shared_files=False)
+    b = await opened(pg_url, host="b", shared_files=False)
+    anyone = await opened(pg_url, host="c", shared_files=True)
+    try:
+        await a.add_videos([NewVideo(i, f"u/{i}", "video") for i in IDS[:2]], now=1)
+        (row,) = await a.claim("download", "a:1", now=2, lease_s=60)
+        await a.complete(row.id, "a:1", "downloading", "downloaded", now=3,
+                         fields={"audio_path": f"audio/{row.id}.m4a", "size_bytes": 10})
+        assert await b.claim("analyze", "b:1", now=4, lease_s=60) == []
+        assert await b.next_ready_at("analyze") is None
+        assert await a.buffer_stats() == (1, 10) and await b.buffer_stats() == (0, 0)
+        assert await anyone.buffer_stats() == (1, 10)  # one shared disk: every video counts
+        (mine,) = await a.claim("analyze", "a:1", now=5, lease_s=60)
+        await a.complete(mine.id, "a:1", "analyzing", "analyzed", now=6)
+        assert await b.claim("transcribe", "b:1", now=7, lease_s=60) == []
+        (tr,) = await a.claim("transcribe", "a:1", now=7, lease_s=60)
+        await a.complete(tr.id, "a:1", "transcribing", "transcribed", now=8)
+        (mi,) = await b.claim("mine", "b:1", now=9, lease_s=60)  # transcripts: anywhere
+        assert mi.id == row.id
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cur = await conn.execute("SELECT host, event FROM events ORDER BY id")
+            assert await cur.fetchall() == []  # no event was asked for
+        await b.record_event(10, "note", video_id=row.id)
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            cur = await conn.execute("SELECT host FROM events")
+            assert await cur.fetchall() == [("b",)]
+    finally:
+        for s in (a, b, anyone):
+            await s.close()
+
+
+async def test_audio_of_a_silent_host_goes_back_to_download(pg_url: str) -> None:
+    a = await opened(pg_url, host="a", shared_files=False)
+    b = await opened(pg_url, host="b", shared_files=False)
+    try:
+        await a.add_videos([NewVideo(i, f"u/{i}", "video") for i in IDS[:3]], now=1)
+        for owner, store in (("a:1", a), ("b:1", b)):
+            (row,) = await store.claim("download", owner, now=2, lease_s=60)
+            await store.complete(row.id, owner, "downloading", "downloaded", now=3,
+                                 fields={"audio_path": f"audio/{row.id}.m4a"})
+        await a.heartbeat("a", {"pid": 1})
+        await b.heartbeat("b", {"pid": 2})
+        assert await b.requeue_lost_audio(now=4, silent_s=300) == []  # both alive
+        hosts = await b.hosts()
+        assert set(hosts) == {"a", "b"} and hosts["a"][0] == {"pid": 1}
+        assert all(0 <= age < 60 for _, _, age in hosts.values())
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            await conn.execute("UPDATE daemon_state SET updated_at = updated_at - 301 "
+                               "WHERE key = 'host:a'")  # a has been silent for 5 minutes
+        lost = await b.requeue_lost_audio(now=5, silent_s=300)
+        assert lost == [IDS[0]]
+        got = await b.get(IDS[0])
+        assert got is not None and (got.state, got.audio_path, got.attempts) == \
+            ("queued", None, 0)
+        assert (await b.events_of(IDS[0]))[-1][2:4] == ("audio_lost", "host_silent")
+        (again,) = await b.claim("download", "b:1", now=6, lease_s=60)  # b downloads it
+        assert again.id == IDS[0]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_listen_wakes_other_hosts_when_work_becomes_ready(pg_url: str) -> None:
+    a = await opened(pg_url, host="a")
+    b = await opened(pg_url, host="b")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = asyncio.create_task(b.listen(heard.put_nowait))
+    try:
+        async with asyncio.timeout(20):
+            assert await heard.get() == "*"  # listening (anything missed: look)
+            await a.add_videos([NewVideo(IDS[0], "u", "video")], now=1)
+            assert await heard.get() == "queued"
+            (row,) = await a.claim("download", "a:1", now=2, lease_s=60)
+            await a.complete(row.id, "a:1", "downloading", "downloaded", now=3)
+            assert await heard.get() == "downloaded"
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        await a.close()
+        await b.close()

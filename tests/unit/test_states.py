@@ -21,6 +21,7 @@ def expected_edges() -> set[tuple[str, str]]:
     for target in ("queued", "downloaded", "analyzed", "transcribed", "mined"):
         edges.add(("failed", target))  # `ytpiped retry`
     edges.add(("done", "transcribed"))  # re-mining
+    edges.update({("downloaded", "queued"), ("analyzed", "queued")})  # audio host gone
     return edges
 
 

@@ -63,11 +63,12 @@ def _converter(pg_type: str) -> Callable[[Any], Any]:
     return lambda v: v  # jsonb: SQLite's JSON text
 
 
-async def copy_sqlite_to_postgres(source: Path, url: str, now: float,
+async def copy_sqlite_to_postgres(source: Path, url: str, now: float, host: str,
                                   progress: Callable[[str, int], None] | None = None
                                   ) -> CopyReport:
     """Copy the SQLite database at `source` (migrated to this version first) into the empty
-    PostgreSQL database at `url` (created or migrated to this version)."""
+    PostgreSQL database at `url` (created or migrated to this version). The run was one
+    host's, `host`: its events are stamped with it, and the audio of its videos is there."""
     import psycopg
 
     db = SqliteDB(source, now=now)  # brings an older file to this version's schema
@@ -89,6 +90,9 @@ async def copy_sqlite_to_postgres(source: Path, url: str, now: float,
                                       "e.g. `createdb ytpiped`, and give its URL)")
             for table in TABLES:
                 report.rows[table] = await _copy_table(src, conn, table, progress)
+            await conn.execute("UPDATE videos SET audio_host = %s WHERE audio_path IS NOT NULL",
+                               (host,))
+            await conn.execute("UPDATE events SET host = %s", (host,))
             for table, column in IDENTITIES:
                 await conn.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "

@@ -7,6 +7,7 @@ what the CLI commands use synchronously: `SqliteDB` itself, or a `BlockingStore`
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,11 @@ def db_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
 
 
+def host_id(settings: Settings) -> str:
+    """`daemon.host_id`, or the machine's host name."""
+    return settings.daemon.host_id or socket.gethostname()
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(POSTGRES_SCHEMES)
 
@@ -40,7 +46,8 @@ def make_store(settings: Settings, clock: Clock, *,
     disk pauses writes) and `opener` (tests) apply to SQLite only."""
     url = settings.store.url
     if is_postgres(url):
-        return PostgresStore(url, clock.now(), clock=clock)
+        return PostgresStore(url, clock.now(), clock=clock, host=host_id(settings),
+                             shared_files=settings.store.shared_files)
     return SqliteStore(db_path(settings.data_path), clock.now(), sleep=clock.sleep,
                        on_full=on_full, on_writable=on_writable, opener=opener)
 
@@ -52,7 +59,7 @@ def open_sync(settings: Settings, *, readonly: bool) -> SyncDB | None:
     try:
         if is_postgres(url):
             return BlockingStore.opened(PostgresStore(url, time.time(), readonly=readonly,
-                                                      pool_size=1))
+                                                      pool_size=1, host=host_id(settings)))
         path = db_path(settings.data_path)
         if readonly and not path.exists():
             return None

@@ -111,6 +111,14 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $$;
     """,
+    # 2: several hosts. audio_host: where a video's buffered audio lives (analysis and
+    # transcription are claimed there unless store.shared_files); events.host: who wrote
+    # the event
+    """
+    ALTER TABLE videos ADD COLUMN audio_host text;
+    ALTER TABLE events ADD COLUMN host text;
+    CREATE INDEX videos_audio_host ON videos (audio_host, state) WHERE audio_host IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,12 +14,20 @@ clock is off by an hour can therefore neither expire a live lease of another hos
 keep a dead one's. Everything else (retry times, event times, updated_at) is the `now`
 the caller passes, as for SQLite. `db_clock=False` uses the callers' times for leases too:
 the contract tests drive every backend with explicit times that way.
+
+Several hosts: a store made with `host` stamps that host on every event it writes and on
+every video whose audio it downloads (`audio_host`); unless `shared_files`, analysis and
+transcription are claimed only on the host holding the audio, the download buffer is
+counted per host, and `requeue_lost_audio` sends videos whose audio host went silent back
+to download. Every change that makes work ready NOTIFYs `ytpiped_work` with the state
+reached; `listen` turns those into wake-ups on every host (the poll is the fallback).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +53,12 @@ _FIELDS = list(VideoRow.__dataclass_fields__)
 _COLUMNS = ", ".join(_FIELDS)
 _REAP_CASE = " ".join(f"WHEN '{run.value}' THEN '{rest.value}'" for run, rest in PREVIOUS.items())
 _RUNNING = ", ".join(f"'{s.value}'" for s in IN_PROGRESS)
+#: the channel of wake-ups; the payload is the state work reached ("*": any)
+CHANNEL = "ytpiped_work"
+#: stages that read the buffered audio, so run where it is (unless shared_files)
+LOCAL_AUDIO_STAGES = ("analyze", "transcribe")
+#: resting states whose audio sits on one host's disk
+_AUDIO_RESTING = (State.DOWNLOADED.value, State.ANALYZED.value)
 
 
 def _row(values: Sequence[Any]) -> VideoRow:
@@ -67,8 +81,11 @@ class PostgresStore:
 
     def __init__(self, url: str, now: float = 0.0, *, clock: Clock | None = None,
                  db_clock: bool = True, readonly: bool = False, pool_size: int = 10,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, host: str | None = None,
+                 shared_files: bool = True) -> None:
         self.url = url
+        self.host = host
+        self.shared_files = shared_files
         self._now = now
         self.clock = clock or SystemClock()
         self.db_clock = db_clock
@@ -169,6 +186,8 @@ class PostgresStore:
                      [r[2] for r in batch]))
                 added += cur.rowcount
                 total += len(batch)
+            if added:
+                await _notify(conn, State.QUEUED.value)
         return added, total - added
 
     # ---------------------------------------------------------------- claims and leases
@@ -178,20 +197,30 @@ class PostgresStore:
         st = STAGES[stage]
         check(st.ready, st.running)
         until_sql, until = self._lease_for(now, lease_s)
+        where, wparams = "", list[Any]()
+        if self._audio_local(stage):  # audio this host does not hold is not its to take
+            where, wparams = " AND (audio_host IS NULL OR audio_host = %s)", [self.host]
         rows = await self._all(
-            f"WITH picked AS (SELECT id FROM videos WHERE state = %s AND next_attempt_at <= %s "
-            f"ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"WITH picked AS (SELECT id FROM videos WHERE state = %s AND next_attempt_at <= %s"
+            f"{where} ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED) "
             f"UPDATE videos v SET state = %s, lease_owner = %s, lease_until = {until_sql}, "
             f"updated_at = %s, lease_token = v.lease_token + 1 FROM picked "
             f"WHERE v.id = picked.id RETURNING v.seq, "
             + ", ".join(f"v.{c}" for c in _FIELDS),
-            (st.ready.value, now, limit, st.running.value, owner, until, now))
+            (st.ready.value, now, *wparams, limit, st.running.value, owner, until, now))
         rows.sort(key=lambda r: (r[1 + _FIELDS.index("next_attempt_at")], r[0]))
         return [_row(r[1:]) for r in rows]
 
+    def _audio_local(self, stage: str) -> bool:
+        return stage in LOCAL_AUDIO_STAGES and not self.shared_files and self.host is not None
+
     async def next_ready_at(self, stage: str) -> float | None:
-        row = await self._one("SELECT min(next_attempt_at) FROM videos WHERE state = %s",
-                              (STAGES[stage].ready.value,))
+        sql = "SELECT min(next_attempt_at) FROM videos WHERE state = %s"
+        params: list[Any] = [STAGES[stage].ready.value]
+        if self._audio_local(stage):
+            sql += " AND (audio_host IS NULL OR audio_host = %s)"
+            params.append(self.host)
+        row = await self._one(sql, params)
         return None if row is None or row[0] is None else float(row[0])
 
     async def renew(self, video_id: str, owner: str, state: str, until: float, *,
@@ -236,8 +265,9 @@ class PostgresStore:
                                         f"(state or lease changed underneath)",
                                         lease_lost=token is not None)
             if event is not None:
-                await _insert_event(conn, now, event.event, video_id, event.stage, event.kind,
-                                    event.message)
+                await self._event(conn, now, event.event, video_id, event.stage, event.kind,
+                                  event.message)
+            await _notify(conn, str(new))
 
     async def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                        fields: Mapping[str, Any] | None = None,
@@ -253,6 +283,9 @@ class PostgresStore:
         for k, v in fields.items():
             sets += f", {k} = %s"
             params.append(v)
+        if fields.get("audio_path") and self.host is not None:  # the audio is on this host
+            sets += ", audio_host = %s"
+            params.append(self.host)
         if info:
             sets += ", info = ytpiped_merge_patch(info, %s::jsonb)"
             params.append(json.dumps(info))
@@ -300,6 +333,8 @@ class PostgresStore:
                 f"UPDATE videos SET state = CASE state {_REAP_CASE} END, lease_owner = NULL, "
                 f"lease_until = NULL, updated_at = %s WHERE state IN ({_RUNNING}) AND {cond}",
                 (now, *params))
+            if cur.rowcount:
+                await _notify(conn, "*")
             return int(cur.rowcount)
 
     # ---------------------------------------------------------------- operator actions
@@ -325,6 +360,8 @@ class PostgresStore:
                 f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
                 "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
                 f"error = NULL, updated_at = %s WHERE {' AND '.join(where)}", (now, *params))
+            if cur.rowcount:
+                await _notify(conn, "*")
             return int(cur.rowcount)
 
     async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str],
@@ -345,8 +382,10 @@ class PostgresStore:
                 if cur.rowcount == 1:
                     changed += 1
                     if event is not None:
-                        await _insert_event(conn, now, event.event, video_id, event.stage,
-                                            event.kind, event.message)
+                        await self._event(conn, now, event.event, video_id, event.stage,
+                                          event.kind, event.message)
+            if changed:
+                await _notify(conn, State.QUEUED.value)
         return changed
 
     async def remine(self, reasons: Mapping[str, str], now: float) -> int:
@@ -360,7 +399,9 @@ class PostgresStore:
                     (State.TRANSCRIBED.value, now, video_id, State.DONE.value))
                 if cur.rowcount == 1:
                     moved += 1
-                    await _insert_event(conn, now, "remine", video_id, "mine", None, reason)
+                    await self._event(conn, now, "remine", video_id, "mine", None, reason)
+            if moved:
+                await _notify(conn, State.TRANSCRIBED.value)
         return moved
 
     async def check(self) -> str:
@@ -407,8 +448,12 @@ class PostgresStore:
 
     async def buffer_stats(self) -> tuple[int, int]:
         states = [s.value for s in BUFFER_STATES]
-        row = await self._one("SELECT count(*), coalesce(sum(size_bytes), 0) FROM videos "
-                              "WHERE state = ANY(%s)", (states,))
+        sql = "SELECT count(*), coalesce(sum(size_bytes), 0) FROM videos WHERE state = ANY(%s)"
+        params: list[Any] = [states]
+        if not self.shared_files and self.host is not None:  # this host's disk
+            sql += " AND audio_host = %s"
+            params.append(self.host)
+        row = await self._one(sql, params)
         assert row is not None
         return int(row[0]), int(row[1])
 
@@ -422,7 +467,7 @@ class PostgresStore:
                            stage: str | None = None, kind: str | None = None,
                            message: str | None = None) -> None:
         async with self._tx() as conn:
-            await _insert_event(conn, now, event, video_id, stage, kind, message)
+            await self._event(conn, now, event, video_id, stage, kind, message)
 
     async def event_count(self, stage: str, event: str, since: float) -> int:
         row = await self._one("SELECT count(*) FROM events WHERE stage = %s AND event = %s "
@@ -511,6 +556,75 @@ class PostgresStore:
             (prefix,))}
 
 
+    # ---------------------------------------------------------------- several hosts
+
+    async def _event(self, conn: Any, now: float, event: str, video_id: str | None,
+                     stage: str | None, kind: str | None, message: str | None) -> None:
+        await conn.execute("INSERT INTO events (at, video_id, stage, event, kind, message, "
+                           "host) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                           (now, video_id, stage, event, kind, message, self.host))
+
+    async def heartbeat(self, host: str, value: Mapping[str, Any]) -> None:
+        """Publish `host:HOST` (what `status --hosts` shows), timed by the database's clock,
+        which tells every host whether this one is alive."""
+        async with self._tx() as conn:
+            await conn.execute(
+                f"INSERT INTO daemon_state (key, value, updated_at) VALUES (%s, %s, {DB_NOW}) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
+                "updated_at = EXCLUDED.updated_at", (f"host:{host}", json.dumps(value)))
+
+    async def hosts(self) -> dict[str, tuple[Any, float, float]]:
+        """host -> (its last heartbeat, when, seconds since by the database's clock)."""
+        return {k.split(":", 1)[1]: (json.loads(v), float(at), float(age))
+                for k, v, at, age in await self._all(
+                    f"SELECT key, value, updated_at, {DB_NOW} - updated_at FROM daemon_state "
+                    "WHERE starts_with(key, 'host:')")}
+
+    async def requeue_lost_audio(self, now: float, silent_s: float) -> list[str]:
+        """Videos resting with their audio on a host silent for `silent_s` (by the
+        database's clock; no heartbeat at all counts as silent) go back to queued, to be
+        downloaded again by whichever host claims them; returns their ids."""
+        for state in _AUDIO_RESTING:
+            check(state, State.QUEUED)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE videos v SET state = 'queued', audio_host = NULL, audio_path = NULL, "
+                "next_attempt_at = 0, updated_at = %s WHERE state = ANY(%s) AND audio_host IS "
+                "NOT NULL AND audio_host IS DISTINCT FROM %s AND NOT EXISTS (SELECT 1 FROM "
+                "daemon_state h WHERE h.key = 'host:' || v.audio_host AND "
+                f"h.updated_at > {DB_NOW} - %s) RETURNING v.id, v.audio_host",
+                (now, list(_AUDIO_RESTING), self.host, silent_s))
+            lost = list(await cur.fetchall())
+            for vid, host in lost:
+                await self._event(conn, now, "audio_lost", vid, "download", "host_silent",
+                                  f"host {host} silent for {silent_s:.0f} s: download again")
+            if lost:
+                await _notify(conn, State.QUEUED.value)
+        return [str(vid) for vid, _ in lost]
+
+    async def listen(self, on_state: Callable[[str], None], *, retry_s: float = 5.0) -> None:
+        """Call `on_state(state)` for every NOTIFY of work reaching `state` (any host's,
+        "*" for any state) until cancelled; a lost connection is made again after
+        `retry_s` (meanwhile the workers' poll finds the work)."""
+        import psycopg
+
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url,
+                                                                 autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    on_state("*")  # whatever was notified while we were not listening
+                    async for note in conn.notifies():
+                        on_state(note.payload)
+            except psycopg.OperationalError:
+                await asyncio.sleep(retry_s)
+
+
+async def _notify(conn: Any, state: str) -> None:
+    """Wake every host's workers for `state` when this transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, state))
+
+
 async def schema_version(url: str) -> int:
     """The schema version of the database at `url` (0: no ytpiped schema yet)."""
     import psycopg
@@ -532,12 +646,6 @@ async def _version(conn: Any) -> int | None:
     cur = await conn.execute("SELECT max(version) FROM schema_version")
     row = await cur.fetchone()
     return None if not row or row[0] is None else int(row[0])
-
-
-async def _insert_event(conn: Any, now: float, event: str, video_id: str | None,
-                        stage: str | None, kind: str | None, message: str | None) -> None:
-    await conn.execute("INSERT INTO events (at, video_id, stage, event, kind, message) VALUES "
-                       "(%s, %s, %s, %s, %s, %s)", (now, video_id, stage, event, kind, message))
 
 
 def _lease_guard(video_id: str, state: str, owner: str | None,
