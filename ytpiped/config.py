@@ -338,8 +338,11 @@ class StoreConfig:
     shared_files: bool = spec(False, "PostgreSQL store: every host sees the same data dir (e.g. "
                               "NFS), so any host may analyze and transcribe any video; false: "
                               "a video's audio is worked on by the host that downloaded it, "
-                              "and downloaded again elsewhere if that host stays silent for "
-                              "5 minutes", "bool")
+                              "and downloaded again elsewhere once that host is silent for "
+                              "store.host_silent_s", "bool")
+    host_silent_s: float = spec(300.0, "PostgreSQL store: a host that has not reported for this "
+                                "long is shown as silent, and (without shared_files) the audio "
+                                "it holds is downloaded again by another host", "float", lo=1)
 
 
 @dataclass(frozen=True)

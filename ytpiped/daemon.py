@@ -50,10 +50,6 @@ from ytpiped.store.factory import host_id
 from ytpiped.store.postgres import PostgresStore
 from ytpiped.worker import StageWorker, Wakeups
 
-#: a host silent this long is taken for gone (at least; see Daemon.host_silent_s)
-HOST_SILENT_S = 300.0
-
-
 def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
     """The stages to run: `daemon.stage_factory` ("module:function", called with the
     settings and the clock) or the built-in pipeline."""
@@ -373,8 +369,7 @@ class Daemon:
     def host_silent_s(self) -> float:
         """A host whose heartbeat is older than this is taken for gone (its audio is
         downloaded again elsewhere; `status` says it is silent)."""
-        return max(HOST_SILENT_S, 2 * self.settings.daemon.lease_s,
-                   4 * self.settings.daemon.reap_interval_s)
+        return max(self.settings.store.host_silent_s, 3 * self.settings.daemon.reap_interval_s)
 
     async def _heartbeat(self, store: PostgresStore) -> None:
         """This host's line in `status --hosts`: who, since when, what runs here."""
