@@ -6,6 +6,8 @@ held, which had to be fetched again), and the dead host's leases come back."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,8 +26,6 @@ HOSTS = ("host-a", "host-b", "host-c")
 
 
 def host_env(data: Path, url: str, host: str) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("YTPIPED_")}
     env.update({"YTPIPED_DATA_DIR": str(data), "YTPIPED_STORE__URL": url,
                 "YTPIPED_DAEMON__HOST_ID": host,
@@ -82,7 +82,7 @@ def test_three_hosts_one_killed_mid_transcription_the_others_finish(
 
         wait_for(finished, timeout=240, what="every video done or failed")
     finally:
-        for h, d in daemons.items():
+        for d in daemons.values():
             if d.poll() is None:
                 d.send_signal(signal.SIGTERM)
         codes = {h: d.wait(timeout=60) for h, d in daemons.items()}
@@ -115,7 +115,5 @@ def test_three_hosts_one_killed_mid_transcription_the_others_finish(
     assert {"host-a", "host-b"} <= workers
     st = subprocess.run([sys.executable, "-m", "ytpiped", "status", "--hosts", "--json"],
                         env=envs["host-a"], capture_output=True, text=True, timeout=60)
-    import json
-
     reported = {h["host"]: h for h in json.loads(st.stdout)}
     assert set(reported) == set(HOSTS)
