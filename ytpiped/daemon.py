@@ -50,6 +50,7 @@ from ytpiped.store.factory import host_id
 from ytpiped.store.postgres import PostgresStore
 from ytpiped.worker import StageWorker, Wakeups
 
+
 def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
     """The stages to run: `daemon.stage_factory` ("module:function", called with the
     settings and the clock) or the built-in pipeline."""
