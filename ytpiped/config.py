@@ -336,8 +336,8 @@ class StoreConfig:
                     "Treated as a secret: never logged", "str", check=_store_url,
                     expected="\"sqlite:///\" or \"postgresql://…\"")
     shared_files: bool = spec(False, "PostgreSQL store: every host sees the same data dir (e.g. "
-                              "NFS), so any host may analyze and transcribe any video; false: "
-                              "a video's audio is worked on by the host that downloaded it, "
+                              "NFS), so any host may work on any video; false: every stage after "
+                              "the download runs on the host that downloaded the video, "
                               "and downloaded again elsewhere once that host is silent for "
                               "store.host_silent_s", "bool")
     host_silent_s: float = spec(300.0, "PostgreSQL store: a host that has not reported for this "

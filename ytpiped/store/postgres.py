@@ -16,10 +16,11 @@ the caller passes, as for SQLite. `db_clock=False` uses the callers' times for l
 the contract tests drive every backend with explicit times that way.
 
 Several hosts: a store made with `host` stamps that host on every event it writes and on
-every video whose audio it downloads (`audio_host`); unless `shared_files`, analysis and
-transcription are claimed only on the host holding the audio, the download buffer is
+every video whose audio it downloads (`audio_host`); unless `shared_files`, every stage
+after the download is claimed only on the host holding the audio, the download buffer is
 counted per host, and `requeue_lost_audio` sends videos whose audio host went silent back
-to download. Every change that makes work ready NOTIFYs `ytpiped_work` with the state
+to download. (Transcripts and mining results are files on that host too, so mining and
+evaluation stay there as well.) Every change that makes work ready NOTIFYs `ytpiped_work` with the state
 reached; `listen` turns those into wake-ups on every host (the poll is the fallback).
 """
 
@@ -55,10 +56,12 @@ _REAP_CASE = " ".join(f"WHEN '{run.value}' THEN '{rest.value}'" for run, rest in
 _RUNNING = ", ".join(f"'{s.value}'" for s in IN_PROGRESS)
 #: the channel of wake-ups; the payload is the state work reached ("*": any)
 CHANNEL = "ytpiped_work"
-#: stages that read the buffered audio, so run where it is (unless shared_files)
-LOCAL_AUDIO_STAGES = ("analyze", "transcribe")
-#: resting states whose audio sits on one host's disk
-_AUDIO_RESTING = (State.DOWNLOADED.value, State.ANALYZED.value)
+#: stages that read files an earlier stage wrote on its host (the audio, the transcript,
+#: the mined claims), so run on that host unless shared_files
+LOCAL_AUDIO_STAGES = ("analyze", "transcribe", "mine", "evaluate")
+#: resting states whose inputs sit on one host's disk
+_AUDIO_RESTING = (State.DOWNLOADED.value, State.ANALYZED.value, State.TRANSCRIBED.value,
+                  State.MINED.value)
 
 
 def _row(values: Sequence[Any]) -> VideoRow:
@@ -581,7 +584,7 @@ class PostgresStore:
                     "WHERE starts_with(key, 'host:')")}
 
     async def requeue_lost_audio(self, now: float, silent_s: float) -> list[str]:
-        """Videos resting with their audio on a host silent for `silent_s` (by the
+        """Unfinished videos resting with their files on a host silent for `silent_s` (by the
         database's clock; no heartbeat at all counts as silent) go back to queued, to be
         downloaded again by whichever host claims them; returns their ids."""
         for state in _AUDIO_RESTING:
