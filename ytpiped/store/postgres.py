@@ -20,8 +20,9 @@ every video whose audio it downloads (`audio_host`); unless `shared_files`, ever
 after the download is claimed only on the host holding the audio, the download buffer is
 counted per host, and `requeue_lost_audio` sends videos whose audio host went silent back
 to download. (Transcripts and mining results are files on that host too, so mining and
-evaluation stay there as well.) Every change that makes work ready NOTIFYs `ytpiped_work` with the state
-reached; `listen` turns those into wake-ups on every host (the poll is the fallback).
+evaluation stay there as well.) Every change that makes work ready NOTIFYs `ytpiped_work`
+with the state reached; `listen` turns those into wake-ups on every host (the poll is the
+fallback).
 """
 
 from __future__ import annotations
