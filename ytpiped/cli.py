@@ -33,7 +33,7 @@ from ytpiped.errors import (
 from ytpiped.text import printable, printable_lines
 
 if TYPE_CHECKING:
-    from ytpiped.store import SqliteDB
+    from ytpiped.store.blocking import SyncDB
 
 
 ENV_HELP = """environment:
@@ -129,6 +129,9 @@ def _add_arguments(a: argparse.ArgumentParser) -> None:
 def _status_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the status JSON")
     s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    s.add_argument("--hosts", action="store_true",
+                   help="the hosts sharing a PostgreSQL store: last heartbeat, silent or not, "
+                        "jobs running per stage (with --json: the hosts list)")
     s.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
                    help="refresh interval with --watch")
 
@@ -219,16 +222,30 @@ def _config_arguments(c: argparse.ArgumentParser) -> None:
 
 
 def _db_arguments(d: argparse.ArgumentParser) -> None:
-    dsub = d.add_subparsers(dest="db_command", metavar="check|backup")
+    dsub = d.add_subparsers(dest="db_command", metavar="check|backup|migrate|copy")
     dc = _subparser(dsub, "check", "run SQLite's integrity_check on DATA/ytpiped.db "
-                                   "(read-only); exit 1 and list the problems if it is damaged")
+                                   "(read-only); exit 1 and list the problems if it is damaged "
+                                   "(SQLite store only)")
     dc.add_argument("--json", action="store_true", help="machine-readable report")
     db = _subparser(dsub, "backup", "copy DATA/ytpiped.db to FILE with SQLite's online backup "
                                     "API (consistent while the daemon writes); restore: stop "
                                     "the daemon, copy FILE to DATA/ytpiped.db, delete "
-                                    "ytpiped.db-wal/-shm")
+                                    "ytpiped.db-wal/-shm (SQLite store only: use pg_dump for "
+                                    "PostgreSQL)")
     db.add_argument("file", metavar="FILE", help="where the backup goes")
     db.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    dm = _subparser(dsub, "migrate", "create or upgrade the schema of the store `store.url` "
+                                     "names (the daemon does this at start too; run it once "
+                                     "before starting several hosts)")
+    dm.add_argument("--json", action="store_true", help="machine-readable report")
+    dy = _subparser(dsub, "copy", "copy this data dir's SQLite database (every video, attempt "
+                                  "count, event, part, speed sample and daemon state) into an "
+                                  "empty PostgreSQL database; stop the daemon first; the "
+                                  "SQLite file is left as it is")
+    dy.add_argument("--to", required=True, metavar="URL",
+                    help="postgresql://USER@HOST:PORT/DB of an empty database (a password is "
+                         "better given in PGPASSWORD or ~/.pgpass)")
+    dy.add_argument("--json", action="store_true", help="machine-readable report")
 
 
 def _completion_arguments(co: argparse.ArgumentParser) -> None:
@@ -262,7 +279,7 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
                "once", _stage_argument),
     ("config", "show the effective configuration or check a file", _config_arguments),
     ("db", "database upkeep: integrity check and online backup (both safe while the daemon "
-           "runs)", _db_arguments),
+           "runs), schema migration, and copying a SQLite run into PostgreSQL", _db_arguments),
     ("completion", "print a shell completion script (bash: `source <(ytpiped completion "
                    "bash)`; zsh, fish: see README)", _completion_arguments),
 ]
@@ -319,16 +336,12 @@ def cmd_run(args: argparse.Namespace, settings: cfg.Settings) -> int:
         raise
 
 
-def _open_store(settings: cfg.Settings, *, readonly: bool) -> SqliteDB | None:
-    from ytpiped.store import SqliteDB, StoreNotReady, db_path
+def _open_store(settings: cfg.Settings, *, readonly: bool) -> SyncDB | None:
+    """The store `store.url` names (SQLite: DATA/ytpiped.db); None when `readonly` finds
+    nothing to read yet."""
+    from ytpiped.store import open_sync
 
-    path = db_path(settings.data_path)
-    if readonly and not path.exists():
-        return None
-    try:
-        return SqliteDB(path, readonly=readonly, now=time.time())
-    except StoreNotReady:
-        return None
+    return open_sync(settings, readonly=readonly)
 
 
 def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
@@ -385,7 +398,8 @@ def stored_status(settings: cfg.Settings, pid: int | None) -> dict[str, Any]:
     from ytpiped.store import SqliteDB, corruption_named, db_path
 
     with corruption_named(db_path(settings.data_path)):
-        store = _open_store(settings, readonly=True) or SqliteDB(Path(":memory:"), now=time.time())
+        store: SyncDB = _open_store(settings, readonly=True) or \
+            SqliteDB(Path(":memory:"), now=time.time())
         try:
             return status.build(store, time.time(), pid)
         finally:
@@ -408,13 +422,15 @@ def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 prepared = True
             st = stored_status(settings, pid)
         if args.json:
-            print(json.dumps(st, indent=None if args.watch else 2), flush=True)
+            shown = st.get("hosts", []) if args.hosts else st
+            print(json.dumps(shown, indent=None if args.watch else 2), flush=True)
         else:
             from ytpiped import status
 
             if args.watch:
                 print("\033[2J\033[H", end="")
-            print(status.format_status(st), flush=True)
+            print(status.format_hosts(st) if args.hosts else status.format_status(st),
+                  flush=True)
         if not args.watch:
             return EXIT_OK
         try:
@@ -603,10 +619,19 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: cfg.Settings) -> int:
-    from ytpiped.store import db_path, upkeep
+    from ytpiped.store import db_path, is_postgres, upkeep
 
-    if args.db_command not in ("check", "backup"):
-        raise UsageError("db: give a subcommand: `ytpiped db check` or `ytpiped db backup FILE`")
+    if args.db_command not in ("check", "backup", "migrate", "copy"):
+        raise UsageError("db: give a subcommand: `ytpiped db check`, `ytpiped db backup FILE`, "
+                         "`ytpiped db migrate` or `ytpiped db copy --to URL`")
+    if args.db_command == "migrate":
+        return _db_migrate(args, settings)
+    if args.db_command == "copy":
+        return _db_copy(args, settings)
+    if is_postgres(settings.store.url):
+        raise UsageError(f"`ytpiped db {args.db_command}` works on the SQLite store only, and "
+                         "store.url names a PostgreSQL database: use PostgreSQL's own tools "
+                         "(pg_dump for a backup, pg_amcheck to check it)")
     path = db_path(settings.data_path)
     if not path.is_file():
         raise UsageError(f"{path}: no database (nothing added yet, or --data-dir / data_dir "
@@ -637,6 +662,83 @@ def cmd_db(args: argparse.Namespace, settings: cfg.Settings) -> int:
               "Backups); a file that still opens may be partly recovered with sqlite3's "
               "`.recover`.")
     return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def _db_migrate(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import asyncio
+
+    from ytpiped.clock import SystemClock
+    from ytpiped.store import is_postgres, make_store
+    from ytpiped.store.postgres import PostgresStore, redact
+    from ytpiped.store.sqlite_store import SqliteStore
+
+    store = make_store(settings, SystemClock())
+    before, after = asyncio.run(_migrated(store))
+    where = redact(store.url) if isinstance(store, PostgresStore) else \
+        str(store.path if isinstance(store, SqliteStore) else "")
+    if args.json:
+        print(json.dumps({"store": where, "postgres": is_postgres(settings.store.url),
+                          "from_version": before, "version": after}))
+    elif before == after:
+        print(f"{where}: schema version {after}, up to date")
+    else:
+        print(f"{where}: schema version {before} -> {after}")
+    return EXIT_OK
+
+
+async def _migrated(store: Any) -> tuple[int, int]:
+    """(version before, version after) of opening `store` (opening migrates)."""
+    from ytpiped.store import schema
+    from ytpiped.store.pg_schema import SCHEMA_VERSION as PG_VERSION
+    from ytpiped.store.postgres import PostgresStore, schema_version
+
+    if isinstance(store, PostgresStore):
+        before = await schema_version(store.url)
+        await store.open()
+        await store.close()
+        return before, PG_VERSION
+    from ytpiped.store.sqlite import sqlite_version
+
+    before = sqlite_version(store.path)
+    await store.open()
+    await store.close()
+    return before, schema.SCHEMA_VERSION
+
+
+def _db_copy(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import asyncio
+
+    from ytpiped.errors import EXIT_LOCKED, DataDirLocked
+    from ytpiped.lock import acquire_lock
+    from ytpiped.store import db_path, is_postgres
+    from ytpiped.store.copy import copy_sqlite_to_postgres
+
+    if not is_postgres(args.to):
+        raise UsageError("db copy --to: expected a postgresql:// URL of an empty database")
+    path = db_path(settings.data_path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no SQLite database to copy (--data-dir / data_dir points "
+                         "elsewhere?)")
+    try:
+        lock = acquire_lock(settings.data_path)  # no daemon writes while we read
+    except DataDirLocked as exc:
+        print(printable_lines(f"error: {exc}"), file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        import socket
+
+        host = settings.daemon.host_id or socket.gethostname()
+        report = asyncio.run(copy_sqlite_to_postgres(path, args.to, time.time(), host))
+    finally:
+        lock.close()
+    if args.json:
+        print(json.dumps(report.to_json()))
+        return EXIT_OK
+    print(f"copied {path} to {report.target}: " + ", ".join(
+        f"{n} {table}" for table, n in report.rows.items()))
+    print("next: set store.url to that URL (config file, or YTPIPED_STORE__URL) on every "
+          "host, then start `ytpiped run`; the SQLite file is unchanged")
+    return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace, settings: cfg.Settings) -> int:
@@ -684,9 +786,12 @@ def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 
 def _is_database_corrupt(exc: BaseException) -> bool:
-    from ytpiped.store import DatabaseCorrupt  # imported only when something went wrong
+    """A damaged SQLite file, or a PostgreSQL store that cannot be reached: runtime
+    failures (exit 1) with a message that says what to do."""
+    from ytpiped.store import DatabaseCorrupt, StoreUnavailable  # only when something failed
+    from ytpiped.store.copy import CopyRefused
 
-    return isinstance(exc, DatabaseCorrupt)
+    return isinstance(exc, DatabaseCorrupt | StoreUnavailable | CopyRefused)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {

@@ -226,6 +226,13 @@ class MineConfig:
                                  "float", lo=0)
 
 
+def _host_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", value):
+        raise ValueError("a name of letters, digits, '.', '_' or '-' (at most 63 characters; "
+                         "\"\" for the machine's host name)")
+    return value
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     shutdown_grace_s: float = spec(30.0, "on SIGTERM, wait this long for work in flight", "float",
@@ -250,6 +257,11 @@ class DaemonConfig:
     umask: int = spec(0o027, "permission bits taken away from everything created under the "
                       "data dir (0o027: files 0640, folders 0750; group members may read, "
                       "others nothing); the socket and .private/ stay owner-only", "mode")
+    host_id: str = spec("", "this host's name where several hosts share one store (lease "
+                        "owners, events, `status --hosts`); empty: the machine's host name",
+                        "str", check=_host_id,
+                        expected="a name of letters, digits, '.', '_' or '-' (at most 63)")
+
 
 
 NOTIFY_EVENTS = ("alert", "breaker_open", "queue_drained", "stopped")
@@ -295,6 +307,44 @@ class NotifyConfig:
                             "waits for one)", "float", lo=0.1, hi=300)
 
 
+def _store_url(value: str) -> str:
+    """sqlite:/// (the data dir's ytpiped.db) or a postgresql:// URL; the value is never
+    repeated in a message (it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    if value in ("", "sqlite://", "sqlite:///"):
+        return "sqlite:///"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+        ok = parts.scheme in ("postgresql", "postgres")
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ytdlp_opts.Refused(
+            "expected \"sqlite:///\" (the data dir's ytpiped.db) or a PostgreSQL URL such as "
+            "\"postgresql://ytpiped@db.example/ytpiped\" (the value is not shown: it may hold "
+            "a password; prefer PGPASSWORD or ~/.pgpass)")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = spec("sqlite:///", "where the state lives: \"sqlite:///\" is DATA/ytpiped.db "
+                    "(one host, no setup); \"postgresql://USER@HOST:PORT/DB\" lets several "
+                    "hosts run `ytpiped run` on one database (README: Outgrowing one machine). "
+                    "Treated as a secret: never logged", "str", check=_store_url,
+                    expected="\"sqlite:///\" or \"postgresql://…\"")
+    shared_files: bool = spec(False, "PostgreSQL store: every host sees the same data dir (e.g. "
+                              "NFS), so any host may work on any video; false: every stage after "
+                              "the download runs on the host that downloaded the video, "
+                              "and downloaded again elsewhere once that host is silent for "
+                              "store.host_silent_s", "bool")
+    host_silent_s: float = spec(300.0, "PostgreSQL store: a host that has not reported for this "
+                                "long is shown as silent, and (without shared_files) the audio "
+                                "it holds is downloaded again by another host", "float", lo=1)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = spec("~/.local/share/ytpiped", "where the database, audio and outputs live",
@@ -306,6 +356,7 @@ class Settings:
     mine: MineConfig = field(default_factory=MineConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

@@ -31,17 +31,24 @@ from ytpiped import status as status_mod
 from ytpiped.control_client import SOCKET_NAME as SOCKET_NAME  # re-exported
 from ytpiped.errors import ConfigError
 from ytpiped.store import SqliteDB, StoreNotReady, db_path
+from ytpiped.store.blocking import StatusReader
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def read_status(data_dir: Path, pid: int | None, live: Mapping[str, Mapping[str, Any]],
-                now: float) -> dict[str, Any]:
-    """Status from a fresh read-only connection (never blocks the daemon's writer)."""
-    try:
-        store = SqliteDB(db_path(data_dir), readonly=True)
-    except StoreNotReady:
-        store = SqliteDB(Path(":memory:"))
+                now: float, open_reader: Callable[[], StatusReader] | None = None,
+                ) -> dict[str, Any]:
+    """Status from a fresh read-only connection (never blocks the daemon's writer), or from
+    what `open_reader` opens (a PostgreSQL store)."""
+    store: StatusReader
+    if open_reader is not None:
+        store = open_reader()
+    else:
+        try:
+            store = SqliteDB(db_path(data_dir), readonly=True)
+        except StoreNotReady:
+            store = SqliteDB(Path(":memory:"))
     try:
         st = status_mod.build(store, now, pid)
     finally:
@@ -120,8 +127,10 @@ def bind_address(bind: str) -> str:
 
 class ControlServer:
     def __init__(self, data_dir: Path, live: Mapping[str, Mapping[str, Any]],
-                 metrics_port: int = 0, metrics_bind: str = "127.0.0.1") -> None:
+                 metrics_port: int = 0, metrics_bind: str = "127.0.0.1", *,
+                 open_reader: Callable[[], StatusReader] | None = None) -> None:
         self.data_dir = data_dir
+        self.open_reader = open_reader
         self.live = live
         self.metrics_port = metrics_port
         self.metrics_bind = metrics_bind
@@ -132,7 +141,7 @@ class ControlServer:
     async def _status(self) -> dict[str, Any]:
         live = {k: dict(v) for k, v in self.live.items()}
         return await asyncio.to_thread(read_status, self.data_dir, os.getpid(), live,
-                                       time.time())
+                                       time.time(), self.open_reader)
 
     async def handle_status(self, request: web.Request) -> web.Response:
         self.requests += 1

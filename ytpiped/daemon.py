@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +36,18 @@ from ytpiped.lock import acquire_lock
 from ytpiped.notify import Notifications
 from ytpiped.sdnotify import Notifier
 from ytpiped.stages.base import Stage
-from ytpiped.store import SqliteDB, SqliteStore, Store, db_path, free_bytes, is_store_full
+from ytpiped.store import (
+    SqliteDB,
+    SqliteStore,
+    Store,
+    free_bytes,
+    is_postgres,
+    is_store_full,
+    make_store,
+)
+from ytpiped.store.blocking import BlockingStore, StatusReader
+from ytpiped.store.factory import host_id
+from ytpiped.store.postgres import PostgresStore
 from ytpiped.worker import StageWorker, Wakeups
 
 
@@ -67,7 +77,9 @@ class Daemon:
         self._stages = stages
         self.notifier = Notifier(environ if environ is not None else os.environ)
         self.notifications = Notifications(settings.notify, self.clock)  # webhook, ntfy
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # lease owner "HOST:PID"; hosts sharing one PostgreSQL store tell their leases apart
+        self.host_id = host_id(settings)
+        self.owner = f"{self.host_id}:{os.getpid()}"
         self.log = logs.get("ytpiped.daemon")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
@@ -75,7 +87,8 @@ class Daemon:
         self.sigint_count = 0
         self.claims = asyncio.Lock()  # workers claim under it; the reaper reaps under it
         self.workers: list[StageWorker] = []
-        self.store: SqliteStore | None = None
+        self.wakeups = Wakeups()
+        self.store: SqliteStore | PostgresStore | None = None
         self.live: dict[str, Any] = {}
         self.control: ControlServer | None = None
         self.started_at = 0.0
@@ -132,7 +145,8 @@ class Daemon:
             load_stages(self.settings, self.clock)
         # the control API first: `status` answers (and shows why) while start-up waits
         self.control = ControlServer(data, self.live, self.settings.daemon.metrics_port,
-                                     self.settings.daemon.metrics_bind)
+                                     self.settings.daemon.metrics_bind,
+                                     open_reader=self._status_reader())
         await self.control.start()
         stack.push_async_callback(self.control.stop)
         recovered = await self._open_store(data, stack)
@@ -149,7 +163,7 @@ class Daemon:
                           umask=f"0o{self.settings.daemon.umask:03o}")
         self.log.info("daemon_started", data_dir=str(data), pid=os.getpid(),
                       stages=[s.name for s in stages], recovered=recovered)
-        wakeups = Wakeups()
+        wakeups = self.wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
                                     on_publish=self._on_publish, on_outcome=self._on_outcome,
                                     claims=self.claims)
@@ -167,6 +181,8 @@ class Daemon:
         }
         if self.notifier.watchdog_s:
             side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
+        if isinstance(store, PostgresStore):  # other hosts' work wakes this one's workers
+            side["listen"] = asyncio.create_task(store.listen(self._heard), name="listen")
         side.update({f"worker:{w.stage.name}": asyncio.create_task(w.run(self.stop),
                                                                     name=f"worker:{w.stage.name}")
                      for w in self.workers})
@@ -231,7 +247,22 @@ class Daemon:
             except Exception as exc:
                 self.log.warning("stage_close_failed", stage=s.name, error=str(exc))
 
-    async def _close_store(self, store: SqliteStore) -> None:
+    def _status_reader(self) -> Callable[[], StatusReader] | None:
+        """How the control API reads status: with SQLite, its own read-only connection (the
+        default); with PostgreSQL, through this daemon's pool, from the control thread."""
+        if not is_postgres(self.settings.store.url):
+            return None
+        loop = asyncio.get_running_loop()
+
+        def open_reader() -> StatusReader:
+            store = self.store
+            if store is None or not store.opened:  # still starting: nothing to read yet
+                return SqliteDB(Path(":memory:"))
+            return BlockingStore.on_loop(store, loop)
+
+        return open_reader
+
+    async def _close_store(self, store: SqliteStore | PostgresStore) -> None:
         store.begin_close()  # a full disk no longer holds the stop
         if store.opened:
             now = self.clock.now()
@@ -245,30 +276,36 @@ class Daemon:
         """Open the database, return every row a dead process held, record this daemon;
         the rows recovered, or None when a stop came while the disk was full (start-up on
         a full disk waits for space instead of exiting into a restart loop)."""
-        store = self.store = SqliteStore(db_path(data), self.clock.now(), sleep=self.clock.sleep,
-                                         on_full=self._store_full,
-                                         on_writable=self._store_writable,
-                                         opener=self.store_opener)
+        store = self.store = make_store(self.settings, self.clock, on_full=self._store_full,
+                                        on_writable=self._store_writable,
+                                        opener=self.store_opener)
         stack.push_async_callback(self._close_store, store)
         stopper = asyncio.create_task(self._close_on_stop(store), name="start-stop")
         try:
             await store.open()
             now = self.clock.now()
-            recovered = await store.reap(now, owner_not=self.owner, all_leases=True)
+            # what a dead process of this host held comes back now; on a shared store the
+            # other hosts' leases are theirs (the reapers return a dead host's at expiry)
+            shared = isinstance(store, PostgresStore)
+            recovered = await store.reap(now, owner_not=self.owner, all_leases=True,
+                                         owner_prefix=f"{self.host_id}:" if shared else None)
             moved = await store.relative_audio_paths()
             if moved:
                 self.log.info("audio_paths_made_relative", count=moved)
             await store.set_state("daemon", {"pid": os.getpid(), "owner": self.owner,
                                              "started_at": now}, now)
+            if isinstance(store, PostgresStore):
+                await self._heartbeat(store)
         except Exception as exc:
-            if self.stop.is_set() and is_store_full(exc, store.path):
+            if self.stop.is_set() and isinstance(store, SqliteStore) and \
+                    is_store_full(exc, store.path):
                 return None
             raise
         finally:
             stopper.cancel()
         return recovered
 
-    async def _close_on_stop(self, store: SqliteStore) -> None:
+    async def _close_on_stop(self, store: SqliteStore | PostgresStore) -> None:
         await self.stop.wait()
         store.begin_close()
 
@@ -276,7 +313,7 @@ class Daemon:
 
     def _store_full(self, exc: BaseException, first: bool) -> None:
         """The disk under the database is full: every stage waits on its next write."""
-        assert self.store is not None
+        assert isinstance(self.store, SqliteStore)
         path = self.store.path
         free = free_bytes(path)
         alert = (f"the disk under {path} is full ({'?' if free is None else free // 2**20} MB "
@@ -324,6 +361,35 @@ class Daemon:
                 self.log.warning("leases_reaped", count=n)
                 if self.workers:
                     self.workers[0].wakeups.all()
+            if isinstance(store, PostgresStore):
+                await self._heartbeat(store)
+                if not store.shared_files:
+                    lost = await store.requeue_lost_audio(now, self.host_silent_s)
+                    if lost:
+                        self.log.warning("audio_lost", count=len(lost), video_ids=lost[:20])
+                        self.wakeups.all()
+
+    @property
+    def host_silent_s(self) -> float:
+        """A host whose heartbeat is older than this is taken for gone (its audio is
+        downloaded again elsewhere; `status` says it is silent)."""
+        return max(self.settings.store.host_silent_s, 3 * self.settings.daemon.reap_interval_s)
+
+    async def _heartbeat(self, store: PostgresStore) -> None:
+        """This host's line in `status --hosts`: who, since when, what runs here."""
+        await store.heartbeat(self.host_id, {
+            "pid": os.getpid(), "owner": self.owner, "started_at": self.started_at,
+            "stages": {w.stage.name: {"running": len(w.inflight), "slots": w.concurrency,
+                                      "completed": w.completed} for w in self.workers},
+            "silent_after_s": self.host_silent_s, "shared_files": store.shared_files})
+
+    def _heard(self, state: str) -> None:
+        """A NOTIFY from the store: work reached `state` (on any host)."""
+        if state == "*":
+            self.wakeups.all()
+            return
+        with contextlib.suppress(ValueError):
+            self.wakeups.state_reached(state)
 
     async def _watchdog(self) -> None:
         interval = (self.notifier.watchdog_s or 30.0) / 2

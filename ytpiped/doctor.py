@@ -250,8 +250,10 @@ def data_dir(settings: Settings) -> Check:
 
 
 def database(settings: Settings) -> Check:
-    from ytpiped.store import SqliteDB, db_path
+    from ytpiped.store import SqliteDB, db_path, is_postgres
 
+    if is_postgres(settings.store.url):
+        return postgres_database(settings.store.url)
     path = db_path(settings.data_path)
     if not path.exists():
         return Check("database", OK, f"{path}: not created yet")
@@ -269,6 +271,31 @@ def database(settings: Settings) -> Check:
                      f"stop the daemon and run: sqlite3 {path} '.recover' | sqlite3 "
                      f"{path}.recovered; or restore a backup")
     return Check("database", OK, f"{path}: quick_check ok")
+
+
+def postgres_database(url: str) -> Check:
+    """store.url names PostgreSQL: the server answers and the schema is this version's."""
+    from ytpiped.store import StoreNotReady, StoreUnavailable
+    from ytpiped.store.blocking import BlockingStore
+    from ytpiped.store.postgres import PostgresStore, redact
+
+    shown = redact(url)
+    try:
+        store = BlockingStore.opened(PostgresStore(url, readonly=True, pool_size=1,
+                                                   connect_timeout_s=10))
+    except StoreNotReady:
+        return Check("database", OK, f"{shown}: no schema yet (`ytpiped db migrate` or the "
+                     "first `ytpiped run` creates it)")
+    except StoreUnavailable as exc:
+        return Check("database", FAIL, str(exc), "start the server, or fix store.url (host, "
+                     "port, database; the password in PGPASSWORD or ~/.pgpass)")
+    try:
+        result = store.check()
+    finally:
+        store.close()
+    if result != "ok":
+        return Check("database", FAIL, f"{shown}: {result}", "run `ytpiped db migrate`")
+    return Check("database", OK, f"{shown}: reachable, schema up to date")
 
 
 # --------------------------------------------------------------------------- transcription

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, NoReturn
 
 from ytpiped.errors import UsageError
-from ytpiped.store import SqliteDB
+from ytpiped.store.blocking import SyncDB
 from ytpiped.urls import Invalid, Target, canonicalise
 
 
@@ -245,7 +245,7 @@ def collect(sources: Iterable[tuple[str, Sequence[str]] | Source]
     return targets, report
 
 
-def add(store: SqliteDB, targets: Sequence[Target], report: AddReport, now: float,
+def add(store: SyncDB, targets: Sequence[Target], report: AddReport, now: float,
         priority: int = 0) -> AddReport:
     added, dup = store.add_videos(targets, now, priority=priority)
     report.added += added

@@ -189,6 +189,26 @@ class StatusCollector(Collector):
         yield from self._llm(stages)
         yield from self._devices(st.get("devices") or {})
         yield from self._disk()
+        yield from self._hosts(st.get("hosts") or [])
+
+    def _hosts(self, hosts: list[Mapping[str, Any]]) -> Iterator[Metric]:
+        """Hosts sharing a PostgreSQL store (none with SQLite: nothing is exported)."""
+        if not hosts:
+            return
+        beat = _gauge("host_last_heartbeat_timestamp_seconds", "last heartbeat of each host "
+                      "sharing the store", ("host",))
+        silent = _gauge("host_silent", "1 when a host has not reported for its silence "
+                        "limit (5 minutes or more)", ("host",))
+        running = _gauge("host_running", "jobs running per host and stage", ("host", "stage"))
+        for h in hosts:
+            name = str(h["host"])
+            beat.add_metric([name], float(h["last_heartbeat"]))
+            silent.add_metric([name], 1.0 if h["silent"] else 0.0)
+            for stage, s in (h.get("stages") or {}).items():
+                running.add_metric([name, str(stage)], float(s.get("running") or 0))
+        yield beat
+        yield silent
+        yield running
 
     def _download(self, dl: Mapping[str, Any]) -> Iterator[Metric]:
         phase = _gauge("download_phase", "1 for the download stage's current pacing phase",

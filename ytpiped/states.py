@@ -69,6 +69,10 @@ def _table() -> frozenset[tuple[State, State]]:
     edges.update((State.FAILED, target) for target in RETRY_TARGETS)
     # re-mining what a new prompt version made stale
     edges.add((State.DONE, State.TRANSCRIBED))
+    # several hosts, no shared files: the host holding a video's audio (and the outputs
+    # made from it) is gone, so another host downloads it again
+    edges.update((rest, State.QUEUED) for rest in (State.DOWNLOADED, State.ANALYZED,
+                                                   State.TRANSCRIBED, State.MINED))
     return frozenset(edges)
 
 

@@ -10,9 +10,11 @@ from ytpiped.states import STAGES, State
 from ytpiped.text import printable
 
 if TYPE_CHECKING:  # `status` with the daemon running formats its JSON without the store
-    from ytpiped.store import SqliteDB
+    from ytpiped.store.blocking import StatusReader
 
 HOUR = 3600.0
+#: a host whose heartbeat is older than this is reported silent (when it does not say)
+SILENT_S = 300.0
 MIN_RATE_WINDOW_S = 60.0
 PHASES = ("buffer_build", "steady", "catch_up", "full", "cooldown", "idle")
 #: video states that still need a given stage
@@ -26,7 +28,7 @@ def _needs(stage: str, by_state: dict[str, int]) -> int:
     return sum(by_state.get(s, 0) for s in _ORDER[:cut])
 
 
-def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]:
+def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, Any]:
     by_state = store.counts()
     running = daemon_pid is not None
     published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}
@@ -89,6 +91,11 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
     for entry in stages.values():
         suggestions.extend(entry.pop("suggestions", []) or [])
         alerts.extend(entry.pop("alerts", []) or [])
+    hosts = hosts_of(store.all_state("host:"), now)
+    alerts.extend(f"host {h['host']} silent for {_duration(h['silent_s'])}: its leases return "
+                  "when they expire" + ("" if h.get("shared_files", True) else
+                                        ", its downloaded audio is fetched again elsewhere")
+                  for h in hosts if h["silent"])
     return {
         "videos": {"total": sum(by_state.values()), "by_state": by_state,
                    "by_kind": store.counts_by_kind()},
@@ -105,8 +112,40 @@ def build(store: SqliteDB, now: float, daemon_pid: int | None) -> dict[str, Any]
         "suggestions": suggestions,
         "alerts": alerts,
         "daemon": {"running": running, "pid": daemon_pid, "started_at": started},
+        "hosts": hosts,
         "generated_at": now,
     }
+
+
+def hosts_of(entries: dict[str, tuple[Any, float]], now: float) -> list[dict[str, Any]]:
+    """The hosts sharing a PostgreSQL store, from their heartbeats (`host:HOST` entries):
+    who, last heartbeat, silent or not, and what runs there. Empty with SQLite."""
+    out = []
+    for key, (value, at) in sorted(entries.items()):
+        v = value if isinstance(value, dict) else {}
+        silent_s = max(0.0, now - at)
+        out.append({"host": key.split(":", 1)[1], "pid": v.get("pid"),
+                    "started_at": v.get("started_at"), "last_heartbeat": at,
+                    "silent_s": round(silent_s, 1),
+                    "silent": silent_s > float(v.get("silent_after_s") or SILENT_S),
+                    "shared_files": bool(v.get("shared_files", True)),
+                    "stages": v.get("stages") or {}})
+    return out
+
+
+def format_hosts(st: dict[str, Any]) -> str:
+    """`status --hosts`: one line per host sharing the store."""
+    hosts = st.get("hosts") or []
+    if not hosts:
+        return "no hosts have reported (store.url is SQLite, or no daemon ran on PostgreSQL)"
+    lines = [f"{'host':<24}{'pid':>8}  {'heartbeat':<12}{'state':<8}running (slots) per stage"]
+    for h in hosts:
+        stages = ", ".join(f"{name} {s.get('running', 0)}/{s.get('slots', 0)}"
+                           for name, s in h["stages"].items())
+        lines.append(f"{clip(str(h['host']), 23):<24}{h['pid'] or '-':>8}  "
+                     f"{_duration(h['silent_s']) + ' ago':<12}"
+                     f"{'SILENT' if h['silent'] else 'ok':<8}{stages or '-'}")
+    return "\n".join(printable(line) for line in lines)
 
 
 def _ytdlp_version() -> str | None:
@@ -160,6 +199,10 @@ def format_status(st: dict[str, Any]) -> str:
     d = st["daemon"]
     state = f"running (pid {d['pid']})" if d["running"] else "not running"
     lines.append(f"daemon: {state}    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
+    if st.get("hosts"):
+        lines.append("hosts: " + ", ".join(
+            f"{h['host']} ({'SILENT ' + _duration(h['silent_s']) if h['silent'] else 'ok'})"
+            for h in st["hosts"]))
     for alert in st.get("alerts", []):
         lines.append(f"ALERT: {alert}")
     dev = st.get("devices")

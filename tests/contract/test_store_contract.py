@@ -135,6 +135,19 @@ async def test_reaper_returns_expired_leases_without_spending_attempts(store: St
     assert (await store.counts())["downloading"] == 0
 
 
+async def test_a_start_reaps_only_its_own_hosts_leases_when_asked(store: Store) -> None:
+    """Several hosts on one store: a daemon starting on host a takes back what a dead
+    process of host a held, never what host b (alive) holds."""
+    await seeded(store, 4)
+    mine_old = await store.claim("download", "a:100", now=10, lease_s=600, limit=2)
+    (theirs,) = await store.claim("download", "b:200", now=10, lease_s=600)
+    (mine_now,) = await store.claim("download", "a:300", now=10, lease_s=600)
+    assert await store.reap(now=11, owner_not="a:300", all_leases=True, owner_prefix="a:") == 2
+    assert {r.id: r.state for r in await store.videos()} == {
+        mine_old[0].id: "queued", mine_old[1].id: "queued", theirs.id: "downloading",
+        mine_now.id: "downloading"}
+
+
 async def test_renew_many_keeps_live_leases_from_the_reaper(store: Store) -> None:
     await seeded(store)
     a, b = await store.claim("download", "host:1", now=10, lease_s=3, limit=2)

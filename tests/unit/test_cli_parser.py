@@ -134,8 +134,8 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     assert _bash_complete(tmp_path, "ytpiped --config x.toml re") == ["retry", "remine",
                                                                         "resume"]
     assert _bash_complete(tmp_path, "ytpiped config ") == ["show", "check"]
-    assert set(_bash_complete(tmp_path, "ytpiped status --")) == {"--help", "--json",
-                                                                  "--watch", "--interval"}
+    assert set(_bash_complete(tmp_path, "ytpiped status --")) == {
+        "--help", "--json", "--watch", "--interval", "--hosts"}
     assert _bash_complete(tmp_path, "ytpiped config show --t") == ["--toml"]
     assert _bash_complete(tmp_path, "ytpiped retry --stage tr") == ["transcribe"]
     assert _bash_complete(tmp_path, "ytpiped export --format ") == ["jsonl", "md"]
@@ -172,6 +172,6 @@ def test_fish_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     assert offered("ytpiped sta") == ["status"]
     assert offered("ytpiped --config x.toml re") == ["remine", "resume", "retry"]
     assert offered("ytpiped config ") == ["check", "show"]
-    assert offered("ytpiped status --") == ["--help", "--interval", "--json", "--watch"]
+    assert offered("ytpiped status --") == ["--help", "--hosts", "--interval", "--json", "--watch"]
     assert offered("ytpiped retry --stage tr") == ["transcribe"]
     assert offered("ytpiped --set download.max_att") == ["download.max_attempts="]

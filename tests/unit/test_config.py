@@ -317,7 +317,7 @@ def test_every_problem_is_reported_at_once_each_naming_its_source_and_key(
         "see `ytpiped config show` for the valid keys)",
         f"{f}: key 'download.keep_audio': expected true or false, got 'yes'",
         f"{f}: unknown section [downlaod] (did you mean [download]? valid: add, download, "
-        "analyze, transcribe, mine, daemon, notify)",
+        "analyze, transcribe, mine, daemon, notify, store)",
         f"{f}: key 'mine.num_ctx': expected an integer >= 512, got 10",
         "env YTPIPED_DAEMON__METRICS_PORT: key 'daemon.metrics_port': expected an integer "
         "between 0 and 65535, got 70000",

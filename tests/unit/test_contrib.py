@@ -122,3 +122,25 @@ def test_dashboard_panels_tile_the_grid() -> None:
                  for y in range(g["y"], g["y"] + g["h"])}
         assert not cells & taken, f"{panel['title']} overlaps another panel"
         taken |= cells
+
+
+def test_the_compose_file_sets_only_real_config_keys_and_two_hosts() -> None:
+    """contrib/compose: PostgreSQL plus two ytpiped hosts, each YTPIPED_* variable a key
+    that loads (a typo there would be a warning the user never sees), no password in the
+    store URL, a host id of its own per host."""
+    from ytpiped import config
+
+    doc = yaml.safe_load((ROOT / "contrib" / "compose" / "compose.yaml").read_text())
+    services = doc["services"]
+    hosts = {name: s for name, s in services.items() if name.startswith("ytpiped")}
+    assert set(services) == {"db", *hosts} and len(hosts) == 2
+    ids = set()
+    for s in hosts.values():
+        env = {k: str(v) for k, v in s["environment"].items()}
+        settings = config.load(env=env)
+        assert not settings.warnings
+        assert settings.store.url.startswith("postgresql://") and "@db:" in settings.store.url
+        assert ":" not in settings.store.url.split("//", 1)[1].split("@", 1)[0]  # no password
+        ids.add(settings.daemon.host_id)
+        assert s["depends_on"]["db"]["condition"] == "service_healthy"
+    assert len(ids) == 2

@@ -21,6 +21,9 @@ def expected_edges() -> set[tuple[str, str]]:
     for target in ("queued", "downloaded", "analyzed", "transcribed", "mined"):
         edges.add(("failed", target))  # `ytpiped retry`
     edges.add(("done", "transcribed"))  # re-mining
+    # the host holding the audio and outputs is gone
+    edges.update({("downloaded", "queued"), ("analyzed", "queued"), ("transcribed", "queued"),
+                  ("mined", "queued")})
     return edges
 
 

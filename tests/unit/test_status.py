@@ -109,3 +109,18 @@ def test_printable_shows_escapes_and_leaves_ordinary_text_alone() -> None:
     assert printable("a\x1b[2Jb\x07\x00\t\n\x7f") == "a\\x1b[2Jb\\x07\\x00\\t\\n\\x7f"
     assert printable("\u202eevil\u2066") == "\\u202eevil\\u2066"
     assert printable(printable("\x1b")) == "\\x1b"  # idempotent
+
+
+def test_hosts_sharing_a_store_and_the_silent_one() -> None:
+    from ytpiped.status import format_hosts, hosts_of
+
+    entries = {"host:gpu-a": ({"pid": 11, "stages": {"transcribe": {"running": 2,
+                                                                   "slots": 3}}}, 1000.0),
+               "host:gpu-b": ({"pid": 22, "silent_after_s": 300, "shared_files": False},
+                              600.0)}
+    hosts = hosts_of(entries, now=1010.0)
+    assert [(h["host"], h["silent"], h["silent_s"]) for h in hosts] == [
+        ("gpu-a", False, 10.0), ("gpu-b", True, 410.0)]
+    text = format_hosts({"hosts": hosts})
+    assert "gpu-a" in text and "transcribe 2/3" in text and "SILENT" in text.splitlines()[2]
+    assert "no hosts have reported" in format_hosts({"hosts": []})

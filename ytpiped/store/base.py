@@ -105,10 +105,16 @@ class Store(Protocol):
         """Move an in-progress row to failed with its stage, kind and error."""
 
     async def reap(
-        self, now: float, *, owner_not: str | None = None, all_leases: bool = False
+        self,
+        now: float,
+        *,
+        owner_not: str | None = None,
+        all_leases: bool = False,
+        owner_prefix: str | None = None,
     ) -> int:
         """Return expired leases (or, with all_leases, every lease not of `owner_not`) to
-        their resting state, spending no attempt."""
+        their resting state, spending no attempt; with `owner_prefix`, only leases whose
+        owner starts with it (one host's, "HOST:", when several share the store)."""
 
     async def retry_failed(
         self,

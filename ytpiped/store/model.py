@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ytpiped.errors import YtpipedError
 from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.states import State
 
 __all__ = ["BUFFER_STATES", "OUTCOME_FIELDS", "Event", "NewVideo", "PerfSample", "StoreNotReady",
-           "VideoRow"]
+           "StoreUnavailable", "VideoRow"]
 
 #: columns a stage outcome may set
 OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
@@ -20,6 +21,11 @@ BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSC
 
 class StoreNotReady(Exception):
     """A read-only open found no schema yet."""
+
+
+class StoreUnavailable(YtpipedError):
+    """The database server `store.url` names cannot be reached (the message says which, never
+    with its password, and why)."""
 
 
 class NewVideo(NamedTuple):

@@ -301,9 +301,11 @@ class SqliteDB:
         self._move(video_id, owner, old, State.FAILED, sets,
                    [STAGE_OF[State(old)], kind, error], now, event, token)
 
-    def reap(self, now: float, *, owner_not: str | None = None, all_leases: bool = False) -> int:
+    def reap(self, now: float, *, owner_not: str | None = None, all_leases: bool = False,
+             owner_prefix: str | None = None) -> int:
         """Return in-progress rows whose lease expired (or, with all_leases, every row not
-        leased by `owner_not`) to their previous resting state, spending no attempt."""
+        leased by `owner_not`) to their previous resting state, spending no attempt; with
+        `owner_prefix`, only rows whose lease owner starts with it."""
         case = " ".join(f"WHEN '{run.value}' THEN '{rest.value}'" for run, rest in PREVIOUS.items())
         states = ", ".join(f"'{s.value}'" for s in IN_PROGRESS)
         cond = "lease_until < ?" if not all_leases else "1"
@@ -311,6 +313,9 @@ class SqliteDB:
         if owner_not is not None:
             cond += " AND (lease_owner IS NULL OR lease_owner != ?)"
             params.append(owner_not)
+        if owner_prefix is not None:
+            cond += " AND substr(lease_owner, 1, ?) = ?"
+            params += [len(owner_prefix), owner_prefix]
         with self._tx():
             cur = self.conn.execute(
                 f"UPDATE videos SET state = CASE state {case} END, lease_owner = NULL, "
@@ -534,6 +539,20 @@ class SqliteDB:
         return {k: (json.loads(v), float(at)) for k, v, at in self.conn.execute(
             "SELECT key, value, updated_at FROM daemon_state WHERE key LIKE ? || '%'",
             (prefix,))}
+
+
+def sqlite_version(path: Path) -> int:
+    """The schema version of the SQLite database at `path` (0: none yet)."""
+    if not path.exists():
+        return 0
+    conn = connect(path, readonly=True)
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    except sqlite3.OperationalError:  # no such table
+        return 0
+    finally:
+        conn.close()
+    return int(row[0] or 0)
 
 
 def _lease_guard(video_id: str, state: str, owner: str | None,

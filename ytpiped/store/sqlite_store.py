@@ -268,9 +268,18 @@ class SqliteStore:
         )
 
     async def reap(
-        self, now: float, *, owner_not: str | None = None, all_leases: bool = False
+        self,
+        now: float,
+        *,
+        owner_not: str | None = None,
+        all_leases: bool = False,
+        owner_prefix: str | None = None,
     ) -> int:
-        return await self._call(lambda db: db.reap(now, owner_not=owner_not, all_leases=all_leases))
+        return await self._call(
+            lambda db: db.reap(
+                now, owner_not=owner_not, all_leases=all_leases, owner_prefix=owner_prefix
+            )
+        )
 
     async def retry_failed(
         self,

@@ -181,7 +181,7 @@ class MemoryStore:
         self._move(video_id, owner, old, State.FAILED, now, changes, event, token)
 
     async def reap(self, now: float, *, owner_not: str | None = None,
-                   all_leases: bool = False) -> int:
+                   all_leases: bool = False, owner_prefix: str | None = None) -> int:
         n = 0
         running = {s.value for s in IN_PROGRESS}
         for r in self._rows.values():
@@ -190,6 +190,9 @@ class MemoryStore:
             if not all_leases and not (r["lease_until"] is not None and r["lease_until"] < now):
                 continue
             if owner_not is not None and r["lease_owner"] == owner_not:
+                continue
+            if owner_prefix is not None and not str(r["lease_owner"] or "").startswith(
+                    owner_prefix):
                 continue
             r.update(state=PREVIOUS[State(r["state"])].value, lease_owner=None,
                      lease_until=None, updated_at=now)

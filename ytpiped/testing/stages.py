@@ -76,8 +76,9 @@ def fake_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
 
 def download_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
     """The real download stage (yt-dlp, e.g. against the test media server) followed by
-    fake stages for the rest of the pipeline: downloads decide, the rest just succeeds."""
+    fake stages for the rest of the pipeline: downloads decide, the rest just succeeds
+    (after `delay_s` of DATA/fake_stages.json, as in fake_pipeline)."""
     from ytpiped.stages.download import DownloadStage
 
-    return [DownloadStage(),
-            *(FakeStage(n) for n in STAGE_NAMES if n != "download")]
+    fakes = [s for s in fake_pipeline(settings, clock) if s.name != "download"]
+    return [DownloadStage(), *fakes]

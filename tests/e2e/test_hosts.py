@@ -1,0 +1,119 @@
+"""Three `ytpiped run` daemons as three hosts (own host_id, own data dir) on one PostgreSQL
+store, downloading the demo media with real yt-dlp: kill -9 one of them while it
+transcribes, and the other two finish everything. Every video ends done exactly once, no
+stage completes a video twice (but for the videos whose audio and outputs were on the
+dead host: they are downloaded again elsewhere), and the dead host's leases come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.helpers import wait_for, write_fake_config
+from ytpiped.testing.fake_ollama import FakeOllama
+from ytpiped.testing.media_server import MediaServer
+
+MEDIA = ["coffee.m4a", "ocean.mp3", "memory.wav", "solar.webm", "silence.webm", "long.opus"]
+HOSTS = ("host-a", "host-b", "host-c")
+
+
+def host_env(data: Path, url: str, host: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YTPIPED_")}
+    env.update({"YTPIPED_DATA_DIR": str(data), "YTPIPED_STORE__URL": url,
+                "YTPIPED_DAEMON__HOST_ID": host,
+                "YTPIPED_DAEMON__STAGE_FACTORY": "ytpiped.testing.stages:download_pipeline",
+                "YTPIPED_DAEMON__POLL_INTERVAL_S": "0.5",  # NOTIFY wakes the workers
+                "YTPIPED_DAEMON__REAP_INTERVAL_S": "0.3",
+                "YTPIPED_DAEMON__LEASE_S": "2",
+                "YTPIPED_DAEMON__RETRY_BASE_S": "0.05",
+                "YTPIPED_STORE__HOST_SILENT_S": "3",
+                "YTPIPED_DOWNLOAD__DELAY_BUFFER_BUILD_S": "[0, 0]",
+                "YTPIPED_DOWNLOAD__DELAY_STEADY_S": "[0, 0]",
+                "YTPIPED_DOWNLOAD__DELAY_CATCH_UP_S": "[0, 0]"})
+    return env
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return list(conn.execute(sql, params).fetchall())
+
+
+@pytest.mark.slow
+def test_three_hosts_one_killed_mid_transcription_the_others_finish(
+        servers: tuple[MediaServer, FakeOllama], pg_url: str, tmp_path: Path) -> None:
+    media, _ = servers
+    urls = [media.media_url(name, copy=n) for n in range(2) for name in MEDIA]
+    envs, logs = {}, {}
+    for host in HOSTS:
+        data = tmp_path / host
+        data.mkdir()
+        write_fake_config(data, delay_s=0.4)
+        envs[host] = host_env(data, pg_url, host)
+        logs[host] = (tmp_path / f"{host}.log").open("ab")
+    added = subprocess.run([sys.executable, "-m", "ytpiped", "add", *urls], env=envs["host-a"],
+                           capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    daemons = {h: subprocess.Popen([sys.executable, "-m", "ytpiped", "run"], env=envs[h],
+                                   stdout=logs[h], stderr=subprocess.STDOUT) for h in HOSTS}
+    victim = "host-c"
+    try:
+        # host-c is transcribing a video (its run started and holds the lease)
+        wait_for(lambda: query(pg_url, "SELECT 1 FROM videos WHERE state = 'transcribing' "
+                                       "AND lease_owner LIKE %s", (f"{victim}:%",)),
+                 timeout=180, what=f"{victim} mid-transcription")
+        daemons[victim].send_signal(signal.SIGKILL)
+        daemons[victim].wait(timeout=30)
+        held = query(pg_url, "SELECT id, state FROM videos WHERE lease_owner LIKE %s",
+                     (f"{victim}:%",))
+        assert any(state == "transcribing" for _, state in held)
+
+        def finished() -> bool:
+            (n,) = query(pg_url, "SELECT count(*) FROM videos WHERE state NOT IN ('done', "
+                                 "'failed')")[0]
+            return bool(n == 0)
+
+        wait_for(finished, timeout=240, what="every video done or failed")
+    finally:
+        for d in daemons.values():
+            if d.poll() is None:
+                d.send_signal(signal.SIGTERM)
+        codes = {h: d.wait(timeout=60) for h, d in daemons.items()}
+        for log in logs.values():
+            log.close()
+    assert codes["host-a"] == 0 and codes["host-b"] == 0 and codes[victim] == -signal.SIGKILL
+    states = dict(query(pg_url, "SELECT state, count(*) FROM videos GROUP BY state"))
+    assert states == {"done": len(urls)}
+    # the dead host's leases came back and its work was finished elsewhere
+    assert query(pg_url, "SELECT id FROM videos WHERE lease_owner IS NOT NULL") == []
+    for vid, state in held:
+        stage = {"downloading": "download", "analyzing": "analyze",
+                 "transcribing": "transcribe", "mining": "mine", "evaluating": "evaluate"}[state]
+        hosts = query(pg_url, "SELECT host FROM events WHERE video_id = %s AND stage = %s AND "
+                              "event = 'completed'", (vid, stage))
+        assert hosts and all(h != victim for (h,) in hosts), (vid, stage, hosts)
+    lost = {vid for (vid,) in query(pg_url, "SELECT video_id FROM events WHERE event = "
+                                             "'audio_lost'")}
+    twice = query(pg_url, "SELECT video_id, stage, count(*) FROM events WHERE event = "
+                          "'completed' GROUP BY 1, 2 HAVING count(*) > 1")
+    for vid, stage, _ in twice:  # only what the dead host held was done again
+        assert vid in lost, (vid, stage)
+    (n, distinct) = query(pg_url, "SELECT count(*), count(DISTINCT video_id) FROM events "
+                                  "WHERE stage = 'evaluate' AND event = 'completed'")[0]
+    assert n == distinct == len(urls)  # done exactly once each
+    assert len(lost) < len(urls)
+    # every host did work; and all three reported to status --hosts
+    workers = {h for (h,) in query(pg_url, "SELECT DISTINCT host FROM events WHERE event = "
+                                           "'completed'")}
+    assert {"host-a", "host-b"} <= workers
+    st = subprocess.run([sys.executable, "-m", "ytpiped", "status", "--hosts", "--json"],
+                        env=envs["host-a"], capture_output=True, text=True, timeout=60)
+    reported = {h["host"]: h for h in json.loads(st.stdout)}
+    assert set(reported) == set(HOSTS)
