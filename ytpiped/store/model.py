@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -72,3 +73,27 @@ class VideoRow:
 
 
 
+
+
+def outcome_fields(fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The columns a stage outcome sets; any other name is a programming error."""
+    out = dict(fields or {})
+    unknown = set(out) - OUTCOME_FIELDS
+    if unknown:
+        raise ValueError(f"unknown outcome fields: {sorted(unknown)}")
+    return out
+
+
+def lease_guard(video_id: str, state: str, owner: str | None, token: int | None, *,
+                mark: str = "?") -> tuple[str, list[Any]]:
+    """The WHERE clause that fences a run's write: the row, its state and, when given, the
+    lease owner and the fencing token (`mark` is the driver's placeholder)."""
+    guard = f"id = {mark} AND state = {mark}"
+    params: list[Any] = [video_id, state]
+    if owner is not None:
+        guard += f" AND lease_owner = {mark}"
+        params.append(owner)
+    if token is not None:
+        guard += f" AND lease_token = {mark}"
+        params.append(token)
+    return guard, params

@@ -38,12 +38,13 @@ from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
-    OUTCOME_FIELDS,
     Event,
     PerfSample,
     StoreNotReady,
     StoreUnavailable,
     VideoRow,
+    lease_guard,
+    outcome_fields,
 )
 from ytpiped.store.pg_schema import SCHEMA_VERSION, migrate
 
@@ -236,7 +237,7 @@ class PostgresStore:
 
     async def renew(self, video_id: str, owner: str, state: str, until: float, *,
                     token: int | None = None) -> bool:
-        guard, gparams = _lease_guard(video_id, state, owner, token)
+        guard, gparams = lease_guard(video_id, state, owner, token, mark="%s")
         until_sql, value = self._renewed_until(until)
         async with self._tx() as conn:
             cur = await conn.execute(f"UPDATE videos SET lease_until = {until_sql} WHERE {guard}",
@@ -266,7 +267,7 @@ class PostgresStore:
                     params: Sequence[Any], now: float, event: Event | None,
                     token: int | None) -> None:
         check(old, new)
-        guard, gparams = _lease_guard(video_id, old, owner, token)
+        guard, gparams = lease_guard(video_id, old, owner, token, mark="%s")
         async with self._tx() as conn:
             cur = await conn.execute(
                 f"UPDATE videos SET state = %s, updated_at = %s{sets} WHERE {guard}",
@@ -284,10 +285,7 @@ class PostgresStore:
                        fields: Mapping[str, Any] | None = None,
                        info: Mapping[str, Any] | None = None, event: Event | None = None,
                        token: int | None = None) -> None:
-        fields = dict(fields or {})
-        unknown = set(fields) - OUTCOME_FIELDS
-        if unknown:
-            raise ValueError(f"unknown outcome fields: {sorted(unknown)}")
+        fields = outcome_fields(fields)
         sets = ", lease_owner = NULL, lease_until = NULL, attempts = 0, next_attempt_at = 0, " \
                "error_kind = NULL, error = NULL, failed_stage = NULL"
         params: list[Any] = []
@@ -665,15 +663,3 @@ async def _version(conn: Any) -> int | None:
     row = await cur.fetchone()
     return None if not row or row[0] is None else int(row[0])
 
-
-def _lease_guard(video_id: str, state: str, owner: str | None,
-                 token: int | None) -> tuple[str, list[Any]]:
-    guard = "id = %s AND state = %s"
-    params: list[Any] = [video_id, state]
-    if owner is not None:
-        guard += " AND lease_owner = %s"
-        params.append(owner)
-    if token is not None:
-        guard += " AND lease_token = %s"
-        params.append(token)
-    return guard, params

@@ -22,11 +22,12 @@ from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
-    OUTCOME_FIELDS,
     Event,
     PerfSample,
     StoreNotReady,
     VideoRow,
+    lease_guard,
+    outcome_fields,
 )
 from ytpiped.store.schema import migrate
 
@@ -217,7 +218,7 @@ class SqliteDB:
     def renew(self, video_id: str, owner: str, state: str, until: float, *,
               token: int | None = None) -> bool:
         """Extend a lease; False when the row is no longer this run's (reaped, re-claimed)."""
-        guard, gparams = _lease_guard(video_id, state, owner, token)
+        guard, gparams = lease_guard(video_id, state, owner, token)
         cur = self.conn.execute(f"UPDATE videos SET lease_until = ? WHERE {guard}",
                                 (until, *gparams))
         return cur.rowcount == 1
@@ -230,7 +231,7 @@ class SqliteDB:
         n = 0
         with self._tx():
             for video_id, state, token in leases:
-                guard, gparams = _lease_guard(video_id, state, owner, token)
+                guard, gparams = lease_guard(video_id, state, owner, token)
                 n += self.conn.execute(f"UPDATE videos SET lease_until = ? WHERE {guard}",
                                        (until, *gparams)).rowcount
         return n
@@ -245,7 +246,7 @@ class SqliteDB:
               params: Sequence[Any], now: float, event: Event | None,
               token: int | None = None) -> None:
         check(old, new)
-        guard, gparams = _lease_guard(video_id, old, owner, token)
+        guard, gparams = lease_guard(video_id, old, owner, token)
         with self._tx():
             cur = self.conn.execute(
                 f"UPDATE videos SET state = ?, updated_at = ?{sets} WHERE {guard}",
@@ -264,10 +265,7 @@ class SqliteDB:
                  token: int | None = None) -> None:
         """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts.
         With `token`, only the run that holds that fencing token may finish it."""
-        fields = dict(fields or {})
-        unknown = set(fields) - OUTCOME_FIELDS
-        if unknown:
-            raise ValueError(f"unknown outcome fields: {sorted(unknown)}")
+        fields = outcome_fields(fields)
         sets = ", lease_owner = NULL, lease_until = NULL, attempts = 0, next_attempt_at = 0, " \
                "error_kind = NULL, error = NULL, failed_stage = NULL"
         params: list[Any] = []
@@ -554,18 +552,6 @@ def sqlite_version(path: Path) -> int:
         conn.close()
     return int(row[0] or 0)
 
-
-def _lease_guard(video_id: str, state: str, owner: str | None,
-                 token: int | None) -> tuple[str, list[Any]]:
-    guard = "id = ? AND state = ?"
-    params: list[Any] = [video_id, state]
-    if owner is not None:
-        guard += " AND lease_owner = ?"
-        params.append(owner)
-    if token is not None:
-        guard += " AND lease_token = ?"
-        params.append(token)
-    return guard, params
 
 
 class _Tx:

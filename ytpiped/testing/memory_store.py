@@ -13,7 +13,7 @@ from typing import Any
 
 from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
-from ytpiped.store.model import BUFFER_STATES, OUTCOME_FIELDS, Event, PerfSample, VideoRow
+from ytpiped.store.model import BUFFER_STATES, Event, PerfSample, VideoRow, outcome_fields
 
 
 def json_patch(target: Any, patch: Any) -> Any:
@@ -144,10 +144,7 @@ class MemoryStore:
                        fields: Mapping[str, Any] | None = None,
                        info: Mapping[str, Any] | None = None, event: Event | None = None,
                        token: int | None = None) -> None:
-        fields = dict(fields or {})
-        unknown = set(fields) - OUTCOME_FIELDS
-        if unknown:
-            raise ValueError(f"unknown outcome fields: {sorted(unknown)}")
+        fields = outcome_fields(fields)
         r = self._rows.get(video_id)
         changes: dict[str, Any] = {"lease_owner": None, "lease_until": None, "attempts": 0,
                                    "next_attempt_at": 0.0, "error_kind": None, "error": None,
