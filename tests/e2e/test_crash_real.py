@@ -88,6 +88,7 @@ def test_kill_9_across_real_stages(servers: tuple[MediaServer, FakeOllama],
             "SELECT count(*), count(DISTINCT video_id) FROM events WHERE stage = ? AND "
             "event = 'completed'", (stage,)).fetchone()
         assert total == distinct, f"{stage} completed a video twice"
+    s.close()
     for name in ("transcripts", "mining"):
         assert not list((data / name).glob(".*.tmp")) and not list((data / name).glob("*.tmp"))
     assert not list((data / "audio").glob("*.part"))
