@@ -106,6 +106,10 @@ class DownloadConfig:
     max_cooldown_s: float = spec(6 * 3600.0, "cap of the doubling cooldown", "float", lo=0)
     max_attempts: int = spec(5, "failed download attempts before a video is marked failed "
                              "(daemon.max_attempts caps the other stages)", "int", lo=1)
+    pacing_group: str = spec("", "hosts with the same pacing group (on one PostgreSQL store) share "
+                             "one pacing budget, cooldown and circuit breaker: those that "
+                             "download through one IP address or YouTube account (\"\": this "
+                             "host's daemon.host_id)", "str")
     keep_audio: bool = spec(False, "keep audio after its transcript is written", "bool")
     socket_timeout_s: float = spec(30.0, "network timeout of one yt-dlp request", "float", lo=1)
     format: str = spec("worstaudio/worst", "yt-dlp format selector (small audio-only by default: "

@@ -148,6 +148,13 @@ class WorkerContext:
         got = await self._w.store.get_state(key)
         return None if got is None else dict(got[0])
 
+    @property
+    def owner(self) -> str:
+        return self._w.owner
+
+    async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
+        return await self._w.store.update_state(key, change, self.clock.now())
+
 
 def to_item(row: VideoRow) -> Item:
     return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,

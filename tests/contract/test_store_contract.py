@@ -3,6 +3,8 @@ way. The worker, the daemon and status rely on exactly these guarantees."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ytpiped.errors import InvalidTransition
@@ -286,6 +288,18 @@ async def test_daemon_state_round_trip(store: Store) -> None:
     assert await store.get_state("nothing") is None
     assert set(await store.all_state("stage:")) == {"stage:download", "stage:mine"}
     assert await store.check() == "ok"
+
+
+async def test_update_state_changes_one_entry_at_a_time(store: Store) -> None:
+    def bump(value: object) -> dict[str, int]:
+        n = value["n"] if isinstance(value, dict) else 0
+        return {"n": n + 1}
+
+    assert await store.update_state("pacing:g", bump, now=3) == {"n": 1}
+    # concurrent read-modify-writes (several pooled connections on PostgreSQL) lose none
+    await asyncio.gather(*(store.update_state("pacing:g", bump, now=4) for _ in range(20)))
+    assert await store.get_state("pacing:g") == ({"n": 21}, 4.0)
+    assert await store.update_state("pacing:other", lambda v: [v], now=5) == [None]
 
 
 async def test_higher_priority_is_claimed_first_and_re_adding_raises_it(store: Store) -> None:

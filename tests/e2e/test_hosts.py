@@ -6,6 +6,7 @@ dead host: they are downloaded again elsewhere), and the dead host's leases come
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -117,3 +118,50 @@ def test_three_hosts_one_killed_mid_transcription_the_others_finish(
                         env=envs["host-a"], capture_output=True, text=True, timeout=60)
     reported = {h["host"]: h for h in json.loads(st.stdout)}
     assert set(reported) == set(HOSTS)
+
+
+@pytest.mark.slow
+def test_two_hosts_in_one_pacing_group_keep_its_delay_between_their_downloads(
+        servers: tuple[MediaServer, FakeOllama], pg_url: str, tmp_path: Path) -> None:
+    media, _ = servers
+    delay = 1.5
+    urls = [media.media_url(name, copy=9) for name in MEDIA]
+    envs, logs = {}, {}
+    for host in HOSTS[:2]:
+        data = tmp_path / host
+        data.mkdir()
+        write_fake_config(data, delay_s=0.1)
+        envs[host] = host_env(data, pg_url, host)
+        envs[host].update({"YTPIPED_DOWNLOAD__PACING_GROUP": "office",
+                           **{f"YTPIPED_DOWNLOAD__DELAY_{p}_S": f"[{delay}, {delay}]"
+                              for p in ("BUFFER_BUILD", "STEADY", "CATCH_UP")}})
+        logs[host] = (tmp_path / f"{host}.log").open("ab")
+    added = subprocess.run([sys.executable, "-m", "ytpiped", "add", *urls], env=envs["host-a"],
+                           capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    daemons = {h: subprocess.Popen([sys.executable, "-m", "ytpiped", "run"], env=envs[h],
+                                   stdout=logs[h], stderr=subprocess.STDOUT) for h in envs}
+    try:
+        wait_for(lambda: query(pg_url, "SELECT count(*) FROM events WHERE stage = 'download' "
+                                       "AND event = 'completed'")[0][0] == len(urls),
+                 timeout=180, what="every video downloaded")
+    finally:
+        for d in daemons.values():
+            d.send_signal(signal.SIGTERM)
+        codes = [d.wait(timeout=60) for d in daemons.values()]
+        for log in logs.values():
+            log.close()
+    assert codes == [0, 0]
+    hosts = {h for (h,) in query(pg_url, "SELECT DISTINCT host FROM events WHERE stage = "
+                                         "'download' AND event = 'completed'")}
+    assert hosts == {"host-a", "host-b"}  # both downloaded, taking turns
+    spans: dict[str, tuple[float, float]] = {}  # yt-dlp fetches a URL twice: probe, download
+    for start, end, key in media.served:
+        if "copy=9" in key:
+            first, last = spans.get(key, (start, end))
+            spans[key] = (min(first, start), max(last, end))
+    bodies = sorted(spans.values())
+    assert len(bodies) == len(urls)
+    # a download starts only `delay` after the group's previous one ended (0.1 s: the time
+    # between the server's last byte and the downloader's end)
+    assert all(nxt[0] - prev[1] >= delay - 0.1 for prev, nxt in itertools.pairwise(bodies))

@@ -101,14 +101,16 @@ async def test_gate_waits_out_the_phase_on_a_fake_clock(tmp_path: Path) -> None:
     stage = DownloadStage()
     await stage.gate(ctx)  # first download: no previous end, no wait
     assert ctx.published[-1]["phase"] == "buffer_build"
-    assert stage.pacer is not None
-    stage.pacer.finished(clock.now(), ok=True)
+    pacer = stage.pacer
+    assert pacer is not None
+    # changes to pacing go through the pacing group's state in the store, as the stage's own
+    await stage._in_group(ctx, lambda: pacer.finished(clock.now(), ok=True))
     await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
     waited = clock.monotonic()
     assert 30 <= waited <= 60.1  # delay_buffer_build_s
     assert ctx.published[-1]["next_download_at"] <= clock.now()
-    stage.pacer.enter_cooldown(clock.now(), "bot_check")
-    stage.pacer.finished(clock.now(), ok=False)
+    await stage._in_group(ctx, lambda: (pacer.enter_cooldown(clock.now(), "bot_check"),
+                                        pacer.finished(clock.now(), ok=False)))
     await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
     assert clock.monotonic() - waited >= 3600  # the cooldown held the gate
     assert any("not a bot" in a for p in ctx.published for a in p.get("alerts", []))
@@ -227,10 +229,11 @@ async def test_cooldown_survives_a_restart(tmp_path: Path) -> None:
     ctx = FakeContext(settings, clock=clock, counts={"queued": 5})
     first = DownloadStage()
     await first.gate(ctx)
-    assert first.pacer is not None
-    first.pacer.enter_cooldown(clock.now(), "rate_limited")
-    first.pacer.finished(clock.now(), ok=False)
-    await ctx.publish(first._status("cooldown", first.pacer.cooldown_until, clock.now(),
+    pacer = first.pacer
+    assert pacer is not None
+    await first._in_group(ctx, lambda: (pacer.enter_cooldown(clock.now(), "rate_limited"),
+                                        pacer.finished(clock.now(), ok=False)))
+    await ctx.publish(first._status("cooldown", pacer.cooldown_until, clock.now(),
                                     await first._buffer(ctx)))
     restarted = DownloadStage()  # a new daemon: fresh stage, same published state
     await restarted.start(ctx)  # restores what the last daemon published

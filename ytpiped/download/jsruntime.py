@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Found:
 
 
 KEY = "download.js_runtime"
+_FIND_LOCK = threading.Lock()
 
 
 def packaged_deno() -> str | None:
@@ -49,7 +51,8 @@ def packaged_deno() -> str | None:
     except ImportError:
         return None
     try:
-        path = os.fsdecode(find_deno_bin())
+        with _FIND_LOCK:  # find_deno_bin reads sysconfig, which two threads at once can break
+            path = os.fsdecode(find_deno_bin())
     except (FileNotFoundError, OSError):
         return None
     return path if _executable(path) else None

@@ -6,18 +6,28 @@ Phases (DESIGN.md §3): `buffer_build` until `buffer_target` videos wait for tra
 `cooldown` after a rate limit or bot check, `idle` when nothing is queued. Delays are
 counted from the end of the previous download; a sliding one-hour window caps
 downloads at `max_videos_per_hour` whatever the phase.
+
+Hosts in one pacing group (download.pacing_group) share everything but the buffer: the
+group's state (`shared()`) lives in the store and every host takes its download turn
+(`turn`) under the store's lock on it: the gate has applied the group's state as it was
+then, the turn applies what other hosts did since (a download started or ended, a
+cooldown), so the delays hold between downloads of different hosts too. Downloads in
+flight count against the group's concurrency; one whose host died stops counting after
+`STALE_INFLIGHT_S`.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ytpiped.config import DownloadConfig
 from ytpiped.retry import doubling_s
 
 HOUR = 3600.0
+STALE_INFLIGHT_S = 2 * HOUR  # a download in flight this long belongs to a dead host
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class Pacer:
     cooldown_until: float = 0.0
     cooldown_level: int = 0
     cooldown_kind: str | None = None
+    inflight: dict[str, float] = field(default_factory=dict)  # holder -> download start
+    last_by: str = ""  # the host whose download ended last (in a pacing group)
+    cooldown_by: str = ""  # the host that met the rate limit
 
     def phase(self, now: float, buf: Buffer) -> str:
         """The pacing phase for this buffer (pure: `next_at` records a built buffer)."""
@@ -82,25 +95,82 @@ class Pacer:
             at = max(at, self.last_end + lo + self.draw * (hi - lo))
         return phase, at
 
-    def started(self, now: float) -> None:
+    def started(self, now: float, holder: str = "") -> None:
         self.recent.append(now)
+        self.inflight[holder] = now
 
-    def finished(self, now: float, ok: bool) -> None:
+    def turn(self, now: float, buf: Buffer, holder: str, limit: int) -> float | None:
+        """Start `holder`'s download now unless another host of the group started one, or
+        ended one or met a rate limit too recently, since this host's gate let it through
+        (-> None); else -> when to ask again."""
+        me = host_of(holder)
+        for who, since in list(self.inflight.items()):
+            if since < now - STALE_INFLIGHT_S:
+                del self.inflight[who]
+        if len(self.inflight) >= limit:  # another download runs: its end decides
+            return now + 1.0
+        at = self.budget_at(now)
+        if self.cooldown_until > now and self.cooldown_by != me:
+            at = max(at, self.cooldown_until)
+        if self.last_end is not None and self.last_by != me:
+            lo, hi = self.delay_range(self.phase(now, replace(buf, queued=max(1, buf.queued))))
+            at = max(at, self.last_end + lo + self.draw * (hi - lo))
+        if at > now:
+            return at
+        self.started(now, holder)
+        return None
+
+    def forget(self, prefix: str) -> None:
+        """Drop downloads in flight of holders starting with `prefix` (a restarted host's)."""
+        self.inflight = {k: v for k, v in self.inflight.items() if not k.startswith(prefix)}
+
+    def shared(self) -> dict[str, Any]:
+        """The state a pacing group shares (JSON)."""
+        return {"last_end": self.last_end, "last_by": self.last_by, "cooldown_by":
+                self.cooldown_by, "draw": self.draw, "recent": list(self.recent),
+                "cooldown_until": self.cooldown_until, "cooldown_level": self.cooldown_level,
+                "cooldown_kind": self.cooldown_kind, "inflight": dict(self.inflight)}
+
+    def take_shared(self, data: Any) -> None:
+        """Adopt the group's state (None: nothing stored yet, keep this host's own)."""
+        if not isinstance(data, dict):
+            return
+        last = data.get("last_end")
+        self.last_end = float(last) if isinstance(last, int | float) else None
+        self.draw = float(data.get("draw") or 0.0)
+        self.last_by = str(data.get("last_by") or "")
+        self.cooldown_by = str(data.get("cooldown_by") or "")
+        self.recent = deque(float(t) for t in data.get("recent") or [])
+        self.cooldown_until = float(data.get("cooldown_until") or 0.0)
+        self.cooldown_level = int(data.get("cooldown_level") or 0)
+        kind = data.get("cooldown_kind")
+        self.cooldown_kind = str(kind) if kind is not None else None
+        self.inflight = {str(k): float(v) for k, v in (data.get("inflight") or {}).items()}
+
+    def finished(self, now: float, ok: bool, holder: str = "") -> None:
+        self.inflight.pop(holder, None)
         self.last_end = now
+        self.last_by = host_of(holder)
         self.draw = self.rng.random()
         if ok:
             self.cooldown_level = 0
             self.cooldown_kind = None
 
-    def enter_cooldown(self, now: float, kind: str) -> float:
+    def enter_cooldown(self, now: float, kind: str, holder: str = "") -> float:
         """A rate-limit signal: pause everything; doubles on repeat up to the cap."""
         c = self.cfg
         span = doubling_s(self.cooldown_level, c.rate_limit_cooldown_s, c.max_cooldown_s)
         self.cooldown_level += 1
         self.cooldown_kind = kind
+        self.cooldown_by = host_of(holder)
         self.cooldown_until = max(self.cooldown_until, now + span)
         return self.cooldown_until
 
     def rate_per_hour(self, now: float) -> float:
         self.budget_at(now)
         return float(len(self.recent))
+
+
+def host_of(holder: str) -> str:
+    """A download's holder "HOST:PID/VIDEO" -> "HOST"."""
+    return holder.rsplit("/", 1)[0].rsplit(":", 1)[0]

@@ -9,7 +9,7 @@ or `Cooldown` (ytpiped.errors); anything else is retried with backoff.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -84,6 +84,11 @@ class Context(Protocol):
     @property
     def data_dir(self) -> Path: ...
 
+    @property
+    def owner(self) -> str:
+        """Who runs this stage: "HOST:PID" (as on the leases it holds)."""
+        ...
+
     async def add_videos(self, urls: Sequence[str], parent_id: str) -> tuple[int, int]:
         """Queue new video rows found while working (playlist expansion) -> (added, duplicate)."""
 
@@ -118,6 +123,11 @@ class Context(Protocol):
 
     async def operator_request(self) -> Mapping[str, Any] | None:
         """The last `ytpiped pause|resume STAGE` for this stage ({"action", "at"}), or None."""
+
+    async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
+        """Change state that hosts sharing the store share (e.g. a pacing group's), under
+        the store's lock on `key`: `change(value or None)` -> the new value (it may run
+        more than once)."""
 
 
 @runtime_checkable

@@ -15,6 +15,12 @@ and the JavaScript runtime's path explicitly (download.js_runtime). The circuit 
 (ytpiped.download.breaker) pauses every download when many videos in a row fail for a
 reason that is not their own, gives the attempts they spent back, and probes later;
 `ytpiped pause|resume download` hold and release downloads.
+
+Pacing and the breaker belong to a pacing group (download.pacing_group, by default this
+host alone): their state lives in the store (`pacing:GROUP`), every change to it is made
+under the store's lock on that entry, and a download starts only when it is the group's
+turn, so hosts that download through one IP address or account keep its delays between
+them.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ytpiped import logs, metrics
 from ytpiped.download import classify as cls
@@ -37,6 +44,9 @@ from ytpiped.download.pacing import Buffer, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
+from ytpiped.store.factory import host_id
+
+T = TypeVar("T")
 
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
@@ -91,7 +101,10 @@ class DownloadStage(StageBase):
         n = await asyncio.to_thread(ytdlp.clean_partials, DataDir(ctx.data_dir).audio_dir)
         if n:
             ctx.log.info("partial_downloads_removed", count=n)
-        await self._restore(ctx, self._pacer(ctx))
+        pacer = self._pacer(ctx)
+        await self._restore(ctx, pacer)
+        # downloads this host had in flight died with its last daemon
+        await self._in_group(ctx, lambda: pacer.forget(_host_prefix(ctx.owner)))
         await self._check_runtime(ctx)
 
     def _pacer(self, ctx: Context) -> Pacer:
@@ -105,6 +118,24 @@ class DownloadStage(StageBase):
             self.breaker = Breaker(cfg.breaker_threshold, cfg.breaker_cooldown_s,
                                    cfg.breaker_max_cooldown_s)
         return self.breaker
+
+    async def _in_group(self, ctx: Context, step: Callable[[], T]) -> T:
+        """Run `step` on the pacing group's state (pacer and breaker), read from the store
+        and written back under its lock on it; before any group exists, this host's own
+        state becomes the group's."""
+        pacer, breaker = self._pacer(ctx), self._breaker(ctx)
+        group = ctx.settings.download.pacing_group or host_id(ctx.settings)
+        out: list[T] = []
+
+        def change(value: Any) -> dict[str, Any]:
+            if isinstance(value, dict):
+                pacer.take_shared(value.get("pacer"))
+                breaker.restore(value.get("breaker"))
+            out[:] = [step()]
+            return {"pacer": pacer.shared(), "breaker": breaker.to_json()}
+
+        await ctx.update_shared(f"pacing:{group}", change)
+        return out[0]
 
     async def _runtime(self, ctx: Context) -> jsruntime.Found:
         if self.js is None:
@@ -158,7 +189,8 @@ class DownloadStage(StageBase):
         if not req or not isinstance(req.get("at"), int | float):
             return
         breaker = self._breaker(ctx)
-        change = breaker.request(str(req.get("action")), float(req["at"]))
+        change = await self._in_group(
+            ctx, lambda: breaker.request(str(req.get("action")), float(req["at"])))
         if change == "resumed":
             ctx.log.info("downloads_resumed", by="operator")
             await ctx.record_event("downloads_resumed", message="ytpiped resume download")
@@ -174,7 +206,7 @@ class DownloadStage(StageBase):
                       free_disk=free)
 
     async def gate(self, ctx: Context) -> None:
-        pacer = self._pacer(ctx)
+        self._pacer(ctx)
         breaker = self._breaker(ctx)
         while True:
             await self._apply_request(ctx)
@@ -184,18 +216,44 @@ class DownloadStage(StageBase):
                 await ctx.publish(self._status("cooldown", None, now, buf))
                 await ctx.clock.sleep(GATE_RECHECK_S)
                 continue
-            if breaker.blocks(now, busy=self.inflight > 0):
+            blocked, phase, at = await self._in_group(ctx, partial(self._gate_step, now, buf))
+            if blocked:
                 probe = breaker.probe_at if not breaker.held else None
                 await ctx.publish(self._status("paused", probe, now, buf))
                 wait = GATE_RECHECK_S if probe is None else min(GATE_RECHECK_S, probe - now)
                 await ctx.clock.sleep(max(0.01, wait))
                 continue
-            phase, at = pacer.next_at(now, buf)
             await ctx.publish(self._status(phase, at, now, buf))
             if at is not None and at <= now:
                 return
             wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
             await ctx.clock.sleep(max(0.01, wait))
+
+    def _gate_step(self, now: float, buf: Buffer) -> tuple[bool, str, float | None]:
+        """(blocked by the breaker, phase, next download time) for the group's state."""
+        pacer, breaker = self.pacer, self.breaker
+        assert pacer is not None and breaker is not None
+        if breaker.blocks(now, busy=self.inflight > 0 or bool(pacer.inflight)):
+            return True, "paused", None
+        return False, *pacer.next_at(now, buf)
+
+    async def _take_turn(self, ctx: Context, holder: str) -> None:
+        """Wait until this download may start by the group's pacing, and mark it started
+        (the gate said so already unless another host of the group came first)."""
+        pacer, breaker = self._pacer(ctx), self._breaker(ctx)
+
+        def turn(now: float, buf: Buffer) -> float | None:
+            if breaker.blocks(now, busy=bool(pacer.inflight)):
+                return breaker.probe_at if not breaker.held and breaker.probe_at else \
+                    now + GATE_RECHECK_S
+            return pacer.turn(now, buf, holder, self.concurrency)
+
+        while True:
+            now, buf = ctx.clock.now(), await self._buffer(ctx)
+            at = await self._in_group(ctx, partial(turn, now, buf))
+            if at is None:
+                return
+            await ctx.clock.sleep(max(0.01, min(GATE_RECHECK_S, at - now)))
 
     def _status(self, phase: str, at: float | None, now: float, buf: Buffer) -> dict[str, Any]:
         pacer = self.pacer
@@ -281,28 +339,35 @@ class DownloadStage(StageBase):
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
         options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
                                    abort=abort)
-        pacer.started(ctx.clock.now())
+        holder = f"{ctx.owner}/{item.id}"
+        await self._take_turn(ctx, holder)
         try:
             if item.kind in ("playlist", "channel"):
                 title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log, options)
-                return await self._expanded(ctx, item, title, urls)
+                return await self._expanded(ctx, item, title, urls, holder)
             got = await asyncio.to_thread(self.fetcher, item.url, audio, item.id, ctx.log,
                                           options)
             if isinstance(got, ytdlp.Listing):
-                return await self._expanded(ctx, item, got.title, got.urls)
+                return await self._expanded(ctx, item, got.title, got.urls, holder)
         except asyncio.CancelledError:
             abort.set()  # yt-dlp's thread ends at its next progress report
+            with contextlib.suppress(Exception):  # the group's turn goes on
+                await self._in_group(ctx, lambda: pacer.inflight.pop(holder, None))
             raise
         except Exception as exc:
             now = ctx.clock.now()
-            pacer.finished(now, ok=False)
             await asyncio.to_thread(ytdlp.remove_attempt_files, audio, item.id)
-            raise await self._decision(ctx, item, exc, now) from None
+            raise await self._decision(ctx, item, exc, now, holder) from None
         finally:
             if cookie_copy is not None:
                 await asyncio.to_thread(cookie_copy.close)
-        pacer.finished(ctx.clock.now(), ok=True)
-        await self._succeeded(ctx, breaker)
+        now = ctx.clock.now()
+
+        def succeeded() -> bool:
+            pacer.finished(now, True, holder)
+            return breaker.succeeded()
+
+        await self._succeeded(ctx, await self._in_group(ctx, succeeded))
         ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
         metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={"title": got.title, "channel": got.channel,
@@ -311,18 +376,20 @@ class DownloadStage(StageBase):
                                "audio_path": DataDir(ctx.data_dir).relative(got.path)})
 
     async def _expanded(self, ctx: Context, item: Item, title: str | None,
-                        urls: list[str]) -> Outcome:
+                        urls: list[str], holder: str) -> Outcome:
         """A playlist, channel, feed or multi-entry page: queue its entries, finish it."""
         added, dup = await ctx.add_videos(urls, parent_id=item.id)
         # a listing downloads no media, so it says nothing to the breaker either way
-        self._pacer(ctx).finished(ctx.clock.now(), ok=True)
+        pacer, now = self._pacer(ctx), ctx.clock.now()
+        await self._in_group(ctx, lambda: pacer.finished(now, True, holder))
         ctx.log.info("playlist_expanded", kind=item.kind, videos=len(urls), added=added,
                      duplicate=dup)
         return Outcome(fields={"title": title}, finished_state="done",
                        info={"expanded": len(urls), "added": added, "duplicate": dup})
 
-    async def _succeeded(self, ctx: Context, breaker: Breaker) -> None:
-        if breaker.succeeded():
+    async def _succeeded(self, ctx: Context, closed: bool) -> None:
+        """After a download that succeeded; `closed`: it closed the breaker (a probe)."""
+        if closed:
             ctx.log.info("downloads_resumed", by="probe")
             await ctx.record_event("downloads_resumed", message="the probe download succeeded")
             await self._publish_now(ctx)
@@ -336,17 +403,28 @@ class DownloadStage(StageBase):
         phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(now, buf)
         await ctx.publish(self._status(phase, at, now, buf))
 
-    async def _decision(self, ctx: Context, item: Item, exc: Exception,
-                        now: float) -> Exception:
+    async def _decision(self, ctx: Context, item: Item, exc: Exception, now: float,
+                        holder: str) -> Exception:
         pacer, breaker = self._pacer(ctx), self._breaker(ctx)
         full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
         warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
         kind = cls.classify(full, exc, warned)
         text = cls.tidy(full)
-        if not cls.feeds_breaker(kind):
-            breaker.neutral(own_fault=cls.is_permanent(kind))
-        if kind in cls.COOLDOWN_KINDS:
-            until = pacer.enter_cooldown(now, kind)
+
+        def step() -> tuple[float | None, str | None, dict[str, int]]:
+            """(cooldown end, what the breaker did, attempts to give back) in the group."""
+            pacer.finished(now, False, holder)
+            if not cls.feeds_breaker(kind):
+                breaker.neutral(own_fault=cls.is_permanent(kind))
+            if kind in cls.COOLDOWN_KINDS:
+                return pacer.enter_cooldown(now, kind, holder), None, {}
+            if kind in (cls.DISK_FULL, cls.UPCOMING) or cls.is_permanent(kind):
+                return None, None, {}
+            opened = breaker.failed(item.id, kind, text, now)
+            return None, opened, breaker.to_give_back() if opened == "opened" else {}
+
+        until, opened, spent = await self._in_group(ctx, step)
+        if until is not None:
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
         if kind == cls.DISK_FULL:
             return Cooldown(f"disk full while downloading: {text}", kind=kind,
@@ -355,11 +433,10 @@ class DownloadStage(StageBase):
             return Cooldown(text, kind=kind, until=now + cls.starts_in(full))
         if cls.is_permanent(kind):
             return Permanent(text, kind=kind)
-        opened = breaker.failed(item.id, kind, text, now)
         if opened is None:
             return Retryable(text, kind=kind)
         if opened == "opened":
-            await self._opened(ctx, breaker)
+            await self._opened(ctx, breaker, spent)
         elif opened == "reopened":
             ctx.log.warning("breaker_probe_failed", kind=kind, error=text,
                             probe_at=breaker.probe_at, level=breaker.level)
@@ -369,9 +446,8 @@ class DownloadStage(StageBase):
         # the probe (or `ytpiped resume download`), so the video waits no longer than that
         return Cooldown(text, kind=kind, until=now)
 
-    async def _opened(self, ctx: Context, breaker: Breaker) -> None:
+    async def _opened(self, ctx: Context, breaker: Breaker, spent: dict[str, int]) -> None:
         """The breaker opened: give back the attempts its failures spent, say why."""
-        spent = breaker.to_give_back()
         given = await ctx.give_back_attempts(spent, breaker.kinds()) if spent else 0
         alert = self._breaker_alert(breaker)
         ctx.log.error("downloads_paused", kind=breaker.kind, error=breaker.error,
@@ -388,6 +464,11 @@ class DownloadStage(StageBase):
                                 fix=f"chmod 600 {source}")
                 self.warned_cookie_mode = True
         return copy
+
+
+def _host_prefix(owner: str) -> str:
+    """"host:pid" -> "host:" (what every holder of this host starts with)."""
+    return owner.rsplit(":", 1)[0] + ":"
 
 
 def _free_bytes(path: Path) -> int:

@@ -9,7 +9,7 @@ token); a guard that matches nothing raises InvalidTransition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ytpiped.store.model import Event, PerfSample, VideoRow
@@ -203,6 +203,11 @@ class Store(Protocol):
 
     async def get_state(self, key: str) -> tuple[Any, float] | None:
         """(value, updated_at) of a daemon-state entry."""
+
+    async def update_state(self, key: str, change: Callable[[Any], Any], now: float) -> Any:
+        """Read, change and write one daemon-state entry under a lock on it, so that hosts
+        sharing the store take turns: `change(value or None)` returns the new value (it may
+        run more than once, so it must only depend on its argument); -> the new value."""
 
     async def all_state(self, prefix: str = "") -> dict[str, tuple[Any, float]]:
         """Every daemon-state entry whose key starts with `prefix`."""

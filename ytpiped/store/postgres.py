@@ -562,6 +562,18 @@ class PostgresStore:
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
                 "updated_at = EXCLUDED.updated_at", (key, json.dumps(value), now))
 
+    async def update_state(self, key: str, change: Callable[[Any], Any], now: float) -> Any:
+        async with self._tx() as conn:
+            await conn.execute("INSERT INTO daemon_state (key, value, updated_at) VALUES "
+                               "(%s, 'null', %s) ON CONFLICT (key) DO NOTHING", (key, now))
+            cur = await conn.execute("SELECT value FROM daemon_state WHERE key = %s FOR UPDATE",
+                                     (key,))
+            row = await cur.fetchone()
+            value = change(None if row is None else json.loads(row[0]))
+            await conn.execute("UPDATE daemon_state SET value = %s, updated_at = %s "
+                               "WHERE key = %s", (json.dumps(value), now, key))
+        return value
+
     async def get_state(self, key: str) -> tuple[Any, float] | None:
         row = await self._one("SELECT value, updated_at FROM daemon_state WHERE key = %s", (key,))
         return None if row is None else (json.loads(row[0]), float(row[1]))

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -527,6 +527,15 @@ class SqliteDB:
     def set_state(self, key: str, value: Any, now: float) -> None:
         self.conn.execute("INSERT OR REPLACE INTO daemon_state (key, value, updated_at) "
                           "VALUES (?, ?, ?)", (key, json.dumps(value), now))
+
+    def update_state(self, key: str, change: Callable[[Any], Any], now: float) -> Any:
+        with self._tx():
+            r = self.conn.execute("SELECT value FROM daemon_state WHERE key = ?",
+                                  (key,)).fetchone()
+            value = change(None if r is None else json.loads(r[0]))
+            self.conn.execute("INSERT OR REPLACE INTO daemon_state (key, value, updated_at) "
+                              "VALUES (?, ?, ?)", (key, json.dumps(value), now))
+        return value
 
     def get_state(self, key: str) -> tuple[Any, float] | None:
         r = self.conn.execute("SELECT value, updated_at FROM daemon_state WHERE key = ?",

@@ -372,6 +372,9 @@ class SqliteStore:
     async def set_state(self, key: str, value: Any, now: float) -> None:
         return await self._call(lambda db: db.set_state(key, value, now))
 
+    async def update_state(self, key: str, change: Callable[[Any], Any], now: float) -> Any:
+        return await self._call(lambda db: db.update_state(key, change, now))
+
     async def get_state(self, key: str) -> tuple[Any, float] | None:
         return await self._call(lambda db: db.get_state(key))
 

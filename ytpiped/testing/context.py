@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ class MemoryParts:
 
 class FakeContext:
     def __init__(self, settings: Settings, clock: Clock | None = None,
-                 counts: Mapping[str, int] | None = None, buffer: tuple[int, int] = (0, 0)
-                 ) -> None:
+                 counts: Mapping[str, int] | None = None, buffer: tuple[int, int] = (0, 0),
+                 owner: str = "testhost:1", shared: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.log: structlog.typing.FilteringBoundLogger = structlog.get_logger("test")
@@ -46,6 +47,9 @@ class FakeContext:
         self.samples: list[PerfSample] = []
         self.given_back: list[tuple[dict[str, int], list[str]]] = []
         self.request: dict[str, Any] | None = None  # what `ytpiped pause|resume` wrote
+        self.owner = owner
+        # state shared by the hosts of one store (pass one dict to several contexts)
+        self.shared: dict[str, Any] = {} if shared is None else shared
 
     @property
     def data_dir(self) -> Path:
@@ -85,3 +89,7 @@ class FakeContext:
 
     async def operator_request(self) -> Mapping[str, Any] | None:
         return self.request
+
+    async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
+        self.shared[key] = change(copy.deepcopy(self.shared.get(key)))
+        return self.shared[key]

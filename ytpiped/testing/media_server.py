@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import html
 import mimetypes
+import time
 from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
@@ -44,6 +45,7 @@ class MediaServer:
         self.host, self.port = host, port
         self.hits: Counter[str] = Counter()  # path?query -> requests seen
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
+        self.served: list[tuple[float, float, str]] = []  # (start, end, path?query) of bodies
         self.down: int | None = None  # every /media request answers this status
         self._runner: web.AppRunner | None = None
 
@@ -137,6 +139,7 @@ class MediaServer:
             return resp
         body = data[: len(data) // 2] if q.get("truncate") else data
         rate = float(q.get("slow", "0"))
+        started = time.time()
         try:
             for i in range(0, len(body), CHUNK):
                 await resp.write(body[i:i + CHUNK])
@@ -147,6 +150,7 @@ class MediaServer:
                     request.transport.close()  # the client sees a short body
                 return resp
             await resp.write_eof()
+            self.served.append((started, time.time(), key))
         except ConnectionResetError:  # the client only wanted the headers
             pass
         return resp

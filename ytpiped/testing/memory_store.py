@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ytpiped.errors import InvalidTransition
@@ -359,6 +359,12 @@ class MemoryStore:
 
     async def set_state(self, key: str, value: Any, now: float) -> None:
         self._state[key] = (copy.deepcopy(value), now)
+
+    async def update_state(self, key: str, change: Callable[[Any], Any], now: float) -> Any:
+        got = self._state.get(key)
+        value = change(None if got is None else copy.deepcopy(got[0]))
+        self._state[key] = (copy.deepcopy(value), now)
+        return value
 
     async def get_state(self, key: str) -> tuple[Any, float] | None:
         got = self._state.get(key)
