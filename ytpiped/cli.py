@@ -754,7 +754,7 @@ def cmd_doctor(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
     """Leave the request where the daemon's stage finds it (now, or when it starts)."""
-    from ytpiped import lock
+    from ytpiped import lock, status
 
     stage, action, now = args.stage, args.command, time.time()
     store = _open_store(settings, readonly=False)
@@ -762,10 +762,10 @@ def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
     try:
         before = store.get_state(f"request:{stage}")
         store.set_state(f"request:{stage}", {"action": action, "at": now}, now)
-        last = store.get_state(f"stage:{stage}")
+        last = status.merge_hosts(store.all_state("stage:"), set()).get(stage) or {}
     finally:
         store.close()
-    breaker = (last[0].get("breaker") if last and isinstance(last[0], dict) else None) or {}
+    breaker = last.get("breaker") or {}
     state = breaker.get("state", "closed")
     if before and isinstance(before[0], dict) and before[0].get("action") == "pause" and \
             float(before[0].get("at") or 0) > float(breaker.get("request_at") or 0):

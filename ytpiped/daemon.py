@@ -166,7 +166,9 @@ class Daemon:
         wakeups = self.wakeups = Wakeups()
         self.workers = [StageWorker(s, store, self.settings, self.clock, self.owner, wakeups,
                                     on_publish=self._on_publish, on_outcome=self._on_outcome,
-                                    claims=self.claims)
+                                    claims=self.claims,
+                                    host=self.host_id if isinstance(store, PostgresStore)
+                                    else None)
                         for s in stages]
         stack.push_async_callback(self._close_stages, stages)
         try:

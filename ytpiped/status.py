@@ -4,6 +4,7 @@ the daemon publishes there), and its human table."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import TYPE_CHECKING, Any
 
 from ytpiped.states import STAGES, State
@@ -31,7 +32,9 @@ def _needs(stage: str, by_state: dict[str, int]) -> int:
 def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, Any]:
     by_state = store.counts()
     running = daemon_pid is not None
-    published = {k.split(":", 1)[1]: v for k, (v, _) in store.all_state("stage:").items()}
+    hosts = hosts_of(store.all_state("host:"), now)
+    published = merge_hosts(store.all_state("stage:"),
+                            {h["host"] for h in hosts if h["silent"]})
     held = {k.split(":", 1)[1] for k, (v, _) in store.all_state("request:").items()
             if isinstance(v, dict) and v.get("action") == "pause"}
     daemon_state = store.get_state("daemon")
@@ -91,7 +94,6 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
     for entry in stages.values():
         suggestions.extend(entry.pop("suggestions", []) or [])
         alerts.extend(entry.pop("alerts", []) or [])
-    hosts = hosts_of(store.all_state("host:"), now)
     alerts.extend(f"host {h['host']} silent for {_duration(h['silent_s'])}: its leases return "
                   "when they expire" + ("" if h.get("shared_files", True) else
                                         ", its downloaded audio is fetched again elsewhere")
@@ -115,6 +117,40 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
         "hosts": hosts,
         "generated_at": now,
     }
+
+
+#: live figures that add up over the hosts of one store (capacity and throughput)
+SUMMED = ("gpu_slots", "cpu_slots", "workers", "rate_audio_s_per_s", "rate_windows_per_min")
+
+
+def merge_hosts(entries: dict[str, tuple[Any, float]], silent: set[str]
+                ) -> dict[str, dict[str, Any]]:
+    """Stage name -> its live status. Hosts sharing a store publish `stage:NAME@HOST`: the
+    stage's entry is the newest host's, with slots and rates added up over the hosts that
+    are not silent, and every host's own under `hosts`."""
+    out: dict[str, dict[str, Any]] = {}
+    per_host: dict[str, dict[str, tuple[dict[str, Any], float]]] = {}
+    for key, (value, at) in entries.items():
+        name, _, host = key.split(":", 1)[1].partition("@")
+        v = dict(value) if isinstance(value, dict) else {}
+        if host:
+            per_host.setdefault(name, {})[host] = (v, at)
+        else:
+            out.setdefault(name, v)
+    for name, hosts in per_host.items():
+        merged = dict(max(hosts.values(), key=lambda e: e[1])[0])
+        alive = [v for h, (v, _) in hosts.items() if h not in silent]
+        for key in SUMMED:
+            figures = [v[key] for v in alive if isinstance(v.get(key), int | float)]
+            if figures:
+                merged[key] = round(sum(figures), 2)
+        for key in ("alerts", "suggestions"):  # what any live host has to say, once
+            said = [x for v in alive for x in v.get(key) or []]
+            if said:
+                merged[key] = list({json.dumps(x, sort_keys=True): x for x in said}.values())
+        merged["hosts"] = {h: v for h, (v, _) in sorted(hosts.items())}
+        out[name] = merged
+    return out
 
 
 def hosts_of(entries: dict[str, tuple[Any, float]], now: float) -> list[dict[str, Any]]:

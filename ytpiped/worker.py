@@ -131,8 +131,7 @@ class WorkerContext:
         await self._w.store.add_perf_samples(samples)
 
     async def last_published(self) -> Mapping[str, Any] | None:
-        key = f"stage:{self._w.stage.name}"
-        got = await self._w.store.get_state(key)
+        got = await self._w.store.get_state(self._w.status_key)
         return None if got is None else dict(got[0])
 
     async def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str]) -> int:
@@ -185,8 +184,11 @@ class StageWorker:
                  rng: random.Random | None = None,
                  on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
                  on_outcome: Callable[[str, str, str, str | None], None] | None = None,
-                 claims: asyncio.Lock | None = None) -> None:
+                 claims: asyncio.Lock | None = None, host: str | None = None) -> None:
         self.stage = stage
+        # where its live status goes: `stage:NAME`, or `stage:NAME@HOST` on a store that
+        # several hosts share (status adds them up)
+        self.status_key = f"stage:{stage.name}" + (f"@{host}" if host else "")
         # held while a claim is made and its lease registered (shared with the reaper)
         self.claims = claims or asyncio.Lock()
         self.states = STAGES[stage.name]
@@ -220,7 +222,7 @@ class StageWorker:
     async def publish(self, status: Mapping[str, Any]) -> None:
         now = self.clock.now()
         data = dict(status)
-        await self.store.set_state(f"stage:{self.stage.name}", data, now)
+        await self.store.set_state(self.status_key, data, now)
         if self.on_publish:
             self.on_publish(self.stage.name, data)
 

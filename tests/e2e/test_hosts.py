@@ -155,6 +155,9 @@ def test_two_hosts_in_one_pacing_group_keep_its_delay_between_their_downloads(
     hosts = {h for (h,) in query(pg_url, "SELECT DISTINCT host FROM events WHERE stage = "
                                          "'download' AND event = 'completed'")}
     assert hosts == {"host-a", "host-b"}  # both downloaded, taking turns
+    published = {k for (k,) in query(pg_url, "SELECT key FROM daemon_state WHERE key LIKE "
+                                             "'stage:download%%'")}
+    assert published == {"stage:download@host-a", "stage:download@host-b"}  # one per host
     spans: dict[str, tuple[float, float]] = {}  # yt-dlp fetches a URL twice: probe, download
     for start, end, key in media.served:
         if "copy=9" in key:

@@ -124,3 +124,24 @@ def test_hosts_sharing_a_store_and_the_silent_one() -> None:
     text = format_hosts({"hosts": hosts})
     assert "gpu-a" in text and "transcribe 2/3" in text and "SILENT" in text.splitlines()[2]
     assert "no hosts have reported" in format_hosts({"hosts": []})
+
+
+def test_hosts_sharing_a_store_add_up_their_slots_and_rates() -> None:
+    from ytpiped.status import merge_hosts
+
+    entries = {
+        "stage:transcribe@gpu-1": ({"gpu_slots": 2, "cpu_slots": 1, "rate_audio_s_per_s": 30.5,
+                                    "policy": "ect", "alerts": ["disk low"]}, 10.0),
+        "stage:transcribe@gpu-2": ({"gpu_slots": 3, "cpu_slots": 0, "rate_audio_s_per_s": 9.5,
+                                    "policy": "fifo", "alerts": ["disk low"]}, 20.0),
+        "stage:transcribe@gone": ({"gpu_slots": 8, "rate_audio_s_per_s": 99.0}, 5.0),
+        "stage:download": ({"phase": "steady"}, 1.0),  # one host, SQLite
+    }
+    merged = merge_hosts(entries, silent={"gone"})
+    tr = merged["transcribe"]
+    assert (tr["gpu_slots"], tr["cpu_slots"], tr["rate_audio_s_per_s"]) == (5, 1, 40.0)
+    assert tr["policy"] == "fifo"  # the newest host's own figures
+    assert tr["alerts"] == ["disk low"]  # said once
+    assert set(tr["hosts"]) == {"gpu-1", "gpu-2", "gone"}
+    assert tr["hosts"]["gone"]["gpu_slots"] == 8  # shown, not counted: it is silent
+    assert merged["download"] == {"phase": "steady"}
