@@ -572,9 +572,31 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def _fetch_outputs(settings: cfg.Settings) -> None:
+    """Hosts sharing a PostgreSQL store without shared files: write the finished videos'
+    results made on other hosts into this data dir first (they are kept in the store)."""
+    from ytpiped import outputs
+    from ytpiped.store.blocking import BlockingStore
+
+    if settings.store.shared_files:
+        return
+    store = _open_store(settings, readonly=True)
+    if isinstance(store, BlockingStore):
+        try:
+            n = store.call(outputs.fetch_finished(store.store, settings.data_path))
+        finally:
+            store.close()
+        if n:
+            print(f"fetched {n} result file{'s' if n != 1 else ''} made on other hosts from "
+                  "the store", file=sys.stderr)
+    elif store is not None:
+        store.close()
+
+
 def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.export import export
 
+    _fetch_outputs(settings)
     n = export(settings.data_path, Path(args.out), args.format)
     if args.json:
         print(json.dumps({"claims": n, "out": str(Path(args.out).resolve()),

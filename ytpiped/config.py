@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from ytpiped.download import options as ytdlp_opts
 from ytpiped.errors import ConfigError
+from ytpiped.states import STAGE_NAMES
 
 ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
@@ -253,6 +254,10 @@ class DaemonConfig:
     retry_base_s: float = spec(30.0, "first retry delay after a failure; doubles per attempt "
                                "(jittered)", "float", lo=0)
     retry_max_s: float = spec(3600.0, "cap of the retry delay", "float", lo=0)
+    stages: list[str] = spec([], "the stages this host runs, where several hosts share one store "
+                             "(e.g. [\"download\", \"analyze\", \"transcribe\"] on a GPU host "
+                             "and [\"mine\", \"evaluate\"] beside the LLM server); empty: all",
+                             "str_list", choices=STAGE_NAMES)
     stage_factory: str = spec("", "\"module:function\" returning the stages to run; empty: the "
                               "built-in pipeline (tests and extensions)", "str")
     max_attempts: int = spec(5, "failed attempts before a video is marked failed in analysis, "

@@ -53,7 +53,8 @@ from ytpiped.worker import StageWorker, Wakeups
 
 def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
     """The stages to run: `daemon.stage_factory` ("module:function", called with the
-    settings and the clock) or the built-in pipeline."""
+    settings and the clock) or the built-in pipeline, less those `daemon.stages` leaves
+    to other hosts."""
     spec = settings.daemon.stage_factory or "ytpiped.pipeline:build_stages"
     module_name, _, func_name = spec.partition(":")
     try:
@@ -61,7 +62,8 @@ def load_stages(settings: Settings, clock: Clock) -> list[Stage]:
             importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"key 'daemon.stage_factory': cannot load {spec!r} ({exc})") from None
-    return list(factory(settings, clock))
+    only = settings.daemon.stages
+    return [s for s in factory(settings, clock) if not only or s.name in only]
 
 
 class Daemon:
@@ -168,7 +170,9 @@ class Daemon:
                                     on_publish=self._on_publish, on_outcome=self._on_outcome,
                                     claims=self.claims,
                                     host=self.host_id if isinstance(store, PostgresStore)
-                                    else None)
+                                    else None,
+                                    keep_outputs=isinstance(store, PostgresStore) and
+                                    not store.shared_files)
                         for s in stages]
         stack.push_async_callback(self._close_stages, stages)
         try:

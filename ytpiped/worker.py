@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ytpiped import kinds, logs, metrics, retry
+from ytpiped import kinds, logs, metrics, outputs, retry
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.errors import (
@@ -184,8 +184,11 @@ class StageWorker:
                  rng: random.Random | None = None,
                  on_publish: Callable[[str, Mapping[str, Any]], None] | None = None,
                  on_outcome: Callable[[str, str, str, str | None], None] | None = None,
-                 claims: asyncio.Lock | None = None, host: str | None = None) -> None:
+                 claims: asyncio.Lock | None = None, host: str | None = None,
+                 keep_outputs: bool = False) -> None:
         self.stage = stage
+        # a store shared by hosts without shared files: results travel through the store
+        self.keep_outputs = keep_outputs
         # where its live status goes: `stage:NAME`, or `stage:NAME@HOST` on a store that
         # several hosts share (status adds them up)
         self.status_key = f"stage:{stage.name}" + (f"@{host}" if host else "")
@@ -352,6 +355,11 @@ class StageWorker:
             # write would find the row moved on and call the lease lost); while the final
             # write waits (a full disk), the reaper renews the lease, still in self.leases
             try:
+                if self.keep_outputs and self.stage.name in outputs.NEEDED_BY:
+                    got = await outputs.fetch(self.store, self.settings.data_path, row.id,
+                                              outputs.NEEDED_BY[self.stage.name])
+                    if got:
+                        log.info("outputs_fetched", kinds=got)
                 outcome = await self.stage.run(to_item(row), ctx)
             except asyncio.CancelledError:
                 beat.cancel()
@@ -406,6 +414,9 @@ class StageWorker:
         new = outcome.finished_state or self.states.finished
         now = self.clock.now()
         event = Event("completed", self.stage.name)
+        if self.keep_outputs:
+            await outputs.keep(self.store, self.settings.data_path, row.id, self.stage.name,
+                               now, row.lease_token)
         await self.store.complete(row.id, self.owner, self.states.running, new, now,
                                   outcome.fields, outcome.info, event, token=row.lease_token)
         self.completed += 1

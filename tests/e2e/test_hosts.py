@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from tests.e2e.helpers import wait_for, write_fake_config
+from ytpiped.demo import write_config
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 
@@ -168,3 +169,65 @@ def test_two_hosts_in_one_pacing_group_keep_its_delay_between_their_downloads(
     # a download starts only `delay` after the group's previous one ended (0.1 s: the time
     # between the server's last byte and the downloader's end)
     assert all(nxt[0] - prev[1] >= delay - 0.1 for prev, nxt in itertools.pairwise(bodies))
+
+
+@pytest.mark.slow
+def test_a_transcribing_host_and_a_mining_host_hand_results_over_through_the_store(
+        servers: tuple[MediaServer, FakeOllama], pg_url: str, tmp_path: Path) -> None:
+    """No shared files: the transcripts made on one host reach the other through the store,
+    the claims mined there reach the first for its export."""
+    media, llm = servers
+    urls = [media.media_url(name, copy=7) for name in ("coffee.m4a", "ocean.mp3", "memory.wav")]
+    roles = {"gpu-host": '["download", "analyze", "transcribe"]',
+             "llm-host": '["mine", "evaluate"]'}
+    envs, logs, daemons = {}, {}, {}
+    for host, stages in roles.items():
+        data = tmp_path / host
+        data.mkdir()
+        write_config(data / "ytpiped.toml", data, llm.url)
+        envs[host] = {k: v for k, v in os.environ.items() if not k.startswith("YTPIPED_")}
+        envs[host].update({"YTPIPED_CONFIG": str(data / "ytpiped.toml"),
+                           "YTPIPED_STORE__URL": pg_url, "YTPIPED_DAEMON__HOST_ID": host,
+                           "YTPIPED_DAEMON__STAGES": stages})
+        logs[host] = (tmp_path / f"{host}.log").open("ab")
+    added = subprocess.run([sys.executable, "-m", "ytpiped", "add", *urls],
+                           env=envs["gpu-host"], capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    try:
+        for host in roles:
+            daemons[host] = subprocess.Popen([sys.executable, "-m", "ytpiped", "run"],
+                                             env=envs[host], stdout=logs[host],
+                                             stderr=subprocess.STDOUT)
+        wait_for(lambda: query(pg_url, "SELECT count(*) FROM videos WHERE state IN ('done', "
+                                       "'failed')")[0][0] == len(urls),
+                 timeout=300, what="every video done or failed")
+    finally:
+        for d in daemons.values():
+            d.send_signal(signal.SIGTERM)
+        codes = [d.wait(timeout=60) for d in daemons.values()]
+        for log in logs.values():
+            log.close()
+    assert codes == [0, 0]
+    assert dict(query(pg_url, "SELECT state, count(*) FROM videos GROUP BY 1")) == \
+        {"done": len(urls)}
+    by_stage = dict(query(pg_url, "SELECT stage, array_agg(DISTINCT host) FROM events WHERE "
+                                  "event = 'completed' AND stage IS NOT NULL GROUP BY 1"))
+    assert by_stage["transcribe"] == ["gpu-host"] and by_stage["mine"] == ["llm-host"]
+    ids = [vid for (vid,) in query(pg_url, "SELECT id FROM videos")]
+    gpu, mining = tmp_path / "gpu-host", tmp_path / "llm-host"
+    for vid in ids:  # transcribed on one host, mined from the store's copy on the other
+        made = json.loads((gpu / "transcripts" / f"{vid}.json").read_text())
+        fetched = json.loads((mining / "transcripts" / f"{vid}.json").read_text())
+        assert fetched == made
+        assert (mining / "mining" / f"{vid}.json").exists()
+        assert not (gpu / "mining" / f"{vid}.json").exists()
+    out = tmp_path / "export"
+    exported = subprocess.run([sys.executable, "-m", "ytpiped", "export", "--out", str(out),
+                               "--format", "jsonl"], env=envs["gpu-host"], capture_output=True,
+                              text=True, timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    assert f"fetched {len(ids)} result files" in exported.stderr
+    assert (out / "claims.jsonl").read_text().count("\n") >= 1  # mined on the other host
+    for vid in ids:
+        assert json.loads((gpu / "mining" / f"{vid}.json").read_text()) == \
+            json.loads((mining / "mining" / f"{vid}.json").read_text())

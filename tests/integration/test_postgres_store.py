@@ -178,9 +178,9 @@ async def test_the_daemon_runs_the_pipeline_on_postgres(data_dir: Path, pg_url: 
 
 
 async def test_audio_stays_with_the_host_that_downloaded_it(pg_url: str) -> None:
-    """Without shared files, every stage after the download is claimed only where the
-    audio (and what was made from it) is, and each host counts its own buffer; with
-    shared files any host takes any video."""
+    """Without shared files, analysis and transcription are claimed only where the audio
+    is, and each host counts its own buffer; with shared files any host takes any video.
+    Mining and evaluation read results the store keeps (ytpiped.outputs): any host."""
     a = await opened(pg_url, host="a", shared_files=False)
     b = await opened(pg_url, host="b", shared_files=False)
     anyone = await opened(pg_url, host="c", shared_files=True)
@@ -198,8 +198,7 @@ async def test_audio_stays_with_the_host_that_downloaded_it(pg_url: str) -> None
         assert await b.claim("transcribe", "b:1", now=7, lease_s=60) == []
         (tr,) = await a.claim("transcribe", "a:1", now=7, lease_s=60)
         await a.complete(tr.id, "a:1", "transcribing", "transcribed", now=8)
-        assert await b.claim("mine", "b:1", now=9, lease_s=60) == []  # the transcript is on a
-        (mi,) = await anyone.claim("mine", "c:1", now=9, lease_s=60)  # one shared data dir
+        (mi,) = await b.claim("mine", "b:1", now=9, lease_s=60)  # the transcript: in the store
         assert mi.id == row.id
         async with await psycopg.AsyncConnection.connect(pg_url) as conn:
             cur = await conn.execute("SELECT host, event FROM events ORDER BY id")
@@ -208,10 +207,11 @@ async def test_audio_stays_with_the_host_that_downloaded_it(pg_url: str) -> None
         async with await psycopg.AsyncConnection.connect(pg_url) as conn:
             cur = await conn.execute("SELECT host FROM events")
             assert await cur.fetchall() == [("b",)]
-        await anyone.release(mi.id, "c:1", "mining", now=11)
+        await b.release(mi.id, "b:1", "mining", now=11)
         async with await psycopg.AsyncConnection.connect(pg_url) as conn:
             await conn.execute("UPDATE daemon_state SET updated_at = 0")  # a is long silent
-        assert await b.requeue_lost_audio(now=12, silent_s=300) == [row.id]  # transcribed
+        # transcribed: nothing of it is lost with a's disk
+        assert await b.requeue_lost_audio(now=12, silent_s=300) == []
     finally:
         for s in (a, b, anyone):
             await s.close()

@@ -16,13 +16,13 @@ the caller passes, as for SQLite. `db_clock=False` uses the callers' times for l
 the contract tests drive every backend with explicit times that way.
 
 Several hosts: a store made with `host` stamps that host on every event it writes and on
-every video whose audio it downloads (`audio_host`); unless `shared_files`, every stage
-after the download is claimed only on the host holding the audio, the download buffer is
-counted per host, and `requeue_lost_audio` sends videos whose audio host went silent back
-to download. (Transcripts and mining results are files on that host too, so mining and
-evaluation stay there as well.) Every change that makes work ready NOTIFYs `ytpiped_work`
-with the state reached; `listen` turns those into wake-ups on every host (the poll is the
-fallback).
+every video whose audio it downloads (`audio_host`); unless `shared_files`, analysis and
+transcription are claimed only on the host holding the audio, the download buffer is
+counted per host, and `requeue_lost_audio` sends videos whose audio host went silent
+before their transcript was made back to download. Transcripts and mining results travel
+through the store (ytpiped.outputs), so mining and evaluation run on any host. Every
+change that makes work ready NOTIFYs `ytpiped_work` with the state reached; `listen` turns
+those into wake-ups on every host (the poll is the fallback).
 """
 
 from __future__ import annotations
@@ -60,10 +60,9 @@ _RUNNING = ", ".join(f"'{s.value}'" for s in IN_PROGRESS)
 CHANNEL = "ytpiped_work"
 #: stages that read files an earlier stage wrote on its host (the audio, the transcript,
 #: the mined claims), so run on that host unless shared_files
-LOCAL_AUDIO_STAGES = ("analyze", "transcribe", "mine", "evaluate")
+LOCAL_AUDIO_STAGES = ("analyze", "transcribe")
 #: resting states whose inputs sit on one host's disk
-_AUDIO_RESTING = (State.DOWNLOADED.value, State.ANALYZED.value, State.TRANSCRIBED.value,
-                  State.MINED.value)
+_AUDIO_RESTING = (State.DOWNLOADED.value, State.ANALYZED.value)
 
 
 def _row(values: Sequence[Any]) -> VideoRow:
