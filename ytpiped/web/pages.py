@@ -301,8 +301,8 @@ def video(row: VideoRow, events: Sequence[Sequence[Any]], transcript: Mapping[st
         out.append('<div id="transcript">')
         for seg in segments:
             start = float(seg.get("start") or 0)
-            link = time_link(row, start)
-            t = f'<a class="t" href="{h(link)}" rel="noreferrer">{stamp(start)}</a>' if link \
+            at = time_link(row, start)
+            t = f'<a class="t" href="{h(at)}" rel="noreferrer">{stamp(start)}</a>' if at \
                 else f'<span class="t">{stamp(start)}</span>'
             out.append(f"<p>{t} {h(seg.get('text'))}</p>")
         out.append("</div>")
