@@ -131,7 +131,8 @@ class WebApp:
             given = request.query.get("token", "")
             if given and hmac.compare_digest(given.encode(), self.token.encode()):
                 query = {k: v for k, v in request.query.items() if k != "token"}
-                seen = web.HTTPSeeOther(str(request.rel_url.with_query(query)))
+                seen = web.Response(status=303, headers={
+                    "Location": str(request.rel_url.with_query(query))})
                 seen.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
                 return seen
             return web.Response(status=401, text="this page needs web.token: open it once as "

@@ -80,12 +80,17 @@ class StateStore(Protocol):
 
 
 async def record(store: StateStore, status: Callable[[], Awaitable[dict[str, Any]]],
-                 clock: Clock, interval_s: float) -> None:
-    """The daemon's side task: a point now and every `interval_s` (runs until cancelled)."""
+                 clock: Clock, interval_s: float, log: Any = None) -> None:
+    """The daemon's side task: a point now and every `interval_s` (runs until cancelled).
+    A point that cannot be taken is a warning and a gap in the plots, never a stop."""
     found = await store.get_state(KEY)
     points: list[Point] = list(found[0]) if found and isinstance(found[0], list) else []
     while True:
         now = clock.now()
-        points = append(points, point(await status(), now))
-        await store.set_state(KEY, points, now)
+        try:
+            points = append(points, point(await status(), now))
+            await store.set_state(KEY, points, now)
+        except Exception as exc:
+            if log is not None:
+                log.warning("history_point_failed", error=repr(exc))
         await clock.sleep(interval_s)
