@@ -105,6 +105,8 @@ def waiting_for(name: str, s: Mapping[str, Any], running: bool) -> str:
         return f"{s.get('cooldown_kind') or 'cooldown'} until {when(s['cooldown_until'])}"
     if s.get("llm") == "cooldown":
         return "the LLM server (down or busy)"
+    if not s.get("waiting") and not s.get("in_progress") and float(s.get("progress") or 0) >= 1:
+        return "nothing: every video is through"
     if not running:
         return "the daemon (not running)"
     if s.get("waiting") and not s.get("in_progress"):

@@ -8,7 +8,7 @@ from html import escape
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939")
-W, H = 560, 180
+W, H = 520, 170
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 22
 
 
