@@ -60,3 +60,25 @@ def test_web_on_a_port_in_use_exits_2_naming_the_key(data_dir: Path) -> None:
         r = cli(data_dir, "web", "--port", str(busy.getsockname()[1]))
     assert r.returncode == 2
     assert "web.port" in r.stderr and "--port" in r.stderr
+
+
+def test_web_on_a_data_dir_without_a_database_shows_an_empty_run(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-yet"
+    proc = subprocess.Popen([sys.executable, "-m", "ytpiped", "web", "--port", "0"],
+                            env=env_for(empty), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        m = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
+        assert m
+        for path in ("", "failures", "videos"):
+            with urllib.request.urlopen(m.group(1) + path) as resp:
+                assert resp.status == 200
+        with urllib.request.urlopen(m.group(1) + "api/status") as resp:
+            assert json.loads(resp.read())["videos"]["total"] == 0
+        assert not (empty / "ytpiped.db").exists()  # read-only: nothing created
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        assert code == 0

@@ -23,10 +23,13 @@ from ytpiped.web.app import Reader, Source, WebApp, serve
 def sqlite_reader(data_dir: Path) -> Callable[[], Reader]:
     """A fresh read-only connection per request (never blocks the daemon's writer)."""
     def open_reader() -> Reader:
+        path = db_path(data_dir)
         try:
-            return SqliteDB(db_path(data_dir), readonly=True)
-        except StoreNotReady:  # no database yet: an empty one
-            return SqliteDB(Path(":memory:"))
+            if path.exists():
+                return SqliteDB(path, readonly=True)
+        except StoreNotReady:
+            pass
+        return SqliteDB(Path(":memory:"))  # no database yet: an empty one
     return open_reader
 
 
