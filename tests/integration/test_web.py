@@ -4,6 +4,7 @@ CSRF check, read-only mode, escaping, and that no secret reaches a page."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.machinery
 import json
 import re
@@ -18,6 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ytpiped import status as status_mod
 from ytpiped.store import Event, NewVideo, SqliteDB, db_path
+from ytpiped.store.blocking import BlockingStore
+from ytpiped.store.postgres import PostgresStore
 from ytpiped.web import history
 from ytpiped.web.app import Source, WebApp
 from ytpiped.web.sources import sqlite_reader
@@ -285,3 +288,42 @@ async def test_search_appears_only_when_the_search_module_exists(
     assert 'action="/search"' in await (await c.get("/")).text()
     html = await (await c.get("/search?q=solar")).text()
     assert seen == ["solar"] and f"watch?v={YT}&amp;t=65s" in html
+
+
+async def test_pages_over_a_postgresql_store_as_the_daemon_reads_it(pg_url: str) -> None:
+    """The daemon's page on PostgreSQL reads through its own pool (BlockingStore.on_loop)
+    from the handlers' threads: failures, a video's events and the plot history."""
+    store = PostgresStore(pg_url, NOW)
+    await store.open()
+    try:
+        await store.add_videos([NewVideo(YT, f"https://www.youtube.com/watch?v={YT}", "video"),
+                                NewVideo("url-pgbad", "https://e.example/x", "generic")],
+                               now=NOW)
+        for row in await store.claim("download", "w", NOW, 60, limit=2):
+            if row.id == YT:
+                await store.complete(row.id, "w", "downloading", "downloaded", NOW + 1,
+                                     fields={"title": "PG talk"},
+                                     event=Event("completed", "download"))
+            else:
+                await store.fail(row.id, "w", "downloading", NOW + 1, kind="forbidden",
+                                 error="HTTP 403", event=Event("failed", "download",
+                                                               "forbidden", "HTTP 403"))
+        await store.set_state(history.KEY, [{"at": NOW - 60, "n": [1] * 12}], NOW)
+        loop = asyncio.get_running_loop()
+
+        async def status() -> dict[str, Any]:
+            return await asyncio.to_thread(
+                lambda: status_mod.build(BlockingStore.on_loop(store, loop), NOW, None))
+
+        src = Source(Path("/nonexistent"), status, lambda: BlockingStore.on_loop(store, loop),
+                     "daemon")
+        async with TestClient(TestServer(WebApp(src).app())) as c:
+            html = await (await c.get(f"/video/{YT}")).text()
+            assert "PG talk" in html and "completed" in html
+            groups = (await (await c.get("/api/failures")).json())["groups"]
+            assert [(g["stage"], g["kind"], g["count"]) for g in groups] == \
+                [("download", "forbidden", 1)]
+            points = (await (await c.get("/api/history")).json())["points"]
+            assert len(points) == 2 and points[0]["at"] == NOW - 60
+    finally:
+        await store.close()
