@@ -327,3 +327,29 @@ async def test_pages_over_a_postgresql_store_as_the_daemon_reads_it(pg_url: str)
             assert len(points) == 2 and points[0]["at"] == NOW - 60
     finally:
         await store.close()
+
+
+async def test_overview_shows_alerts_holds_and_what_each_stage_waits_for(data: Path) -> None:
+    base = source(data)
+
+    async def status() -> dict[str, Any]:
+        st = await base.status()
+        st["daemon"]["running"] = True
+        st["alerts"] = ["bot check: refresh the cookies file", "LLM down <b>"]
+        st["stages"]["download"].update(phase="cooldown", paused=False,
+                                        breaker={"state": "open", "kind": "bot_check"})
+        st["stages"]["analyze"]["paused"] = True
+        st["stages"]["mine"].update(llm="cooldown", llm_tokens_per_s=12.5)
+        return st
+
+    src = Source(data, status, base.open_reader, "daemon")
+    async with TestClient(TestServer(WebApp(src, actions=RecordedActions()).app())) as c:
+        html = await (await c.get("/")).text()
+    assert '<li class="alert">ALERT: bot check: refresh the cookies file</li>' in html
+    assert "ALERT: LLM down &lt;b&gt;" in html
+    assert "circuit breaker open after bot_check failures" in html
+    assert "held by `ytpiped pause analyze`" in html
+    assert 'action="/actions/resume"' in html  # a held stage offers resume
+    assert "the LLM server (down or busy)" in html
+    assert '<span id="tokens">12.5</span> tokens/s' in html
+    assert '<dd id="phase">cooldown</dd>' in html
