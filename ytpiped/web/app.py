@@ -29,7 +29,7 @@ import ipaddress
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -289,9 +289,7 @@ async def serve(app: web.Application, bind: str, port: int) -> tuple[web.AppRunn
     except BaseException:
         await runner.cleanup()
         raise
-    server = site._server
-    sockets: Sequence[Any] = getattr(server, "sockets", None) or []
-    real = sockets[0].getsockname()[1] if sockets else port
+    real = runner.addresses[0][1] if runner.addresses else port  # what port 0 became
     host = f"[{bind}]" if ":" in bind else bind
     if bind in ("0.0.0.0", "::"):
         host = "127.0.0.1"
