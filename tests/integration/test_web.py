@@ -269,8 +269,10 @@ async def test_no_secret_reaches_a_page(client: Client, data: Path) -> None:
 
 async def test_search_appears_only_when_the_search_module_exists(
         client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert (await (await client()).get("/search?q=solar")).status == 404 or \
-        "ytpiped.search" in sys.modules  # the module may exist on a merged tree
+    monkeypatch.setitem(sys.modules, "ytpiped.search", None)  # a version without search
+    absent = await client()
+    assert (await absent.get("/search?q=solar")).status == 404
+    assert 'action="/search"' not in await (await absent.get("/")).text()
     fake = types.ModuleType("ytpiped.search")
     fake.__spec__ = importlib.machinery.ModuleSpec("ytpiped.search", None)
     seen: list[str] = []
@@ -279,7 +281,7 @@ async def test_search_appears_only_when_the_search_module_exists(
         seen.append(text)
         return [{"video_id": YT, "title": "Good talk", "kind": "claim", "time": "01:05",
                  "link": f"https://www.youtube.com/watch?v={YT}&t=65s",
-                 "snippet": "Solar panels"}]
+                 "snippet": "**Solar** panels <i>"}]
 
     fake.run = run  # type: ignore[attr-defined]
     fake.hit_json = lambda hit: hit  # type: ignore[attr-defined]
@@ -288,6 +290,7 @@ async def test_search_appears_only_when_the_search_module_exists(
     assert 'action="/search"' in await (await c.get("/")).text()
     html = await (await c.get("/search?q=solar")).text()
     assert seen == ["solar"] and f"watch?v={YT}&amp;t=65s" in html
+    assert "<mark>Solar</mark> panels &lt;i&gt;" in html
 
 
 async def test_pages_over_a_postgresql_store_as_the_daemon_reads_it(pg_url: str) -> None:

@@ -348,6 +348,15 @@ def _mining(row: VideoRow, doc: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+SNIPPET_MARK = "**"  # what ytpiped.store.search puts around the matched words
+
+
+def marked(snippet: str) -> str:
+    """A search snippet with its matched words in <mark>."""
+    parts = snippet.split(SNIPPET_MARK)
+    return "".join(h(p) if i % 2 == 0 else f"<mark>{h(p)}</mark>" for i, p in enumerate(parts))
+
+
 def search_page(query: str, hits: Sequence[Mapping[str, Any]] | None, problem: str | None) -> str:
     out = [f"<h1>Search</h1><form action='/search' method='get'><input name='q' "
            f"value='{h(query)}' type='search'> <button>search</button></form>"]
@@ -360,7 +369,7 @@ def search_page(query: str, hits: Sequence[Mapping[str, Any]] | None, problem: s
             if link else h(hit.get("time"))
         out.append(f"<div class='hit'><a href='{video_href(vid)}'>{h(hit.get('title') or vid)}"
                    f"</a> {t} <span class='meta'>{h(hit.get('kind'))}</span><p>"
-                   f"{h(hit.get('snippet') or hit.get('text'))}</p></div>")
+                   f"{marked(str(hit.get('snippet') or hit.get('text') or ''))}</p></div>")
     if query and hits is not None and not hits:
         out.append("<p>no hits</p>")
     return "".join(out)
