@@ -211,6 +211,8 @@ async def test_actions_need_the_csrf_token(client: Client) -> None:
     ok = await c.post("/actions/retry", data={"csrf": token, "stage": "download",
                                               "kind": "unavailable"}, allow_redirects=False)
     assert ok.status == 303 and actions.calls == [("retry", "download", "unavailable")]
+    after = await c.get(ok.headers["Location"])
+    assert "re-queued 1 failed video<" in await after.text()
     foreign = await c.post("/actions/pause", data={"csrf": token, "stage": "download"},
                            headers={"Origin": "http://evil.example"}, allow_redirects=False)
     assert foreign.status == 403

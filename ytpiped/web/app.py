@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from ytpiped import logs
 from ytpiped.control import host_allowed
 from ytpiped.states import STAGES
 from ytpiped.store.model import VideoRow
@@ -102,6 +103,7 @@ class WebApp:
         self.csrf = secrets.token_urlsafe(32)
         self.refresh_s = refresh_s
         self.search = search_module()
+        self.log = logs.get("ytpiped.web")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -211,6 +213,10 @@ class WebApp:
 
     async def failures(self, request: web.Request) -> web.Response:
         body = pages.failures(await self._groups(), self.csrf if self.actions else None)
+        requeued = request.query.get("requeued", "")
+        if requeued.isdigit():  # after a retry
+            body = f'<p class="done" id="requeued">re-queued {int(requeued)} failed ' \
+                   f'video{"" if requeued == "1" else "s"}</p>' + body
         return self._page("failures", body, "/failures")
 
     async def search_page(self, request: web.Request) -> web.Response:
@@ -271,10 +277,12 @@ class WebApp:
             raise web.HTTPBadRequest(text=f"unknown stage {stage!r}; one of {', '.join(STAGES)}\n")
         name = request.match_info["action"]
         if name == "retry":
-            await self.actions.retry(stage, kind)
-            raise web.HTTPSeeOther("/failures")
+            n = await self.actions.retry(stage, kind)
+            self.log.info("web_action", action=name, stage=stage, kind=kind, requeued=n)
+            raise web.HTTPSeeOther(f"/failures?requeued={n}")
         if name in ("pause", "resume") and stage is not None:
             await self.actions.hold(stage, name)
+            self.log.info("web_action", action=name, stage=stage)
             raise web.HTTPSeeOther("/")
         raise web.HTTPBadRequest(text="unknown action (retry, pause or resume with a stage)\n")
 
