@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from ytpiped.states import STAGES
 from ytpiped.store.model import VideoRow
@@ -373,7 +373,3 @@ def search_page(query: str, hits: Sequence[Mapping[str, Any]] | None, problem: s
     if query and hits is not None and not hits:
         out.append("<p>no hits</p>")
     return "".join(out)
-
-
-def query(**params: str) -> str:
-    return urlencode(params)
