@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test test-quick lint demo config-example bench clean
+.PHONY: install test test-quick lint demo demo-web config-example bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: install  ## ruff + mypy --strict on the package
 
 demo: install  ## the pipeline on bundled sample media
 	$(PY) -m ytpiped.demo
+
+demo-web: install  ## the web page of the last demo run (read-only, no daemon)
+	$(PY) -m ytpiped --config demo-data/ytpiped.toml web
 
 config-example: install  ## regenerate config/ytpiped.example.toml from ytpiped/config.py
 	$(PY) -c "import sys; from ytpiped.config import render_example; sys.stdout.write(render_example())" > config/ytpiped.example.toml

@@ -203,6 +203,13 @@ def _stage_argument(pr: argparse.ArgumentParser) -> None:
                     help=f"the stage: {', '.join(STAGE_NAMES)}")
 
 
+def _web_arguments(w: argparse.ArgumentParser) -> None:
+    w.add_argument("--bind", dest="web_bind", default=None,
+                   help="IP address to listen on (web.bind; default 127.0.0.1)")
+    w.add_argument("--port", dest="web_port", type=int, default=None,
+                   help="TCP port (web.port; default 8765, 0: any free port)")
+
+
 def _config_arguments(c: argparse.ArgumentParser) -> None:
     csub = c.add_subparsers(dest="config_command", metavar="show|check")
     cs = _subparser(csub, "show", "effective configuration with the source of each value")
@@ -277,6 +284,9 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
               "hold across restarts", _stage_argument),
     ("resume", "release a stage held by `pause` or paused by the download circuit breaker, at "
                "once", _stage_argument),
+    ("web", "serve the web page (overview, plots, failures, each video's transcript and claims) "
+            "without a daemon, read-only; the daemon serves it itself while it runs",
+     _web_arguments),
     ("config", "show the effective configuration or check a file", _config_arguments),
     ("db", "database upkeep: integrity check and online backup (both safe while the daemon "
            "runs), schema migration, and copying a SQLite run into PostgreSQL", _db_arguments),
@@ -294,6 +304,9 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         flags[key.strip()] = value.strip()
     if args.data_dir:
         flags["data_dir"] = args.data_dir
+    for key in ("bind", "port"):  # `ytpiped web --bind/--port`
+        if getattr(args, f"web_{key}", None) is not None:
+            flags[f"web.{key}"] = getattr(args, f"web_{key}")
     return flags
 
 
@@ -807,6 +820,23 @@ def cmd_pause_resume(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_web(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    import asyncio
+
+    from ytpiped.web.sources import serve_standalone
+
+    def ready(url: str) -> None:
+        print(f"ytpiped web page (read-only): {url}   (Ctrl-C stops it)", flush=True)
+
+    try:
+        asyncio.run(serve_standalone(settings, ready))
+    except OSError as exc:
+        raise ConfigError(f"keys 'web.bind'/'web.port': cannot listen on {settings.web.bind}:"
+                          f"{settings.web.port}: {exc.strerror or exc}; choose another port "
+                          "with --port (0: any free port)") from None
+    return EXIT_OK
+
+
 def _is_database_corrupt(exc: BaseException) -> bool:
     """A damaged SQLite file, or a PostgreSQL store that cannot be reached: runtime
     failures (exit 1) with a message that says what to do."""
@@ -830,6 +860,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "export": cmd_export,
     "transcribe": cmd_transcribe,
     "analyze": cmd_analyze,
+    "web": cmd_web,
 }
 
 

@@ -316,6 +316,35 @@ class NotifyConfig:
                             "waits for one)", "float", lo=0.1, hi=300)
 
 
+def _web_token(value: str) -> str:
+    if value and len(value) < 16:  # the value is not repeated: it is a secret
+        raise ytdlp_opts.Refused("expected at least 16 characters (the value is not shown: "
+                                 "web.token is a secret), e.g. from `openssl rand -hex 16`; "
+                                 "\"\" turns it off")
+    return value
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = spec(True, "serve the web page from the daemon (overview, plots, failures, "
+                         "each video's transcript and claims); `ytpiped web` serves it "
+                         "read-only without a daemon", "bool")
+    bind: str = spec("127.0.0.1", "IP address the web page listens on; keep 127.0.0.1 and "
+                     "reach it from elsewhere through an SSH tunnel (README). On any other "
+                     "address it is read-only unless web.token is set", "str")
+    port: int = spec(8765, "TCP port of the web page (0: any free port)", "int", lo=0,
+                     hi=65535)
+    token: str = spec("", "when set, every request needs it (open the page once as "
+                      "/?token=TOKEN, or send `Authorization: Bearer TOKEN`) and the page's "
+                      "actions work on any address. Treated as a secret: never logged or shown",
+                      "str", check=_web_token, expected="\"\" or a secret of 16+ characters")
+    history_interval_s: float = spec(300.0, "how often the daemon keeps a point of the plots' "
+                                     "history (a week of points is kept)", "float", lo=1,
+                                     hi=3600)
+    refresh_s: float = spec(10.0, "the overview reloads its figures this often (0: never)",
+                            "float", lo=0)
+
+
 def _store_url(value: str) -> str:
     """sqlite:/// (the data dir's ytpiped.db) or a postgresql:// URL; the value is never
     repeated in a message (it may hold a password)."""
@@ -366,6 +395,7 @@ class Settings:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -744,6 +774,13 @@ def _relation_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
         out.append((("daemon.metrics_bind",),
                     f"{where}: key 'daemon.metrics_bind': expected an IP address such as "
                     f"127.0.0.1 (or 0.0.0.0 for every interface), got {bind!r}"))
+    for key, value in (("web.bind", s.web.bind),):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            where = src.get(key) or "defaults"
+            out.append(((key,), f"{where}: key '{key}': expected an IP address such as "
+                        f"127.0.0.1 (or 0.0.0.0 for every interface), got {value!r}"))
     m = s.mine
     if m.overlap_tokens >= m.window_tokens:
         where = src.get("mine.overlap_tokens") or "defaults"

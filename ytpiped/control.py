@@ -138,20 +138,21 @@ class ControlServer:
         self._runners: list[web.AppRunner] = []
         self.requests = 0
 
-    async def _status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
+        """The status this daemon serves (also what the web page and its history show)."""
         live = {k: dict(v) for k, v in self.live.items()}
         return await asyncio.to_thread(read_status, self.data_dir, os.getpid(), live,
                                        time.time(), self.open_reader)
 
     async def handle_status(self, request: web.Request) -> web.Response:
         self.requests += 1
-        return web.json_response(await self._status(), dumps=json.dumps)
+        return web.json_response(await self.status(), dumps=json.dumps)
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         from ytpiped import metrics
 
         self.requests += 1
-        st = await self._status()
+        st = await self.status()
         # the process collector reads /proc and the disk is asked for its free space: off
         # the event loop, like the status itself
         body, content_type = await asyncio.to_thread(

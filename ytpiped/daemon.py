@@ -94,6 +94,7 @@ class Daemon:
         self.live: dict[str, Any] = {}
         self.control: ControlServer | None = None
         self.started_at = 0.0
+        self.web_url: str | None = None  # the web page's address while it is served
 
     # ---------------------------------------------------------------- signals
 
@@ -156,6 +157,7 @@ class Daemon:
         if recovered is None or store is None:  # stopped while the disk was full
             self.log.info("daemon_stopped", waited_for="disk space")
             return EXIT_OK
+        await self._start_web(data, store, stack)
         orphans = await asyncio.to_thread(clean_temp_files, data)
         if orphans:
             self.log.info("temp_files_removed", count=orphans)
@@ -185,6 +187,8 @@ class Daemon:
             "notify": asyncio.create_task(self.notifications.run(store.counts),
                                           name="notify"),
         }
+        if self.web_url is not None:
+            side["history"] = asyncio.create_task(self._history(store), name="history")
         if self.notifier.watchdog_s:
             side["watchdog"] = asyncio.create_task(self._watchdog(), name="watchdog")
         if isinstance(store, PostgresStore):  # other hosts' work wakes this one's workers
@@ -314,6 +318,45 @@ class Daemon:
     async def _close_on_stop(self, store: SqliteStore | PostgresStore) -> None:
         await self.stop.wait()
         store.begin_close()
+
+    async def _start_web(self, data: Path, store: SqliteStore | PostgresStore,
+                         stack: contextlib.AsyncExitStack) -> None:
+        """The web page on web.bind:web.port. A port that cannot be had is a warning, not
+        a stop: the page is a convenience, the pipeline is not."""
+        from ytpiped.web.app import Reader, Source, WebApp, serve
+        from ytpiped.web.sources import DaemonActions, sqlite_reader
+
+        w = self.settings.web
+        if not w.enabled or self.control is None:
+            return
+        open_reader: Callable[[], Reader] = sqlite_reader(data)
+        if isinstance(store, PostgresStore):
+            loop = asyncio.get_running_loop()
+
+            def open_reader() -> Reader:
+                return BlockingStore.on_loop(store, loop)
+
+        app = WebApp(Source(data, self.control.status, open_reader, "daemon"),
+                     actions=DaemonActions(store, self.clock, lambda: self.wakeups.all()),
+                     bind=w.bind, token=w.token, refresh_s=w.refresh_s)
+        try:
+            runner, self.web_url = await serve(app.app(), w.bind, w.port)
+        except OSError as exc:
+            self.log.warning("web_unavailable", bind=w.bind, port=w.port,
+                             error=exc.strerror or str(exc),
+                             fix="set another web.port (0: any free port), or web.enabled = "
+                                 "false")
+            return
+        stack.push_async_callback(runner.cleanup)
+        self.log.info("web_listening", url=self.web_url)
+
+    async def _history(self, store: Store) -> None:
+        """A point of the web page's plots every web.history_interval_s."""
+        from ytpiped.web import history
+
+        assert self.control is not None
+        await history.record(store, self.control.status, self.clock,
+                             self.settings.web.history_interval_s, log=self.log)
 
     # ---------------------------------------------------------------- side tasks
 

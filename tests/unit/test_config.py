@@ -317,7 +317,7 @@ def test_every_problem_is_reported_at_once_each_naming_its_source_and_key(
         "see `ytpiped config show` for the valid keys)",
         f"{f}: key 'download.keep_audio': expected true or false, got 'yes'",
         f"{f}: unknown section [downlaod] (did you mean [download]? valid: add, download, "
-        "analyze, transcribe, mine, daemon, notify, store)",
+        "analyze, transcribe, mine, daemon, notify, store, web)",
         f"{f}: key 'mine.num_ctx': expected an integer >= 512, got 10",
         "env YTPIPED_DAEMON__METRICS_PORT: key 'daemon.metrics_port': expected an integer "
         "between 0 and 65535, got 70000",
@@ -457,3 +457,14 @@ def test_effective_toml_of_the_defaults_loads_back() -> None:
     parsed = tomllib.loads(text)
     assert parsed["download"]["max_buffer_bytes"] == "20.0GB"
     assert parsed["transcribe"]["gpu_slots"] == "auto"
+
+
+def test_web_keys_default_to_loopback_and_name_the_key_when_wrong() -> None:
+    s = config.load()
+    assert (s.web.enabled, s.web.bind, s.web.port, s.web.token) == (True, "127.0.0.1", 8765, "")
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(flags={"web.bind": "myhost", "web.token": "short-secret"})
+    text = str(err.value)
+    assert "key 'web.bind': expected an IP address" in text
+    assert "key 'web.token': expected at least 16 characters" in text
+    assert "short-secret" not in text  # a secret is never repeated

@@ -136,6 +136,10 @@ class BlockingStore:
     def videos(self, state: str | None = None, limit: int = 1000) -> list[VideoRow]:
         return self.call(self.store.videos(state, limit))
 
+    def events_of(self, video_id: str) -> list[tuple[float, str | None, str, str | None,
+                                                    str | None]]:
+        return self.call(self.store.events_of(video_id))
+
     def set_state(self, key: str, value: Any, now: float) -> None:
         self.call(self.store.set_state(key, value, now))
 
