@@ -57,7 +57,7 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
         stages[name] = entry
         remaining = _needs(name, by_state) if name != "download" else (
             by_state["queued"] + by_state["downloading"])
-        alive = sum(by_state.values()) - by_state["failed"]
+        alive = sum(by_state.values()) - by_state["failed"] - by_state["skipped"]
         entry["progress"] = round((alive - remaining) / alive, 4) if alive else 0.0
         if remaining and name in held:
             eta_unknown = True  # nothing moves past a held stage until it is resumed
@@ -81,7 +81,7 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
     mi.setdefault("workers", 0)
     mi.setdefault("rate_windows_per_min", 0.0)
     eta = None if not eta_parts or eta_unknown else max(eta_parts)
-    pending = sum(n for s, n in by_state.items() if s not in ("done", "failed"))
+    pending = sum(n for s, n in by_state.items() if s not in ("done", "failed", "skipped"))
     if pending == 0:
         eta = 0.0 if by_state["done"] or by_state["failed"] else None
     elif not running:

@@ -26,18 +26,24 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ytpiped import logs, metrics
+from ytpiped import transcription as tx
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, jsruntime, ytdlp
 from ytpiped.download.breaker import CLOSED, Breaker
+from ytpiped.download.filters import Filters
+from ytpiped.download.meta import without_ranges
 from ytpiped.download.pacing import Buffer, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
+from ytpiped.files import atomic_write_json
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
+SOURCE_SUBTITLES = "youtube_subtitles"  # a transcript's `source`; Whisper's is "whisper"
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
 COOKIES_MISSING = "cookies_missing"
@@ -279,8 +285,11 @@ class DownloadStage(StageBase):
         jar = cookie_copy.path if cookie_copy is not None else None
         found = await self._runtime(ctx)
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
-        options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
-                                   abort=abort)
+        options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
+                                           abort=abort),
+                          filters=Filters.of(ctx.settings.sources, item.info.get("filters")),
+                          subtitles=ctx.settings.transcribe.youtube_subtitles,
+                          subtitle_lang=ctx.settings.transcribe.language)
         pacer.started(ctx.clock.now())
         try:
             if item.kind in ("playlist", "channel"):
@@ -293,6 +302,9 @@ class DownloadStage(StageBase):
         except asyncio.CancelledError:
             abort.set()  # yt-dlp's thread ends at its next progress report
             raise
+        except ytdlp.Skipped as skip:  # one extraction, no audio: the request counts
+            pacer.finished(ctx.clock.now(), ok=True)
+            return await self._skipped(ctx, item, skip)
         except Exception as exc:
             now = ctx.clock.now()
             pacer.finished(now, ok=False)
@@ -303,12 +315,54 @@ class DownloadStage(StageBase):
                 await asyncio.to_thread(cookie_copy.close)
         pacer.finished(ctx.clock.now(), ok=True)
         await self._succeeded(ctx, breaker)
+        data = DataDir(ctx.data_dir)
+        await asyncio.to_thread(atomic_write_json, data.meta(item.id), got.meta)
+        fields = {"title": got.title, "channel": got.channel, "upload_date": got.upload_date,
+                  "duration_s": got.duration_s}
+        info: dict[str, Any] = {"meta": got.meta, "sponsorblock": got.sponsor}
+        if got.subtitles is not None:
+            return await self._from_subtitles(ctx, item, got, fields, info)
+        assert got.path is not None
         ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
         metrics.video_downloaded(got.size_bytes, got.duration_s)
-        return Outcome(fields={"title": got.title, "channel": got.channel,
-                               "upload_date": got.upload_date, "duration_s": got.duration_s,
-                               "size_bytes": got.size_bytes,
-                               "audio_path": DataDir(ctx.data_dir).relative(got.path)})
+        return Outcome(fields={**fields, "size_bytes": got.size_bytes,
+                               "audio_path": data.relative(got.path)}, info=info)
+
+    async def _skipped(self, ctx: Context, item: Item, skip: ytdlp.Skipped) -> Outcome:
+        """A filter left the video out: `skipped`, with the reason and its metadata."""
+        await asyncio.to_thread(atomic_write_json, DataDir(ctx.data_dir).meta(item.id),
+                                skip.meta)
+        ctx.log.info("video_skipped", reason=skip.reason)
+        return Outcome(fields={"title": skip.meta.get("title"),
+                               "channel": skip.meta.get("channel"),
+                               "upload_date": skip.meta.get("upload_date"),
+                               "duration_s": skip.meta.get("duration")},
+                       info={"meta": skip.meta, "skipped": skip.reason},
+                       finished_state="skipped")
+
+    async def _from_subtitles(self, ctx: Context, item: Item, got: ytdlp.Fetched,
+                              fields: dict[str, Any], info: dict[str, Any]) -> Outcome:
+        """The video's own subtitles are its transcript: written here, Whisper skipped."""
+        assert got.subtitles is not None and got.subtitle_track is not None
+        track = got.subtitle_track
+        ranges = [(s["start"], s["end"]) for s in got.sponsor]
+        segments = without_ranges(got.subtitles, ranges)
+        doc = {"video_id": item.id, "title": got.title, "channel": got.channel,
+               "language": track.lang, "duration_s": got.duration_s or 0.0,
+               "source": SOURCE_SUBTITLES, "subtitles": {"lang": track.lang,
+                                                         "automatic": track.automatic},
+               "model": "", "device": [], "segments": segments, "chunks": [],
+               "chapters": got.meta.get("chapters") or [], "sponsorblock": got.sponsor}
+        data = DataDir(ctx.data_dir)
+        written = await asyncio.to_thread(tx.write_outputs, data.transcripts_dir, item.id, doc,
+                                          ctx.settings.transcribe.output_formats)
+        words = sum(len(s["text"].split()) for s in segments)
+        ctx.log.info("subtitles_used", lang=track.lang, automatic=track.automatic,
+                     segments=len(segments))
+        info["transcript"] = {"paths": [data.relative(p) for p in written.values()],
+                              "language": track.lang, "segments": len(segments),
+                              "words": words, "source": SOURCE_SUBTITLES}
+        return Outcome(fields=fields, info=info, finished_state="transcribed")
 
     async def _expanded(self, ctx: Context, item: Item, title: str | None,
                         urls: list[str]) -> Outcome:

@@ -48,6 +48,7 @@ class FakeVideo:
     auto_subtitles: dict[str, list[Cue]] = field(default_factory=dict)
     sponsor: list[tuple[float, float, str]] = field(default_factory=list)
     live_status: str = "not_live"  # "is_live", "is_upcoming", "was_live"
+    media_type: str = "video"  # "short" for a YouTube short
     upcoming: bool = False  # a premiere: "Premieres in 5 minutes" until set False
 
 
@@ -132,6 +133,7 @@ class FakeYoutube:
                 "subtitles": tracks("manual", v.subtitles),
                 "automatic_captions": tracks("auto", v.auto_subtitles),
                 "live_status": "is_upcoming" if v.upcoming else v.live_status,
+                "media_type": v.media_type,
                 "upcoming": v.upcoming, "media_url": f"{base}/media/{v.media}"}
 
     def entry_json(self, v: FakeVideo) -> dict[str, Any]:

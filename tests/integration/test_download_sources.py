@@ -1,0 +1,109 @@
+"""The download stage against the fake YouTube, through the real yt-dlp: metadata kept,
+filters that skip, subtitles instead of Whisper, SponsorBlock segments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ytpiped import config
+from ytpiped.errors import Cooldown
+from ytpiped.stages.base import Item
+from ytpiped.stages.download import DownloadStage
+from ytpiped.testing.context import FakeContext
+from ytpiped.testing.media_server import MediaServer
+
+CHAPTERS = [(0.0, 4.0, "Panels"), (4.0, 9.5, "Prices")]
+CUES = {"en": [(0.0, 3.0, "Solar panels turn light into power."),
+               (3.0, 6.0, "Buy our sponsor's VPN today."),
+               (6.0, 9.0, "Prices fell by ninety percent.")]}
+
+
+def item(vid: str) -> Item:
+    return Item(id=vid, url=f"https://www.youtube.com/watch?v={vid}", kind="video",
+                state="downloading", attempts=0)
+
+
+def ctx_for(tmp_path: Path, **flags: Any) -> FakeContext:
+    return FakeContext(config.load(flags={"data_dir": str(tmp_path), **flags}))
+
+
+def add_solar(server: MediaServer, vid: str = "fakesolar01", **extra: Any) -> None:
+    server.youtube.video(vid, "solar.webm", title="Solar power explained", duration=9.5,
+                         description="All about the sun.", tags=["solar", "energy"],
+                         chapters=CHAPTERS, subtitles=CUES, **extra)
+
+
+def media_requests(server: MediaServer) -> list[str]:
+    return [path for _, path, _ in server.log if path.startswith("/media/")]
+
+
+async def test_metadata_is_kept_in_the_row_and_in_meta_json(fake_youtube: MediaServer,
+                                                            tmp_path: Path) -> None:
+    add_solar(fake_youtube)
+    out = await DownloadStage().run(item("fakesolar01"), ctx_for(tmp_path))
+    assert out.finished_state is None and (tmp_path / out.fields["audio_path"]).exists()
+    assert out.fields["title"] == "Solar power explained"
+    meta = out.info["meta"]
+    assert meta == json.loads((tmp_path / "meta" / "fakesolar01.json").read_text())
+    assert (meta["channel"], meta["channel_id"], meta["upload_date"]) == (
+        "Fake Channel", "UCfakefakefakefakefake01", "20260101")
+    assert (meta["description"], meta["tags"], meta["language"]) == (
+        "All about the sun.", ["solar", "energy"], "en")
+    assert meta["chapters"] == [{"start": 0.0, "end": 4.0, "title": "Panels"},
+                                {"start": 4.0, "end": 9.5, "title": "Prices"}]
+    # one extraction: the page once, the media once, nothing else
+    assert [p for _, p, _ in fake_youtube.log] == ["/yt/video/fakesolar01",
+                                                    "/media/solar.webm"]
+
+
+@pytest.mark.parametrize("flags,reason", [
+    ({"sources.min_duration_s": 60}, "shorter than 60 s"),
+    ({"sources.max_duration_s": 5}, "longer than 5 s"),
+    ({"sources.after": "2026-02-01"}, "before 20260201"),
+    ({"sources.title_exclude": "solar"}, "matches 'solar'"),
+    ({"sources.title_include": "^cooking"}, "does not match '^cooking'"),
+])
+async def test_filtered_video_is_skipped_before_any_audio(
+        fake_youtube: MediaServer, tmp_path: Path, flags: dict[str, Any], reason: str) -> None:
+    add_solar(fake_youtube)
+    out = await DownloadStage().run(item("fakesolar01"), ctx_for(tmp_path, **flags))
+    assert out.finished_state == "skipped"
+    assert reason in out.info["skipped"]
+    assert out.info["meta"]["title"] == "Solar power explained"
+    assert media_requests(fake_youtube) == []
+    assert not list((tmp_path / "audio").glob("fakesolar01.*"))
+
+
+async def test_live_and_shorts_filters(fake_youtube: MediaServer, tmp_path: Path) -> None:
+    fake_youtube.youtube.video("fakelive001", "solar.webm", live_status="is_live")
+    fake_youtube.youtube.video("fakeshort01", "solar.webm", media_type="short")
+    ctx = ctx_for(tmp_path, **{"sources.skip_live": True, "sources.skip_shorts": True})
+    out = await DownloadStage().run(item("fakelive001"), ctx)
+    assert out.finished_state == "skipped" and "live stream" in out.info["skipped"]
+    out = await DownloadStage().run(item("fakeshort01"), ctx)
+    assert out.finished_state == "skipped" and "YouTube short" in out.info["skipped"]
+    assert media_requests(fake_youtube) == []
+
+
+async def test_unfiltered_video_downloads_with_filters_set(fake_youtube: MediaServer,
+                                                           tmp_path: Path) -> None:
+    add_solar(fake_youtube)
+    ctx = ctx_for(tmp_path, **{"sources.min_duration_s": 5, "sources.title_include": "solar"})
+    out = await DownloadStage().run(item("fakesolar01"), ctx)
+    assert out.finished_state is None and media_requests(fake_youtube) == ["/media/solar.webm"]
+
+
+async def test_premiere_waits_without_spending_an_attempt(fake_youtube: MediaServer,
+                                                          tmp_path: Path) -> None:
+    add_solar(fake_youtube, "premiere001", upcoming=True)
+    ctx = ctx_for(tmp_path, **{"sources.skip_live": True})
+    with pytest.raises(Cooldown) as err:
+        await DownloadStage().run(item("premiere001"), ctx)
+    assert err.value.kind == "upcoming"
+    fake_youtube.youtube.videos["premiere001"].upcoming = False
+    out = await DownloadStage().run(item("premiere001"), ctx)
+    assert out.finished_state is None and out.fields["audio_path"]
