@@ -3,6 +3,7 @@ filters that skip, subtitles instead of Whisper, SponsorBlock segments."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from ytpiped import config
+from ytpiped.download.follows import Follow
 from ytpiped.errors import Cooldown
 from ytpiped.stages.base import Item
 from ytpiped.stages.download import DownloadStage
+from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.context import FakeContext
 from ytpiped.testing.media_server import MediaServer
 
@@ -107,3 +110,75 @@ async def test_premiere_waits_without_spending_an_attempt(fake_youtube: MediaSer
     fake_youtube.youtube.videos["premiere001"].upcoming = False
     out = await DownloadStage().run(item("premiere001"), ctx)
     assert out.finished_state is None and out.fields["audio_path"]
+
+
+def follow_ctx(tmp_path: Path, clock: FakeClock, key: str, url: str,
+               **filters: Any) -> FakeContext:
+    settings = config.load(flags={"data_dir": str(tmp_path),
+                                  "download.delay_buffer_build_s": [0, 0],
+                                  "download.delay_steady_s": [0, 0],
+                                  "sources.follow_interval_h": 1.0})
+    ctx = FakeContext(settings, clock=clock, counts={"queued": 1})
+    ctx.followed[key] = Follow(id=key.removeprefix("follow:"), url=url, kind="channel",
+                               added_at=clock.now(), filters=filters).to_json()
+    return ctx
+
+
+async def test_followed_channel_adds_new_uploads_only(fake_youtube: MediaServer,
+                                                      tmp_path: Path) -> None:
+    site, clock = fake_youtube.youtube, FakeClock()
+    for vid in ("fakeupload1", "fakeupload2", "fakeupload3"):
+        site.video(vid, "solar.webm")
+    uploads = site.channel("@fakechan", ["fakeupload1"])
+    url = "https://www.youtube.com/@fakechan/videos"
+    ctx = follow_ctx(tmp_path, clock, "follow:channel:@fakechan", url)
+    stage = DownloadStage()
+
+    def listings() -> int:
+        return sum(1 for _, p, _ in fake_youtube.log if p.startswith("/yt/channel/"))
+
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
+    assert ctx.added == [("https://www.youtube.com/watch?v=fakeupload1", "channel:@fakechan")]
+    assert listings() == 1
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))  # not due yet: no request
+    assert listings() == 1
+    clock.advance(3600)
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))  # unchanged: one listing
+    assert listings() == 2 and len(ctx.added) == 1
+    uploads[:0] = ["fakeupload3", "fakeupload2"]  # two uploads, newest first
+    clock.advance(3600)
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
+    assert listings() == 3
+    assert [u for u, _ in ctx.added] == [f"https://www.youtube.com/watch?v={v}" for v in
+                                        ("fakeupload1", "fakeupload2", "fakeupload3")]
+    state = Follow.from_json(ctx.followed["follow:channel:@fakechan"])
+    assert (state.checks, state.found, state.last_found, state.error) == (3, 3, 2, None)
+    assert state.title == "Channel @fakechan"
+
+
+async def test_follow_check_errors_are_recorded_and_unfollow_wins(fake_youtube: MediaServer,
+                                                                  tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctx = follow_ctx(tmp_path, clock, "follow:channel:@nochannel",
+                     "https://www.youtube.com/@nochannel/videos")
+    stage = DownloadStage()
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
+    state = Follow.from_json(ctx.followed["follow:channel:@nochannel"])
+    assert state.checks == 1 and "does not exist" in str(state.error)
+    assert state.next_check_at == clock.now() + 3600
+    ctx.followed["follow:channel:@nochannel"] = None  # `ytpiped unfollow`
+    clock.advance(3600)
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
+    assert ctx.followed["follow:channel:@nochannel"] is None
+
+
+async def test_followed_source_filters_apply_to_its_videos(fake_youtube: MediaServer,
+                                                           tmp_path: Path) -> None:
+    add_solar(fake_youtube)
+    ctx = follow_ctx(tmp_path, FakeClock(), "follow:channel:@fakechan",
+                     "https://www.youtube.com/@fakechan/videos", min_duration_s=60.0)
+    row = Item(id="fakesolar01", url="https://www.youtube.com/watch?v=fakesolar01",
+               kind="video", state="downloading", attempts=0, parent_id="channel:@fakechan")
+    out = await DownloadStage().run(row, ctx)
+    assert out.finished_state == "skipped" and "shorter than 60 s" in out.info["skipped"]
+    assert (await DownloadStage().run(item("fakesolar01"), ctx)).finished_state is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ytpiped.download import filters as flt
+from ytpiped.download import follows as fl
 from ytpiped.download import meta
 from ytpiped.download.filters import Filters
 
@@ -119,3 +120,24 @@ def test_per_source_values_override_and_are_checked() -> None:
         flt.parse({"min_len": "1"})
     with pytest.raises(ValueError, match="filter title_include: expected a regular"):
         flt.parse({"title_include": "("})
+
+
+def test_follow_new_entries_stop_at_the_first_seen() -> None:
+    assert fl.new_entries(["c", "b", "a", "z"], ["a", "q"]) == ["c", "b"]
+    assert fl.new_entries(["a", "b"], ["a"]) == []
+    assert fl.new_entries(["b", "a"], []) == ["b", "a"]
+
+
+def test_follow_due_and_checked() -> None:
+    a = fl.Follow("channel:@a", "u", "channel", added_at=0.0, next_check_at=50.0)
+    b = fl.Follow("channel:@b", "u", "channel", added_at=1.0, next_check_at=10.0)
+    assert fl.due([a, b], 5.0) is None
+    assert fl.due([a, b], 60.0) == b
+    after = fl.checked(b, 60.0, 3600.0, new=["x", "y"], added=1, title="B")
+    assert (after.next_check_at, after.checks, after.found, after.added, after.seen,
+            after.title) == (3660.0, 1, 2, 1, ["x", "y"], "B")
+    failed = fl.checked(after, 3700.0, 3600.0, error="network: down")
+    assert (failed.error, failed.title, failed.seen, failed.last_found) == (
+        "network: down", "B", ["x", "y"], 0)
+    assert fl.parse_all({"follow:x": (None, 0.0), "follow:b": (b.to_json(), 0.0),
+                         "follow:a": (a.to_json(), 0.0)}) == [a, b]

@@ -82,6 +82,15 @@ class Pacer:
             at = max(at, self.last_end + lo + self.draw * (hi - lo))
         return phase, at
 
+    def listing_at(self, now: float) -> float:
+        """When a followed source may be listed: like a download in the steady phase (the
+        hourly budget, a cooldown, the pause after the last request), also while idle."""
+        at = max(self.budget_at(now), self.cooldown_until)
+        if self.last_end is not None:
+            lo, hi = self.cfg.delay_steady_s
+            at = max(at, self.last_end + lo + self.draw * (hi - lo))
+        return at
+
     def started(self, now: float) -> None:
         self.recent.append(now)
 

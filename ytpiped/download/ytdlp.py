@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -316,6 +316,31 @@ def flat_entries(url: str, log: structlog.typing.FilteringBoundLogger,
     except Exception as exc:
         raise DownloadFailed(str(exc), tuple(opts["logger"].warnings)) from exc
     return info.get("title"), entry_urls(info)
+
+
+def newest_entries(url: str, log: structlog.typing.FilteringBoundLogger, options: Options,
+                   seen: Sequence[str], limit: int) -> tuple[str | None, list[str]]:
+    """(title, entry URLs newest first) of a followed channel, playlist or feed: a flat
+    listing, read lazily and left at the first entry already `seen` or after `limit`
+    entries, so an unchanged source costs its first listing page only."""
+    import yt_dlp
+
+    opts = base_options(log, options)
+    opts.update({"extract_flat": "in_playlist", "noplaylist": False, "skip_download": True,
+                 "playlistend": limit})
+    known = set(seen)
+    found: list[str] = []
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False, process=False) or {}
+            for entry in info.get("entries") or []:
+                urls = entry_urls({"entries": [entry]}) if entry else []
+                if any(u in known for u in urls) or len(found) >= limit:
+                    break
+                found += urls
+    except Exception as exc:
+        raise DownloadFailed(str(exc), tuple(opts["logger"].warnings)) from exc
+    return info.get("title"), list(dict.fromkeys(found))
 
 
 def entry_urls(info: dict[str, Any]) -> list[str]:

@@ -34,6 +34,7 @@ from ytpiped import logs, metrics
 from ytpiped import transcription as tx
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, jsruntime, ytdlp
+from ytpiped.download import follows as fl
 from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.filters import Filters
 from ytpiped.download.meta import without_ranges
@@ -67,17 +68,20 @@ CAUSES = {
 
 Fetcher = Callable[..., ytdlp.Fetched | ytdlp.Listing]
 Lister = Callable[..., tuple[str | None, list[str]]]
+Newest = Callable[..., tuple[str | None, list[str]]]
 
 
 class DownloadStage(StageBase):
     name = "download"
 
     def __init__(self, *, concurrency: int = 1, rng: random.Random | None = None,
-                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries) -> None:
+                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries,
+                 newest: Newest = ytdlp.newest_entries) -> None:
         self.concurrency = concurrency
         self.rng = rng or random.Random()
         self.fetcher = fetcher
         self.lister = lister
+        self.newest = newest
         self.pacer: Pacer | None = None
         self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
@@ -198,10 +202,55 @@ class DownloadStage(StageBase):
                 continue
             phase, at = pacer.next_at(now, buf)
             await ctx.publish(self._status(phase, at, now, buf))
+            if await self._check_follow(ctx, now):
+                continue  # a listing request was made: the next one waits its turn
             if at is not None and at <= now:
                 return
             wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
             await ctx.clock.sleep(max(0.01, wait))
+
+    async def _check_follow(self, ctx: Context, now: float) -> bool:
+        """List the most overdue followed source, when one is due and pacing allows a
+        request now; -> True when a listing was made. New entries become video rows."""
+        pacer = self._pacer(ctx)
+        if pacer.listing_at(now) > now:
+            return False
+        follow = fl.due(fl.parse_all({k: (v, 0.0) for k, v in (await ctx.follows()).items()}),
+                        now)
+        if follow is None:
+            return False
+        cfg = ctx.settings.sources
+        interval = cfg.follow_interval_h * 3600.0
+        found = await self._runtime(ctx)
+        options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
+        log = ctx.log.bind(source=follow.id)
+        pacer.started(now)
+        try:
+            title, urls = await asyncio.to_thread(
+                self.newest, follow.url, log, options, follow.seen, cfg.follow_max_entries)
+        except Exception as exc:
+            end = ctx.clock.now()
+            pacer.finished(end, ok=False)
+            full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
+            warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
+            kind = cls.classify(full, exc, warned)
+            if kind in cls.COOLDOWN_KINDS:
+                pacer.enter_cooldown(end, kind)
+            log.warning("follow_check_failed", kind=kind, error=cls.tidy(full))
+            await ctx.save_follow(follow.key, fl.checked(follow, end, interval,
+                                                         error=f"{kind}: {cls.tidy(full)}")
+                                  .to_json())
+            return True
+        end = ctx.clock.now()
+        pacer.finished(end, ok=True)
+        new = fl.new_entries(urls, follow.seen)
+        added = 0
+        if new:
+            added, _ = await ctx.add_videos(list(reversed(new)), parent_id=follow.id)
+        log.info("follow_checked", listed=len(urls), new=len(new), added=added)
+        await ctx.save_follow(follow.key, fl.checked(follow, end, interval, title=title,
+                                                     new=new, added=added).to_json())
+        return True
 
     def _status(self, phase: str, at: float | None, now: float, buf: Buffer) -> dict[str, Any]:
         pacer = self.pacer
@@ -287,7 +336,8 @@ class DownloadStage(StageBase):
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
         options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
                                            abort=abort),
-                          filters=Filters.of(ctx.settings.sources, item.info.get("filters")),
+                          filters=Filters.of(ctx.settings.sources,
+                                             await self._source_filters(ctx, item)),
                           subtitles=ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
         pacer.started(ctx.clock.now())
@@ -327,6 +377,13 @@ class DownloadStage(StageBase):
         metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={**fields, "size_bytes": got.size_bytes,
                                "audio_path": data.relative(got.path)}, info=info)
+
+    async def _source_filters(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """The filters of the followed source that added this video, if any."""
+        if item.parent_id is None:
+            return {}
+        got = (await ctx.follows()).get(fl.PREFIX + item.parent_id)
+        return dict(got.get("filters") or {}) if isinstance(got, dict) else {}
 
     async def _skipped(self, ctx: Context, item: Item, skip: ytdlp.Skipped) -> Outcome:
         """A filter left the video out: `skipped`, with the reason and its metadata."""

@@ -46,6 +46,7 @@ class FakeContext:
         self.samples: list[PerfSample] = []
         self.given_back: list[tuple[dict[str, int], list[str]]] = []
         self.request: dict[str, Any] | None = None  # what `ytpiped pause|resume` wrote
+        self.followed: dict[str, Any] = {}  # follow:<id> -> its JSON (None: unfollowed)
 
     @property
     def data_dir(self) -> Path:
@@ -85,3 +86,12 @@ class FakeContext:
 
     async def operator_request(self) -> Mapping[str, Any] | None:
         return self.request
+
+    async def follows(self) -> Mapping[str, Any]:
+        return dict(self.followed)
+
+    async def save_follow(self, key: str, value: Mapping[str, Any]) -> bool:
+        if self.followed.get(key) is None:
+            return False
+        self.followed[key] = dict(value)
+        return True
