@@ -182,3 +182,31 @@ async def test_followed_source_filters_apply_to_its_videos(fake_youtube: MediaSe
     out = await DownloadStage().run(row, ctx)
     assert out.finished_state == "skipped" and "shorter than 60 s" in out.info["skipped"]
     assert (await DownloadStage().run(item("fakesolar01"), ctx)).finished_state is None
+
+
+def episode(server: MediaServer, name: str, vid: str, **behaviour: Any) -> Item:
+    return Item(id=vid, url=server.media_url(name, **behaviour), kind="generic",
+                state="downloading", attempts=0, parent_id="url-feed")
+
+
+async def test_feed_episodes_get_their_own_pacing_not_youtubes(fake_youtube: MediaServer,
+                                                                tmp_path: Path) -> None:
+    clock = FakeClock()
+    ctx = FakeContext(config.load(flags={"data_dir": str(tmp_path),
+                                         "download.other_hosts_delay_s": [50, 50],
+                                         "download.max_videos_per_hour": 1}), clock=clock)
+    stage = DownloadStage()
+    await clock.drive(asyncio.ensure_future(stage.run(episode(fake_youtube, "solar.webm",
+                                                              "episode0001"), ctx)))
+    started = clock.monotonic()
+    await clock.drive(asyncio.ensure_future(stage.run(episode(fake_youtube, "coffee.m4a",
+                                                              "episode0002"), ctx)))
+    assert clock.monotonic() - started >= 50  # download.other_hosts_delay_s
+    assert stage.pacer is not None and stage.pacer.rate_per_hour(clock.now()) == 0
+    limited = asyncio.ensure_future(stage.run(
+        episode(fake_youtube, "ocean.mp3", "episode0003", status=429), ctx))
+    await clock.drive(limited)
+    with pytest.raises(Cooldown) as err:  # that host's rate limit: only this episode waits
+        limited.result()
+    assert err.value.kind == "rate_limited"
+    assert stage.pacer.cooldown_until == 0.0

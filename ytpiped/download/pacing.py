@@ -113,3 +113,28 @@ class Pacer:
     def rate_per_hour(self, now: float) -> float:
         self.budget_at(now)
         return float(len(self.recent))
+
+
+@dataclass
+class OtherHosts:
+    """The gentle pacing of hosts that are not YouTube (a podcast feed's episodes): a
+    randomized pause of `download.other_hosts_delay_s` after the previous such download;
+    YouTube's phases, hourly budget and cooldowns do not apply to them."""
+
+    cfg: DownloadConfig
+    rng: random.Random = field(default_factory=random.Random)
+    last_end: float | None = None
+    draw: float = 0.0
+
+    def next_at(self, now: float) -> float:
+        if self.last_end is None:
+            return now
+        lo, hi = self.cfg.other_hosts_delay_s
+        return max(now, self.last_end + lo + self.draw * (hi - lo))
+
+    def started(self, now: float) -> None:
+        return None
+
+    def finished(self, now: float, ok: bool) -> None:
+        self.last_end = now
+        self.draw = self.rng.random()

@@ -38,7 +38,7 @@ from ytpiped.download import follows as fl
 from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.filters import Filters
 from ytpiped.download.meta import without_ranges
-from ytpiped.download.pacing import Buffer, Pacer
+from ytpiped.download.pacing import Buffer, OtherHosts, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
 from ytpiped.files import atomic_write_json
 from ytpiped.paths import DataDir
@@ -83,6 +83,7 @@ class DownloadStage(StageBase):
         self.lister = lister
         self.newest = newest
         self.pacer: Pacer | None = None
+        self.other: OtherHosts | None = None  # pacing of hosts that are not YouTube
         self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
         self.cookie_problem: str | None = None
@@ -103,6 +104,14 @@ class DownloadStage(StageBase):
             ctx.log.info("partial_downloads_removed", count=n)
         await self._restore(ctx, self._pacer(ctx))
         await self._check_runtime(ctx)
+
+    async def _other_turn(self, ctx: Context) -> OtherHosts:
+        """Wait for the pause other hosts get after the previous download from them."""
+        if self.other is None:
+            self.other = OtherHosts(ctx.settings.download, self.rng)
+        while (at := self.other.next_at(ctx.clock.now())) > ctx.clock.now():
+            await ctx.clock.sleep(at - ctx.clock.now())
+        return self.other
 
     def _pacer(self, ctx: Context) -> Pacer:
         if self.pacer is None:
@@ -340,7 +349,10 @@ class DownloadStage(StageBase):
                                              await self._source_filters(ctx, item)),
                           subtitles=ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
-        pacer.started(ctx.clock.now())
+        paced: Pacer | OtherHosts = pacer
+        if other_host(item):  # a feed's episode: its host's own pacing, not YouTube's
+            paced = await self._other_turn(ctx)
+        paced.started(ctx.clock.now())
         try:
             if item.kind in ("playlist", "channel"):
                 title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log, options)
@@ -353,17 +365,17 @@ class DownloadStage(StageBase):
             abort.set()  # yt-dlp's thread ends at its next progress report
             raise
         except ytdlp.Skipped as skip:  # one extraction, no audio: the request counts
-            pacer.finished(ctx.clock.now(), ok=True)
+            paced.finished(ctx.clock.now(), ok=True)
             return await self._skipped(ctx, item, skip)
         except Exception as exc:
             now = ctx.clock.now()
-            pacer.finished(now, ok=False)
+            paced.finished(now, ok=False)
             await asyncio.to_thread(ytdlp.remove_attempt_files, audio, item.id)
             raise await self._decision(ctx, item, exc, now) from None
         finally:
             if cookie_copy is not None:
                 await asyncio.to_thread(cookie_copy.close)
-        pacer.finished(ctx.clock.now(), ok=True)
+        paced.finished(ctx.clock.now(), ok=True)
         await self._succeeded(ctx, breaker)
         data = DataDir(ctx.data_dir)
         await asyncio.to_thread(atomic_write_json, data.meta(item.id), got.meta)
@@ -456,6 +468,9 @@ class DownloadStage(StageBase):
         text = cls.tidy(full)
         if not cls.feeds_breaker(kind):
             breaker.neutral(own_fault=cls.is_permanent(kind))
+        if kind in cls.COOLDOWN_KINDS and other_host(item):  # that host's limit, not YouTube's
+            return Cooldown(f"{kind}: {text}", kind=kind,
+                            until=now + ctx.settings.download.rate_limit_cooldown_s)
         if kind in cls.COOLDOWN_KINDS:
             until = pacer.enter_cooldown(now, kind)
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
@@ -499,6 +514,12 @@ class DownloadStage(StageBase):
                                 fix=f"chmod 600 {source}")
                 self.warned_cookie_mode = True
         return copy
+
+
+def other_host(item: Item) -> bool:
+    """An entry a feed or page listed, on a host that is not YouTube: paced on its own."""
+    return item.parent_id is not None and item.kind == "generic" and not (
+        ytdlp.is_youtube_video(item.url))
 
 
 def _free_bytes(path: Path) -> int:
