@@ -107,6 +107,8 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
                         "kind": r.error_kind, "error": r.error}
                        for r in store.recent_failures(5)],
         },
+        "transcripts": {"by_source": store.event_counts_by_kind("transcript_made")},
+        "follows": _follows(store.all_state("follow:")),
         "stages": stages,
         "eta_seconds": eta,
         "suggestions": suggestions,
@@ -115,6 +117,12 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
         "hosts": hosts,
         "generated_at": now,
     }
+
+
+def _follows(entries: dict[str, tuple[Any, float]]) -> dict[str, int]:
+    """How many sources are followed, and how many failed their last check."""
+    live = [v for v, _ in entries.values() if isinstance(v, dict)]
+    return {"followed": len(live), "failing": sum(1 for v in live if v.get("error"))}
 
 
 def hosts_of(entries: dict[str, tuple[Any, float]], now: float) -> list[dict[str, Any]]:
@@ -233,6 +241,15 @@ def format_status(st: dict[str, Any]) -> str:
         bar = _bar(round(frac * 1000), 1000, 10)
         lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"
                      f"{s['rate_per_hour']:>9.0f}  {bar} {frac:>5.0%}  {detail}")
+    sources = st.get("transcripts", {}).get("by_source") or {}
+    if sources:
+        lines.append("transcripts by source: " + ", ".join(
+            f"{k} {n}" for k, n in sorted(sources.items())))
+    follows = st.get("follows") or {}
+    if follows.get("followed"):
+        lines.append(f"followed sources: {follows['followed']}"
+                     + (f", {follows['failing']} failing (ytpiped follows)"
+                        if follows.get("failing") else ""))
     f = st["failures"]
     if f["by_kind"]:
         lines.append("")

