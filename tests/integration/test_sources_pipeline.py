@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +130,19 @@ async def test_sponsor_read_is_neither_transcribed_nor_mined(fake_youtube: Media
     async with FakeOllama() as llm:
         await run_daemon(data, llm, terminal(1),
                          **{"download.sponsorblock_categories": ["sponsor"],
-                            "download.sponsorblock_api": f"{fake_youtube.url}/sb"})
+                            "download.sponsorblock_api": f"{fake_youtube.url}/sb",
+                            "mine.window_tokens": 100, "mine.overlap_tokens": 20})
+        prompts = [m["content"] for b in llm.chat_bodies() for m in b["messages"]
+                   if m["role"] == "user" and "\nWindow: " in m["content"]]
+    bounds = {"Memory": (0.0, 21.4), "Solar": (21.4, 35.0), "Coffee": (48.3, 61.245)}
+    seen = set()
+    for text in prompts:  # every window lies inside the chapter its prompt names
+        m = re.search(r"Chapter: (\w+)\nWindow: ([\d.]+)s-([\d.]+)s", text)
+        assert m, text
+        lo, hi = bounds[m.group(1)]
+        assert lo - 0.05 <= float(m.group(2)) and float(m.group(3)) <= hi + 0.05
+        seen.add(m.group(1))
+    assert seen == {"Memory", "Solar", "Coffee"}  # the sponsored chapter has no text left
     doc = json.loads((data / "transcripts" / "sponsored01.json").read_text())
     assert doc["sponsorblock"] == [{"start": OCEAN[0], "end": OCEAN[1], "category": "sponsor"}]
     assert [c["title"] for c in doc["chapters"]] == ["Memory", "Solar", "Ocean", "Coffee"]
