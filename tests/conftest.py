@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,13 @@ import pytest
 from ytpiped import config
 from ytpiped.testing import pg_server as pg_server_mod
 from ytpiped.testing.clock import FakeClock
+from ytpiped.testing.fake_youtube import PLUGIN_DIR
 from ytpiped.testing.pg_server import PgServer
+
+# yt-dlp loads its plugins once per process, at the first YoutubeDL: the fake YouTube's
+# extractor must be findable before any test makes one (it stays inert until a test sets
+# FAKE_YOUTUBE_SERVER, see the `fake_youtube` fixture of tests/integration/conftest.py)
+sys.path.append(str(PLUGIN_DIR))
 
 MEDIA = Path(__file__).resolve().parent.parent / "ytpiped" / "testing" / "media"
 

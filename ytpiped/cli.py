@@ -123,7 +123,17 @@ def _add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("--priority", type=int, default=0, metavar="N",
                    help="claim these before lower ones in every stage (higher first; videos a "
                         "playlist, channel or feed adds inherit it)")
+    a.add_argument("--follow", action="store_true",
+                   help="follow the channels, playlists and podcast feeds given: listed again "
+                        "every sources.follow_interval_h for new entries (`ytpiped follows`)")
+    a.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --follow: this source's own filter, e.g. min_duration_s=600, "
+                        "title_exclude=trailer (keys as in [sources]); repeatable")
     a.add_argument("--json", action="store_true", help="machine-readable report")
+
+
+def _unfollow_arguments(u: argparse.ArgumentParser) -> None:
+    u.add_argument("url", metavar="URL", help="the followed channel, playlist or feed")
 
 
 def _status_arguments(s: argparse.ArgumentParser) -> None:
@@ -267,6 +277,10 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
      _add_arguments),
     ("status", "per-state counts, stage rates, ETA, failures and suggestions",
      _status_arguments),
+    ("follows", "followed channels, playlists and feeds: last check, entries found, errors",
+     _json_only),
+    ("unfollow", "stop following a channel, playlist or feed (its videos stay)",
+     _unfollow_arguments),
     ("retry", "re-queue failed videos (all, or filtered by stage, kind or id)",
      _retry_arguments),
     ("remine", "mine done videos again whose results a new prompt version or model made stale "
@@ -362,6 +376,10 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     if not args.inputs:
         raise UsageError("add: give a file, '-' for stdin, or URLs/ids as arguments")
+    if args.filter and not args.follow:
+        raise UsageError("add: --filter applies to followed sources: add --follow")
+    if args.follow:
+        return _follow(args, settings)
     sources: list[tuple[str, Sequence[str]] | ingest.Source] = []
     loose: list[str] = []
     for arg in args.inputs:
@@ -386,6 +404,67 @@ def cmd_add(args: argparse.Namespace, settings: cfg.Settings) -> int:
             print(printable(f"  invalid: {bad.source}:{bad.line}: {bad.reason}: {bad.text}"))
         if len(report.invalid) > 50:
             print(f"  … and {len(report.invalid) - 50} more invalid lines (see --json)")
+    return EXIT_OK
+
+
+def _follow(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import sources
+
+    filters = sources.parse_filters(args.filter)
+    for url in args.inputs:
+        sources.target_of(url)  # every URL checked before anything is written
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        new, updated = sources.follow(store, args.inputs, filters, time.time())
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"followed": new, "updated": updated}))
+    else:
+        print(f"followed {new}, updated {updated} (checked every "
+              f"{settings.sources.follow_interval_h:g} h by the daemon; `ytpiped follows`)")
+    return EXIT_OK
+
+
+def cmd_follows(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import sources
+
+    store = _open_store(settings, readonly=True)
+    found = [] if store is None else sources.listing(store)
+    if store is not None:
+        store.close()
+    if args.json:
+        print(json.dumps({"follows": [sources.to_json(f) for f in found]}))
+        return EXIT_OK
+    if not found:
+        print("no followed sources (ytpiped add --follow URL)")
+    now = time.time()
+    for f in found:
+        last = "never" if f.last_check_at is None else \
+            f"{max(0.0, now - f.last_check_at) / 60:.0f} min ago"
+        print(printable(f"{f.url}  {f.title or ''}".rstrip()))
+        print(f"  last check {last}, checks {f.checks}, entries found {f.found}, "
+              f"added {f.added}" + (f", filters {f.filters}" if f.filters else ""))
+        if f.error:
+            print(printable(f"  last error: {f.error}"))
+    return EXIT_OK
+
+
+def cmd_unfollow(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import sources
+
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    try:
+        was = sources.unfollow(store, args.url, time.time())
+    finally:
+        store.close()
+    if not was:
+        print(printable(f"{args.url} is not followed (ytpiped follows lists them)"),
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(printable(f"unfollowed {args.url}; its videos stay"))
     return EXIT_OK
 
 
@@ -854,6 +933,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "run": cmd_run,
     "add": cmd_add,
     "status": cmd_status,
+    "follows": cmd_follows,
+    "unfollow": cmd_unfollow,
     "retry": cmd_retry,
     "remine": cmd_remine,
     "hw": cmd_hw,

@@ -2,7 +2,7 @@
 
 Every key is a dataclass field with a `spec` (help text, type kind, bounds). Loading
 checks each value against its spec; an error names the source (file path, env variable
-or flag), the key, and what was expected. `Settings.sources` records where each
+or flag), the key, and what was expected. `Settings.origins` records where each
 effective value came from (`ytpiped config show`).
 """
 
@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ytpiped.download import filters
 from ytpiped.download import options as ytdlp_opts
+from ytpiped.download.meta import SUBTITLE_MODES
 from ytpiped.errors import ConfigError
 from ytpiped.states import STAGE_NAMES
 
@@ -80,6 +82,19 @@ class AddConfig:
     read_timeout_s: float = spec(10.0, "`ytpiped add` from a pipe, FIFO or device: give up when "
                                  "it yields nothing for this long (nothing is added)", "float",
                                  lo=0.01)
+
+
+SPONSORBLOCK_CATEGORIES = ("sponsor", "intro", "outro", "selfpromo", "preview", "filler",
+                           "interaction", "music_offtopic", "hook")
+
+
+def _http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http:// or https:// URL")
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,39 @@ class DownloadConfig:
                                      "float", lo=0)
     breaker_max_cooldown_s: float = spec(12 * 3600.0, "cap of the doubling breaker pause",
                                          "float", lo=0)
+    other_hosts_delay_s: tuple[float, float] = spec(
+        (5.0, 15.0), "randomized pause before each download from a host that is not YouTube "
+        "(podcast feeds' episodes); YouTube's phases, budget and cooldowns apply to YouTube "
+        "only", "range")
+    sponsorblock_categories: list[str] = spec(
+        [], "SponsorBlock categories whose segments are left out of transcription and mining, "
+        "e.g. [\"sponsor\", \"selfpromo\", \"interaction\"] (YouTube videos; marked, "
+        "never cut; []: off)", "str_list", choices=SPONSORBLOCK_CATEGORIES)
+    sponsorblock_api: str = spec("https://sponsor.ajay.app", "SponsorBlock server yt-dlp asks "
+                                 "for the segments", "str", check=_http_url)
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    follow_interval_h: float = spec(6.0, "how often followed channels, playlists and feeds "
+                                    "are listed again for new entries (hours)", "float",
+                                    lo=0.0001)
+    follow_max_entries: int = spec(50, "newest entries one check of a followed source lists "
+                                   "(it stops earlier at the first entry already known)",
+                                   "int", lo=1)
+    min_duration_s: float = spec(0.0, "skip videos shorter than this (0: no bound)", "float",
+                                 lo=0)
+    max_duration_s: float = spec(0.0, "skip videos longer than this (0: no bound)", "float",
+                                 lo=0)
+    after: str = spec("", "skip videos uploaded before this date, \"2024-05-01\" (\"\": no "
+                      "bound)", "str", check=filters.date)
+    skip_live: bool = spec(False, "skip live streams (upcoming ones wait until they are "
+                           "available either way)", "bool")
+    skip_shorts: bool = spec(False, "skip YouTube shorts", "bool")
+    title_include: str = spec("", "only videos whose title matches this regular expression "
+                              "(case-insensitive; \"\": all)", "str", check=filters.regex)
+    title_exclude: str = spec("", "skip videos whose title matches this regular expression "
+                              "(case-insensitive; \"\": none)", "str", check=filters.regex)
 
 
 @dataclass(frozen=True)
@@ -195,6 +243,11 @@ class TranscribeConfig:
                                      "str_list", choices=("json", "txt", "srt", "vtt"))
     allow_download: bool = spec(True, "fetch model names that are not cached locally from the "
                                 "model hub (false: local paths and cached models only)", "bool")
+    youtube_subtitles: str = spec("never", "use a YouTube video's own subtitles in the "
+                                  "wanted language (transcribe.language, else the video's) "
+                                  "instead of Whisper: \"never\", \"manual\" (human-made "
+                                  "only) or \"any\" (automatic ones too); the audio is then "
+                                  "not downloaded", "choice", choices=SUBTITLE_MODES)
     job_timeout_factor: float = spec(4.0, "a job running this many times its predicted time "
                                      "(+60 s) is a hang", "float", lo=1)
 
@@ -389,6 +442,7 @@ class Settings:
                          "path")
     add: AddConfig = field(default_factory=AddConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     mine: MineConfig = field(default_factory=MineConfig)
@@ -396,7 +450,7 @@ class Settings:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     web: WebConfig = field(default_factory=WebConfig)
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     #: problems that do not stop a command (unknown YTPIPED_* variables), for the CLI to show
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -408,7 +462,7 @@ class Settings:
 SECTIONS: dict[str, type[Any]] = {
     f.name: f.type if isinstance(f.type, type) else globals()[str(f.type)]
     for f in dataclasses.fields(Settings)
-    if f.name not in ("data_dir", "sources", "warnings")
+    if f.name not in ("data_dir", "origins", "warnings")
 }
 
 
@@ -739,7 +793,7 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None,
                         "set daemon.max_attempts)")
     sections = {name: cls(**loader.values.get(name, {})) for name, cls in SECTIONS.items()}
     top = loader.values.get("", {})
-    settings = Settings(**top, **sections, sources=loader.sources, warnings=tuple(warnings))
+    settings = Settings(**top, **sections, origins=loader.sources, warnings=tuple(warnings))
     for keys, problem in _relation_problems(settings):
         if not loader.bad_keys & set(keys):  # a bad value already reported: no echo of it
             loader.problems.append(problem)
@@ -755,7 +809,7 @@ def _relation_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
     """Problems of values that are fine alone but not together: (keys involved, message)."""
     out: list[tuple[tuple[str, ...], str]] = []
     d = s.download
-    src = s.sources
+    src = s.origins
     if d.low_water >= d.high_water:
         where = src.get("download.low_water") or src.get("download.high_water") or "defaults"
         out.append((("download.low_water", "download.high_water"),
@@ -840,7 +894,7 @@ def cookies_problem(settings: Settings) -> str | None:
         return None
     path = Path(value).expanduser()
     shown = str(path) if path.is_absolute() else f"{path} (= {path.absolute()})"
-    where = settings.sources.get(COOKIES_KEY, "default")
+    where = settings.origins.get(COOKIES_KEY, "default")
     return (f"{where}: key '{COOKIES_KEY}': {shown} {problem}; export cookies.txt in Netscape "
             "format from a logged-in browser to that path, or set it to \"\" to download "
             "without cookies")
@@ -927,7 +981,7 @@ def render_effective(settings: Settings) -> str:
 
 def effective(settings: Settings) -> list[tuple[str, Any, str]]:
     """(key, value, source) for every key; source is 'default' unless something set it."""
-    return [(k, value_of(settings, k), settings.sources.get(k, "default")) for k, _ in all_keys()]
+    return [(k, value_of(settings, k), settings.origins.get(k, "default")) for k, _ in all_keys()]
 
 
 def env_name(dotted: str) -> str:

@@ -29,7 +29,7 @@ from ytpiped.paths import DataDir
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
 
-TERMINAL = ("done", "failed")
+TERMINAL = ("done", "failed", "skipped")
 
 
 def scenario(media: MediaServer, small: bool) -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from ytpiped import logs, metrics
 from ytpiped.clock import Clock
 from ytpiped.config import NotifyConfig
+from ytpiped.states import TERMINAL
 
 QUEUE_MAX = 64
 #: at shutdown, what is still queued gets at most this long (and notify.timeout_s)
@@ -183,7 +184,7 @@ class Notifications:
             self.check_drained(counts)
 
     def check_drained(self, counts: Mapping[str, int]) -> None:
-        pending = sum(n for state, n in counts.items() if state not in ("done", "failed"))
+        pending = sum(n for state, n in counts.items() if state not in TERMINAL)
         if pending:
             self._drained = False
             return

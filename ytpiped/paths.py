@@ -5,6 +5,7 @@
     DATA/transcripts/<id>.<ext>     json, txt, srt, vtt
     DATA/mining/<id>.mined.json     claims before evaluation
     DATA/mining/<id>.json           claims + evaluation
+    DATA/meta/<id>.json             the video's metadata (title, channel, chapters, …)
     DATA/ytpiped.sock               control API
     DATA/ytpiped.lock               held by the running daemon
     DATA/.private/                  cookie copies (owner-only)
@@ -24,8 +25,9 @@ LOCK = "ytpiped.lock"
 AUDIO = "audio"
 TRANSCRIPTS = "transcripts"
 MINING = "mining"
+META = "meta"
 PRIVATE = ".private"
-OUTPUT_DIRS = (TRANSCRIPTS, MINING)
+OUTPUT_DIRS = (TRANSCRIPTS, MINING, META)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class DataDir:
 
     def transcript(self, video_id: str, ext: str = "json") -> Path:
         return self.transcripts_dir / f"{video_id}.{ext}"
+
+    def meta(self, video_id: str) -> Path:
+        """The metadata one extraction gave (download stage)."""
+        return self.root / META / f"{video_id}.json"
 
     def mined(self, video_id: str) -> Path:
         """Claims as mined, before evaluation."""

@@ -21,6 +21,7 @@ class State(StrEnum):
     EVALUATING = "evaluating"
     DONE = "done"
     FAILED = "failed"
+    SKIPPED = "skipped"  # left out by a filter (sources.*), with the reason; terminal
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ PREVIOUS: dict[State, State] = {s.running: s.ready for s in STAGES.values()}
 STAGE_OF: dict[State, str] = {s.running: s.name for s in STAGES.values()}
 IN_PROGRESS: frozenset[State] = frozenset(PREVIOUS)
 RESTING: frozenset[State] = frozenset(State) - IN_PROGRESS
+#: states a video ends in: nothing more happens to it
+TERMINAL: frozenset[State] = frozenset({State.DONE, State.FAILED, State.SKIPPED})
 #: states a `retry` may send a failed video back to
 RETRY_TARGETS: frozenset[State] = frozenset(s.ready for s in STAGES.values())
 
@@ -65,6 +68,10 @@ def _table() -> frozenset[tuple[State, State]]:
     # Extensions of DESIGN.md §2:
     # a playlist/channel row is finished once expanded into video rows
     edges.add((State.DOWNLOADING, State.DONE))
+    # a filter left the video out before its audio was downloaded
+    edges.add((State.DOWNLOADING, State.SKIPPED))
+    # the video's own subtitles are its transcript (transcribe.youtube_subtitles)
+    edges.add((State.DOWNLOADING, State.TRANSCRIBED))
     # `ytpiped retry` sends a failed video back to the resting state before its failed stage
     edges.update((State.FAILED, target) for target in RETRY_TARGETS)
     # re-mining what a new prompt version made stale

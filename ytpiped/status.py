@@ -60,7 +60,7 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
         stages[name] = entry
         remaining = _needs(name, by_state) if name != "download" else (
             by_state["queued"] + by_state["downloading"])
-        alive = sum(by_state.values()) - by_state["failed"]
+        alive = sum(by_state.values()) - by_state["failed"] - by_state["skipped"]
         entry["progress"] = round((alive - remaining) / alive, 4) if alive else 0.0
         if remaining and name in held:
             eta_unknown = True  # nothing moves past a held stage until it is resumed
@@ -84,7 +84,7 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
     mi.setdefault("workers", 0)
     mi.setdefault("rate_windows_per_min", 0.0)
     eta = None if not eta_parts or eta_unknown else max(eta_parts)
-    pending = sum(n for s, n in by_state.items() if s not in ("done", "failed"))
+    pending = sum(n for s, n in by_state.items() if s not in ("done", "failed", "skipped"))
     if pending == 0:
         eta = 0.0 if by_state["done"] or by_state["failed"] else None
     elif not running:
@@ -109,6 +109,8 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
                         "kind": r.error_kind, "error": r.error}
                        for r in store.recent_failures(5)],
         },
+        "transcripts": {"by_source": store.event_counts_by_kind("transcript_made")},
+        "follows": _follows(store.all_state("follow:")),
         "stages": stages,
         "eta_seconds": eta,
         "suggestions": suggestions,
@@ -151,6 +153,12 @@ def merge_hosts(entries: dict[str, tuple[Any, float]], silent: set[str]
         merged["hosts"] = {h: v for h, (v, _) in sorted(hosts.items())}
         out[name] = merged
     return out
+
+
+def _follows(entries: dict[str, tuple[Any, float]]) -> dict[str, int]:
+    """How many sources are followed, and how many failed their last check."""
+    live = [v for v, _ in entries.values() if isinstance(v, dict)]
+    return {"followed": len(live), "failing": sum(1 for v in live if v.get("error"))}
 
 
 def hosts_of(entries: dict[str, tuple[Any, float]], now: float) -> list[dict[str, Any]]:
@@ -269,6 +277,15 @@ def format_status(st: dict[str, Any]) -> str:
         bar = _bar(round(frac * 1000), 1000, 10)
         lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"
                      f"{s['rate_per_hour']:>9.0f}  {bar} {frac:>5.0%}  {detail}")
+    sources = st.get("transcripts", {}).get("by_source") or {}
+    if sources:
+        lines.append("transcripts by source: " + ", ".join(
+            f"{k} {n}" for k, n in sorted(sources.items())))
+    follows = st.get("follows") or {}
+    if follows.get("followed"):
+        lines.append(f"followed sources: {follows['followed']}"
+                     + (f", {follows['failing']} failing (ytpiped follows)"
+                        if follows.get("failing") else ""))
     f = st["failures"]
     if f["by_kind"]:
         lines.append("")

@@ -154,12 +154,22 @@ class WorkerContext:
     async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
         return await self._w.store.update_state(key, change, self.clock.now())
 
+    async def follows(self) -> Mapping[str, Any]:
+        return {k: v for k, (v, _) in (await self._w.store.all_state("follow:")).items()}
+
+    async def save_follow(self, key: str, value: Mapping[str, Any]) -> bool:
+        got = await self._w.store.get_state(key)
+        if got is None or got[0] is None:  # `ytpiped unfollow` while it was checked
+            return False
+        await self._w.store.set_state(key, dict(value), self.clock.now())
+        return True
+
 
 def to_item(row: VideoRow) -> Item:
     return Item(id=row.id, url=row.url, kind=row.kind, state=row.state, attempts=row.attempts,
                 title=row.title, channel=row.channel, duration_s=row.duration_s,
                 size_bytes=row.size_bytes, audio_path=row.audio_path, info=row.info,
-                priority=row.priority)
+                priority=row.priority, parent_id=row.parent_id)
 
 
 async def first_of(stop: asyncio.Event, aw: Awaitable[Any]) -> bool:

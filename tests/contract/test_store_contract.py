@@ -70,7 +70,7 @@ async def test_complete_checks_state_owner_transition_and_fields(store: Store) -
     with pytest.raises(InvalidTransition, match="matched no row"):
         await store.complete(row.id, "intruder", "downloading", "downloaded", now=11)
     with pytest.raises(InvalidTransition, match="not allowed"):
-        await store.complete(row.id, "w1", "downloading", "transcribed", now=11)
+        await store.complete(row.id, "w1", "downloading", "mined", now=11)
     with pytest.raises(ValueError, match="unknown outcome fields"):
         await store.complete(row.id, "w1", "downloading", "downloaded", now=11,
                              fields={"state": "x"})
@@ -330,3 +330,19 @@ async def test_absolute_audio_paths_become_relative_to_the_data_dir(store: Store
     got = {v: (await store.get(v)).audio_path for v in (a, b)}  # type: ignore[union-attr]
     assert got == {a: "audio/first.webm", b: "audio/second.m4a"}
     assert await store.relative_audio_paths() == 0
+
+
+async def test_skipped_and_subtitled_videos_and_unfollowed_sources(store: Store) -> None:
+    ids = await seeded(store, 2)
+    a, b = await store.claim("download", "w1", now=10, lease_s=60, limit=2)
+    await store.complete(a.id, "w1", "downloading", "skipped", now=11,
+                         info={"skipped": "shorter than 60 s"})
+    await store.complete(b.id, "w1", "downloading", "transcribed", now=11,
+                         info={"transcript": {"source": "youtube_subtitles"}})
+    counts = await store.counts()
+    assert (counts["skipped"], counts["transcribed"]) == (1, 1)
+    got = await store.get(ids[0])
+    assert got is not None and got.info["skipped"] == "shorter than 60 s"
+    await store.set_state("follow:channel:@x", {"url": "u"}, now=12)
+    await store.set_state("follow:channel:@x", None, now=13)  # `ytpiped unfollow`
+    assert await store.all_state("follow:") == {"follow:channel:@x": (None, 13)}

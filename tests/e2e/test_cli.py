@@ -71,13 +71,15 @@ def test_status_without_database_or_daemon(data_dir: Path) -> None:
     assert st["videos"]["total"] == 0
     assert set(st["videos"]["by_state"]) == {
         "queued", "downloading", "downloaded", "analyzing", "analyzed", "transcribing",
-        "transcribed", "mining", "mined", "evaluating", "done", "failed"}
+        "transcribed", "mining", "mined", "evaluating", "done", "failed", "skipped"}
     assert st["stages"]["download"]["phase"] == "idle"
     assert st["stages"]["download"]["next_download_at"] is None
     assert {"gpu_slots", "cpu_slots", "rate_audio_s_per_s"} <= set(st["stages"]["transcribe"])
     assert {"workers", "rate_windows_per_min"} <= set(st["stages"]["mine"])
     assert st["daemon"]["running"] is False and st["daemon"]["pid"] is None
     assert st["eta_seconds"] is None and st["suggestions"] == [] and st["failures"]["by_kind"] == {}
+    assert st["transcripts"]["by_source"] == {}
+    assert st["follows"] == {"followed": 0, "failing": 0}
     assert not (data_dir / "ytpiped.db").exists()  # status never creates the database
     human = cli(data_dir, "status")
     assert "daemon: not running" in human.stdout and "queued" in human.stdout

@@ -57,3 +57,13 @@ def test_plan_invariants(duration: float, max_chunk: float, sil: list[tuple[floa
         window = (s + max_chunk * 2 / 3, s + max_chunk)
         if any(min(b, window[1]) > max(a, window[0]) and min(b, window[1]) > s for a, b in sil):
             assert any(a - 1e-3 <= e <= b + 1e-3 for a, b in sil)
+
+
+def test_exclude_cuts_sponsor_ranges_out_of_the_plan() -> None:
+    from ytpiped.audio.chunkplan import exclude
+
+    plan = [(0.0, 30.0), (30.0, 61.0)]
+    assert exclude(plan, []) == plan
+    assert exclude(plan, [(36.1, 46.9)]) == [(0.0, 30.0), (30.0, 36.1), (46.9, 61.0)]
+    assert exclude(plan, [(25.0, 35.0), (60.8, 61.0)]) == [(0.0, 25.0), (35.0, 60.8)]
+    assert exclude(plan, [(0.0, 29.7)]) == [(30.0, 61.0)]  # a 0.3 s leftover is dropped

@@ -86,10 +86,10 @@ def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
     assert s.download.low_water == 3
     assert s.download.buffer_target == 10
     assert s.download.high_water == 40
-    assert s.sources["download.max_attempts"] == "flag download.max_attempts"
-    assert s.sources["download.low_water"] == "env YTPIPED_DOWNLOAD__LOW_WATER"
-    assert s.sources["download.buffer_target"] == str(f)
-    assert "download.high_water" not in s.sources
+    assert s.origins["download.max_attempts"] == "flag download.max_attempts"
+    assert s.origins["download.low_water"] == "env YTPIPED_DOWNLOAD__LOW_WATER"
+    assert s.origins["download.buffer_target"] == str(f)
+    assert "download.high_water" not in s.origins
 
 
 def test_config_path_resolution(tmp_path: Path) -> None:
@@ -296,7 +296,7 @@ def test_attempts_per_purpose_and_the_deprecated_meaning_of_download_max_attempt
     assert old.daemon.max_attempts == 7
     assert any("download.max_attempts" in w and "daemon.max_attempts" in w
                for w in old.warnings)
-    assert "via download.max_attempts" in old.sources["daemon.max_attempts"]
+    assert "via download.max_attempts" in old.origins["daemon.max_attempts"]
     assert config.load().daemon.max_attempts == 5 and config.load().warnings == ()
 
 
@@ -316,7 +316,7 @@ def test_every_problem_is_reported_at_once_each_naming_its_source_and_key(
         f"{f}: unknown key 'download.max_atempts' (did you mean 'download.max_attempts'? "
         "see `ytpiped config show` for the valid keys)",
         f"{f}: key 'download.keep_audio': expected true or false, got 'yes'",
-        f"{f}: unknown section [downlaod] (did you mean [download]? valid: add, download, "
+        f"{f}: unknown section [downlaod] (did you mean [download]? valid: add, download, sources, "
         "analyze, transcribe, mine, daemon, notify, store, web)",
         f"{f}: key 'mine.num_ctx': expected an integer >= 512, got 10",
         "env YTPIPED_DAEMON__METRICS_PORT: key 'daemon.metrics_port': expected an integer "
@@ -468,3 +468,23 @@ def test_web_keys_default_to_loopback_and_name_the_key_when_wrong() -> None:
     assert "key 'web.bind': expected an IP address" in text
     assert "key 'web.token': expected at least 16 characters" in text
     assert "short-secret" not in text  # a secret is never repeated
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("sources.after", "May 2024", "a date like \"2024-05-01\""),
+    ("sources.title_exclude", "(", "a regular expression"),
+    ("transcribe.youtube_subtitles", "always", "one of \"never\", \"manual\", \"any\""),
+    ("download.sponsorblock_categories", ["ads"], "a list of strings from \"sponsor\""),
+    ("download.sponsorblock_api", "sponsor.example", "an http:// or https:// URL"),
+])
+def test_source_keys_are_checked(key: str, value: object, expected: str) -> None:
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(flags={key: value}, env={})
+    assert f"key '{key}'" in str(err.value) and expected in str(err.value)
+
+
+def test_source_defaults() -> None:
+    s = config.load(env={})
+    assert (s.sources.follow_interval_h, s.sources.after, s.transcribe.youtube_subtitles,
+            s.download.sponsorblock_categories) == (6.0, "", "never", [])
+    assert config.load(flags={"sources.after": "2024-05-01"}, env={}).sources.after == "20240501"

@@ -21,6 +21,8 @@ def expected_edges() -> set[tuple[str, str]]:
     for target in ("queued", "downloaded", "analyzed", "transcribed", "mined"):
         edges.add(("failed", target))  # `ytpiped retry`
     edges.add(("done", "transcribed"))  # re-mining
+    edges.add(("downloading", "skipped"))  # a filter left the video out
+    edges.add(("downloading", "transcribed"))  # its own subtitles are the transcript
     # the host holding the audio and outputs is gone
     edges.update({("downloaded", "queued"), ("analyzed", "queued"), ("transcribed", "queued"),
                   ("mined", "queued")})
@@ -54,3 +56,8 @@ def test_resting_and_in_progress_partition_states() -> None:
         assert rest in RESTING and running in IN_PROGRESS
     assert [s.name for s in STAGES.values()] == ["download", "analyze", "transcribe", "mine",
                                                   "evaluate"]
+
+
+def test_skipped_is_terminal_and_not_retried() -> None:
+    assert State.SKIPPED in RESTING
+    assert not any(old == State.SKIPPED for old, _ in TRANSITIONS)

@@ -85,3 +85,24 @@ def plan_chunks(duration_s: float, silence_spans: list[Span], max_chunk_s: float
         start = cuts[-1]
     edges = [0.0, *cuts, float(duration_s)]
     return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+
+def exclude(chunks: list[Span], ranges: list[Span], min_s: float = 0.5) -> list[Span]:
+    """The chunks with `ranges` (SponsorBlock segments) cut out: a chunk overlapping a range
+    keeps the parts before and after it; pieces shorter than `min_s` are dropped."""
+    out: list[Span] = []
+    for a, b in chunks:
+        pieces = [(a, b)]
+        for s, e in sorted(ranges):
+            kept: list[Span] = []
+            for x, y in pieces:
+                if e <= x or s >= y:
+                    kept.append((x, y))
+                    continue
+                if s > x:
+                    kept.append((x, s))
+                if e < y:
+                    kept.append((e, y))
+            pieces = kept
+        out += [(x, y) for x, y in pieces if y - x >= min_s]
+    return out

@@ -95,6 +95,15 @@ class Pacer:
             at = max(at, self.last_end + lo + self.draw * (hi - lo))
         return phase, at
 
+    def listing_at(self, now: float) -> float:
+        """When a followed source may be listed: like a download in the steady phase (the
+        hourly budget, a cooldown, the pause after the last request), also while idle."""
+        at = max(self.budget_at(now), self.cooldown_until)
+        if self.last_end is not None:
+            lo, hi = self.cfg.delay_steady_s
+            at = max(at, self.last_end + lo + self.draw * (hi - lo))
+        return at
+
     def started(self, now: float, holder: str = "") -> None:
         self.recent.append(now)
         self.inflight[holder] = now
@@ -174,3 +183,28 @@ class Pacer:
 def host_of(holder: str) -> str:
     """A download's holder "HOST:PID/VIDEO" -> "HOST"."""
     return holder.rsplit("/", 1)[0].rsplit(":", 1)[0]
+
+
+@dataclass
+class OtherHosts:
+    """The gentle pacing of hosts that are not YouTube (a podcast feed's episodes): a
+    randomized pause of `download.other_hosts_delay_s` after the previous such download;
+    YouTube's phases, hourly budget and cooldowns do not apply to them."""
+
+    cfg: DownloadConfig
+    rng: random.Random = field(default_factory=random.Random)
+    last_end: float | None = None
+    draw: float = 0.0
+
+    def next_at(self, now: float) -> float:
+        if self.last_end is None:
+            return now
+        lo, hi = self.cfg.other_hosts_delay_s
+        return max(now, self.last_end + lo + self.draw * (hi - lo))
+
+    def started(self, now: float) -> None:
+        return None
+
+    def finished(self, now: float, ok: bool) -> None:
+        self.last_end = now
+        self.draw = self.rng.random()

@@ -8,8 +8,9 @@ removed with `remove_attempt_files`. Its own log lines go to structlog.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ import structlog
 from ytpiped import logs
 from ytpiped.audio.decode import probe_duration
 from ytpiped.config import DownloadConfig
+from ytpiped.download import meta
+from ytpiped.download.filters import Filters
 from ytpiped.download.jsruntime import JsRuntime
+from ytpiped.download.meta import Track
 from ytpiped.urls import Target, canonicalise
 
 #: yt-dlp result types that stand for several entries
@@ -52,12 +56,26 @@ class _Logger:
 
 @dataclass(frozen=True)
 class Fetched:
-    path: Path
+    path: Path | None  # None: the video's subtitles stand in for its audio
     title: str | None
     channel: str | None
     upload_date: str | None
     duration_s: float | None
     size_bytes: int
+    meta: dict[str, Any] = field(default_factory=dict)  # meta.metadata(): kept for export
+    subtitles: list[dict[str, Any]] | None = None  # segments from the video's own subtitles
+    subtitle_track: Track | None = None
+    sponsor: list[dict[str, Any]] = field(default_factory=list)  # SponsorBlock segments
+
+
+class Skipped(Exception):
+    """A filter (download.filters.Filters, run as yt-dlp's match filter) left the video
+    out before anything was downloaded."""
+
+    def __init__(self, reason: str, info: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.meta = info
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,12 @@ class Options:
     sleep_requests_s: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)  # download.ytdlp_options
     abort: threading.Event | None = field(default=None, compare=False)  # stop at next report
+    filters: Filters | None = None  # yt-dlp's match filter: a reason skips the video
+    subtitles: str = "never"  # transcribe.youtube_subtitles
+    subtitle_lang: str = ""  # wanted language ("": the video's own, else English)
+    sponsorblock: tuple[str, ...] = ()  # download.sponsorblock_categories
+    sponsorblock_api: str = "https://sponsor.ajay.app"
+    playlistend: int | None = None  # a listing stops after this many entries
 
     @classmethod
     def of(cls, cfg: DownloadConfig, *, cookiefile: Path | None = None,
@@ -106,7 +130,8 @@ class Options:
                    format=cfg.format, js_runtime=js_runtime, proxy=cfg.proxy,
                    source_address=cfg.source_address, extractor_args=cfg.extractor_args,
                    sleep_requests_s=cfg.sleep_requests_s, extra=cfg.ytdlp_options,
-                   abort=abort)
+                   abort=abort, sponsorblock=tuple(cfg.sponsorblock_categories),
+                   sponsorblock_api=cfg.sponsorblock_api)
 
 
 def base_options(log: structlog.typing.FilteringBoundLogger, options: Options
@@ -171,42 +196,91 @@ def fetch(url: str, audio_dir: Path, stem: str, log: structlog.typing.FilteringB
     audio_dir.mkdir(parents=True, exist_ok=True)
     opts = download_options(audio_dir, stem, log, options or Options())
     try:
-        return _fetch(url, opts)
+        return _fetch(url, opts, options or Options())
+    except Skipped:
+        raise
     except Exception as exc:
         warned = tuple(opts["logger"].warnings)
         raise DownloadFailed(str(exc), warned) from exc
 
 
-def _fetch(url: str, opts: dict[str, Any]) -> Fetched | Listing:
+def _fetch(url: str, opts: dict[str, Any], options: Options) -> Fetched | Listing:
     import yt_dlp
 
     youtube = is_youtube_video(url)
     if not youtube:
         opts["extract_flat"] = "in_playlist"  # list a feed's entries, do not resolve them
+    skipped: list[str] = []
+    if options.filters is not None and options.filters.active:
+        opts["match_filter"] = _recorder(options.filters, skipped)
     with yt_dlp.YoutubeDL(opts) as ydl:
-        if youtube:
-            info = ydl.extract_info(url, download=True)
+        if youtube and options.sponsorblock:
+            from yt_dlp.postprocessor.sponsorblock import SponsorBlockPP
+
+            # after the match filter, as yt-dlp's --sponsorblock-mark runs it: a skipped
+            # video costs no SponsorBlock request
+            ydl.add_post_processor(SponsorBlockPP(ydl, list(options.sponsorblock),
+                                                  options.sponsorblock_api),
+                                   when="after_filter")
+        if youtube:  # one extraction; the match filter runs when yt-dlp processes it
+            raw = ydl.extract_info(url, download=False, process=False)
         else:
-            info = ydl.extract_info(url, download=False)
-            if info and info.get("_type") in PLAYLIST_TYPES:
-                listing = _listing(url, info)
+            raw = ydl.extract_info(url, download=False)
+            if raw and raw.get("_type") in PLAYLIST_TYPES:
+                listing = _listing(url, raw)
                 if listing is not None:
                     return listing
-                info = next(e for e in info["entries"] if e)  # one entry: it is the video
-            info = ydl.process_ie_result(info, download=True) if info else None
-        info = ydl.sanitize_info(info) if info else {}
-    downloads = info.get("requested_downloads") or []
-    if not downloads:
-        raise NoMedia(f"no media found at {url}: yt-dlp downloaded nothing")
-    path = Path(downloads[0]["filepath"])
+                raw = next(e for e in raw["entries"] if e)  # one entry: it is the video
+        if not raw:
+            raise NoMedia(f"no media found at {url}: yt-dlp extracted nothing")
+        picked = meta.pick_subtitles(raw, options.subtitles, options.subtitle_lang or str(
+            raw.get("language") or "en")) if youtube else None
+        spare = copy.deepcopy(raw) if picked is not None else None
+        # the match filter, SponsorBlock and the format choice; the audio only when no
+        # subtitles stand in for it
+        info = ydl.process_ie_result(raw, download=picked is None)
+        if skipped:
+            raise Skipped(skipped[0], meta.metadata(ydl.sanitize_info(info)))
+        subtitles: list[dict[str, Any]] | None = None
+        if picked is not None:
+            with ydl.urlopen(picked.url) as resp:
+                subtitles = meta.parse_vtt(resp.read().decode("utf-8", "replace")) or None
+            if subtitles is None:  # an empty track: Whisper after all
+                picked = None
+                info = ydl.process_ie_result(spare, download=True)
+        track = picked
+        info = ydl.sanitize_info(info)
+    sponsor = [{"start": float(c["start_time"]), "end": float(c["end_time"]),
+                "category": c.get("category")} for c in info.get("sponsorblock_chapters") or []]
+    kept = meta.metadata(info)
     duration = info.get("duration")
-    if not duration:  # direct files: yt-dlp does not know; ask the container
-        duration = probe_duration(path)
+    path: Path | None = None
+    if subtitles is None:
+        downloads = info.get("requested_downloads") or []
+        if not downloads:
+            raise NoMedia(f"no media found at {url}: yt-dlp downloaded nothing")
+        path = Path(downloads[0]["filepath"])
+        if not duration:  # direct files: yt-dlp does not know; ask the container
+            duration = probe_duration(path)
     return Fetched(path=path, title=info.get("title"),
                    channel=info.get("channel") or info.get("uploader"),
                    upload_date=info.get("upload_date"),
                    duration_s=float(duration) if duration else None,
-                   size_bytes=path.stat().st_size)
+                   size_bytes=path.stat().st_size if path is not None else 0, meta=kept,
+                   subtitles=subtitles, subtitle_track=track, sponsor=sponsor)
+
+
+def _recorder(filters: Filters, found: list[str]) -> Callable[..., str | None]:
+    """yt-dlp's match_filter: the filters' reason, also kept in `found` (yt-dlp only logs it)."""
+    def match(info: Mapping[str, Any], *, incomplete: Any = False) -> str | None:
+        # True: a flat listing's entry; a set: only the format's fields are missing yet
+        flat = incomplete is True
+        reason = filters.reason(info, incomplete=flat)
+        if reason is not None and not flat:
+            found.append(reason)
+        return reason
+
+    return match
 
 
 def _listing(url: str, info: dict[str, Any]) -> Listing | None:
@@ -242,6 +316,31 @@ def flat_entries(url: str, log: structlog.typing.FilteringBoundLogger,
     except Exception as exc:
         raise DownloadFailed(str(exc), tuple(opts["logger"].warnings)) from exc
     return info.get("title"), entry_urls(info)
+
+
+def newest_entries(url: str, log: structlog.typing.FilteringBoundLogger, options: Options,
+                   seen: Sequence[str], limit: int) -> tuple[str | None, list[str]]:
+    """(title, entry URLs newest first) of a followed channel, playlist or feed: a flat
+    listing, read lazily and left at the first entry already `seen` or after `limit`
+    entries, so an unchanged source costs its first listing page only."""
+    import yt_dlp
+
+    opts = base_options(log, options)
+    opts.update({"extract_flat": "in_playlist", "noplaylist": False, "skip_download": True,
+                 "playlistend": limit})
+    known = set(seen)
+    found: list[str] = []
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            info = ydl.extract_info(url, download=False, process=False) or {}
+            for entry in info.get("entries") or []:
+                urls = entry_urls({"entries": [entry]}) if entry else []
+                if any(u in known for u in urls) or len(found) >= limit:
+                    break
+                found += urls
+    except Exception as exc:
+        raise DownloadFailed(str(exc), tuple(opts["logger"].warnings)) from exc
+    return info.get("title"), list(dict.fromkeys(found))
 
 
 def entry_urls(info: dict[str, Any]) -> list[str]:

@@ -39,6 +39,24 @@ def mined_files(data_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield path, doc
 
 
+def video_meta(data_dir: Path, video_id: str) -> dict[str, Any]:
+    """The metadata the download kept (DATA/meta/<id>.json), {} without it."""
+    return read_output(DataDir(data_dir).meta(video_id)) or {}
+
+
+def chapter_at(meta: dict[str, Any], t: Any) -> str | None:
+    """The title of the chapter `t` (seconds) falls in, if the video has chapters."""
+    if not isinstance(t, int | float):
+        return None
+    return next((str(c.get("title")) for c in meta.get("chapters") or []
+                 if c.get("start", 0) <= t < c.get("end", 0)), None)
+
+
+#: metadata fields an export carries
+META_FIELDS = ("upload_date", "channel_id", "language", "tags", "description", "chapters",
+               "webpage_url")
+
+
 def _stamp(t: Any) -> str:
     if not isinstance(t, int | float):
         return "--:--"
@@ -51,11 +69,15 @@ def _replace(tmp: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def video_markdown(doc: dict[str, Any]) -> str:
-    ev = doc.get("evaluation") or {}
+def video_markdown(doc: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+    ev, meta = doc.get("evaluation") or {}, meta or {}
     lines = [f"# {doc.get('title') or doc.get('video_id')}", ""]
     if doc.get("channel"):
         lines += [f"Channel: {doc['channel']}", ""]
+    if meta.get("upload_date"):
+        lines += [f"Uploaded: {meta['upload_date']}", ""]
+    if meta.get("tags"):
+        lines += ["Tags: " + ", ".join(map(str, meta["tags"])), ""]
     summary = ev.get("summary") or doc.get("summary")
     if summary:
         lines += ["## Summary", "", str(summary), ""]
@@ -64,8 +86,9 @@ def video_markdown(doc: dict[str, Any]) -> str:
         if c.get("duplicate_of") is not None:
             continue
         imp = f" [{c['importance']}/10]" if c.get("importance") is not None else ""
+        chapter = chapter_at(meta, c.get("start"))
         lines.append(f"- **{_stamp(c.get('start'))}**{imp} ({c.get('type', 'other')}) "
-                     f"{c.get('text', '')}")
+                     + (f"[{chapter}] " if chapter else "") + f"{c.get('text', '')}")
         if c.get("evidence"):
             lines.append(f"  > {c['evidence']}")
     for key, title, name in (("people", "People", "name"), ("concepts", "Concepts", "term")):
@@ -92,7 +115,7 @@ def export(data_dir: Path, out_dir: Path, fmt: Format = "jsonl") -> int:
         for path, doc in mined_files(data_dir):
             vid = str(doc.get("video_id") or path.stem)
             tmp = out_dir / f".{vid}.md.tmp"
-            tmp.write_text(video_markdown(doc), encoding="utf-8")
+            tmp.write_text(video_markdown(doc, video_meta(data_dir, vid)), encoding="utf-8")
             _replace(tmp, out_dir / f"{vid}.md")
             count += sum(1 for c in doc.get("claims", []) if c.get("duplicate_of") is None)
         return count
@@ -102,9 +125,12 @@ def export(data_dir: Path, out_dir: Path, fmt: Format = "jsonl") -> int:
         for path, doc in mined_files(data_dir):
             vid = str(doc.get("video_id") or path.stem)
             head = {"video_id": vid, "title": doc.get("title"), "channel": doc.get("channel")}
+            meta = video_meta(data_dir, vid)
             prov = doc.get("provenance") or {}
             for c in doc.get("claims", []):
-                cf.write(json.dumps({**head, **c, "model": prov.get("model"),
+                cf.write(json.dumps({**head, **c, "chapter": chapter_at(meta, c.get("start")),
+                                     "upload_date": meta.get("upload_date"),
+                                     "model": prov.get("model"),
                                      "prompt_version": prov.get("prompt_version"),
                                      "eval_model": prov.get("eval_model"),
                                      "eval_prompt_version": prov.get("eval_prompt_version")},
@@ -112,7 +138,8 @@ def export(data_dir: Path, out_dir: Path, fmt: Format = "jsonl") -> int:
                 count += 1
             ef.write(json.dumps({**head, "evaluation": doc.get("evaluation"),
                                  "summary": doc.get("summary"), "people": doc.get("people"),
-                                 "concepts": doc.get("concepts"), "provenance": prov},
+                                 "concepts": doc.get("concepts"), "provenance": prov,
+                                 "meta": {k: meta.get(k) for k in META_FIELDS}},
                                 ensure_ascii=False) + "\n")
     _replace(claims_tmp, out_dir / "claims.jsonl")
     _replace(evals_tmp, out_dir / "evaluations.jsonl")

@@ -70,12 +70,13 @@ def summary_messages(title: str | None, channel: str | None, text: str) -> list[
 
 
 def window_messages(title: str | None, channel: str | None, summary: str, text: str,
-                    start: float, end: float) -> list[Message]:
+                    start: float, end: float, chapter: str | None = None) -> list[Message]:
+    part = f"Chapter: {chapter}\n" if chapter else ""  # videos with chapters only
     return [
         {"role": "system", "content": MINE_SYSTEM},
         {"role": "user", "content": (
             f"{_episode(title, channel)}\nEpisode summary: {summary or '(none)'}\n"
-            f"Window: {start:.1f}s-{end:.1f}s\n\n"
+            f"{part}Window: {start:.1f}s-{end:.1f}s\n\n"
             f"{TRANSCRIPT_OPEN}\n{text}\n{TRANSCRIPT_CLOSE}")},
     ]
 

@@ -32,6 +32,7 @@ class Window:
     start: float
     end: float
     segments: tuple[Segment, ...]
+    chapter: str | None = None  # the video chapter it lies in (chapter_windows)
 
     @property
     def text(self) -> str:
@@ -130,3 +131,26 @@ def make_windows(segments: Sequence[Segment], window_tokens: int,
             shared += costs[back]
         lo = back
     return windows
+
+
+def chapter_windows(segments: Sequence[Segment], chapters: Sequence[Mapping[str, Any]],
+                    window_tokens: int, overlap_tokens: int) -> list[Window]:
+    """Windows that never cross a chapter boundary (a segment belongs to the chapter its
+    middle falls in; a window's span is clipped to its chapter), each carrying its
+    chapter's title; numbered in order. Segments outside every chapter form windows of
+    their own, without a title."""
+    spans = sorted((float(c["start"]), float(c["end"]), str(c.get("title") or ""))
+                   for c in chapters)
+    groups: list[tuple[tuple[float, float, str] | None, list[Segment]]] = []
+    for seg in segments:
+        mid = (seg.start + seg.end) / 2
+        span = next((c for c in spans if c[0] <= mid < c[1]), None)
+        if not groups or groups[-1][0] != span:
+            groups.append((span, []))
+        groups[-1][1].append(seg)
+    out: list[Window] = []
+    for span, group in groups:
+        lo, hi, title = span if span is not None else (-math.inf, math.inf, None)
+        for w in make_windows(group, window_tokens, overlap_tokens):
+            out.append(Window(len(out), max(w.start, lo), min(w.end, hi), w.segments, title))
+    return out

@@ -11,7 +11,7 @@ from typing import Any
 
 from ytpiped import kinds
 from ytpiped.abort import in_thread
-from ytpiped.audio import torch_backend
+from ytpiped.audio import chunkplan, torch_backend
 from ytpiped.audio.analysis import Analysis, BadAudio, NoAudio, analyze_path, finish
 from ytpiped.audio.decode import RATE, decode
 from ytpiped.config import Settings
@@ -70,8 +70,14 @@ class AnalyzeStage(StageBase):
         except NoAudio as exc:
             raise Permanent(str(exc), kind=kinds.NO_AUDIO) from None
         data = result.to_json()
+        sponsor = [(float(s["start"]), float(s["end"]))
+                   for s in item.info.get("sponsorblock") or []]
+        if sponsor:  # SponsorBlock segments are never transcribed (nor mined)
+            data["chunks"] = [list(c) for c in chunkplan.exclude(
+                [(float(a), float(b)) for a, b in data["chunks"]], sponsor)]
         ctx.log.info("audio_analyzed", duration_s=data["duration_s"],
-                     lufs=data["integrated_lufs"], chunks=len(data["chunks"]))
+                     lufs=data["integrated_lufs"], chunks=len(data["chunks"]),
+                     sponsor_segments=len(sponsor))
         return Outcome(fields={"duration_s": result.duration_s},
                        info={"analysis": {k: v for k, v in data.items() if k != "chunks"},
                              "chunks": data["chunks"]})

@@ -37,6 +37,7 @@ class Item:
     audio_path: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     priority: int = 0
+    parent_id: str | None = None  # the playlist, channel or feed that added it
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,13 @@ class Context(Protocol):
         """Change state that hosts sharing the store share (e.g. a pacing group's), under
         the store's lock on `key`: `change(value or None)` -> the new value (it may run
         more than once)."""
+
+    async def follows(self) -> Mapping[str, Any]:
+        """Followed sources: daemon-state key `follow:<id>` -> its JSON (None: unfollowed)."""
+
+    async def save_follow(self, key: str, value: Mapping[str, Any]) -> bool:
+        """Store a followed source after a check; False (nothing stored) when it was
+        unfollowed meanwhile."""
 
 
 @runtime_checkable

@@ -32,22 +32,29 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ytpiped import logs, metrics
+from ytpiped import transcription as tx
 from ytpiped.download import classify as cls
 from ytpiped.download import cookies, jsruntime, ytdlp
+from ytpiped.download import follows as fl
 from ytpiped.download.breaker import CLOSED, Breaker
-from ytpiped.download.pacing import Buffer, Pacer
+from ytpiped.download.filters import Filters
+from ytpiped.download.meta import without_ranges
+from ytpiped.download.pacing import Buffer, OtherHosts, Pacer
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
+from ytpiped.files import atomic_write_json
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.store.factory import host_id
 
 T = TypeVar("T")
 
+SOURCE_SUBTITLES = "youtube_subtitles"  # a transcript's `source`; Whisper's is "whisper"
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
 COOKIES_MISSING = "cookies_missing"
@@ -71,18 +78,22 @@ CAUSES = {
 
 Fetcher = Callable[..., ytdlp.Fetched | ytdlp.Listing]
 Lister = Callable[..., tuple[str | None, list[str]]]
+Newest = Callable[..., tuple[str | None, list[str]]]
 
 
 class DownloadStage(StageBase):
     name = "download"
 
     def __init__(self, *, concurrency: int = 1, rng: random.Random | None = None,
-                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries) -> None:
+                 fetcher: Fetcher = ytdlp.fetch, lister: Lister = ytdlp.flat_entries,
+                 newest: Newest = ytdlp.newest_entries) -> None:
         self.concurrency = concurrency
         self.rng = rng or random.Random()
         self.fetcher = fetcher
         self.lister = lister
+        self.newest = newest
         self.pacer: Pacer | None = None
+        self.other: OtherHosts | None = None  # pacing of hosts that are not YouTube
         self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
         self.cookie_problem: str | None = None
@@ -106,6 +117,14 @@ class DownloadStage(StageBase):
         # downloads this host had in flight died with its last daemon
         await self._in_group(ctx, lambda: pacer.forget(_host_prefix(ctx.owner)))
         await self._check_runtime(ctx)
+
+    async def _other_turn(self, ctx: Context) -> OtherHosts:
+        """Wait for the pause other hosts get after the previous download from them."""
+        if self.other is None:
+            self.other = OtherHosts(ctx.settings.download, self.rng)
+        while (at := self.other.next_at(ctx.clock.now())) > ctx.clock.now():
+            await ctx.clock.sleep(at - ctx.clock.now())
+        return self.other
 
     def _pacer(self, ctx: Context) -> Pacer:
         if self.pacer is None:
@@ -224,6 +243,8 @@ class DownloadStage(StageBase):
                 await ctx.clock.sleep(max(0.01, wait))
                 continue
             await ctx.publish(self._status(phase, at, now, buf))
+            if await self._check_follow(ctx, now):
+                continue  # a listing request was made: the next one waits its turn
             if at is not None and at <= now:
                 return
             wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
@@ -254,6 +275,54 @@ class DownloadStage(StageBase):
             if at is None:
                 return
             await ctx.clock.sleep(max(0.01, min(GATE_RECHECK_S, at - now)))
+
+    async def _check_follow(self, ctx: Context, now: float) -> bool:
+        """List the most overdue followed source, when one is due and pacing allows a
+        request now; -> True when a listing was made. New entries become video rows."""
+        pacer = self._pacer(ctx)
+        if pacer.listing_at(now) > now:
+            return False
+        follow = fl.due(fl.parse_all({k: (v, 0.0) for k, v in (await ctx.follows()).items()}),
+                        now)
+        if follow is None:
+            return False
+        cfg = ctx.settings.sources
+        interval = cfg.follow_interval_h * 3600.0
+        found = await self._runtime(ctx)
+        options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
+        log = ctx.log.bind(source=follow.id)
+        holder = f"{ctx.owner}/follow:{follow.id}"
+        await self._in_group(ctx, lambda: pacer.started(now, holder))
+        try:
+            title, urls = await asyncio.to_thread(
+                self.newest, follow.url, log, options, follow.seen, cfg.follow_max_entries)
+        except Exception as exc:
+            end = ctx.clock.now()
+            full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
+            warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
+            kind = cls.classify(full, exc, warned)
+
+            def failed() -> None:
+                pacer.finished(end, False, holder)
+                if kind in cls.COOLDOWN_KINDS:
+                    pacer.enter_cooldown(end, kind, holder)
+
+            await self._in_group(ctx, failed)
+            log.warning("follow_check_failed", kind=kind, error=cls.tidy(full))
+            await ctx.save_follow(follow.key, fl.checked(follow, end, interval,
+                                                         error=f"{kind}: {cls.tidy(full)}")
+                                  .to_json())
+            return True
+        end = ctx.clock.now()
+        await self._in_group(ctx, lambda: pacer.finished(end, True, holder))
+        new = fl.new_entries(urls, follow.seen)
+        added = 0
+        if new:
+            added, _ = await ctx.add_videos(list(reversed(new)), parent_id=follow.id)
+        log.info("follow_checked", listed=len(urls), new=len(new), added=added)
+        await ctx.save_follow(follow.key, fl.checked(follow, end, interval, title=title,
+                                                     new=new, added=added).to_json())
+        return True
 
     def _status(self, phase: str, at: float | None, now: float, buf: Buffer) -> dict[str, Any]:
         pacer = self.pacer
@@ -322,7 +391,6 @@ class DownloadStage(StageBase):
 
     async def _run(self, item: Item, ctx: Context) -> Outcome:
         pacer = self._pacer(ctx)
-        breaker = self._breaker(ctx)
         cfg = ctx.settings.download
         audio = DataDir(ctx.data_dir).audio_dir
         cookie_copy: cookies.CookieCopy | None = None
@@ -337,10 +405,18 @@ class DownloadStage(StageBase):
         jar = cookie_copy.path if cookie_copy is not None else None
         found = await self._runtime(ctx)
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
-        options = ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
-                                   abort=abort)
+        options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
+                                           abort=abort),
+                          filters=Filters.of(ctx.settings.sources,
+                                             await self._source_filters(ctx, item)),
+                          subtitles=ctx.settings.transcribe.youtube_subtitles,
+                          subtitle_lang=ctx.settings.transcribe.language)
         holder = f"{ctx.owner}/{item.id}"
-        await self._take_turn(ctx, holder)
+        other = other_host(item)
+        if other:  # a feed's episode: its host's own pacing, not YouTube's
+            (await self._other_turn(ctx)).started(ctx.clock.now())
+        else:
+            await self._take_turn(ctx, holder)
         try:
             if item.kind in ("playlist", "channel"):
                 title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log, options)
@@ -351,29 +427,80 @@ class DownloadStage(StageBase):
                 return await self._expanded(ctx, item, got.title, got.urls, holder)
         except asyncio.CancelledError:
             abort.set()  # yt-dlp's thread ends at its next progress report
-            with contextlib.suppress(Exception):  # the group's turn goes on
-                await self._in_group(ctx, lambda: pacer.inflight.pop(holder, None))
+            if not other:
+                with contextlib.suppress(Exception):  # the group's turn goes on
+                    await self._in_group(ctx, lambda: pacer.inflight.pop(holder, None))
             raise
+        except ytdlp.Skipped as skip:  # one extraction, no audio: the request counts
+            await self._ended(ctx, other, holder, ok=True, probe=False)
+            return await self._skipped(ctx, item, skip)
         except Exception as exc:
             now = ctx.clock.now()
             await asyncio.to_thread(ytdlp.remove_attempt_files, audio, item.id)
-            raise await self._decision(ctx, item, exc, now, holder) from None
+            raise await self._decision(ctx, item, exc, now, holder, other) from None
         finally:
             if cookie_copy is not None:
                 await asyncio.to_thread(cookie_copy.close)
-        now = ctx.clock.now()
-
-        def succeeded() -> bool:
-            pacer.finished(now, True, holder)
-            return breaker.succeeded()
-
-        await self._succeeded(ctx, await self._in_group(ctx, succeeded))
+        closed = await self._ended(ctx, other, holder, ok=True)
+        await self._succeeded(ctx, closed)
+        data = DataDir(ctx.data_dir)
+        await asyncio.to_thread(atomic_write_json, data.meta(item.id), got.meta)
+        fields = {"title": got.title, "channel": got.channel, "upload_date": got.upload_date,
+                  "duration_s": got.duration_s}
+        info: dict[str, Any] = {"meta": got.meta, "sponsorblock": got.sponsor}
+        if got.subtitles is not None:
+            return await self._from_subtitles(ctx, item, got, fields, info)
+        assert got.path is not None
         ctx.log.info("video_downloaded", size=got.size_bytes, duration_s=got.duration_s)
         metrics.video_downloaded(got.size_bytes, got.duration_s)
-        return Outcome(fields={"title": got.title, "channel": got.channel,
-                               "upload_date": got.upload_date, "duration_s": got.duration_s,
-                               "size_bytes": got.size_bytes,
-                               "audio_path": DataDir(ctx.data_dir).relative(got.path)})
+        return Outcome(fields={**fields, "size_bytes": got.size_bytes,
+                               "audio_path": data.relative(got.path)}, info=info)
+
+    async def _source_filters(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """The filters of the followed source that added this video, if any."""
+        if item.parent_id is None:
+            return {}
+        got = (await ctx.follows()).get(fl.PREFIX + item.parent_id)
+        return dict(got.get("filters") or {}) if isinstance(got, dict) else {}
+
+    async def _skipped(self, ctx: Context, item: Item, skip: ytdlp.Skipped) -> Outcome:
+        """A filter left the video out: `skipped`, with the reason and its metadata."""
+        await asyncio.to_thread(atomic_write_json, DataDir(ctx.data_dir).meta(item.id),
+                                skip.meta)
+        ctx.log.info("video_skipped", reason=skip.reason)
+        return Outcome(fields={"title": skip.meta.get("title"),
+                               "channel": skip.meta.get("channel"),
+                               "upload_date": skip.meta.get("upload_date"),
+                               "duration_s": skip.meta.get("duration")},
+                       info={"meta": skip.meta, "skipped": skip.reason},
+                       finished_state="skipped")
+
+    async def _from_subtitles(self, ctx: Context, item: Item, got: ytdlp.Fetched,
+                              fields: dict[str, Any], info: dict[str, Any]) -> Outcome:
+        """The video's own subtitles are its transcript: written here, Whisper skipped."""
+        assert got.subtitles is not None and got.subtitle_track is not None
+        track = got.subtitle_track
+        ranges = [(s["start"], s["end"]) for s in got.sponsor]
+        segments = without_ranges(got.subtitles, ranges)
+        doc = {"video_id": item.id, "title": got.title, "channel": got.channel,
+               "language": track.lang, "duration_s": got.duration_s or 0.0,
+               "source": SOURCE_SUBTITLES, "subtitles": {"lang": track.lang,
+                                                         "automatic": track.automatic},
+               "model": "", "device": [], "segments": segments, "chunks": [],
+               "chapters": got.meta.get("chapters") or [], "sponsorblock": got.sponsor}
+        data = DataDir(ctx.data_dir)
+        written = await asyncio.to_thread(tx.write_outputs, data.transcripts_dir, item.id, doc,
+                                          ctx.settings.transcribe.output_formats)
+        words = sum(len(s["text"].split()) for s in segments)
+        ctx.log.info("subtitles_used", lang=track.lang, automatic=track.automatic,
+                     segments=len(segments))
+        await ctx.record_event("transcript_made", kind=SOURCE_SUBTITLES,
+                               message=f"{track.lang} subtitles"
+                                       + (" (automatic)" if track.automatic else ""))
+        info["transcript"] = {"paths": [data.relative(p) for p in written.values()],
+                              "language": track.lang, "segments": len(segments),
+                              "words": words, "source": SOURCE_SUBTITLES}
+        return Outcome(fields=fields, info=info, finished_state="transcribed")
 
     async def _expanded(self, ctx: Context, item: Item, title: str | None,
                         urls: list[str], holder: str) -> Outcome:
@@ -403,8 +530,24 @@ class DownloadStage(StageBase):
         phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(now, buf)
         await ctx.publish(self._status(phase, at, now, buf))
 
+    async def _ended(self, ctx: Context, other: bool, holder: str, *, ok: bool,
+                     probe: bool = True) -> bool:
+        """A request of this stage ended well: its pacing notes the time (another host's
+        own, or the group's under its lock); -> True when that closed the breaker (a probe
+        download succeeded; `probe=False`: a request that says nothing of downloads)."""
+        pacer, breaker, now = self._pacer(ctx), self._breaker(ctx), ctx.clock.now()
+        if other and self.other is not None:
+            self.other.finished(now, ok)
+            return probe and breaker.succeeded()  # a feed host's download works too
+
+        def step() -> bool:
+            pacer.finished(now, ok, holder)
+            return probe and breaker.succeeded()
+
+        return await self._in_group(ctx, step)
+
     async def _decision(self, ctx: Context, item: Item, exc: Exception, now: float,
-                        holder: str) -> Exception:
+                        holder: str, other: bool) -> Exception:
         pacer, breaker = self._pacer(ctx), self._breaker(ctx)
         full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
         warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
@@ -413,16 +556,21 @@ class DownloadStage(StageBase):
 
         def step() -> tuple[float | None, str | None, dict[str, int]]:
             """(cooldown end, what the breaker did, attempts to give back) in the group."""
-            pacer.finished(now, False, holder)
+            if not other:
+                pacer.finished(now, False, holder)
             if not cls.feeds_breaker(kind):
                 breaker.neutral(own_fault=cls.is_permanent(kind))
             if kind in cls.COOLDOWN_KINDS:
+                if other:  # that host's limit, not YouTube's
+                    return now + ctx.settings.download.rate_limit_cooldown_s, None, {}
                 return pacer.enter_cooldown(now, kind, holder), None, {}
             if kind in (cls.DISK_FULL, cls.UPCOMING) or cls.is_permanent(kind):
                 return None, None, {}
             opened = breaker.failed(item.id, kind, text, now)
             return None, opened, breaker.to_give_back() if opened == "opened" else {}
 
+        if other and self.other is not None:
+            self.other.finished(now, ok=False)
         until, opened, spent = await self._in_group(ctx, step)
         if until is not None:
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
@@ -469,6 +617,12 @@ class DownloadStage(StageBase):
 def _host_prefix(owner: str) -> str:
     """"host:pid" -> "host:" (what every holder of this host starts with)."""
     return owner.rsplit(":", 1)[0] + ":"
+
+
+def other_host(item: Item) -> bool:
+    """An entry a feed or page listed, on a host that is not YouTube: paced on its own."""
+    return item.parent_id is not None and item.kind == "generic" and not (
+        ytdlp.is_youtube_video(item.url))
 
 
 def _free_bytes(path: Path) -> int:

@@ -37,7 +37,7 @@ from ytpiped.mining.llm import KIND_CONTEXT, LLMError
 from ytpiped.mining.outage import SERVER_KINDS, WHAT
 from ytpiped.mining.runner import Runtime
 from ytpiped.mining.schema import EpisodeSummary, WindowResult
-from ytpiped.mining.windows import Window, make_windows, parse_segments
+from ytpiped.mining.windows import Window, chapter_windows, make_windows, parse_segments
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 
@@ -161,8 +161,11 @@ class MineStage(LLMStage):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Permanent(f"transcript {path} is not JSON: {exc}",
                             kind="transcript_invalid") from None
-        windows = make_windows(parse_segments(transcript.get("segments", [])),
-                               cfg.window_tokens, cfg.overlap_tokens)
+        segments = parse_segments(transcript.get("segments", []))
+        chapters = transcript.get("chapters") or []
+        windows = (chapter_windows(segments, chapters, cfg.window_tokens, cfg.overlap_tokens)
+                   if chapters else make_windows(segments, cfg.window_tokens,
+                                                 cfg.overlap_tokens))
         rt = self.runtime
         try:
             await rt.ensure_sized(ctx.log)
@@ -249,7 +252,8 @@ class MineStage(LLMStage):
     async def _mine_window(self, item: Item, ctx: Context, rt: Runtime, w: Window,
                            summary: str) -> None:
         model = ctx.settings.mine.model
-        msgs = prompts.window_messages(item.title, item.channel, summary, w.text, w.start, w.end)
+        msgs = prompts.window_messages(item.title, item.channel, summary, w.text, w.start, w.end,
+                                       w.chapter)
         base: dict[str, Any] = {"model": model, "prompt_version": prompts.MINE_PROMPT_VERSION,
                                 "span": [round(w.start, 3), round(w.end, 3)]}
         try:

@@ -164,6 +164,9 @@ class TranscribeStage(StageBase):
                "duration_s": bounds[-1][1] if bounds else 0.0,
                "model": done[0]["model"] if done else "",
                "device": sorted({d["device"] for d in done.values()}),
+               "source": "whisper",
+               "chapters": (item.info.get("meta") or {}).get("chapters") or [],
+               "sponsorblock": list(item.info.get("sponsorblock") or []),
                "segments": segments,
                "chunks": [{"idx": i, "start": b[0], "end": b[1],
                            "device": done[i]["device"], "elapsed_s": done[i]["elapsed_s"],
@@ -176,5 +179,7 @@ class TranscribeStage(StageBase):
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)
         ctx.log.info("video_transcribed", chunks=len(bounds), words=words)
+        await ctx.record_event("transcript_made", kind="whisper")
         return Outcome(info={"transcript": {"paths": paths, "language": doc["language"],
-                                            "segments": len(segments), "words": words}})
+                                            "segments": len(segments), "words": words,
+                                            "source": "whisper"}})

@@ -50,6 +50,7 @@ class FakeContext:
         self.owner = owner
         # state shared by the hosts of one store (pass one dict to several contexts)
         self.shared: dict[str, Any] = {} if shared is None else shared
+        self.followed: dict[str, Any] = {}  # follow:<id> -> its JSON (None: unfollowed)
 
     @property
     def data_dir(self) -> Path:
@@ -93,3 +94,12 @@ class FakeContext:
     async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
         self.shared[key] = change(copy.deepcopy(self.shared.get(key)))
         return self.shared[key]
+
+    async def follows(self) -> Mapping[str, Any]:
+        return dict(self.followed)
+
+    async def save_follow(self, key: str, value: Mapping[str, Any]) -> bool:
+        if self.followed.get(key) is None:
+            return False
+        self.followed[key] = dict(value)
+        return True

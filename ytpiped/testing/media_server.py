@@ -10,6 +10,7 @@ Behaviour is part of the URL, so a URL list describes a whole scenario:
     /media/ocean.mp3?truncate=1           announce the full length, send half, close
     /page/two.html?media=a.mp3&media=b.webm   an HTML page with one <audio> tag per media
     /feed/show.xml?media=a.mp3&media=b.webm   a podcast RSS 2.0 feed, one episode per media
+    /yt/…, /sb/…                          the fake YouTube of `server.youtube` (fake_youtube.py)
 
 `media` values are names under /media/, with their own behaviour query if any
 (`page_url`/`feed_url` encode it: feed_url("show.xml", "ocean.mp3?status=404")).
@@ -30,9 +31,12 @@ import time
 from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from ytpiped.testing.fake_youtube import FakeYoutube
 
 MEDIA_DIR = Path(__file__).resolve().parent / "media"
 CHUNK = 8192
@@ -47,6 +51,7 @@ class MediaServer:
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
         self.served: list[tuple[float, float, str]] = []  # (start, end, path?query) of bodies
         self.down: int | None = None  # every /media request answers this status
+        self.youtube = FakeYoutube()  # /yt/ and /sb/: the fake YouTube (fake_youtube.py)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -161,7 +166,18 @@ class MediaServer:
         app.router.add_route("HEAD", "/media/{name}", self.handle)
         app.router.add_route("GET", "/page/{name}", self.page)
         app.router.add_route("GET", "/feed/{name}", self.feed)
+        app.router.add_routes(self.youtube.routes())
+        app.middlewares.append(self._count)
         return app
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count the fake YouTube's requests (media, pages and feeds count themselves)."""
+        resp: web.StreamResponse = await handler(request)
+        if request.path.startswith(("/yt/", "/sb/")):
+            self.hits[request.path_qs] += 1
+            self.log.append((request.method, request.path_qs, resp.status))
+        return resp
 
     async def start(self) -> MediaServer:
         runner = web.AppRunner(self.app(), access_log=None)
