@@ -12,8 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 import pytest
@@ -41,6 +42,25 @@ def host_env(data: Path, url: str, host: str) -> dict[str, str]:
                 "YTPIPED_DOWNLOAD__DELAY_STEADY_S": "[0, 0]",
                 "YTPIPED_DOWNLOAD__DELAY_CATCH_UP_S": "[0, 0]"})
     return env
+
+
+def run_until(envs: Mapping[str, dict[str, str]], logs: Mapping[str, IO[bytes]],
+              done: Callable[[], bool], timeout: float, what: str) -> list[int]:
+    """Run `ytpiped run` for every host until `done()`, stop them with SIGTERM -> their
+    exit codes."""
+    daemons: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for host, env in envs.items():
+            daemons[host] = subprocess.Popen([sys.executable, "-m", "ytpiped", "run"], env=env,
+                                             stdout=logs[host], stderr=subprocess.STDOUT)
+        wait_for(done, timeout=timeout, what=what)
+    finally:
+        for d in daemons.values():
+            d.send_signal(signal.SIGTERM)
+        codes = [d.wait(timeout=60) for d in daemons.values()]
+        for log in logs.values():
+            log.close()
+    return codes
 
 
 def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -140,18 +160,9 @@ def test_two_hosts_in_one_pacing_group_keep_its_delay_between_their_downloads(
     added = subprocess.run([sys.executable, "-m", "ytpiped", "add", *urls], env=envs["host-a"],
                            capture_output=True, text=True, timeout=120)
     assert added.returncode == 0, added.stderr
-    daemons = {h: subprocess.Popen([sys.executable, "-m", "ytpiped", "run"], env=envs[h],
-                                   stdout=logs[h], stderr=subprocess.STDOUT) for h in envs}
-    try:
-        wait_for(lambda: query(pg_url, "SELECT count(*) FROM events WHERE stage = 'download' "
-                                       "AND event = 'completed'")[0][0] == len(urls),
-                 timeout=180, what="every video downloaded")
-    finally:
-        for d in daemons.values():
-            d.send_signal(signal.SIGTERM)
-        codes = [d.wait(timeout=60) for d in daemons.values()]
-        for log in logs.values():
-            log.close()
+    codes = run_until(envs, logs, lambda: query(
+        pg_url, "SELECT count(*) FROM events WHERE stage = 'download' AND event = "
+                "'completed'")[0][0] == len(urls), timeout=180, what="every video downloaded")
     assert codes == [0, 0]
     hosts = {h for (h,) in query(pg_url, "SELECT DISTINCT host FROM events WHERE stage = "
                                          "'download' AND event = 'completed'")}
@@ -180,7 +191,7 @@ def test_a_transcribing_host_and_a_mining_host_hand_results_over_through_the_sto
     urls = [media.media_url(name, copy=7) for name in ("coffee.m4a", "ocean.mp3", "memory.wav")]
     roles = {"gpu-host": '["download", "analyze", "transcribe"]',
              "llm-host": '["mine", "evaluate"]'}
-    envs, logs, daemons = {}, {}, {}
+    envs, logs = {}, {}
     for host, stages in roles.items():
         data = tmp_path / host
         data.mkdir()
@@ -193,20 +204,9 @@ def test_a_transcribing_host_and_a_mining_host_hand_results_over_through_the_sto
     added = subprocess.run([sys.executable, "-m", "ytpiped", "add", *urls],
                            env=envs["gpu-host"], capture_output=True, text=True, timeout=120)
     assert added.returncode == 0, added.stderr
-    try:
-        for host in roles:
-            daemons[host] = subprocess.Popen([sys.executable, "-m", "ytpiped", "run"],
-                                             env=envs[host], stdout=logs[host],
-                                             stderr=subprocess.STDOUT)
-        wait_for(lambda: query(pg_url, "SELECT count(*) FROM videos WHERE state IN ('done', "
-                                       "'failed')")[0][0] == len(urls),
-                 timeout=300, what="every video done or failed")
-    finally:
-        for d in daemons.values():
-            d.send_signal(signal.SIGTERM)
-        codes = [d.wait(timeout=60) for d in daemons.values()]
-        for log in logs.values():
-            log.close()
+    codes = run_until(envs, logs, lambda: query(
+        pg_url, "SELECT count(*) FROM videos WHERE state IN ('done', 'failed')")[0][0] ==
+        len(urls), timeout=300, what="every video done or failed")
     assert codes == [0, 0]
     assert dict(query(pg_url, "SELECT state, count(*) FROM videos GROUP BY 1")) == \
         {"done": len(urls)}
