@@ -162,11 +162,25 @@ def _remine_arguments(rm: argparse.ArgumentParser) -> None:
 def _export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write to (created if missing; files there are replaced)")
-    e.add_argument("--format", choices=["jsonl", "md"], default="jsonl",
-                   help="jsonl: claims.jsonl + evaluations.jsonl; md: one Markdown file per "
-                        "video")
+    e.add_argument("--format", choices=["jsonl", "md", "csv", "transcripts"], default="jsonl",
+                   help="jsonl: claims.jsonl (with URL and deep link) + evaluations.jsonl; "
+                        "md: an Obsidian-style vault (a note per video, concept and person); "
+                        "csv: claims.csv for spreadsheets; transcripts: one file per video "
+                        "(--as)")
+    e.add_argument("--as", dest="transcript_format", choices=["txt", "srt", "vtt", "json"],
+                   default="txt", help="transcript file format (--format transcripts)")
+    e.add_argument("--merged", action="store_true",
+                   help="one transcripts.txt or .json for every video (--format transcripts "
+                        "--as txt|json)")
+    e.add_argument("--since", metavar="DATE",
+                   help="only videos uploaded on or after DATE (YYYY-MM-DD)")
+    e.add_argument("--channel", metavar="NAME", help="only this channel's videos (any case)")
+    e.add_argument("--incremental", action="store_true",
+                   help="only what changed since the last export into --out (remembered in "
+                        "DIR/.ytpiped-export.json); jsonl/csv go to new claims-<time> files")
     e.add_argument("--json", action="store_true",
-                   help='machine-readable report: {"claims": N, "out", "format"}')
+                   help='machine-readable report: {"format", "out", "videos", "unchanged", '
+                        '"claims", "files"}')
 
 
 def _transcribe_arguments(t: argparse.ArgumentParser) -> None:
@@ -574,13 +588,29 @@ def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
 def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.export import export
+    from ytpiped.search import parse_since
 
-    n = export(settings.data_path, Path(args.out), args.format)
+    since = parse_since(args.since) if args.since else None
+    store = _open_store(settings, readonly=True)
+    try:
+        rows = {r.id: r for r in store.find_videos()} if store is not None else {}
+    finally:
+        if store is not None:
+            store.close()
+    report = export(settings.data_path, Path(args.out), args.format, rows=rows, since=since,
+                    channel=args.channel, incremental=args.incremental,
+                    transcript_format=args.transcript_format, merged=args.merged)
     if args.json:
-        print(json.dumps({"claims": n, "out": str(Path(args.out).resolve()),
-                          "format": args.format}))
+        print(json.dumps(report.to_json()))
         return EXIT_OK
-    print(f"exported {n} claim{'s' if n != 1 else ''} to {args.out} ({args.format})")
+    what = (f"{report.videos} transcript{'s' if report.videos != 1 else ''}"
+            if args.format == "transcripts" else
+            f"{report.claims} claim{'s' if report.claims != 1 else ''} of {report.videos} "
+            f"video{'s' if report.videos != 1 else ''}")
+    unchanged = f", {report.unchanged} unchanged" if args.incremental else ""
+    print(printable(f"exported {what} to {args.out} ({args.format}{unchanged}; "
+                    f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} "
+                    "written)"))
     return EXIT_OK
 
 
