@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ytpiped import __version__
+from ytpiped import cli_find as find
 from ytpiped import config as cfg
 from ytpiped.errors import (
     EXIT_FAILURE,
@@ -278,7 +279,18 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
      _retry_arguments),
     ("remine", "mine done videos again whose results a new prompt version or model made stale "
                "(windows still current are kept)", _remine_arguments),
-    ("export", "write mined claims and evaluations", _export_arguments),
+    ("search", "full-text search of mined claims and transcripts: ranked hits with a deep "
+               "link to the moment in the video", find.search_arguments),
+    ("reindex", "rebuild the search indexes from the transcripts and mining results in the "
+                "data dir", find.reindex_arguments),
+    ("ls", "list videos: id, state, attempts, length, channel, title (filter by state, "
+           "error kind, channel)", find.ls_arguments),
+    ("show", "one video: metadata, URL, files, state history, errors, top claims",
+     find.show_arguments),
+    ("logs", "the event log (every state change, retry, cooldown and failure); -f follows it",
+     find.logs_arguments),
+    ("export", "write mined claims (jsonl, csv), an Obsidian-style vault (md) or transcripts",
+     _export_arguments),
     ("transcribe", "one-shot batch transcription of a folder of audio (no daemon)",
      _transcribe_arguments),
     ("analyze", "loudness, duration, silences and chunk plan of one audio file",
@@ -836,6 +848,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "remine": cmd_remine,
     "hw": cmd_hw,
     "export": cmd_export,
+    "search": find.cmd_search,
+    "reindex": find.cmd_reindex,
+    "ls": find.cmd_ls,
+    "show": find.cmd_show,
+    "logs": find.cmd_logs,
     "transcribe": cmd_transcribe,
     "analyze": cmd_analyze,
 }

@@ -32,6 +32,7 @@ from ytpiped.store.search import (
 from ytpiped.text import printable
 
 if TYPE_CHECKING:
+    from ytpiped.store.base import Store
     from ytpiped.store.blocking import SyncDB
     from ytpiped.store.model import VideoRow
 
@@ -219,29 +220,55 @@ def parse_since(text: str, option: str = "--since") -> str:
     return digits
 
 
-def run(db: SyncDB, text: str, where: In = "all", *, channel: str | None = None,
-        since: str | None = None, limit: int = 20) -> list[SearchHit]:
-    """The best `limit` hits; with `all`, claims and transcript passages merged by their
-    score relative to the best of their own kind (claims first on a tie)."""
+Kind = Literal["claims", "transcripts"]
+
+
+def queries(text: str, where: In = "all", *, channel: str | None = None,
+            since: str | None = None, limit: int = 20) -> list[SearchQuery]:
+    """The index queries a search makes (one per index searched). Raises UsageError for a
+    bad limit and QuerySyntaxError (a UsageError) for a query that cannot be parsed."""
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
+    if where not in ("claims", "transcripts", "all"):
+        raise UsageError(f"--in {where!r}: expected claims, transcripts or all")
     node = parse(text)
-    kinds: Sequence[Literal["claims", "transcripts"]] = \
-        ("claims", "transcripts") if where == "all" else (where,)
+    kinds: Sequence[Kind] = ("claims", "transcripts") if where == "all" else (where,)
+    return [SearchQuery(node, kind, channel or None, since or None, limit) for kind in kinds]
+
+
+def merge(results: Sequence[Sequence[SearchHit]], limit: int) -> list[SearchHit]:
+    """Hits of several indexes in one list: each by its score relative to the best of its
+    own index (bm25 scores of two indexes do not compare), the first index first on a
+    tie."""
+    if len(results) == 1:
+        return list(results[0][:limit])
     found: list[tuple[float, int, SearchHit]] = []
-    for order, kind in enumerate(kinds):
-        hits = db.search(SearchQuery(node, kind, channel, since, limit))
+    for order, hits in enumerate(results):
         top = max((h.score for h in hits), default=0.0)
         found += [(h.score / top if top > 0 else 0.0, order, h) for h in hits]
-    if where == "all":
-        found.sort(key=lambda t: (-t[0], t[1]))
+    found.sort(key=lambda t: (-t[0], t[1]))
     return [h for _, _, h in found[:limit]]
+
+
+def run(db: SyncDB, text: str, where: In = "all", *, channel: str | None = None,
+        since: str | None = None, limit: int = 20) -> list[SearchHit]:
+    """The best `limit` hits, best first (`ytpiped search`). `since`: YYYYMMDD
+    (`parse_since`); `channel` without case."""
+    qs = queries(text, where, channel=channel, since=since, limit=limit)
+    return merge([db.search(q) for q in qs], limit)
+
+
+async def find(store: Store, text: str, where: In = "all", *, channel: str | None = None,
+               since: str | None = None, limit: int = 20) -> list[SearchHit]:
+    """`run` over the async Store protocol (the daemon's store; the web page)."""
+    qs = queries(text, where, channel=channel, since=since, limit=limit)
+    return merge([await store.search(q) for q in qs], limit)
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": hit.kind, "video_id": hit.video_id, "title": hit.title,
-        "channel": hit.channel, "upload_date": _date(hit.upload_date), "url": hit.url,
+        "channel": hit.channel, "upload_date": iso_date(hit.upload_date), "url": hit.url,
         "link": deep_link(hit.video_id, hit.url, hit.video_kind, hit.start_s),
         "start_s": hit.start_s, "end_s": hit.end_s, "time": stamp(hit.start_s),
         "snippet": hit.snippet, "text": hit.text, "score": round(hit.score, 6)}
@@ -253,7 +280,7 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
     return out
 
 
-def _date(d: str | None) -> str | None:
+def iso_date(d: str | None) -> str | None:
     """YYYYMMDD (yt-dlp's) as YYYY-MM-DD."""
     return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if d and re.fullmatch(r"\d{8}", d) else d
 
@@ -273,7 +300,7 @@ def format_hits(hits: Sequence[SearchHit], *, color: bool = False) -> str:
     for n, h in enumerate(hits, 1):
         what = f"claim #{h.rank}" if h.kind == "claim" and h.rank else h.kind
         head = [what, h.title or h.video_id, stamp(h.start_s)]
-        head += [x for x in (h.channel, _date(h.upload_date)) if x]
+        head += [x for x in (h.channel, iso_date(h.upload_date)) if x]
         link = deep_link(h.video_id, h.url, h.video_kind, h.start_s)
         if not is_youtube(h.video_id, h.video_kind) and h.start_s is not None:
             link += f"  (at {stamp(h.start_s)})"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ytpiped import transcription as tx
 from ytpiped.errors import UsageError
 from ytpiped.paths import DataDir
-from ytpiped.search import _date, deep_link, stamp
+from ytpiped.search import deep_link, iso_date, stamp
 
 if TYPE_CHECKING:
     from ytpiped.store.model import VideoRow
@@ -156,7 +156,7 @@ def claim_records(s: Source) -> Iterator[dict[str, Any]]:
     raw = s.doc.get("provenance")
     prov: dict[str, Any] = raw if isinstance(raw, dict) else {}
     head = {"video_id": s.id, "title": s.title, "channel": s.channel,
-            "upload_date": _date(s.row.upload_date if s.row else None), "url": s.url}
+            "upload_date": iso_date(s.row.upload_date if s.row else None), "url": s.url}
     # token counts the result records (per claim they come with the claim's own fields)
     tokens = {k: v for k, v in prov.items() if "token" in k}
     for c in s.doc.get("claims") or []:
@@ -233,7 +233,7 @@ def _claims(found: list[Source], out_dir: Path, fmt: str, report: Report, suffix
     evals = []
     for s in found:
         evals.append({"video_id": s.id, "title": s.title, "channel": s.channel,
-                      "upload_date": _date(s.row.upload_date if s.row else None), "url": s.url,
+                      "upload_date": iso_date(s.row.upload_date if s.row else None), "url": s.url,
                       "evaluation": s.doc.get("evaluation"), "summary": s.doc.get("summary"),
                       "people": s.doc.get("people"), "concepts": s.doc.get("concepts"),
                       "provenance": s.doc.get("provenance")})
@@ -246,7 +246,7 @@ def _vault(found: list[Source], changed: list[Source], before: Mapping[str, Any]
     from ytpiped.vault import Vault, Video
 
     vault = Vault([Video(s.id, s.doc, s.title, s.url, s.kind, s.channel,
-                         _date(s.row.upload_date if s.row else None),
+                         iso_date(s.row.upload_date if s.row else None),
                          s.row.state if s.row else None,
                          s.row.duration_s if s.row else s.doc.get("duration_s"))
                    for s in found])
