@@ -424,12 +424,14 @@ def stored_status(settings: cfg.Settings, pid: int | None) -> dict[str, Any]:
     from ytpiped.store import SqliteDB, corruption_named, db_path
 
     with corruption_named(db_path(settings.data_path)):
-        store: SyncDB = _open_store(settings, readonly=True) or \
-            SqliteDB(Path(":memory:"), now=time.time())
+        found = _open_store(settings, readonly=True)
+        store: SyncDB = found or SqliteDB(Path(":memory:"), now=time.time())
         try:
-            return status.build(store, time.time(), pid)
+            st = status.build(store, time.time(), pid)
         finally:
             store.close()
+    st["database"] = found is not None
+    return st
 
 
 def status_dict(settings: cfg.Settings) -> dict[str, Any]:
@@ -447,6 +449,7 @@ def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 _prepare(args, settings)
                 prepared = True
             st = stored_status(settings, pid)
+        st.setdefault("data_dir", str(settings.data_path))
         if args.json:
             shown = st.get("hosts", []) if args.hosts else st
             print(json.dumps(shown, indent=None if args.watch else 2), flush=True)
@@ -469,6 +472,13 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
     store = _open_store(settings, readonly=False)
     assert store is not None
     try:
+        if args.kind is not None:
+            kinds = store.failures_by_kind()
+            if args.kind not in kinds:
+                valid = ", ".join(f"{k} ({n})" for k, n in sorted(kinds.items()))
+                raise UsageError(f"retry --kind {args.kind!r}: no failed video has that kind; "
+                                 + (f"the kinds of the failed videos: {valid}" if valid else
+                                    "no video has failed"))
         n = store.retry_failed(time.time(), stage=args.stage, kind=args.kind,
                                ids=args.video_ids)
     finally:

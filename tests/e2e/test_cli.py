@@ -80,7 +80,8 @@ def test_status_without_database_or_daemon(data_dir: Path) -> None:
     assert st["eta_seconds"] is None and st["suggestions"] == [] and st["failures"]["by_kind"] == {}
     assert not (data_dir / "ytpiped.db").exists()  # status never creates the database
     human = cli(data_dir, "status")
-    assert "daemon: not running" in human.stdout and "queued" in human.stdout
+    assert "daemon: not running" in human.stdout and "no videos yet" in human.stdout
+    assert f"data: {data_dir}  (no database there" in human.stdout
 
 
 def test_broken_config_exits_2_naming_key(data_dir: Path, tmp_path: Path) -> None:

@@ -210,3 +210,15 @@ def test_follow_yields_events_as_they_are_written(data: Path) -> None:
         assert only == ["second"]
     finally:
         db.close()
+
+
+def test_retry_with_an_unknown_kind_lists_the_valid_ones(
+        data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, data, "retry", "--kind", "forbiden")
+    assert code == 2 and out == ""
+    assert err.strip() == "error: retry --kind 'forbiden': no failed video has that kind; " \
+                          "the kinds of the failed videos: forbidden (1)"
+    code, out, _ = run(capsys, data, "retry", "--kind", "forbidden")
+    assert code == 0 and out.strip() == "re-queued 1 failed video"
+    code, _, err = run(capsys, data, "retry", "--kind", "forbidden")
+    assert code == 2 and err.strip().endswith("no video has failed")
