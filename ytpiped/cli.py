@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ytpiped import __version__
+from ytpiped import cli_find as find
 from ytpiped import config as cfg
 from ytpiped.errors import (
     EXIT_FAILURE,
@@ -172,11 +173,25 @@ def _remine_arguments(rm: argparse.ArgumentParser) -> None:
 def _export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write to (created if missing; files there are replaced)")
-    e.add_argument("--format", choices=["jsonl", "md"], default="jsonl",
-                   help="jsonl: claims.jsonl + evaluations.jsonl; md: one Markdown file per "
-                        "video")
+    e.add_argument("--format", choices=["jsonl", "md", "csv", "transcripts"], default="jsonl",
+                   help="jsonl: claims.jsonl (with URL and deep link) + evaluations.jsonl; "
+                        "md: an Obsidian-style vault (a note per video, concept and person); "
+                        "csv: claims.csv for spreadsheets; transcripts: one file per video "
+                        "(--as)")
+    e.add_argument("--as", dest="transcript_format", choices=["txt", "srt", "vtt", "json"],
+                   default="txt", help="transcript file format (--format transcripts)")
+    e.add_argument("--merged", action="store_true",
+                   help="one transcripts.txt or .json for every video (--format transcripts "
+                        "--as txt|json)")
+    e.add_argument("--since", metavar="DATE",
+                   help="only videos uploaded on or after DATE (YYYY-MM-DD)")
+    e.add_argument("--channel", metavar="NAME", help="only this channel's videos (any case)")
+    e.add_argument("--incremental", action="store_true",
+                   help="only what changed since the last export into --out (remembered in "
+                        "DIR/.ytpiped-export.json); jsonl/csv go to new claims-<time> files")
     e.add_argument("--json", action="store_true",
-                   help='machine-readable report: {"claims": N, "out", "format"}')
+                   help='machine-readable report: {"format", "out", "videos", "unchanged", '
+                        '"claims", "files"}')
 
 
 def _transcribe_arguments(t: argparse.ArgumentParser) -> None:
@@ -285,7 +300,18 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
      _retry_arguments),
     ("remine", "mine done videos again whose results a new prompt version or model made stale "
                "(windows still current are kept)", _remine_arguments),
-    ("export", "write mined claims and evaluations", _export_arguments),
+    ("search", "full-text search of mined claims and transcripts: ranked hits with a deep "
+               "link to the moment in the video", find.search_arguments),
+    ("reindex", "rebuild the search indexes from the transcripts and mining results in the "
+                "data dir", find.reindex_arguments),
+    ("ls", "list videos: id, state, attempts, length, channel, title (filter by state, "
+           "error kind, channel)", find.ls_arguments),
+    ("show", "one video: metadata, URL, files, state history, errors, top claims",
+     find.show_arguments),
+    ("logs", "the event log (every state change, retry, cooldown and failure); -f follows it",
+     find.logs_arguments),
+    ("export", "write mined claims (jsonl, csv), an Obsidian-style vault (md) or transcripts",
+     _export_arguments),
     ("transcribe", "one-shot batch transcription of a folder of audio (no daemon)",
      _transcribe_arguments),
     ("analyze", "loudness, duration, silences and chunk plan of one audio file",
@@ -490,12 +516,14 @@ def stored_status(settings: cfg.Settings, pid: int | None) -> dict[str, Any]:
     from ytpiped.store import SqliteDB, corruption_named, db_path
 
     with corruption_named(db_path(settings.data_path)):
-        store: SyncDB = _open_store(settings, readonly=True) or \
-            SqliteDB(Path(":memory:"), now=time.time())
+        found = _open_store(settings, readonly=True)
+        store: SyncDB = found or SqliteDB(Path(":memory:"), now=time.time())
         try:
-            return status.build(store, time.time(), pid)
+            st = status.build(store, time.time(), pid)
         finally:
             store.close()
+    st["database"] = found is not None
+    return st
 
 
 def status_dict(settings: cfg.Settings) -> dict[str, Any]:
@@ -513,6 +541,7 @@ def cmd_status(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 _prepare(args, settings)
                 prepared = True
             st = stored_status(settings, pid)
+        st.setdefault("data_dir", str(settings.data_path))
         if args.json:
             shown = st.get("hosts", []) if args.hosts else st
             print(json.dumps(shown, indent=None if args.watch else 2), flush=True)
@@ -535,6 +564,13 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
     store = _open_store(settings, readonly=False)
     assert store is not None
     try:
+        if args.kind is not None:
+            kinds = store.failures_by_kind()
+            if args.kind not in kinds:
+                valid = ", ".join(f"{k} ({n})" for k, n in sorted(kinds.items()))
+                raise UsageError(f"retry --kind {args.kind!r}: no failed video has that kind; "
+                                 + (f"the kinds of the failed videos: {valid}" if valid else
+                                    "no video has failed"))
         n = store.retry_failed(time.time(), stage=args.stage, kind=args.kind,
                                ids=args.video_ids)
     finally:
@@ -687,14 +723,30 @@ def _fetch_outputs(settings: cfg.Settings) -> None:
 
 def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.mining.export import export
+    from ytpiped.search import parse_since
 
     _fetch_outputs(settings)
-    n = export(settings.data_path, Path(args.out), args.format)
+    since = parse_since(args.since) if args.since else None
+    store = _open_store(settings, readonly=True)
+    try:
+        rows = {r.id: r for r in store.find_videos()} if store is not None else {}
+    finally:
+        if store is not None:
+            store.close()
+    report = export(settings.data_path, Path(args.out), args.format, rows=rows, since=since,
+                    channel=args.channel, incremental=args.incremental,
+                    transcript_format=args.transcript_format, merged=args.merged)
     if args.json:
-        print(json.dumps({"claims": n, "out": str(Path(args.out).resolve()),
-                          "format": args.format}))
+        print(json.dumps(report.to_json()))
         return EXIT_OK
-    print(f"exported {n} claim{'s' if n != 1 else ''} to {args.out} ({args.format})")
+    what = (f"{report.videos} transcript{'s' if report.videos != 1 else ''}"
+            if args.format == "transcripts" else
+            f"{report.claims} claim{'s' if report.claims != 1 else ''} of {report.videos} "
+            f"video{'s' if report.videos != 1 else ''}")
+    unchanged = f", {report.unchanged} unchanged" if args.incremental else ""
+    print(printable(f"exported {what} to {args.out} ({args.format}{unchanged}; "
+                    f"{len(report.files)} file{'s' if len(report.files) != 1 else ''} "
+                    "written)"))
     return EXIT_OK
 
 
@@ -939,6 +991,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "remine": cmd_remine,
     "hw": cmd_hw,
     "export": cmd_export,
+    "search": find.cmd_search,
+    "reindex": find.cmd_reindex,
+    "ls": find.cmd_ls,
+    "show": find.cmd_show,
+    "logs": find.cmd_logs,
     "transcribe": cmd_transcribe,
     "analyze": cmd_analyze,
     "web": cmd_web,

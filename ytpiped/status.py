@@ -242,6 +242,11 @@ def format_status(st: dict[str, Any]) -> str:
     lines = []
     d = st["daemon"]
     state = f"running (pid {d['pid']})" if d["running"] else "not running"
+    if st.get("data_dir"):
+        lines.append(f"data: {st['data_dir']}" + (
+            "" if st.get("database", True) else
+            "  (no database there: nothing was added to this data dir; check --data-dir or "
+            "data_dir, or start with `ytpiped add URL`)"))
     lines.append(f"daemon: {state}    videos: {total}    ETA: {_duration(st['eta_seconds'])}")
     if st.get("hosts"):
         lines.append("hosts: " + ", ".join(
@@ -256,21 +261,28 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"devices: CPU {dev['cpu_percent']:.0f}%, RAM {dev['ram_percent']:.0f}%"
                      + gpus)
     lines.append("")
-    lines.append(f"{'state':<14}{'videos':>9}  {'':<24}")
-    for state, n in v["by_state"].items():
-        lines.append(f"{state:<14}{n:>9}  {_bar(n, total)}")
+    shown = {state: n for state, n in v["by_state"].items() if n}  # zero states hidden
+    if shown:
+        lines.append(f"{'state':<14}{'videos':>9}  {'':<24}")
+        lines += [f"{state:<14}{n:>9}  {_bar(n, total)}" for state, n in shown.items()]
+    else:
+        lines.append("no videos yet")
     lines.append("")
+    # rates measured while work ran; with nothing running they are history, not live
+    live = d["running"] and any(s.get("in_progress") for s in st["stages"].values())
     lines.append(f"{'stage':<12}{'waiting':>9}{'running':>9}{'done/h':>9}  "
                  f"{'progress':<18}detail")
     for name, s in st["stages"].items():
         detail = ""
         if name == "download":
             detail = f"phase {s['phase']}, next {_when(s.get('next_download_at'), now)}"
-        elif name == "transcribe":
+        elif name == "transcribe" and d["running"]:
             detail = (f"slots gpu {s['gpu_slots']} cpu {s['cpu_slots']}, "
-                      f"{s['rate_audio_s_per_s']:.1f} audio s/s")
-        elif name == "mine":
-            detail = f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+                      f"{s['rate_audio_s_per_s']:.1f} audio s/s"
+                      + ("" if live else " (learned, not live: nothing running)"))
+        elif name == "mine" and d["running"]:
+            detail = (f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+                      + ("" if live else " (learned, not live: nothing running)"))
         if s.get("paused"):
             detail = f"PAUSED (ytpiped resume {name})" + (f"; {detail}" if detail else "")
         frac = float(s.get("progress", 0.0))
@@ -286,15 +298,21 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"followed sources: {follows['followed']}"
                      + (f", {follows['failing']} failing (ytpiped follows)"
                         if follows.get("failing") else ""))
+    if not live:
+        lines.append("done/h: completed in the last hour (history, not live: "
+                     + ("no work is running)" if d["running"] else "the daemon is not running)"))
     f = st["failures"]
     if f["by_kind"]:
         lines.append("")
         lines.append("failed by kind: " + ", ".join(f"{k} {n}" for k, n in
                                                     sorted(f["by_kind"].items())))
         for r in f["recent"]:
-            name = r.get("title") or (r["id"] if r["id"][:4] != "url-" else r.get("url"))
-            lines.append(f"  {clip(str(name), 60)} [{r['stage']}/{r['kind']}] "
-                         f"{clip(r['error'] or '', 100)}")
+            name = r.get("title") or (r.get("url") if r["id"][:4] == "url-" else None)
+            lines.append(f"  {r['id']} " + (f"{clip(str(name), 60)} " if name else "")
+                         + f"[{r['stage']}/{r['kind']}] {clip(r['error'] or '', 100)}")
+        kinds = sorted(f["by_kind"])
+        lines.append(f"  retry: ytpiped retry --kind KIND ({', '.join(kinds)}), or ytpiped "
+                     "retry VIDEO_ID; ytpiped ls --failed lists them all")
     if f.get("cooldowns_by_kind"):
         lines.append("cooldowns so far: " + ", ".join(
             f"{k} {n}" for k, n in sorted(f["cooldowns_by_kind"].items())))

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ytpiped import kinds, logs, metrics, outputs, retry
+from ytpiped import kinds, logs, metrics, outputs, retry, search
 from ytpiped.clock import Clock
 from ytpiped.config import Settings
 from ytpiped.errors import (
@@ -32,6 +32,7 @@ from ytpiped.ingest import collect
 from ytpiped.stages.base import Item, Outcome, Stage
 from ytpiped.states import STAGES, State
 from ytpiped.store import Event, PerfSample, Store, VideoRow
+from ytpiped.store.search import SearchDocs
 
 ERROR_TEXT_MAX = 2000
 
@@ -422,17 +423,31 @@ class StageWorker:
 
     async def _complete(self, row: VideoRow, outcome: Outcome, log: Any) -> None:
         new = outcome.finished_state or self.states.finished
+        docs = await self._search_docs(row, outcome, log)
         now = self.clock.now()
         event = Event("completed", self.stage.name)
         if self.keep_outputs:
             await outputs.keep(self.store, self.settings.data_path, row.id, self.stage.name,
                                now, row.lease_token)
         await self.store.complete(row.id, self.owner, self.states.running, new, now,
-                                  outcome.fields, outcome.info, event, token=row.lease_token)
+                                  outcome.fields, outcome.info, event, token=row.lease_token,
+                                  search=docs)
         self.completed += 1
         self.wakeups.state_reached(new)
         log.info("stage_completed", state=str(new))
         self._notify("completed", row.id, None)
+
+    async def _search_docs(self, row: VideoRow, outcome: Outcome,
+                           log: Any) -> SearchDocs | None:
+        """What the finished stage adds to the search indexes (a transcript's passages, an
+        evaluation's claims), written with the outcome; a file that cannot be read leaves
+        the indexes as they are (`ytpiped reindex` rebuilds them)."""
+        try:
+            return await asyncio.to_thread(search.stage_docs, self.stage.name,
+                                           self.settings.data_path, row.id, outcome.info)
+        except (OSError, ValueError) as exc:
+            log.warning("search_index_skipped", error=logs.scrub(str(exc)))
+            return None
 
     async def _release(self, row: VideoRow, log: Any) -> None:
         now = self.clock.now()

@@ -69,7 +69,9 @@ def test_export_json(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = cli(data_dir, "export", "--json", "--out", str(out), "--format", "jsonl")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"claims": 2, "out": str(out), "format": "jsonl"}
+    assert json.loads(r.stdout) == {"claims": 2, "out": str(out), "format": "jsonl",
+                                    "videos": 1, "unchanged": 0,
+                                    "files": ["claims.jsonl", "evaluations.jsonl"]}
     assert len((out / "claims.jsonl").read_text().splitlines()) == 2
 
 

@@ -41,6 +41,7 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
         mined = json.loads((data / "mining" / f"{vid}.json").read_text())
         assert mined["claims"] and mined["evaluation"]
         assert not list((data / "audio").glob(f"{vid}.*"))  # audio deleted after transcript
+    _finding_things_on_demo_data(data, ids)
     claims = (work / "export" / "claims.jsonl").read_text().splitlines()
     assert claims and all(json.loads(c)["text"] for c in claims)
     assert "exported" in r.stdout and "FakeOllama" in r.stdout
@@ -58,3 +59,35 @@ def test_demo_scenario_end_to_end(tmp_path: Path) -> None:
         assert mode & forbidden == 0, f"{path}: {oct(mode)}"
         if path.is_file() and not private:
             assert mode & 0o040, f"{path}: group cannot read ({oct(mode)})"
+
+
+def _ytpiped(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ytpiped", "--data-dir", str(data), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _finding_things_on_demo_data(data: Path, ids: dict[str, str]) -> None:
+    """`search`, `ls`, `show` and `logs` on what the daemon indexed as it went."""
+    r = _ytpiped(data, "search", "--json", "coffee", "sleep")
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)["hits"]
+    assert {h["video_id"] for h in hits} >= {ids["coffee.m4a"], ids["long.opus"]}
+    assert {h["kind"] for h in hits} == {"claim", "transcript"}
+    assert all(h["link"].startswith("http://127.0.0.1:") and h["time"] for h in hits)
+    r = _ytpiped(data, "search", '"coffee')
+    assert r.returncode == 2 and "is not closed" in r.stderr
+    r = _ytpiped(data, "ls", "--json")
+    listed = {v["id"]: v for v in json.loads(r.stdout)}
+    assert set(listed) == set(ids.values())
+    assert listed[ids["broken.m4a"]]["error_kind"] == "bad_audio"
+    r = _ytpiped(data, "ls", "--failed")
+    assert r.returncode == 0 and "failed:unavailable" in r.stdout and " done " not in r.stdout
+    r = _ytpiped(data, "show", "--json", ids["coffee.m4a"])
+    shown = json.loads(r.stdout)
+    assert shown["video"]["state"] == "done" and shown["claims"]["total"] > 0
+    assert {"transcript.json", "mining"} <= set(shown["files"])
+    assert [e["stage"] for e in shown["history"] if e["event"] == "completed"] == \
+        ["download", "analyze", "transcribe", "mine", "evaluate"]
+    r = _ytpiped(data, "logs", "--json", "--kind", "rate_limited")
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["cooldown", "cooldown"]

@@ -66,7 +66,8 @@ async def test_daemon_serves_the_page_records_history_and_takes_actions(tmp_path
             await asyncio.sleep(0.05)
             points = _stored(data, history.KEY)
         assert isinstance(points, list)
-        assert points[0]["n"][history.STATE_ORDER.index("downloading")] in (0, 3)
+        # every video is counted in some state (the point may fall while the claims are made)
+        assert sum(points[0]["n"]) == 3
         d.stop.set()
         assert await task == 0
 

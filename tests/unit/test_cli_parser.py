@@ -132,13 +132,14 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     (tmp_path / "outdir").mkdir()
     assert _bash_complete(tmp_path, "ytpiped sta") == ["status"]
     assert _bash_complete(tmp_path, "ytpiped --config x.toml re") == ["retry", "remine",
-                                                                        "resume"]
+                                                                        "reindex", "resume"]
     assert _bash_complete(tmp_path, "ytpiped config ") == ["show", "check"]
     assert set(_bash_complete(tmp_path, "ytpiped status --")) == {
         "--help", "--json", "--watch", "--interval", "--hosts"}
     assert _bash_complete(tmp_path, "ytpiped config show --t") == ["--toml"]
     assert _bash_complete(tmp_path, "ytpiped retry --stage tr") == ["transcribe"]
-    assert _bash_complete(tmp_path, "ytpiped export --format ") == ["jsonl", "md"]
+    assert _bash_complete(tmp_path, "ytpiped export --format ") == ["jsonl", "md", "csv",
+                                                                    "transcripts"]
     assert _bash_complete(tmp_path, "ytpiped add ur") == ["urls.txt"]
     assert _bash_complete(tmp_path, "ytpiped export --out out") == ["outdir"]
     assert _bash_complete(tmp_path, "ytpiped --set download.max_att") == \

@@ -25,11 +25,12 @@ def test_export_adds_metadata_and_claim_chapters(tmp_path: Path) -> None:
     claims = [json.loads(x) for x in (tmp_path / "out" / "claims.jsonl").read_text()
               .splitlines()]
     assert [(c["video_id"], c["chapter"], c["upload_date"]) for c in claims] == [
-        ("aaaaaaaaaaa", "Intro", "20260101"), ("aaaaaaaaaaa", "Prices", "20260101"),
+        ("aaaaaaaaaaa", "Intro", "2026-01-01"), ("aaaaaaaaaaa", "Prices", "2026-01-01"),
         ("bbbbbbbbbbb", None, None)]  # claims at 0 s and 65 s; no metadata for bbbbbbbbbbb
     evals = [json.loads(x) for x in (tmp_path / "out" / "evaluations.jsonl").read_text()
              .splitlines()]
     assert evals[0]["meta"]["tags"] == ["solar"] and evals[0]["meta"]["description"]
     export(data, tmp_path / "md", "md")
-    md = (tmp_path / "md" / "aaaaaaaaaaa.md").read_text()
-    assert "Uploaded: 20260101" in md and "Tags: solar" in md and "[Prices] claim 1" in md
+    notes = [p.read_text() for p in (tmp_path / "md").rglob("*.md")]
+    (note,) = [n for n in notes if 'video_id: "aaaaaaaaaaa"' in n]  # the vault's note
+    assert 'date: "2026-01-01"' in note and '"tag/solar"' in note

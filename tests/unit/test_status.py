@@ -27,6 +27,70 @@ def test_failed_videos_show_one_clipped_line_each() -> None:
     (line,) = [x for x in text.splitlines() if "[download/forbidden]" in x]
     assert line.startswith("  aaaaaaaaaaa [download/forbidden] HTTP Error 403: Forbidden detail")
     assert line.endswith("…") and len(line.split("] ", 1)[1]) == 100
+    assert "  retry: ytpiped retry --kind KIND (forbidden), or ytpiped retry VIDEO_ID" in text
+
+
+def test_failure_lines_show_the_video_id_beside_its_title_or_url() -> None:
+    store = SqliteDB(Path(":memory:"), now=0)
+    try:
+        store.add_videos([NewVideo("url-0123456789abcdef", "https://example.org/a.mp3",
+                                   "generic"),
+                          NewVideo("bbbbbbbbbbb", "https://youtu.be/bbbbbbbbbbb", "video")],
+                         now=0)
+        for row in store.claim("download", "w", now=1, lease_s=10, limit=2):
+            if row.id == "bbbbbbbbbbb":
+                store.complete(row.id, "w", "downloading", "downloaded", now=2,
+                               fields={"title": "A talk"})
+            else:
+                store.fail(row.id, "w", "downloading", now=2, kind="unavailable", error="404")
+        (row,) = store.claim("analyze", "w", now=3, lease_s=10, limit=1)
+        store.fail(row.id, "w", "analyzing", now=4, kind="bad_audio", error="ffmpeg")
+        text = status.format_status(status.build(store, 5, None))
+    finally:
+        store.close()
+    lines = text.splitlines()
+    assert "  url-0123456789abcdef https://example.org/a.mp3 [download/unavailable] 404" in lines
+    assert "  bbbbbbbbbbb A talk [analyze/bad_audio] ffmpeg" in lines
+    assert "  retry: ytpiped retry --kind KIND (bad_audio, unavailable), or ytpiped retry " \
+           "VIDEO_ID; ytpiped ls --failed lists them all" in lines
+
+
+def test_zero_states_are_hidden_and_the_data_dir_is_named() -> None:
+    store = SqliteDB(Path(":memory:"), now=0)
+    try:
+        store.add_videos([NewVideo("aaaaaaaaaaa", "u", "video")], now=0)
+        st = status.build(store, 3, None)
+    finally:
+        store.close()
+    text = status.format_status({**st, "data_dir": "/srv/yt", "database": True})
+    lines = text.splitlines()
+    assert lines[0] == "data: /srv/yt"
+    table = lines[lines.index("state            videos  " + " " * 24) + 1:]
+    assert [x.split()[0] for x in table[:table.index("")]] == ["queued"]
+    empty = status.format_status({**st, "videos": {"total": 0, "by_state": dict.fromkeys(
+        st["videos"]["by_state"], 0)}, "data_dir": "/srv/none", "database": False})
+    assert empty.splitlines()[0].startswith("data: /srv/none  (no database there")
+    assert "no videos yet" in empty.splitlines()
+
+
+def test_rates_with_nothing_running_are_labelled_history_not_live() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        stopped = status.format_status(status.build(store, now, daemon_pid=None))
+        idle = status.build(store, now, daemon_pid=1234)
+        assert len(store.claim("download", "w", now=now, lease_s=10, limit=1)) == 1
+        busy = status.build(store, now, daemon_pid=1234)
+    finally:
+        store.close()
+    assert "done/h: completed in the last hour (history, not live: the daemon is not " \
+           "running)" in stopped.splitlines()
+    assert "audio s/s" not in stopped  # no daemon: no slots or live rates to show
+    idle_text = status.format_status(idle)
+    assert "(history, not live: no work is running)" in idle_text
+    assert "audio s/s (learned, not live: nothing running)" in idle_text
+    busy_text = status.format_status(busy)
+    assert "not live" not in busy_text and "audio s/s" in busy_text
 
 
 def _store_with_progress(started_at: float, now: float) -> SqliteDB:
@@ -94,7 +158,7 @@ def test_human_status_neutralises_control_characters_and_json_stays_exact() -> N
     text = status.format_status(st)
     assert not any(c in text for c in "\x1b\x07\x9b\u202e")
     assert not any(line.startswith("ALERT: forged") for line in text.splitlines())
-    assert "\n  Talk \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e ALERT: forged" in text
+    assert "\n  bbbbbbbbbbb Talk \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e ALERT: forged" in text
     assert "https://example.com/\\x1b]0;owned" in text and "slow down \\x1b" in text
     assert "ALERT: bot check \\x1b" in text
     titles = {r["id"]: (r["title"], r["url"]) for r in st["failures"]["recent"]}

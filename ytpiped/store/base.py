@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from ytpiped.store.model import Event, PerfSample, VideoRow
+from ytpiped.store.model import Event, LogEvent, PerfSample, VideoRow
+from ytpiped.store.search import ClaimDoc, SearchDocs, SearchHit, SearchQuery
 
 
 class Store(Protocol):
@@ -70,8 +71,11 @@ class Store(Protocol):
         info: Mapping[str, Any] | None = None,
         event: Event | None = None,
         token: int | None = None,
+        search: SearchDocs | None = None,
     ) -> None:
-        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts."""
+        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts;
+        in the same transaction, replace what the search indexes hold of the video with
+        `search` (a transcript's passages, an evaluation's claims)."""
 
     async def release(
         self,
@@ -218,3 +222,44 @@ class Store(Protocol):
 
     async def check(self) -> str:
         """A quick integrity check: "ok" or the problems found."""
+
+    # search and the listings (`ytpiped search`, `reindex`, `ls`, `show`, `logs`)
+
+    async def index_video(self, video_id: str, docs: SearchDocs) -> None:
+        """Replace what the search indexes hold of one video (the kinds `docs` gives)."""
+
+    async def clear_search(self) -> None:
+        """Empty the search indexes."""
+
+    async def search_counts(self) -> dict[str, int]:
+        """{"claims", "passages", "videos"}: what the search indexes hold."""
+
+    async def search(self, query: SearchQuery) -> list[SearchHit]:
+        """The best `query.limit` matches in one index (claims or transcripts), best
+        first, each with its video's title, channel, upload date and URL."""
+
+    async def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
+        """(claims indexed for the video, the first `limit` by rank)."""
+
+    async def find_videos(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        error_kind: str | None = None,
+        channel: str | None = None,
+        limit: int | None = None,
+    ) -> list[VideoRow]:
+        """Videos matching every filter given (channel without case), in the order they
+        were added."""
+
+    async def event_log(
+        self,
+        *,
+        after: int = 0,
+        video_id: str | None = None,
+        stage: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEvent]:
+        """The newest `limit` events with an id above `after` that match, oldest first."""

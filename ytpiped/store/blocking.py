@@ -14,7 +14,8 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ytpiped.store.base import Store
-from ytpiped.store.model import VideoRow
+from ytpiped.store.model import LogEvent, VideoRow
+from ytpiped.store.search import ClaimDoc, SearchDocs, SearchHit, SearchQuery
 
 T = TypeVar("T")
 
@@ -45,6 +46,19 @@ class SyncDB(StatusReader, Protocol):
     def videos(self, state: str | None = None, limit: int = 1000) -> list[VideoRow]: ...
     def set_state(self, key: str, value: Any, now: float) -> None: ...
     def check(self) -> str: ...
+    def events_of(self, video_id: str) -> list[tuple[float, str | None, str, str | None,
+                                                    str | None]]: ...
+    def index_video(self, video_id: str, docs: SearchDocs) -> None: ...
+    def clear_search(self) -> None: ...
+    def search_counts(self) -> dict[str, int]: ...
+    def search(self, query: SearchQuery) -> list[SearchHit]: ...
+    def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]: ...
+    def find_videos(self, *, state: str | None = None, kind: str | None = None,
+                    error_kind: str | None = None, channel: str | None = None,
+                    limit: int | None = None) -> list[VideoRow]: ...
+    def event_log(self, *, after: int = 0, video_id: str | None = None,
+                  stage: str | None = None, kind: str | None = None,
+                  limit: int = 100) -> list[LogEvent]: ...
 
 
 class BlockingStore:
@@ -145,3 +159,30 @@ class BlockingStore:
 
     def check(self) -> str:
         return self.call(self.store.check())
+
+    def index_video(self, video_id: str, docs: SearchDocs) -> None:
+        self.call(self.store.index_video(video_id, docs))
+
+    def clear_search(self) -> None:
+        self.call(self.store.clear_search())
+
+    def search_counts(self) -> dict[str, int]:
+        return self.call(self.store.search_counts())
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        return self.call(self.store.search(query))
+
+    def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
+        return self.call(self.store.video_claims(video_id, limit))
+
+    def find_videos(self, *, state: str | None = None, kind: str | None = None,
+                    error_kind: str | None = None, channel: str | None = None,
+                    limit: int | None = None) -> list[VideoRow]:
+        return self.call(self.store.find_videos(state=state, kind=kind, error_kind=error_kind,
+                                                channel=channel, limit=limit))
+
+    def event_log(self, *, after: int = 0, video_id: str | None = None,
+                  stage: str | None = None, kind: str | None = None,
+                  limit: int = 100) -> list[LogEvent]:
+        return self.call(self.store.event_log(after=after, video_id=video_id, stage=stage,
+                                              kind=kind, limit=limit))

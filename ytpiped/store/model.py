@@ -10,8 +10,8 @@ from ytpiped.errors import YtpipedError
 from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.states import State
 
-__all__ = ["BUFFER_STATES", "OUTCOME_FIELDS", "Event", "NewVideo", "PerfSample", "StoreNotReady",
-           "StoreUnavailable", "VideoRow"]
+__all__ = ["BUFFER_STATES", "OUTCOME_FIELDS", "Event", "LogEvent", "NewVideo", "PerfSample",
+           "StoreNotReady", "StoreUnavailable", "VideoRow"]
 
 #: columns a stage outcome may set
 OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
@@ -43,6 +43,20 @@ class Event:
     stage: str | None = None
     kind: str | None = None
     message: str | None = None
+
+
+class LogEvent(NamedTuple):
+    """One row of the events log, as `ytpiped logs` shows it (`host`: the PostgreSQL host
+    that wrote it)."""
+
+    id: int
+    at: float
+    video_id: str | None
+    stage: str | None
+    event: str
+    kind: str | None
+    message: str | None
+    host: str | None = None
 
 
 @dataclass(frozen=True)

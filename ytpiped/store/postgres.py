@@ -47,6 +47,8 @@ from ytpiped.store.model import (
     outcome_fields,
 )
 from ytpiped.store.pg_schema import SCHEMA_VERSION, migrate
+from ytpiped.store.pg_search import PgSearch
+from ytpiped.store.search import SearchDocs
 
 ADD_BATCH = 50_000
 #: the database server's clock, in seconds since the epoch
@@ -80,8 +82,9 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc[-1]}"))
 
 
-class PostgresStore:
-    """The `Store` protocol over a PostgreSQL connection pool."""
+class PostgresStore(PgSearch):
+    """The `Store` protocol over a PostgreSQL connection pool (search and the listings are
+    in PgSearch, store/pg_search.py)."""
 
     def __init__(self, url: str, now: float = 0.0, *, clock: Clock | None = None,
                  db_clock: bool = True, readonly: bool = False, pool_size: int = 10,
@@ -264,7 +267,7 @@ class PostgresStore:
 
     async def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
                     params: Sequence[Any], now: float, event: Event | None,
-                    token: int | None) -> None:
+                    token: int | None, search: SearchDocs | None = None) -> None:
         check(old, new)
         guard, gparams = lease_guard(video_id, old, owner, token, mark="%s")
         async with self._tx() as conn:
@@ -278,12 +281,14 @@ class PostgresStore:
             if event is not None:
                 await self._event(conn, now, event.event, video_id, event.stage, event.kind,
                                   event.message)
+            if search is not None:
+                await self._write_search(conn, video_id, search)
             await _notify(conn, str(new))
 
     async def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                        fields: Mapping[str, Any] | None = None,
                        info: Mapping[str, Any] | None = None, event: Event | None = None,
-                       token: int | None = None) -> None:
+                       token: int | None = None, search: SearchDocs | None = None) -> None:
         fields = outcome_fields(fields)
         sets = ", lease_owner = NULL, lease_until = NULL, attempts = 0, next_attempt_at = 0, " \
                "error_kind = NULL, error = NULL, failed_stage = NULL"
@@ -297,7 +302,7 @@ class PostgresStore:
         if info:
             sets += ", info = ytpiped_merge_patch(info, %s::jsonb)"
             params.append(json.dumps(info))
-        await self._move(video_id, owner, old, new, sets, params, now, event, token)
+        await self._move(video_id, owner, old, new, sets, params, now, event, token, search)
 
     async def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                       next_attempt_at: float = 0.0, spend_attempt: bool = False,

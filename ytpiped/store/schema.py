@@ -86,6 +86,49 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE videos ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX videos_claim ON videos (state, priority DESC, next_attempt_at);
     """,
+    # 4: full-text search (`ytpiped search`): transcript passages and evaluated claims, each
+    # row in an FTS5 index (external content, kept in step by triggers); rows change in the
+    # transaction that records the transcript or the mining result
+    """
+    CREATE TABLE search_passages (
+        id       INTEGER PRIMARY KEY,
+        video_id TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+        idx      INTEGER NOT NULL,
+        start_s  REAL NOT NULL,
+        end_s    REAL NOT NULL,
+        text     TEXT NOT NULL,
+        marks    TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX search_passages_video ON search_passages (video_id, idx);
+    CREATE VIRTUAL TABLE search_passages_fts USING fts5 (text, content = 'search_passages',
+        content_rowid = 'id', tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_passages_ai AFTER INSERT ON search_passages BEGIN
+        INSERT INTO search_passages_fts (rowid, text) VALUES (new.id, new.text); END;
+    CREATE TRIGGER search_passages_ad AFTER DELETE ON search_passages BEGIN
+        INSERT INTO search_passages_fts (search_passages_fts, rowid, text)
+        VALUES ('delete', old.id, old.text); END;
+    CREATE TABLE search_claims (
+        id         INTEGER PRIMARY KEY,
+        video_id   TEXT NOT NULL REFERENCES videos (id) ON DELETE CASCADE,
+        idx        INTEGER NOT NULL,
+        text       TEXT NOT NULL,
+        evidence   TEXT NOT NULL DEFAULT '',
+        type       TEXT,
+        start_s    REAL,
+        end_s      REAL,
+        rank       INTEGER,
+        importance INTEGER
+    );
+    CREATE INDEX search_claims_video ON search_claims (video_id, idx);
+    CREATE VIRTUAL TABLE search_claims_fts USING fts5 (text, evidence, content = 'search_claims',
+        content_rowid = 'id', tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_claims_ai AFTER INSERT ON search_claims BEGIN
+        INSERT INTO search_claims_fts (rowid, text, evidence)
+        VALUES (new.id, new.text, new.evidence); END;
+    CREATE TRIGGER search_claims_ad AFTER DELETE ON search_claims BEGIN
+        INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence)
+        VALUES ('delete', old.id, old.text, old.evidence); END;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -30,6 +30,8 @@ from ytpiped.store.model import (
     outcome_fields,
 )
 from ytpiped.store.schema import migrate
+from ytpiped.store.search import SearchDocs
+from ytpiped.store.sqlite_search import SqliteSearch
 
 ADD_BATCH = 50_000
 
@@ -111,8 +113,9 @@ def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
             delay = min(0.2, delay * 2)
 
 
-class SqliteDB:
-    """Synchronous store over one connection (autocommit; explicit BEGIN IMMEDIATE)."""
+class SqliteDB(SqliteSearch):
+    """Synchronous store over one connection (autocommit; explicit BEGIN IMMEDIATE); search
+    and the listings are in SqliteSearch (store/sqlite_search.py)."""
 
     def __init__(self, path: Path, *, readonly: bool = False, now: float = 0.0) -> None:
         self.path = path
@@ -158,6 +161,10 @@ class SqliteDB:
 
     def _tx(self) -> _Tx:
         return _Tx(self.conn)
+
+    @staticmethod
+    def _video_row(r: sqlite3.Row | tuple[Any, ...]) -> VideoRow:
+        return _row(r)
 
     # ------------------------------------------------------------------ adding
 
@@ -244,7 +251,7 @@ class SqliteDB:
 
     def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
               params: Sequence[Any], now: float, event: Event | None,
-              token: int | None = None) -> None:
+              token: int | None = None, search: SearchDocs | None = None) -> None:
         check(old, new)
         guard, gparams = lease_guard(video_id, old, owner, token)
         with self._tx():
@@ -258,13 +265,17 @@ class SqliteDB:
             if event is not None:
                 self.record_event(now, event.event, video_id=video_id, stage=event.stage,
                                   kind=event.kind, message=event.message)
+            if search is not None:
+                self._write_search(video_id, search)
 
     def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                  fields: Mapping[str, Any] | None = None,
                  info: Mapping[str, Any] | None = None, event: Event | None = None,
-                 token: int | None = None) -> None:
-        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts.
-        With `token`, only the run that holds that fencing token may finish it."""
+                 token: int | None = None, search: SearchDocs | None = None) -> None:
+        """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts,
+        and replace what the search indexes hold of the video with `search` (all in one
+        transaction). With `token`, only the run that holds that fencing token may finish
+        it."""
         fields = outcome_fields(fields)
         sets = ", lease_owner = NULL, lease_until = NULL, attempts = 0, next_attempt_at = 0, " \
                "error_kind = NULL, error = NULL, failed_stage = NULL"
@@ -275,7 +286,7 @@ class SqliteDB:
         if info:
             sets += ", info = json_patch(info, ?)"
             params.append(json.dumps(info))
-        self._move(video_id, owner, old, new, sets, params, now, event, token)
+        self._move(video_id, owner, old, new, sets, params, now, event, token, search)
 
     def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                 next_attempt_at: float = 0.0, spend_attempt: bool = False,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ytpiped.errors import is_disk_full
-from ytpiped.store.model import Event, PerfSample, VideoRow
+from ytpiped.store.model import Event, LogEvent, PerfSample, VideoRow
+from ytpiped.store.search import ClaimDoc, SearchDocs, SearchHit, SearchQuery
 from ytpiped.store.sqlite import SqliteDB
 from ytpiped.store.upkeep import ensure_sound
 
@@ -206,9 +207,11 @@ class SqliteStore:
         info: Mapping[str, Any] | None = None,
         event: Event | None = None,
         token: int | None = None,
+        search: SearchDocs | None = None,
     ) -> None:
         return await self._call(
-            lambda db: db.complete(video_id, owner, old, new, now, fields, info, event, token)
+            lambda db: db.complete(video_id, owner, old, new, now, fields, info, event, token,
+                                   search)
         )
 
     async def release(
@@ -386,3 +389,42 @@ class SqliteStore:
 
     async def check(self) -> str:
         return await self._call(lambda db: db.check())
+
+    async def index_video(self, video_id: str, docs: SearchDocs) -> None:
+        return await self._call(lambda db: db.index_video(video_id, docs))
+
+    async def clear_search(self) -> None:
+        return await self._call(lambda db: db.clear_search())
+
+    async def search_counts(self) -> dict[str, int]:
+        return await self._call(lambda db: db.search_counts())
+
+    async def search(self, query: SearchQuery) -> list[SearchHit]:
+        return await self._call(lambda db: db.search(query))
+
+    async def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
+        return await self._call(lambda db: db.video_claims(video_id, limit))
+
+    async def find_videos(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        error_kind: str | None = None,
+        channel: str | None = None,
+        limit: int | None = None,
+    ) -> list[VideoRow]:
+        return await self._call(lambda db: db.find_videos(
+            state=state, kind=kind, error_kind=error_kind, channel=channel, limit=limit))
+
+    async def event_log(
+        self,
+        *,
+        after: int = 0,
+        video_id: str | None = None,
+        stage: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEvent]:
+        return await self._call(lambda db: db.event_log(
+            after=after, video_id=video_id, stage=stage, kind=kind, limit=limit))

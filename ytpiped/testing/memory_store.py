@@ -13,7 +13,23 @@ from typing import Any
 
 from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
-from ytpiped.store.model import BUFFER_STATES, Event, PerfSample, VideoRow, outcome_fields
+from ytpiped.store.model import (
+    BUFFER_STATES,
+    Event,
+    LogEvent,
+    PerfSample,
+    VideoRow,
+    outcome_fields,
+)
+from ytpiped.store.search import (
+    ClaimDoc,
+    Matcher,
+    Passage,
+    SearchDocs,
+    SearchHit,
+    SearchQuery,
+    doc_words,
+)
 
 
 def json_patch(target: Any, patch: Any) -> Any:
@@ -38,6 +54,8 @@ class MemoryStore:
         self._parts: dict[tuple[str, str], dict[int, Any]] = {}
         self._samples: list[PerfSample] = []
         self._state: dict[str, tuple[Any, float]] = {}
+        self._passages: dict[str, tuple[Passage, ...]] = {}
+        self._claims: dict[str, tuple[ClaimDoc, ...]] = {}
         self.closed = False
 
     async def open(self) -> None:
@@ -143,7 +161,7 @@ class MemoryStore:
     async def complete(self, video_id: str, owner: str, old: str, new: str, now: float,
                        fields: Mapping[str, Any] | None = None,
                        info: Mapping[str, Any] | None = None, event: Event | None = None,
-                       token: int | None = None) -> None:
+                       token: int | None = None, search: SearchDocs | None = None) -> None:
         fields = outcome_fields(fields)
         r = self._rows.get(video_id)
         changes: dict[str, Any] = {"lease_owner": None, "lease_until": None, "attempts": 0,
@@ -152,6 +170,8 @@ class MemoryStore:
         if info and r is not None:
             changes["info"] = json_patch(r["info"], dict(info))
         self._move(video_id, owner, old, new, now, changes, event, token)
+        if search is not None:
+            await self.index_video(video_id, search)
 
     async def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                       next_attempt_at: float = 0.0, spend_attempt: bool = False,
@@ -373,3 +393,80 @@ class MemoryStore:
     async def all_state(self, prefix: str = "") -> dict[str, tuple[Any, float]]:
         return {k: (copy.deepcopy(v), at) for k, (v, at) in self._state.items()
                 if k.startswith(prefix)}
+
+    # ------------------------------------------------------------------ search and listings
+
+    async def index_video(self, video_id: str, docs: SearchDocs) -> None:
+        if docs.passages is not None:
+            self._passages[video_id] = tuple(docs.passages)
+        if docs.claims is not None:
+            self._claims[video_id] = tuple(docs.claims)
+
+    async def clear_search(self) -> None:
+        self._passages.clear()
+        self._claims.clear()
+
+    async def search_counts(self) -> dict[str, int]:
+        return {"claims": sum(len(c) for c in self._claims.values()),
+                "passages": sum(len(p) for p in self._passages.values()),
+                "videos": len({v for v, c in self._claims.items() if c} |
+                              {v for v, p in self._passages.items() if p})}
+
+    async def search(self, query: SearchQuery) -> list[SearchHit]:
+        m = Matcher(query.node)
+        hits: list[SearchHit] = []
+        for r in self._ordered():
+            if query.channel and (r["channel"] or "").lower() != query.channel.lower():
+                continue
+            if query.since and not (r["upload_date"] and r["upload_date"] >= query.since):
+                continue
+            head = {"video_id": r["id"], "url": r["url"], "video_kind": r["kind"],
+                    "title": r["title"], "channel": r["channel"],
+                    "upload_date": r["upload_date"]}
+            if query.where == "claims":
+                for c in self._claims.get(r["id"], ()):
+                    text, evidence = doc_words(c.text), doc_words(c.evidence)
+                    if not m.matches([*text, "\x00", *evidence]):
+                        continue
+                    snippet, _ = m.snippet(c.text if m.spans(c.text) else c.evidence)
+                    hits.append(SearchHit(
+                        kind="claim", idx=c.idx, score=m.score([(text, 2.0), (evidence, 1.0)]),
+                        snippet=snippet, text=c.text, start_s=c.start_s, end_s=c.end_s,
+                        evidence=c.evidence, type=c.type, rank=c.rank,
+                        importance=c.importance, **head))
+            else:
+                for p in self._passages.get(r["id"], ()):
+                    words = doc_words(p.text)
+                    if not m.matches(words):
+                        continue
+                    snippet, at = m.snippet(p.text)
+                    hits.append(SearchHit(
+                        kind="transcript", idx=p.idx, score=m.score([(words, 1.0)]),
+                        snippet=snippet, text=p.text, start_s=p.time_at(at), end_s=p.end_s,
+                        **head))
+        hits.sort(key=lambda h: (-h.score, h.video_id, h.idx))
+        return hits[:query.limit]
+
+    async def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
+        claims = self._claims.get(video_id, ())
+        top = sorted(claims, key=lambda c: (c.rank is None, c.rank or 0,
+                                            -(c.importance or 0), c.idx))
+        return len(claims), list(top[:limit])
+
+    async def find_videos(self, *, state: str | None = None, kind: str | None = None,
+                          error_kind: str | None = None, channel: str | None = None,
+                          limit: int | None = None) -> list[VideoRow]:
+        rows = [r for r in self._ordered()
+                if (state is None or r["state"] == state) and (kind is None or r["kind"] == kind)
+                and (error_kind is None or r["error_kind"] == error_kind)
+                and (channel is None or (r["channel"] or "").lower() == channel.lower())]
+        return [self._view(r) for r in rows[:limit]]
+
+    async def event_log(self, *, after: int = 0, video_id: str | None = None,
+                        stage: str | None = None, kind: str | None = None,
+                        limit: int = 100) -> list[LogEvent]:
+        found = [LogEvent(i, at, vid, st, ev, k, msg)
+                 for i, (at, vid, st, ev, k, msg) in enumerate(self._events, 1)
+                 if i > after and (video_id is None or vid == video_id)
+                 and (stage is None or st == stage) and (kind is None or k == kind)]
+        return found[-limit:] if limit > 0 else []

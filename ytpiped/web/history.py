@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ytpiped.clock import Clock
-from ytpiped.states import STAGES, State
+from ytpiped.states import STAGES, TERMINAL, State
 
 KEY = "history"
 WEEK_S = 7 * 86400.0
@@ -55,7 +55,7 @@ def series(points: Sequence[Point]) -> dict[str, dict[str, list[tuple[float, flo
     backlog: dict[str, list[tuple[float, float]]] = {}
     busy: dict[str, list[tuple[float, float]]] = {"gpu": [], "cpu": []}
     tokens: dict[str, list[tuple[float, float]]] = {"tokens/s": []}
-    waiting = [s for s in STATE_ORDER if s not in ("done", "failed")]
+    waiting = [s for s in STATE_ORDER if State(s) not in TERMINAL]
     for p in points:
         at = float(p["at"])
         counts = dict(zip(STATE_ORDER, p.get("n") or [], strict=False))
