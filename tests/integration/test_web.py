@@ -358,3 +358,20 @@ async def test_overview_shows_alerts_holds_and_what_each_stage_waits_for(data: P
     assert "the LLM server (down or busy)" in html
     assert '<span id="tokens">12.5</span> tokens/s' in html
     assert '<dd id="phase">cooldown</dd>' in html
+
+
+async def test_search_page_finds_an_indexed_claim_with_its_deep_link(
+        client: Client, data: Path) -> None:
+    from ytpiped.store.search import ClaimDoc, SearchDocs
+
+    s = SqliteDB(db_path(data), now=NOW)
+    s.index_video(YT, SearchDocs(claims=(ClaimDoc(0, "Rooftop solar panels got cheaper",
+                                                 "solar panels cost half", start_s=65.0),)))
+    s.close()
+    c = await client()
+    html = await (await c.get("/search?q=solar")).text()
+    assert f"watch?v={YT}&amp;t=65s" in html and "<mark>" in html
+    empty = await (await c.get("/search?q=windmill")).text()
+    assert f"watch?v={YT}" not in empty
+    bad = await c.get("/search?q=%22unclosed")  # a query search cannot parse: said, not a 500
+    assert bad.status == 200 and "is not closed" in await bad.text()
