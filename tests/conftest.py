@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from ytpiped import config
 from ytpiped.testing import pg_server as pg_server_mod
@@ -20,6 +22,20 @@ from ytpiped.testing.pg_server import PgServer
 sys.path.append(str(PLUGIN_DIR))
 
 MEDIA = Path(__file__).resolve().parent.parent / "ytpiped" / "testing" / "media"
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs the CLI in this process (ytpiped.cli.main) configures structlog
+    and the root logger, e.g. to `warning`: undo it, so that later tests capturing log
+    events (structlog.testing.capture_logs) see every level."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _has_nvidia_gpu() -> bool:
