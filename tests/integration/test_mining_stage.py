@@ -61,7 +61,8 @@ class Rig:
     def __init__(self, data_dir: Path, fakes: list[FakeOllama], **mine: Any) -> None:
         self.data_dir = data_dir
         self.fakes = fakes
-        self.settings = settings(data_dir, [f.url for f in fakes], **mine)
+        hosts = mine.pop("hosts", None) or [f.url for f in fakes]
+        self.settings = settings(data_dir, hosts, **mine)
         self.runtime = Runtime.from_config(self.settings.mine, SystemClock())
         self.parts: dict[tuple[str, int], Any] = {}
         self.ctx = DictContext(self.settings, SystemClock(), data_dir, self.parts)

@@ -10,8 +10,9 @@ as a part the moment it arrives, so a crash or restart resumes at the next windo
 made with an older prompt version or model, or for a different window plan, is mined again.
 A window whose reply stays invalid after one repair request (or that does not fit the
 context even in pieces) is saved as failed with the raw reply and the other windows go on;
-the video is `mined` only when every window was: otherwise Retryable(mining_incomplete) while it has attempts left
-(the next attempt asks only for the failed windows), then Permanent(mining_incomplete)
+the video is `mined` only when every window was: otherwise Retryable(mining_incomplete)
+while it has attempts left (the next attempt asks only for the failed windows), then
+Permanent(mining_incomplete)
 naming how many windows failed. `ytpiped retry` again mines only those. Claims of
 overlapping windows are deduplicated and written to DATA/mining/<id>.mined.json for the
 evaluate stage, with the tokens the servers counted: per window (in its part), for the
