@@ -2,9 +2,10 @@
 
 jsonl: OUT/claims.jsonl, one line per claim (video id, title, channel, claim fields,
 importance, rank, timestamps) and OUT/evaluations.jsonl, one line per video (summary,
-evaluation status, provenance). md: OUT/<id>.md per video, claims in rank order with
-timestamps and evidence. Returns the number of claims written. Files are written to a
-temp name and renamed.
+evaluation status, provenance, the tokens the LLM servers counted: in all, for the summary,
+per window and for the evaluation). md: OUT/<id>.md per video, claims in rank order with
+timestamps and evidence, its token totals in the footer. Returns the number of claims
+written. Files are written to a temp name and renamed.
 """
 
 from __future__ import annotations
@@ -76,9 +77,13 @@ def video_markdown(doc: dict[str, Any]) -> str:
             lines += [f"- {i.get(name)}" + (f": {i[other]}" if i.get(other) else "")
                       for i in items]
     prov = doc.get("provenance") or {}
+    tokens = doc.get("tokens") or {}
+    spent = (f", tokens {tokens['prompt']} prompt + {tokens['completion']} completion"
+             if isinstance(tokens, dict) and "prompt" in tokens and "completion" in tokens
+             else "")
     lines += ["", f"_model {prov.get('model')}, evaluation {prov.get('eval_model')}, "
-                  f"prompts {prov.get('prompt_version')} / {prov.get('eval_prompt_version')}_",
-              ""]
+                  f"prompts {prov.get('prompt_version')} / {prov.get('eval_prompt_version')}"
+                  f"{spent}_", ""]
     return "\n".join(lines)
 
 
@@ -112,7 +117,8 @@ def export(data_dir: Path, out_dir: Path, fmt: Format = "jsonl") -> int:
                 count += 1
             ef.write(json.dumps({**head, "evaluation": doc.get("evaluation"),
                                  "summary": doc.get("summary"), "people": doc.get("people"),
-                                 "concepts": doc.get("concepts"), "provenance": prov},
+                                 "concepts": doc.get("concepts"), "provenance": prov,
+                                 "tokens": doc.get("tokens")},
                                 ensure_ascii=False) + "\n")
     _replace(claims_tmp, out_dir / "claims.jsonl")
     _replace(evals_tmp, out_dir / "evaluations.jsonl")
