@@ -22,6 +22,9 @@ OpenAI-compatible POST /v1/chat/completions (non-streaming; `response_format` of
   cap is cut there (done_reason / finish_reason "length").
 - `v1_formats`: the `response_format` types /v1 accepts; others get HTTP 422 naming
   response_format (llama-cpp-python's server knows only "json_object").
+- `ctx_limit` is reported in /v1/models too (as vLLM's `max_model_len`) when
+  `v1_reports_context` is set; by default /v1/models says nothing of the context, as
+  Ollama's /v1 does.
 - With no `match`, a fault with a large `times` is a server that is busy, failing or
   hanging for a long stretch.
 - answers are built from the request (ytpiped.testing.fake_answers), so tests can check
@@ -109,8 +112,10 @@ class FakeOllama:
                  models: Sequence[str] = ("qwen2.5:7b-instruct",), any_model: bool = True,
                  preload: bool = True, num_ctx: int = 4096, stall_s: float = 3600.0,
                  stream_chunk: int = 24, ctx_limit: int | None = None,
-                 v1_formats: Sequence[str] = ("json_schema", "json_object")) -> None:
+                 v1_formats: Sequence[str] = ("json_schema", "json_object"),
+                 v1_reports_context: bool = False) -> None:
         self.ctx_limit = ctx_limit
+        self.v1_reports_context = v1_reports_context
         self.v1_formats = tuple(v1_formats)
         self.latency_s, self.per_token_s, self.load_s = latency_s, per_token_s, load_s
         self.parallel, self.max_queue, self.overload_penalty = parallel, max_queue, overload_penalty
@@ -398,9 +403,11 @@ class FakeOllama:
 
     async def _v1_models(self, request: web.Request) -> web.Response:
         self.requests.append(Recorded("/v1/models", {}, time.monotonic()))
+        extra = {"max_model_len": self.ctx_limit} \
+            if self.v1_reports_context and self.ctx_limit else {}
         return web.json_response({"object": "list", "data": [
-            {"id": m, "object": "model", "created": int(time.time()), "owned_by": "library"}
-            for m in self.models]})
+            {"id": m, "object": "model", "created": int(time.time()), "owned_by": "library",
+             **extra} for m in self.models]})
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": "0.12.6"})
