@@ -11,9 +11,11 @@ import pytest
 import structlog
 
 from ytpiped import config
+from ytpiped.testing import llama_server as llama_server_mod
 from ytpiped.testing import pg_server as pg_server_mod
 from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.fake_youtube import PLUGIN_DIR
+from ytpiped.testing.llama_server import LlamaServer
 from ytpiped.testing.pg_server import PgServer
 
 # yt-dlp loads its plugins once per process, at the first YoutubeDL: the fake YouTube's
@@ -114,6 +116,24 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         yield url
     finally:
         pg_server.drop(url)
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaServer]:
+    """A real OpenAI-compatible LLM server for the whole run: llama-cpp-python's server
+    with SmolLM2-135M (tests marked `llm`). Skipped, with the reason, where llama-cpp-python
+    or the model wheel is not installed, except in CI (`.ci/run` installs them); a server
+    that fails to start fails the tests that need it."""
+    try:
+        server = llama_server_mod.start()
+    except llama_server_mod.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the real-LLM tests cannot run in CI: {exc}")
+        pytest.skip(f"no real LLM server: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def have(tool: str) -> bool:

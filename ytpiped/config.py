@@ -30,7 +30,7 @@ ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
 
 Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
-               "choice", "str_list", "path", "mode", "table"]
+               "choice", "str_list", "path", "mode", "table", "list"]
 
 
 def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
@@ -252,36 +252,103 @@ class TranscribeConfig:
                                      "(+60 s) is a hang", "float", lo=1)
 
 
+LLM_APIS = ("ollama", "openai")
+HOST_KEYS = ("url", "api", "model")
+
+
+@dataclass(frozen=True)
+class LLMHost:
+    """One `mine.hosts` entry with the section's defaults filled in."""
+
+    url: str
+    api: str
+    model: str  # replaces mine.model on this host (and eval_model while that is empty)
+
+
+def _llm_hosts(value: list[Any]) -> list[Any]:
+    """Each entry a URL, or a table {url, api, model} for a host that speaks another API or
+    names the model differently (vLLM: the Hugging Face name)."""
+    for i, entry in enumerate(value, 1):
+        if isinstance(entry, str):
+            if not entry.strip():
+                raise ytdlp_opts.Refused(f"expected a non-empty list; entry {i} is blank")
+            continue
+        if not isinstance(entry, dict):
+            raise ytdlp_opts.Refused(f"entry {i} is {type(entry).__name__} {entry!r}: expected "
+                                     "a URL string or a table {url = \"…\", api = \"ollama\" "
+                                     "or \"openai\", model = \"…\"}")
+        unknown = sorted(set(entry) - set(HOST_KEYS))
+        if unknown:
+            raise ytdlp_opts.Refused(f"entry {i}: unknown key {unknown[0]!r} (a host table has "
+                                     "url, api and model)")
+        url = entry.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise ytdlp_opts.Refused(f"entry {i}: \"url\" is missing or blank (e.g. url = "
+                                     "\"http://127.0.0.1:8000/v1\")")
+        if "api" in entry and entry["api"] not in LLM_APIS:
+            raise ytdlp_opts.Refused(f"entry {i} ({url}): api must be \"ollama\" or "
+                                     f"\"openai\", not {entry['api']!r}")
+        if "model" in entry and (not isinstance(entry["model"], str)
+                                 or not entry["model"].strip()):
+            raise ytdlp_opts.Refused(f"entry {i} ({url}): model must be a non-blank string")
+    return value
+
+
 @dataclass(frozen=True)
 class MineConfig:
-    hosts: list[str] = spec(["http://127.0.0.1:11434"], "Ollama servers; work is spread by least "
-                            "outstanding requests", "str_list", lo=1)
-    model: str = spec("qwen2.5:7b-instruct", "Ollama model that mines windows", "str")
+    hosts: list[Any] = spec(["http://127.0.0.1:11434"], "LLM servers; work is spread by least "
+                            "outstanding requests. An entry is a URL (speaking mine.api) or a "
+                            "table {url, api, model} for a server that speaks another API or "
+                            "calls the model by another name", "list", lo=1, check=_llm_hosts,
+                            expected="a non-empty list of URLs or {url = \"…\", api = "
+                            "\"ollama\"|\"openai\", model = \"…\"} tables")
+    api: str = spec("ollama", "API of the hosts given as plain URLs: \"ollama\" (Ollama's own "
+                    "API) or \"openai\" (chat completions with a JSON schema: vLLM, SGLang, "
+                    "llama.cpp's server, LM Studio, Ollama's /v1)", "choice", choices=LLM_APIS)
+    model: str = spec("qwen2.5:7b-instruct", "model that mines windows (the name the servers "
+                      "know it by)", "str")
     eval_model: str = spec("", "model for the per-video evaluation; empty: same as model", "str")
-    num_ctx: int = spec(8192, "context length, always sent (Ollama's own default can be huge)",
-                        "int", lo=512)
+    num_ctx: int = spec(8192, "context length: sent with every Ollama request (its own default "
+                        "can be huge); with api = \"openai\" the server's context, used to size "
+                        "windows when the server does not report it", "int", lo=512)
+    answer_tokens: int = spec(1024, "most tokens one answer may have (Ollama num_predict, OpenAI "
+                              "max_tokens); kept free in the context", "int", lo=64)
     workers: int | None = spec(None, "\"auto\" or a fixed number of concurrent LLM requests",
                                "auto_int", lo=1)
     max_workers: int = spec(16, "upper bound of the adaptive pool", "int", lo=1)
+    eval_workers: int = spec(2, "videos evaluated at once; their requests share the pool with "
+                             "mining", "int", lo=1)
     model_ram_gb: float = spec(6.0, "RAM one copy of the model needs (auto sizing)", "float", lo=0)
     reserved_ram_gb: float = spec(4.0, "RAM left for everything else (auto sizing)", "float", lo=0)
     request_timeout_s: float = spec(300.0, "timeout of one LLM request", "float", lo=1)
     keep_alive: str = spec("30m", "how long Ollama keeps the model loaded", "str")
-    window_tokens: int = spec(1500, "transcript tokens per mining window", "int", lo=100)
+    window_tokens: int = spec(1500, "transcript tokens per mining window, at most: smaller when "
+                              "the model's context (num_ctx, or what the server reports) cannot "
+                              "hold a window, the prompt and answer_tokens", "int", lo=100)
     overlap_tokens: int = spec(200, "tokens shared by neighbouring windows", "int", lo=0)
     window_attempts: int = spec(4, "tries of one request after 503/timeout/disconnect/5xx before "
                                 "mining and evaluation pause (no attempt spent)", "int", lo=1)
     retry_base_s: float = spec(2.0, "pause before retrying a window request (doubles per try, "
                                "capped at 60 s)", "float", lo=0)
-    unavailable_backoff_s: float = spec(30.0, "Ollama busy, unreachable, restarting or not "
+    unavailable_backoff_s: float = spec(30.0, "LLM server busy, unreachable, restarting or not "
                                         "answering: mining and evaluation pause this long "
                                         "(doubling while it stays so), no attempt spent",
                                         "float", lo=0)
-    max_unavailable_backoff_s: float = spec(600.0, "longest such pause while Ollama stays busy "
-                                            "or down", "float", lo=0)
+    max_unavailable_backoff_s: float = spec(600.0, "longest such pause while the server stays "
+                                            "busy or down", "float", lo=0)
     model_switch_s: float = spec(120.0, "requests for another model (evaluation) wait at most "
                                  "this long for the running one before the server switches",
                                  "float", lo=0)
+
+    def llm_hosts(self) -> list[LLMHost]:
+        """`hosts` with `api` and `model` filled in, duplicates (same URL) dropped."""
+        out: dict[str, LLMHost] = {}
+        for entry in self.hosts:
+            e = {"url": entry} if isinstance(entry, str) else dict(entry)
+            url = str(e["url"]).strip()
+            out.setdefault(url, LLMHost(url, str(e.get("api") or self.api),
+                                        str(e.get("model") or self.model)))
+        return list(out.values())
 
 
 def _host_id(value: str) -> str:
@@ -510,6 +577,7 @@ def _expected(f: dataclasses.Field[Any]) -> str:
         "choice": "one of " + ", ".join(f'"{c}"' for c in m["choices"]),
         "mode": "octal permission bits such as 0o027",
         "table": "a table",
+        "list": "a non-empty list" if m["lo"] else "a list",
         "str_list": ("a non-empty list of non-blank strings" if m["lo"] else "a list of strings")
         + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
     }[kind]
@@ -566,6 +634,10 @@ def _coerce_kind(f: dataclasses.Field[Any], value: Any) -> Any:
         if not isinstance(value, dict):
             raise bad
         return value
+    if kind == "list":
+        if not isinstance(value, list) or len(value) < (f.metadata["lo"] or 0):
+            raise bad
+        return list(value)
     if kind == "size":
         try:
             return parse_size(value)
@@ -605,7 +677,7 @@ def _parse_env_value(f: dataclasses.Field[Any], raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        if f.metadata["kind"] == "str_list":
+        if f.metadata["kind"] in ("str_list", "list"):
             return [part.strip() for part in raw.split(",") if part.strip()]
         return raw
 
@@ -841,6 +913,12 @@ def _relation_problems(s: Settings) -> list[tuple[tuple[str, ...], str]]:
         out.append((("mine.overlap_tokens", "mine.window_tokens"),
                     f"{where}: key 'mine.overlap_tokens' ({m.overlap_tokens}) must be below "
                     f"'mine.window_tokens' ({m.window_tokens})"))
+    if m.answer_tokens * 4 > m.num_ctx:
+        where = src.get("mine.answer_tokens") or src.get("mine.num_ctx") or "defaults"
+        out.append((("mine.answer_tokens", "mine.num_ctx"),
+                    f"{where}: key 'mine.answer_tokens' ({m.answer_tokens}) must be at most a "
+                    f"quarter of 'mine.num_ctx' ({m.num_ctx}): the context also holds the "
+                    "prompt, a window and, for a repair request, the rejected answer"))
     return out
 
 

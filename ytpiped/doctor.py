@@ -5,7 +5,8 @@ yt-dlp (version and age), yt-dlp-ejs, the JavaScript runtime (found and run thro
 yt-dlp itself), the PO-token plugin, the cookie file, the data dir, the database, every
 configured Whisper model (offline), NVML and, on a GPU machine, whether ctranslate2 can
 load the cuBLAS/cuDNN libraries of the version it was built for, and every `mine.hosts`
-entry (reachable, model pulled, how many requests it serves at once). Nothing here
+entry (reachable, model pulled or served, how many requests it serves at once; for an
+OpenAI-compatible server also the context it reports). Nothing here
 changes anything; the checks that use the network only talk to the configured hosts.
 """
 
@@ -390,8 +391,50 @@ def cuda_libraries(load: Callable[[str], object], version: str | None = None) ->
 
 async def llm_hosts(settings: Settings) -> list[Check]:
     m = settings.mine
-    models = list(dict.fromkeys([m.model, m.eval_model or m.model]))
-    return list(await asyncio.gather(*(_host(h, models, m.num_ctx) for h in m.hosts)))
+    checks = []
+    for spec in m.llm_hosts():
+        # a host table's model replaces mine.model there (and eval_model while it is empty)
+        models = list(dict.fromkeys([spec.model, m.eval_model or spec.model]))
+        checks.append(_openai_host(spec.url, models, m.num_ctx) if spec.api == "openai"
+                      else _host(spec.url, models, m.num_ctx))
+    return list(await asyncio.gather(*checks))
+
+
+async def _openai_host(host: str, models: list[str], num_ctx: int) -> Check:
+    """An OpenAI-compatible server (vLLM, llama.cpp, LM Studio, SGLang, Ollama's /v1):
+    reachable, the models served (/v1/models), its context and slots where it says."""
+    from ytpiped.mining.backends import OpenAIBackend
+
+    name = "LLM host"
+    backend = OpenAIBackend(host, HOST_TIMEOUT_S)
+    try:
+        info = await backend.info(models[0])
+    finally:
+        await backend.close()
+    if info is None:
+        return Check(name, FAIL, f"{host}: not reachable (OpenAI-compatible API at "
+                     f"{backend.base})", "start the server there or correct mine.hosts (the "
+                     "server's URL, e.g. http://127.0.0.1:8000/v1)")
+    served = [str(x) for x in info["models"] if x]
+    absent = [model for model in models if model not in served]
+    if absent:
+        return Check(name, FAIL, f"{host}: reachable, but it does not serve "
+                     f"{', '.join(absent)} (it serves {', '.join(served) or 'nothing'})",
+                     "start the server with that model, or set mine.model (or the host "
+                     "table's model) to the name it serves")
+    slots = info.get("slots")
+    serves = (f"serves {slots} request{'s' if slots != 1 else ''} at once" if slots else
+              "requests served at once: not reported (the worker pool finds it)")
+    ctx = info.get("context_length")
+    if ctx and ctx < num_ctx:
+        return Check(name, WARN, f"{host}: {', '.join(models)} served; {serves}; its context "
+                     f"is {ctx} tokens, less than mine.num_ctx ({num_ctx}): windows are sized "
+                     "to it", f"lower mine.num_ctx to {ctx} or start the server with a "
+                     "larger context")
+    context = f"context {ctx} tokens" if ctx else \
+        f"context not reported (mine.num_ctx, {num_ctx}, must not exceed the server's)"
+    return Check(name, OK, f"{host}: {', '.join(models)} served (OpenAI API); {serves}; "
+                 f"{context}")
 
 
 async def _host(host: str, models: list[str], num_ctx: int) -> Check:

@@ -77,7 +77,12 @@ LLM_REQUESTS = Counter("ytpiped_llm_requests", "LLM requests by model and result
 LLM_LATENCY = Histogram("ytpiped_llm_request_duration_seconds", "latency of answered LLM "
                         "requests", ["model"], buckets=_LLM_BUCKETS, registry=REGISTRY)
 LLM_TOKENS = Counter("ytpiped_llm_tokens", "tokens the LLM read (prompt) and wrote "
-                     "(completion)", ["model", "type"], registry=REGISTRY)
+                     "(completion), as the servers counted them (Ollama prompt_eval_count/"
+                     "eval_count, OpenAI usage)", ["model", "type"], registry=REGISTRY)
+VIDEO_TOKENS = Histogram("ytpiped_mine_video_tokens", "prompt + completion tokens mining one "
+                         "video took (summary, windows, repairs)", buckets=(
+                             2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
+                             1_000_000, 2_000_000), registry=REGISTRY)
 NOTIFICATIONS = Counter("ytpiped_notifications", "notifications by event and result (sent, "
                         "failed, rate_limited, dropped)", ["event", "result"],
                         registry=REGISTRY)
@@ -127,6 +132,11 @@ def chunk_transcribed(device: str, audio_s: float) -> None:
 
 def window_mined(ok: bool) -> None:
     WINDOWS.labels("ok" if ok else "failed").inc()
+
+
+def video_tokens(tokens: int) -> None:
+    """One video was mined with `tokens` prompt + completion tokens."""
+    VIDEO_TOKENS.observe(max(0, tokens))
 
 
 def llm_request(model: str, result: str, seconds: float | None = None,

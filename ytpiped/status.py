@@ -83,6 +83,7 @@ def build(store: StatusReader, now: float, daemon_pid: int | None) -> dict[str, 
     mi = stages["mine"]
     mi.setdefault("workers", 0)
     mi.setdefault("rate_windows_per_min", 0.0)
+    mi.update(mining_eta(mi, _needs("mine", by_state), running))
     eta = None if not eta_parts or eta_unknown else max(eta_parts)
     pending = sum(n for s, n in by_state.items() if s not in ("done", "failed", "skipped"))
     if pending == 0:
@@ -161,6 +162,23 @@ def _follows(entries: dict[str, tuple[Any, float]]) -> dict[str, int]:
     return {"followed": len(live), "failing": sum(1 for v in live if v.get("error"))}
 
 
+def mining_eta(mine: dict[str, Any], backlog: int, running: bool) -> dict[str, Any]:
+    """The mine stage's token figures and, from them, the projected time to mine the
+    backlog: videos not mined yet x tokens per video (median of the last ones mined) /
+    tokens per second (the servers' throughput while they had work). None while either is
+    unknown or no daemon runs."""
+    mine.pop("token_samples", None)  # the stage keeps them across restarts; not shown
+    per_video = mine.get("tokens_per_video")
+    per_s = mine.get("tokens_per_s")
+    eta = None
+    if running and isinstance(per_video, int | float) and isinstance(per_s, int | float) \
+            and per_s > 0:
+        eta = round(backlog * per_video / per_s, 1)
+    return {"tokens_per_video": per_video if running else None,
+            "tokens_per_s": per_s if running else None, "backlog_videos": backlog,
+            "eta_seconds": eta}
+
+
 def hosts_of(entries: dict[str, tuple[Any, float]], now: float) -> list[dict[str, Any]]:
     """The hosts sharing a PostgreSQL store, from their heartbeats (`host:HOST` entries):
     who, last heartbeat, silent or not, and what runs there. Empty with SQLite."""
@@ -213,6 +231,13 @@ def _duration(seconds: float | None) -> str:
     if h:
         return f"{h}h {m:02d}m"
     return f"{m}m {s:02d}s"
+
+
+def _count(n: float) -> str:
+    """12345 -> "12.3k"; 2500000 -> "2.5M"."""
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
 def _when(ts: float | None, now: float) -> str:
@@ -281,8 +306,14 @@ def format_status(st: dict[str, Any]) -> str:
                       f"{s['rate_audio_s_per_s']:.1f} audio s/s"
                       + ("" if live else " (learned, not live: nothing running)"))
         elif name == "mine" and d["running"]:
-            detail = (f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
-                      + ("" if live else " (learned, not live: nothing running)"))
+            detail = f"workers {s['workers']}, {s['rate_windows_per_min']:.1f} windows/min"
+            if s.get("tokens_per_s"):
+                detail += f", {s['tokens_per_s']:.0f} tok/s"
+            if s.get("tokens_per_video"):
+                detail += f", {_count(s['tokens_per_video'])} tok/video"
+            if s.get("eta_seconds") is not None and s.get("backlog_videos"):
+                detail += f", mining ETA {_duration(s['eta_seconds'])}"
+            detail += "" if live else " (learned, not live: nothing running)"
         if s.get("paused"):
             detail = f"PAUSED (ytpiped resume {name})" + (f"; {detail}" if detail else "")
         frac = float(s.get("progress", 0.0))

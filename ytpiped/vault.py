@@ -189,8 +189,11 @@ class Vault:
                                                                else "") for k, e, what in mine]
         prov = doc.get("provenance") if isinstance(doc.get("provenance"), Mapping) else {}
         if prov:
+            tokens = doc.get("tokens") if isinstance(doc.get("tokens"), Mapping) else {}
+            spent = (f", tokens {tokens['prompt']} prompt + {tokens['completion']} completion"
+                     if "prompt" in tokens and "completion" in tokens else "")
             lines += ["", f"_mined with {inline(prov.get('model'))}, evaluated with "
-                          f"{inline(prov.get('eval_model'))}_"]
+                          f"{inline(prov.get('eval_model'))}{spent}_"]
         return "\n".join(lines) + "\n"
 
     def entity_note(self, e: Entity, kind: str) -> str:

@@ -19,7 +19,7 @@ from ytpiped.mining import prompts
 from ytpiped.mining.runner import Runtime
 from ytpiped.mining.stale import read_output, staleness
 from ytpiped.stages.evaluate import EvaluateStage
-from ytpiped.stages.mine import MineStage
+from ytpiped.stages.mine import MAX_SPLITS, MineStage
 from ytpiped.testing.fake_ollama import FakeOllama
 
 TOPICS = ["Solar panels convert sunlight into electricity.",
@@ -61,7 +61,8 @@ class Rig:
     def __init__(self, data_dir: Path, fakes: list[FakeOllama], **mine: Any) -> None:
         self.data_dir = data_dir
         self.fakes = fakes
-        self.settings = settings(data_dir, [f.url for f in fakes], **mine)
+        hosts = mine.pop("hosts", None) or [f.url for f in fakes]
+        self.settings = settings(data_dir, hosts, **mine)
         self.runtime = Runtime.from_config(self.settings.mine, SystemClock())
         self.parts: dict[tuple[str, int], Any] = {}
         self.ctx = DictContext(self.settings, SystemClock(), data_dir, self.parts)
@@ -116,8 +117,24 @@ async def test_mine_then_evaluate_writes_ranked_claims_with_timestamps(rig: Rig,
     bodies = fake.chat_bodies()
     assert bodies[0]["format"]["title"] == "EpisodeSummary"
     summary = doc["summary"]
-    assert summary and all(summary in b["messages"][-1]["content"]
-                           for b in rig.window_requests())
+    # prefix reuse: every window request starts with the same message, byte for byte,
+    # holding the summary; only the last message (the window) differs
+    prefixes = {json.dumps(b["messages"][:-1]) for b in rig.window_requests()}
+    assert len(prefixes) == 1 and summary in rig.window_requests()[0]["messages"][0]["content"]
+    assert all(b["messages"][-1]["content"].startswith("Window: ")
+               and "Episode summary" not in b["messages"][-1]["content"]
+               for b in rig.window_requests())
+    # tokens as the server counted them: per window, per video, evaluation added
+    served = [r for r in fake.requests if r.path == "/api/chat"]
+    assert doc["tokens"]["prompt"] == sum(r.prompt_tokens for r in served)
+    assert doc["tokens"]["completion"] == sum(r.completion_tokens for r in served)
+    evaluation = [r for r in served if r.body["format"]["title"] == "Evaluation"]
+    assert doc["tokens"]["evaluate"] == {"prompt": evaluation[0].prompt_tokens,
+                                         "completion": evaluation[0].completion_tokens}
+    assert len(doc["tokens"]["windows"]) == windows
+    window_parts = [v for (k, _), v in rig.parts.items() if k == "window"]
+    assert sum(p["tokens"]["prompt"] for p in window_parts) == sum(
+        r.prompt_tokens for r in served if r.body["format"]["title"] == "WindowResult")
     for b in bodies:  # every request: num_ctx, a JSON schema, keep_alive, temperature 0
         assert b["options"]["num_ctx"] == 4096 and b["options"]["temperature"] == 0
         assert b["format"]["type"] == "object" and b["format"]["properties"]
@@ -178,15 +195,32 @@ async def test_every_reply_invalid_fails_the_video_once_its_attempts_are_used(
 
 async def test_a_prompt_longer_than_the_context_fails_its_window_not_the_server(
         rig: Rig, fake: FakeOllama) -> None:
-    fake.inject("context", match=TOPICS[6], title="WindowResult")
+    # too long on every try, even halved MAX_SPLITS times: the window fails, nothing is cut
+    fake.inject("context", times=100, match=TOPICS[6], title="WindowResult")
     with pytest.raises(Retryable) as exc:
         await rig.mine.run(item("vid00000001"), rig.ctx)
     assert exc.value.kind == "mining_incomplete"
     assert "1 of 4 windows could not be mined (prompt longer than mine.num_ctx" in \
         str(exc.value)
-    assert sum(TOPICS[6] in b["messages"][-1]["content"] for b in rig.window_requests()) == 1
+    assert sum(TOPICS[6] in b["messages"][-1]["content"]
+               for b in rig.window_requests()) == 1 + MAX_SPLITS
     assert rig.runtime.outage.level == 0  # no pause: the server is fine
     assert rig.ctx.events[0][:2] == ("window_failed", "llm_context_too_long")
+
+
+async def test_a_window_too_long_for_the_context_is_mined_in_halves(
+        rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("context", match=TOPICS[6], title="WindowResult")
+    out = await rig.mine.run(item("vid00000001"), rig.ctx)
+    assert out.info["mine"]["failed_windows"] == 0
+    split = [v for (k, _), v in rig.parts.items() if k == "window" and v.get("pieces")]
+    assert len(split) == 1 and split[0]["pieces"] == 2 and split[0]["status"] == "ok"
+    asked = [b["messages"][-1]["content"] for b in rig.window_requests()]
+    halves = [a for a in asked if TOPICS[6] in a][1:]
+    assert len(halves) == 1  # the half holding it; the other half without it
+    doc = json.loads((rig.data_dir / "mining" / "vid00000001.mined.json").read_text())
+    assert sorted(c["text"] for c in doc["claims"]) == sorted(TOPICS)  # nothing lost
+    assert rig.ctx.events == []
 
 
 async def test_a_request_failing_while_others_are_answered_is_its_own_problem(

@@ -25,7 +25,11 @@ def doc(vid: str, n: int) -> dict[str, object]:
                         "duplicate_of": None} for i in range(n)],
             "evaluation": {"status": "ok", "summary": f"long summary of {vid}", "ranked": []},
             "provenance": {"model": "m", "eval_model": "e", "prompt_version": "abc123",
-                           "eval_prompt_version": "def456"}}
+                           "eval_prompt_version": "def456"},
+            "tokens": {"prompt": 900 * n, "completion": 100 * n,
+                       "summary": {"prompt": 300, "completion": 40},
+                       "windows": {str(i): {"prompt": 500, "completion": 50} for i in range(n)},
+                       "evaluate": {"prompt": 100, "completion": 10}}}
 
 
 @pytest.fixture
@@ -191,3 +195,16 @@ def test_bad_format_and_empty_data_dir(tmp_path: Path) -> None:
         export(tmp_path, tmp_path / "o", "xml")  # type: ignore[arg-type]
     assert export(tmp_path, tmp_path / "o", "jsonl").claims == 0
     assert (tmp_path / "o" / "claims.jsonl").read_text() == ""
+
+
+def test_token_counts_travel_with_each_video(data: Path, tmp_path: Path) -> None:
+    export(data, tmp_path / "jsonl", "jsonl")
+    evals = [json.loads(x) for x in (tmp_path / "jsonl" / "evaluations.jsonl").read_text()
+             .splitlines()]
+    assert [(e["tokens"]["prompt"], e["tokens"]["completion"]) for e in evals] == \
+        [(1800, 200), (2700, 300)]
+    assert evals[1]["tokens"]["windows"]["2"] == {"prompt": 500, "completion": 50}
+    export(data, tmp_path / "md", "md")
+    (text,) = [p.read_text() for p in (tmp_path / "md" / "videos").glob("*.md")
+               if 'video_id: "bbbbbbbbbbb"' in p.read_text()]
+    assert "tokens 2700 prompt + 300 completion" in text

@@ -209,3 +209,38 @@ def test_hosts_sharing_a_store_add_up_their_slots_and_rates() -> None:
     assert set(tr["hosts"]) == {"gpu-1", "gpu-2", "gone"}
     assert tr["hosts"]["gone"]["gpu_slots"] == 8  # shown, not counted: it is silent
     assert merged["download"] == {"phase": "steady"}
+
+
+def test_mining_eta_from_tokens_per_video_and_tokens_per_second() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        # what a mine stage publishes: 40k tokens per video (median), 500 tokens/s
+        store.set_state("stage:mine", {"workers": 3, "rate_windows_per_min": 12.0,
+                                       "tokens_per_s": 500.0, "tokens_per_video": 40_000,
+                                       "token_samples": [39_000, 40_000, 52_000]}, now)
+        st = status.build(store, now, daemon_pid=1234)
+        mine = st["stages"]["mine"]
+        assert mine["backlog_videos"] == 100  # none mined yet
+        assert mine["eta_seconds"] == 100 * 40_000 / 500.0
+        assert "token_samples" not in mine
+        text = status.format_status(st)
+        (line,) = [x for x in text.splitlines() if x.startswith("mine ")]
+        assert "500 tok/s, 40.0k tok/video, mining ETA 2h 13m" in line
+        stopped = status.build(store, now, daemon_pid=None)["stages"]["mine"]
+        assert stopped["eta_seconds"] is None and stopped["tokens_per_video"] is None
+    finally:
+        store.close()
+
+
+def test_no_mining_eta_before_a_video_was_mined() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        store.set_state("stage:mine", {"workers": 1, "tokens_per_s": 0.0,
+                                       "tokens_per_video": None}, now)
+        mine = status.build(store, now, daemon_pid=1234)["stages"]["mine"]
+        assert mine["eta_seconds"] is None
+        assert "mining ETA" not in status.format_status(status.build(store, now, 1234))
+    finally:
+        store.close()

@@ -272,7 +272,7 @@ def _claims(found: list[Source], out_dir: Path, fmt: str, report: Report, suffix
                       "meta": {k: s.meta.get(k) for k in META_FIELDS},
                       "evaluation": s.doc.get("evaluation"), "summary": s.doc.get("summary"),
                       "people": s.doc.get("people"), "concepts": s.doc.get("concepts"),
-                      "provenance": s.doc.get("provenance")})
+                      "provenance": s.doc.get("provenance"), "tokens": s.doc.get("tokens")})
     _write(out_dir / f"evaluations{suffix}.jsonl",
            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in evals), report, out_dir)
 

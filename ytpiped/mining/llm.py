@@ -1,87 +1,64 @@
-"""The LLM seam: the official `ollama.AsyncClient` on one or more hosts.
+"""The LLM seam: one or more hosts, each speaking Ollama's API or the OpenAI-compatible
+chat-completions API (ytpiped.mining.backends).
 
-Every request is a non-streaming chat with an explicit timeout, `num_ctx`, `keep_alive`,
-temperature 0 and `format=` a JSON schema. Failures become `LLMError` with a kind:
-
-  llm_unavailable   the server cannot be reached (connection refused, DNS, host down)
-  llm_disconnected  the connection broke before an answer came
-  llm_busy          HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE) or it is loading
-  llm_timeout       no answer within request_timeout_s (a stalled or overloaded server)
-  llm_model_missing HTTP 404: the model is not pulled
-  llm_bad_response  the server's HTTP answer was not JSON
-  llm_error         any other server error (HTTP 5xx: the runner crashed, is restarting ...)
-  llm_context_too_long  the prompt does not fit num_ctx (the request's own problem)
-  llm_bad_request   any other HTTP 4xx (the request's own problem)
-
-The first six are the server's state and pause all LLM work (ytpiped.mining.outage); the
-last two belong to the request.
+Every request is a non-streaming chat with an explicit timeout, temperature 0, a cap on the
+answer's tokens and the JSON schema the answer must match (Ollama `format=`, OpenAI
+`response_format`); Ollama requests also carry `num_ctx` and `keep_alive`. Failures become
+`LLMError` with a kind (ytpiped.mining.llm_kinds), the same for both APIs: the server's
+state (unreachable, disconnected, busy, timeout, model missing, unauthorized, bad response,
+5xx) pauses all LLM work (ytpiped.mining.outage); a prompt longer than the context or another
+4xx belongs to the request.
 
 Requests go to the host with the fewest outstanding requests among those not marked down;
 a host that refused a connection is skipped for `down_s`. `ModelGate` groups requests by
-model so a server is not made to swap models back and forth (mining vs evaluation).
+model so a server is not made to swap models back and forth (mining vs evaluation). The
+client counts the tokens the servers report and the time at least one request was in
+flight, for tokens/s in status and metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import ollama
-
 from ytpiped import metrics
 from ytpiped.clock import Clock
+from ytpiped.config import LLMHost
+from ytpiped.mining.backends import (
+    API_OLLAMA,
+    Backend,
+    BackendFactory,
+    make_backend,
+    ollama_error_kind,
+)
+from ytpiped.mining.llm_kinds import (
+    CONTEXT_WORDS,
+    KIND_BAD_REQUEST,
+    KIND_BAD_RESPONSE,
+    KIND_BUSY,
+    KIND_CONTEXT,
+    KIND_DISCONNECTED,
+    KIND_MODEL_MISSING,
+    KIND_SERVER_ERROR,
+    KIND_TIMEOUT,
+    KIND_UNAUTHORIZED,
+    KIND_UNAVAILABLE,
+    OVERLOAD_KINDS,
+    LLMError,
+)
 
-KIND_UNAVAILABLE = "llm_unavailable"
-KIND_BUSY = "llm_busy"
-KIND_TIMEOUT = "llm_timeout"
-KIND_DISCONNECTED = "llm_disconnected"
-KIND_MODEL_MISSING = "llm_model_missing"
-KIND_BAD_RESPONSE = "llm_bad_response"
-KIND_SERVER_ERROR = "llm_error"
-KIND_CONTEXT = "llm_context_too_long"
-KIND_BAD_REQUEST = "llm_bad_request"
-OVERLOAD_KINDS = frozenset({KIND_BUSY, KIND_TIMEOUT})
-#: how servers word "the prompt is longer than the context" (Ollama, llama.cpp, OpenAI-alikes)
-CONTEXT_WORDS = ("context length", "context size", "context window", "maximum context")
-
-
-class LLMError(Exception):
-    """`own`: the server failed this request while it answered others, so the request
-    (its prompt) is the problem, whatever the kind says."""
-
-    def __init__(self, message: str, *, kind: str, host: str | None = None,
-                 own: bool = False) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.host = host
-        self.own = own
+__all__ = ["CONTEXT_WORDS", "KIND_BAD_REQUEST", "KIND_BAD_RESPONSE", "KIND_BUSY", "KIND_CONTEXT",
+           "KIND_DISCONNECTED", "KIND_MODEL_MISSING", "KIND_SERVER_ERROR", "KIND_TIMEOUT",
+           "KIND_UNAUTHORIZED", "KIND_UNAVAILABLE", "OVERLOAD_KINDS", "LLMClient", "LLMError",
+           "ModelGate", "Reply", "error_kind_of", "pick_host"]
 
 
 def error_kind_of(exc: BaseException) -> str | None:
     """The LLMError kind of an exception the ollama client raised (None: not ours)."""
-    if isinstance(exc, ollama.ResponseError):
-        code = exc.status_code
-        if any(w in str(exc.error).lower() for w in CONTEXT_WORDS):
-            return KIND_CONTEXT
-        if code in (503, 404):
-            return KIND_BUSY if code == 503 else KIND_MODEL_MISSING
-        return KIND_BAD_REQUEST if 400 <= code < 500 else KIND_SERVER_ERROR
-    if isinstance(exc, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
-        return KIND_UNAVAILABLE
-    if isinstance(exc, httpx.TimeoutException):
-        return KIND_TIMEOUT
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return KIND_DISCONNECTED
-    if isinstance(exc, json.JSONDecodeError):
-        return KIND_BAD_RESPONSE
-    if isinstance(exc, httpx.HTTPError):
-        return KIND_SERVER_ERROR
-    return None
+    return ollama_error_kind(exc)
 
 
 def pick_host(hosts: Sequence[str], outstanding: Mapping[str, int],
@@ -98,10 +75,11 @@ def pick_host(hosts: Sequence[str], outstanding: Mapping[str, int],
 class Reply:
     content: str
     host: str
-    model: str
+    model: str  # as asked (mine.model / eval_model); the host may call it otherwise
     latency_s: float
     prompt_tokens: int | None
-    eval_tokens: int | None
+    eval_tokens: int | None  # completion tokens
+    truncated: bool = False  # cut at max_tokens (mine.answer_tokens)
 
 
 class ModelGate:
@@ -178,35 +156,48 @@ class ModelGate:
             self.release()
 
 
-ClientFactory = Callable[[str, float], Any]
-
-
-def _default_client(host: str, timeout_s: float) -> Any:
-    return ollama.AsyncClient(host=host, timeout=timeout_s)
-
-
 class LLMClient:
-    def __init__(self, hosts: Sequence[str], clock: Clock, *, num_ctx: int, keep_alive: str,
-                 timeout_s: float, down_s: float = 5.0, switch_after_s: float = 120.0,
-                 client_factory: ClientFactory = _default_client) -> None:
-        if not hosts:
-            raise ValueError("at least one Ollama host is needed")
-        self.hosts = list(dict.fromkeys(hosts))
+    def __init__(self, hosts: Sequence[str | LLMHost], clock: Clock, *, num_ctx: int,
+                 keep_alive: str, timeout_s: float, max_tokens: int = 1024,
+                 api: str = API_OLLAMA, model: str = "", down_s: float = 5.0,
+                 switch_after_s: float = 120.0,
+                 backend_factory: BackendFactory = make_backend) -> None:
+        """`hosts`: URLs (speaking `api`) or LLMHost entries; a host whose entry names
+        another model is sent that name where `model` is asked for."""
+        specs = [h if isinstance(h, LLMHost) else LLMHost(h, api, model) for h in hosts]
+        if not specs:
+            raise ValueError("at least one LLM host is needed")
+        self.specs = {s.url: s for s in specs}
+        self.hosts = list(self.specs)
         self.clock = clock
         self.num_ctx, self.keep_alive, self.timeout_s = num_ctx, keep_alive, timeout_s
+        self.max_tokens = max_tokens
+        self.model = model
         self.down_s = down_s
         self.gate = ModelGate(clock, switch_after_s)
         self.outstanding: dict[str, int] = dict.fromkeys(self.hosts, 0)
         self.served: dict[str, int] = dict.fromkeys(self.hosts, 0)
-        self.tokens_out = 0  # generated tokens, for tokens/s in status and metrics
+        self.prompt_tokens = 0  # as the servers counted them
+        self.tokens_out = 0  # generated (completion) tokens
         self.started = clock.monotonic()
+        self.busy_s = 0.0  # time with at least one request in flight
+        self._busy_since: float | None = None
         self.down_until: dict[str, float] = {}
-        self._clients = {h: client_factory(h, timeout_s) for h in self.hosts}
+        self.backends: dict[str, Backend] = {
+            h: backend_factory(s.api, h, timeout_s, keep_alive) for h, s in self.specs.items()}
 
     @property
     def options(self) -> dict[str, Any]:
         """What every request sends (recorded as provenance)."""
-        return {"num_ctx": self.num_ctx, "temperature": 0.0}
+        return {"num_ctx": self.num_ctx, "temperature": 0.0, "max_tokens": self.max_tokens}
+
+    def apis(self) -> list[str]:
+        return sorted({s.api for s in self.specs.values()})
+
+    def name_on(self, host: str, model: str) -> str:
+        """What `host` calls `model` (its table's `model` replaces mine.model there)."""
+        spec = self.specs[host]
+        return spec.model if model == self.model and spec.model else model
 
     async def chat_json(self, model: str, messages: Sequence[Mapping[str, str]],
                         schema: Mapping[str, Any]) -> Reply:
@@ -225,16 +216,27 @@ class LLMClient:
             assert last is not None
             raise last
 
+    def _start(self, host: str) -> None:
+        if not any(self.outstanding.values()):
+            self._busy_since = self.clock.monotonic()
+        self.outstanding[host] += 1
+
+    def _end(self, host: str) -> None:
+        self.outstanding[host] -= 1
+        if not any(self.outstanding.values()) and self._busy_since is not None:
+            self.busy_s += self.clock.monotonic() - self._busy_since
+            self._busy_since = None
+
     async def _chat_on(self, host: str, model: str, messages: Sequence[Mapping[str, str]],
                        schema: Mapping[str, Any]) -> Reply:
-        self.outstanding[host] += 1
+        backend = self.backends[host]
+        self._start(host)
         t0 = self.clock.monotonic()
         try:
-            resp = await self._clients[host].chat(
-                model=model, messages=list(messages), format=dict(schema), stream=False,
-                options=self.options, keep_alive=self.keep_alive)
+            ans = await backend.chat(self.name_on(host, model), messages, schema,
+                                     num_ctx=self.num_ctx, max_tokens=self.max_tokens)
         except Exception as exc:
-            kind = error_kind_of(exc)
+            kind = backend.error_kind(exc)
             if kind is None:
                 raise
             if kind == KIND_UNAVAILABLE:
@@ -243,42 +245,39 @@ class LLMClient:
             detail = str(exc).strip() or type(exc).__name__
             raise LLMError(f"{host}: {detail}", kind=kind, host=host) from exc
         finally:
-            self.outstanding[host] -= 1
+            self._end(host)
         self.down_until.pop(host, None)
         self.served[host] += 1
-        self.tokens_out += resp.eval_count or 0
+        self.prompt_tokens += ans.prompt_tokens or 0
+        self.tokens_out += ans.completion_tokens or 0
         latency = self.clock.monotonic() - t0
-        metrics.llm_request(model, "ok", latency, resp.prompt_eval_count, resp.eval_count)
-        return Reply(content=resp.message.content or "", host=host, model=model,
-                     latency_s=latency, prompt_tokens=resp.prompt_eval_count,
-                     eval_tokens=resp.eval_count)
+        metrics.llm_request(model, "ok", latency, ans.prompt_tokens, ans.completion_tokens)
+        return Reply(content=ans.content, host=host, model=model, latency_s=latency,
+                     prompt_tokens=ans.prompt_tokens, eval_tokens=ans.completion_tokens,
+                     truncated=ans.truncated)
+
+    def busy_seconds(self) -> float:
+        now = self.clock.monotonic()
+        return self.busy_s + (now - self._busy_since if self._busy_since is not None else 0.0)
 
     def tokens_per_s(self) -> float:
-        elapsed = self.clock.monotonic() - self.started
-        return self.tokens_out / elapsed if elapsed > 0 else 0.0
+        """Prompt + completion tokens per second of time with a request in flight: the
+        servers' throughput, which the mining ETA divides the backlog's tokens by."""
+        busy = self.busy_seconds()
+        return (self.prompt_tokens + self.tokens_out) / busy if busy > 0 else 0.0
+
+    def completion_tokens_per_s(self) -> float:
+        """Generated tokens per second of time with a request in flight."""
+        busy = self.busy_seconds()
+        return self.tokens_out / busy if busy > 0 else 0.0
 
     async def server_info(self, model: str) -> list[dict[str, Any]]:
-        """Per reachable host: /api/ps entry of `model` (if loaded), /api/show model_info and
-        the weights size from /api/tags, for sizing the worker pool. Unreachable hosts are
-        left out."""
-        out: list[dict[str, Any]] = []
-        for host, client in self._clients.items():
-            try:
-                ps, show, tags = await asyncio.gather(client.ps(), client.show(model),
-                                                      client.list())
-            except Exception as exc:
-                if error_kind_of(exc) is None:
-                    raise
-                continue
-            loaded = [m for m in ps.models if model in (m.model, m.name)]
-            weights = [m.size for m in tags.models if m.model == model and m.size]
-            out.append({"host": host,
-                        "size": int(loaded[0].size or 0) if loaded else None,
-                        "context_length": loaded[0].context_length if loaded else None,
-                        "weights": int(weights[0]) if weights else None,
-                        "model_info": dict(show.modelinfo or {})})
-        return out
+        """Per reachable host, what it says about its capacity and context (backends'
+        `info`), for sizing the pool and the windows. Unreachable hosts are left out."""
+        infos = await asyncio.gather(*(b.info(self.name_on(h, model))
+                                       for h, b in self.backends.items()))
+        return [i for i in infos if i is not None]
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
+        for backend in self.backends.values():
+            await backend.close()

@@ -21,27 +21,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from ytpiped.clock import Clock
-from ytpiped.mining.llm import (
+from ytpiped.mining.llm_kinds import (
     KIND_BAD_RESPONSE,
     KIND_BUSY,
     KIND_DISCONNECTED,
     KIND_MODEL_MISSING,
     KIND_SERVER_ERROR,
     KIND_TIMEOUT,
+    KIND_UNAUTHORIZED,
     KIND_UNAVAILABLE,
 )
 from ytpiped.retry import doubling_s
 
 #: failures that say something about the server, not about the video being mined
 SERVER_KINDS = frozenset({KIND_UNAVAILABLE, KIND_BUSY, KIND_TIMEOUT, KIND_DISCONNECTED,
-                          KIND_SERVER_ERROR, KIND_BAD_RESPONSE, KIND_MODEL_MISSING})
+                          KIND_SERVER_ERROR, KIND_BAD_RESPONSE, KIND_MODEL_MISSING,
+                          KIND_UNAUTHORIZED})
 
 WHAT = {KIND_UNAVAILABLE: "unreachable", KIND_BUSY: "busy (HTTP 503)",
         KIND_TIMEOUT: "not answering within mine.request_timeout_s (overloaded or loading "
                       "the model)",
         KIND_DISCONNECTED: "dropping connections", KIND_SERVER_ERROR: "failing (HTTP 5xx)",
         KIND_BAD_RESPONSE: "answering with something that is not JSON",
-        KIND_MODEL_MISSING: "missing the model (ollama pull it)"}
+        KIND_MODEL_MISSING: "missing the model (ollama pull it, or check mine.model against "
+                            "the server's /v1/models)",
+        KIND_UNAUTHORIZED: "refusing the request (HTTP 401/403: credentials, or a proxy)"}
+
+
+def server_name(apis: list[str]) -> str:
+    """How messages name the servers: "Ollama" when every host speaks its API."""
+    return "Ollama" if apis == ["ollama"] else "The LLM server"
 
 
 ALERT_ERROR_MAX = 200  # characters of the last error the alert line quotes
@@ -63,8 +72,9 @@ class Tripped:
 
 
 class Outage:
-    def __init__(self, base_s: float, cap_s: float) -> None:
+    def __init__(self, base_s: float, cap_s: float, server: str = "Ollama") -> None:
         self.base_s, self.cap_s = base_s, cap_s
+        self.server = server  # what the alert calls it
         self.level = 0  # pauses in a row without an answer in between; 0: all well
         self.kind: str | None = None
         self.error = ""
@@ -130,7 +140,7 @@ class Outage:
         if not self.active(now) or self.kind is None:
             return None
         at = dt.datetime.fromtimestamp(self.until).strftime("%H:%M:%S")
-        return (f"Ollama is {WHAT.get(self.kind, self.kind)} ({self.kind}): mining and "
+        return (f"{self.server} is {WHAT.get(self.kind, self.kind)} ({self.kind}): mining and "
                 f"evaluation paused until {at} (pause {self.level}, doubling up to "
                 f"{self.cap_s:.0f} s); no video loses an attempt. Last error: "
                 f"{self.error[:ALERT_ERROR_MAX]}")

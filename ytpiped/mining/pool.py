@@ -4,7 +4,10 @@ Start (`workers = "auto"`): the old formula min((RAM - reserved) / model RAM, co
 max_workers), bounded by what the servers can serve. One Ollama server holds one copy of
 the weights and serves OLLAMA_NUM_PARALLEL slots, each with its own KV cache; /api/ps
 reports the loaded size (weights + slots x KV) and /api/show the model geometry, so the
-number of slots is (size - weights) / KV-per-slot. Unknown (model not loaded): one per host.
+number of slots is (size - weights) / KV-per-slot. An OpenAI-compatible server has no
+/api/ps: llama.cpp's server reports its slots (/props); others (vLLM, SGLang, LM Studio,
+llama-cpp-python) cannot say, and count as one until the hill-climb finds more. Unknown
+(model not loaded): one per host.
 
 Then the limit adapts, interval by interval (pure `climb`). Ramp: step up while throughput
 rises by `gain` (two steps while it still scales almost linearly). A step that did not pay,
@@ -51,6 +54,8 @@ def kv_bytes_per_slot(model_info: Mapping[str, Any], num_ctx: int) -> int | None
 
 def server_slots(info: Mapping[str, Any]) -> int | None:
     """Parallel slots of one server (see module doc), or None when it cannot be told."""
+    if info.get("slots"):
+        return max(1, int(info["slots"]))
     size, weights, ctx = info.get("size"), info.get("weights"), info.get("context_length")
     if not size or not weights or not ctx:
         return None

@@ -3,6 +3,11 @@ their schemas) changes MINE_PROMPT_VERSION, so every window is mined again; a ch
 evaluation prompt or schema changes only EVAL_PROMPT_VERSION: windows are kept and only the
 evaluation is made again (`ytpiped remine`).
 
+Prefix reuse: every window request of a video starts with the same system message, byte for
+byte (the mining instructions, then the episode's title, channel and summary), and only the
+last message holds the window itself. Ollama, vLLM and llama.cpp keep the KV cache of a
+prompt's prefix, so windows 2..n of a video skip the shared part's prompt processing.
+
 Transcript text goes between TRANSCRIPT_OPEN/CLOSE and the evaluation's claim list
 between CLAIMS_OPEN/CLOSE, one `[N] (type) text` per line, so a reply can always be
 traced to its input (FakeOllama builds its answers from exactly these blocks).
@@ -52,8 +57,11 @@ REPAIR_TEXT = (
     "the schema exactly."
 )
 
+#: how window requests are laid out (part of the prompt version: a new layout mines again)
+WINDOW_LAYOUT = "system: instructions + episode; user: window"
+
 MINE_PROMPT_VERSION = prompt_version((WindowResult, EpisodeSummary), SUMMARY_SYSTEM, MINE_SYSTEM,
-                                     REPAIR_TEXT)
+                                     REPAIR_TEXT, WINDOW_LAYOUT)
 EVAL_PROMPT_VERSION = prompt_version((Evaluation,), EVAL_SYSTEM, REPAIR_TEXT)
 
 
@@ -69,16 +77,23 @@ def summary_messages(title: str | None, channel: str | None, text: str) -> list[
     ]
 
 
+def shared_prefix(title: str | None, channel: str | None, summary: str) -> Message:
+    """The message every window of one video starts with (byte-identical across them)."""
+    return {"role": "system", "content": (f"{MINE_SYSTEM}\n\n{_episode(title, channel)}\n"
+                                          f"Episode summary: {summary or '(none)'}")}
+
+
+def window_message(text: str, start: float, end: float, chapter: str | None = None) -> Message:
+    """The part of a window request that is the window's own (with its chapter's title,
+    in videos that have chapters)."""
+    part = f"Chapter: {chapter}\n" if chapter else ""
+    return {"role": "user", "content": (f"{part}Window: {start:.1f}s-{end:.1f}s\n\n"
+                                        f"{TRANSCRIPT_OPEN}\n{text}\n{TRANSCRIPT_CLOSE}")}
+
+
 def window_messages(title: str | None, channel: str | None, summary: str, text: str,
                     start: float, end: float, chapter: str | None = None) -> list[Message]:
-    part = f"Chapter: {chapter}\n" if chapter else ""  # videos with chapters only
-    return [
-        {"role": "system", "content": MINE_SYSTEM},
-        {"role": "user", "content": (
-            f"{_episode(title, channel)}\nEpisode summary: {summary or '(none)'}\n"
-            f"{part}Window: {start:.1f}s-{end:.1f}s\n\n"
-            f"{TRANSCRIPT_OPEN}\n{text}\n{TRANSCRIPT_CLOSE}")},
-    ]
+    return [shared_prefix(title, channel, summary), window_message(text, start, end, chapter)]
 
 
 def repair_messages(messages: Sequence[Mapping[str, str]], raw: str,

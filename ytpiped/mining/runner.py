@@ -1,6 +1,12 @@
 """Runtime shared by the mine and evaluate stages: one LLMClient (hosts, model gate), one
 AdaptivePool and one Outage (the stage-wide pause), plus requests with retries and the
-schema-checked call with one repair.
+schema-checked call with one repair. Both APIs (Ollama, OpenAI-compatible) go through the
+same requests, retries, pause and pool.
+
+The context a window must fit in: the smallest over the hosts of what each says
+(Ollama: num_ctx, capped at the model's trained context; llama.cpp: its slots' context;
+vLLM: max_model_len), `mine.num_ctx` where a server does not say. Learned once, with the
+pool's size, when the first video is mined.
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import psutil
@@ -22,13 +28,14 @@ from ytpiped.mining.llm import (
     KIND_DISCONNECTED,
     KIND_MODEL_MISSING,
     KIND_SERVER_ERROR,
+    KIND_UNAUTHORIZED,
     KIND_UNAVAILABLE,
     OVERLOAD_KINDS,
     LLMClient,
     LLMError,
     Reply,
 )
-from ytpiped.mining.outage import SERVER_KINDS, Outage
+from ytpiped.mining.outage import SERVER_KINDS, Outage, server_name
 from ytpiped.mining.pool import AdaptivePool, formula_workers, initial_workers
 from ytpiped.mining.prompts import repair_messages
 from ytpiped.mining.schema import json_schema, parse_reply, validation_message
@@ -36,7 +43,7 @@ from ytpiped.retry import doubling_s
 
 M = TypeVar("M", bound=BaseModel)
 #: server problems that another try a few seconds later will not fix: pause at once
-NOT_RETRIED = frozenset({KIND_UNAVAILABLE, KIND_MODEL_MISSING})
+NOT_RETRIED = frozenset({KIND_UNAVAILABLE, KIND_MODEL_MISSING, KIND_UNAUTHORIZED})
 #: server failures that can also be one prompt's doing (it crashes the runner, it is cut
 #: off by a proxy): when other requests were answered meanwhile, the request is to blame.
 #: Not 503s or timeouts: those come with load, never with one prompt.
@@ -48,12 +55,42 @@ class LLMPaused(LLMError):
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """Tokens the servers counted for some requests (0 where a server did not say)."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(self.prompt + other.prompt, self.completion + other.completion)
+
+    @classmethod
+    def of(cls, reply: Reply) -> Tokens:
+        return cls(reply.prompt_tokens or 0, reply.eval_tokens or 0)
+
+    @classmethod
+    def load(cls, data: Any) -> Tokens:
+        """From stored JSON ({"prompt": …, "completion": …}); zeros for anything else."""
+        if not isinstance(data, dict):
+            return cls()
+        return cls(int(data.get("prompt") or 0), int(data.get("completion") or 0))
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+    def dump(self) -> dict[str, int]:
+        return {"prompt": self.prompt, "completion": self.completion}
+
+
+@dataclass(frozen=True)
 class Structured(Generic[M]):
     value: M | None
     raw: str
     error: str | None
     repaired: bool
     host: str
+    tokens: Tokens = field(default_factory=Tokens)
 
 
 class Runtime:
@@ -61,26 +98,38 @@ class Runtime:
                  clock: Clock) -> None:
         self.llm, self.pool, self.cfg, self.clock = llm, pool, cfg, clock
         self.sized = cfg.workers is not None
-        self.outage = Outage(cfg.unavailable_backoff_s, cfg.max_unavailable_backoff_s)
+        self.probed = False  # the servers told their context (and the pool was sized)
+        self.context = cfg.num_ctx  # tokens a request (prompt + answer) may have
+        self.outage = Outage(cfg.unavailable_backoff_s, cfg.max_unavailable_backoff_s,
+                             server_name(llm.apis()))
         self.answered = 0  # requests answered so far
         self.closed = False
 
     @classmethod
     def from_config(cls, cfg: MineConfig, clock: Clock) -> Runtime:
-        llm = LLMClient(cfg.hosts, clock, num_ctx=cfg.num_ctx, keep_alive=cfg.keep_alive,
-                        timeout_s=cfg.request_timeout_s, switch_after_s=cfg.model_switch_s)
+        llm = LLMClient(cfg.llm_hosts(), clock, num_ctx=cfg.num_ctx, keep_alive=cfg.keep_alive,
+                        timeout_s=cfg.request_timeout_s, max_tokens=cfg.answer_tokens,
+                        api=cfg.api, model=cfg.model, switch_after_s=cfg.model_switch_s)
         fixed = cfg.workers is not None
         start = cfg.workers if cfg.workers is not None else len(llm.hosts)
         pool = AdaptivePool(start, max(start, cfg.max_workers), clock, adaptive=not fixed)
         return cls(llm, pool, cfg, clock)
 
     async def ensure_sized(self, log: Any = None) -> None:
-        """workers = "auto": size the pool from the machine and the servers, once."""
-        if self.sized:
+        """Ask the servers, once, what context they give a request, and (workers = "auto")
+        size the pool from the machine and what they serve at once."""
+        if self.probed:
             return
         infos = await self.llm.server_info(self.cfg.model)
         if not infos:
             return  # nobody answered: keep the cautious start, try again next video
+        self.probed = True
+        self.context = server_context(infos, self.cfg.num_ctx)
+        if self.context != self.cfg.num_ctx:
+            (log or structlog.get_logger()).info("mine_context", tokens=self.context,
+                                                 num_ctx=self.cfg.num_ctx)
+        if self.sized:
+            return
         ram = psutil.virtual_memory().total
         formula = formula_workers(ram, os.cpu_count() or 1, self.cfg.model_ram_gb,
                                   self.cfg.reserved_ram_gb, self.cfg.max_workers)
@@ -158,21 +207,63 @@ class Runtime:
         showing the error; after that give up and hand back the raw reply."""
         schema = json_schema(schema_model)
         reply = await self.request(model, messages, schema, pooled=pooled)
+        tokens = Tokens.of(reply)
         try:
             return Structured(parse_reply(schema_model, reply.content), reply.content, None,
-                              False, reply.host)
+                              False, reply.host, tokens)
         except (json.JSONDecodeError, ValidationError) as exc:
-            error = validation_message(exc)
+            error = self._why(reply, exc)
         fix = repair_messages(messages, reply.content, error)
         again = await self.request(model, fix, schema, pooled=pooled)
+        tokens += Tokens.of(again)
         try:
             return Structured(parse_reply(schema_model, again.content), again.content, None,
-                              True, again.host)
+                              True, again.host, tokens)
         except (json.JSONDecodeError, ValidationError) as exc:
-            return Structured(None, again.content, validation_message(exc), True, again.host)
+            return Structured(None, again.content, self._why(again, exc), True, again.host,
+                              tokens)
+
+    def _why(self, reply: Reply, exc: json.JSONDecodeError | ValidationError) -> str:
+        why = validation_message(exc)
+        if reply.truncated:
+            why += (f" (the reply was cut off at {self.cfg.answer_tokens} tokens, "
+                    "mine.answer_tokens: keep it short)")
+        return why
+
+    def room(self, fixed_tokens: int) -> int:
+        """Transcript tokens a request can carry beside `fixed_tokens` of prompt (both as
+        ytpiped.mining.windows.approx_tokens counts them) and the answer."""
+        return prompt_room(self.context, self.cfg.answer_tokens, fixed_tokens)
 
     async def close(self) -> None:
         """Close the LLM client (mine and evaluate share the runtime: once is enough)."""
         if not self.closed:
             self.closed = True
             await self.llm.close()
+
+
+#: approx_tokens is a guess (four characters a token); a real tokenizer may count this
+#: much more on unusual text (numbers, names, other languages)
+TOKEN_MARGIN = 0.25
+#: tokens a chat template adds around each message
+TEMPLATE_TOKENS = 32
+
+
+def prompt_room(context: int, answer_tokens: int, fixed_tokens: int) -> int:
+    """Transcript tokens that fit in `context` beside the fixed part of the prompt and two
+    answers (a repair request carries the rejected answer too), with room for the estimate
+    being short (pure)."""
+    usable = (context - 2 * answer_tokens) / (1 + TOKEN_MARGIN)
+    return max(0, int(usable) - fixed_tokens - TEMPLATE_TOKENS)
+
+
+def server_context(infos: Sequence[Mapping[str, Any]], num_ctx: int) -> int:
+    """The context every host can give one request (see module doc)."""
+    sizes = []
+    for info in infos:
+        if info.get("api") == "openai":
+            sizes.append(int(info.get("context_length") or num_ctx))
+        else:  # Ollama gets num_ctx with every request, up to what the model was trained for
+            trained = info.get("model_context")
+            sizes.append(min(num_ctx, int(trained)) if trained else num_ctx)
+    return min(sizes) if sizes else num_ctx

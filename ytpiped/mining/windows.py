@@ -154,3 +154,21 @@ def chapter_windows(segments: Sequence[Segment], chapters: Sequence[Mapping[str,
         for w in make_windows(group, window_tokens, overlap_tokens):
             out.append(Window(len(out), max(w.start, lo), min(w.end, hi), w.segments, title))
     return out
+
+
+def split_window(window: Window) -> tuple[Window, Window] | None:
+    """Two halves (by tokens) of a window the server found too long for its context, same
+    index; a single segment is split at sentences or words first. None: nothing to split."""
+    segs = list(window.segments)
+    if len(segs) == 1:
+        segs = split_long(segs, max(1, (approx_tokens(segs[0].text) + 1) // 2))
+    if len(segs) < 2:
+        return None
+    costs = [approx_tokens(s.text) for s in segs]
+    half, used, cut = sum(costs) / 2, 0, 0
+    while cut < len(segs) - 1 and (cut == 0 or used + costs[cut] / 2 <= half):
+        used += costs[cut]
+        cut += 1
+    first, second = tuple(segs[:cut]), tuple(segs[cut:])
+    return (Window(window.idx, first[0].start, first[-1].end, first, window.chapter),
+            Window(window.idx, second[0].start, second[-1].end, second, window.chapter))

@@ -3,9 +3,11 @@ claims and writes a long summary, with `eval_model` (or `model` when empty).
 
 Reads DATA/mining/<id>.mined.json (written by the mine stage) and writes DATA/mining/<id>.json
 atomically: claims (each with importance, rank, duplicate_of) + people + concepts + the
-evaluation + provenance (models, prompt version hash, options). Requests go through the
-shared runtime's model gate, so evaluations with another model are grouped instead of
-making the server swap models for every video. An invalid reply gets one repair request;
+evaluation + provenance (models, prompt version hash, options) + the tokens mining and
+evaluation took. `mine.eval_workers` videos are evaluated at once; their requests go through
+the shared adaptive pool (so mining and evaluation together never send the servers more
+than the pool allows) and the model gate, so evaluations with another model are grouped
+instead of making the server swap models for every video. An invalid reply gets one repair request;
 if it is still invalid, the output is written with the claims unranked and the raw reply
 kept under evaluation.raw (the video is done, not failed). A busy, overloaded, unreachable
 or restarting server pauses this stage with the mine stage (ytpiped.mining.outage): `gate`
@@ -22,6 +24,7 @@ from typing import Any
 from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
 from ytpiped.mining.llm import LLMError
+from ytpiped.mining.runner import Runtime, Tokens
 from ytpiped.mining.schema import Evaluation
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome
@@ -51,8 +54,19 @@ def apply_evaluation(claims: Sequence[Mapping[str, Any]],
                                       c.get("start") or 0.0))
 
 
+def with_evaluation(tokens: Any, spent: Tokens) -> dict[str, Any]:
+    """The mined video's token report with the evaluation's tokens added (and counted in
+    the video's prompt/completion totals)."""
+    report = dict(tokens) if isinstance(tokens, dict) else {}
+    mine = Tokens.load(report.get("mine") or report)
+    return {**report, **(mine + spent).dump(), "mine": mine.dump(), "evaluate": spent.dump()}
+
+
 class EvaluateStage(LLMStage):
     name = "evaluate"
+
+    def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
+        super().__init__(runtime, concurrency=concurrency or runtime.cfg.eval_workers)
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.mine
@@ -67,6 +81,7 @@ class EvaluateStage(LLMStage):
         model = cfg.eval_model or cfg.model
         claims: list[dict[str, Any]] = mined.get("claims", [])
         evaluation: dict[str, Any]
+        spent = Tokens()
         if not claims:
             evaluation = {"status": "empty", "summary": mined.get("summary") or "", "ranked": []}
             ranked_claims: list[dict[str, Any]] = []
@@ -74,11 +89,12 @@ class EvaluateStage(LLMStage):
             msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
                                          claims)
             try:
-                res = await rt.structured(model, msgs, Evaluation, pooled=False)
+                res = await rt.structured(model, msgs, Evaluation)
             except LLMError as exc:
                 decision = llm_decision(exc, ctx, rt)
                 await self.publish_changes(ctx, rt)
                 raise decision from exc
+            spent = res.tokens
             if res.value is None:
                 ctx.log.warning("evaluate_invalid_reply", error=res.error)
                 await ctx.record_event("evaluation_failed", kind="llm_invalid_json",
@@ -94,6 +110,7 @@ class EvaluateStage(LLMStage):
         prov = dict(mined.get("provenance") or {})
         out = {**{k: v for k, v in mined.items() if k not in ("claims", "provenance")},
                "claims": ranked_claims, "evaluation": evaluation,
+               "tokens": with_evaluation(mined.get("tokens"), spent),
                "provenance": {**prov, "eval_model": model,
                               "eval_prompt_version": prompts.EVAL_PROMPT_VERSION,
                               "options": {**prov.get("options", {}),

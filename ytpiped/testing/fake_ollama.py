@@ -1,7 +1,10 @@
 """FakeOllama: an aiohttp app speaking the Ollama HTTP API, for tests, benchmarks and the demo.
 
 Endpoints as the real server: POST /api/chat and /api/generate (streaming NDJSON unless
-`"stream": false`), GET /api/tags, /api/ps, /api/version, POST /api/show. Behaviour:
+`"stream": false`), GET /api/tags, /api/ps, /api/version, POST /api/show, and Ollama's
+OpenAI-compatible POST /v1/chat/completions (non-streaming; `response_format` of type
+"json_schema", or "json_object" with a "schema" as llama-cpp-python takes it; errors as
+{"error": {"message", "type"}}) and GET /v1/models. Behaviour:
 
 - `parallel` requests are served at once (a semaphore); more wait in a queue of at most
   `max_queue`, beyond which requests get HTTP 503 as Ollama answers past OLLAMA_MAX_QUEUE.
@@ -9,10 +12,21 @@ Endpoints as the real server: POST /api/chat and /api/generate (streaming NDJSON
   num_ctx changes, counted in `swaps`), times 1 + `overload_penalty` x queued/parallel (a
   server past its capacity gets slower, as memory-starved hosts do).
 - `inject(mode, times=, match=, path=)` queues faults: "malformed" (content not JSON),
-  "schema" (JSON of the wrong shape), "500", "503", "404", "context" (HTTP 400: the prompt
-  does not fit the context), "drop" (connection closed without an answer) and "stall" (no
-  answer until the client gives up or the server stops). With no `match`, a fault with a
-  large `times` is a server that is busy, failing or hanging for a long stretch.
+  "schema" (JSON of the wrong shape), "500", "503", "429", "401", "404", "context" (HTTP
+  400: the prompt does not fit the context), "garbage" (HTTP 200 whose body is not JSON, as
+  a proxy's error page), "drop" (connection closed without an answer) and "stall" (no
+  answer until the client gives up or the server stops).
+- `ctx_limit`: a request whose prompt tokens (len/4) plus its answer cap (num_predict /
+  max_tokens) exceed it is refused as too long for the context (HTTP 400), as real servers
+  do; /api/show then reports it as the model's context length. An answer longer than the
+  cap is cut there (done_reason / finish_reason "length").
+- `v1_formats`: the `response_format` types /v1 accepts; others get HTTP 422 naming
+  response_format (llama-cpp-python's server knows only "json_object").
+- `ctx_limit` is reported in /v1/models too (as vLLM's `max_model_len`) when
+  `v1_reports_context` is set; by default /v1/models says nothing of the context, as
+  Ollama's /v1 does.
+- With no `match`, a fault with a large `times` is a server that is busy, failing or
+  hanging for a long stretch.
 - answers are built from the request (ytpiped.testing.fake_answers), so tests can check
   what went where; every request is kept in `requests`.
 
@@ -36,7 +50,9 @@ from aiohttp import web
 
 from ytpiped.testing import fake_answers
 
-FAULT_MODES = ("malformed", "schema", "500", "503", "404", "context", "drop", "stall")
+FAULT_MODES = ("malformed", "schema", "500", "503", "429", "401", "404", "context", "garbage",
+               "drop", "stall")
+CHAT_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions")
 WEIGHTS_BYTES = 4_683_087_332
 # qwen2-7B-like geometry: what /api/show reports, and what /api/ps sizes are derived from
 MODEL_INFO: dict[str, Any] = {
@@ -73,6 +89,8 @@ class Recorded:
     body: dict[str, Any]
     at: float
     status: int = 200
+    prompt_tokens: int = 0  # what the answer reported (0: not answered)
+    completion_tokens: int = 0
 
 
 @dataclass
@@ -93,7 +111,12 @@ class FakeOllama:
                  max_queue: int = 512, overload_penalty: float = 0.0, load_s: float = 0.0,
                  models: Sequence[str] = ("qwen2.5:7b-instruct",), any_model: bool = True,
                  preload: bool = True, num_ctx: int = 4096, stall_s: float = 3600.0,
-                 stream_chunk: int = 24) -> None:
+                 stream_chunk: int = 24, ctx_limit: int | None = None,
+                 v1_formats: Sequence[str] = ("json_schema", "json_object"),
+                 v1_reports_context: bool = False) -> None:
+        self.ctx_limit = ctx_limit
+        self.v1_reports_context = v1_reports_context
+        self.v1_formats = tuple(v1_formats)
         self.latency_s, self.per_token_s, self.load_s = latency_s, per_token_s, load_s
         self.parallel, self.max_queue, self.overload_penalty = parallel, max_queue, overload_penalty
         self.models, self.any_model = list(models), any_model
@@ -129,6 +152,8 @@ class FakeOllama:
         app.router.add_get("/api/ps", self._ps)
         app.router.add_post("/api/show", self._show)
         app.router.add_get("/api/version", self._version)
+        app.router.add_post("/v1/chat/completions", self._v1_chat)
+        app.router.add_get("/v1/models", self._v1_models)
         app.router.add_get("/", self._root)
         return app
 
@@ -160,7 +185,11 @@ class FakeOllama:
         await self.stop()
 
     def chat_bodies(self) -> list[dict[str, Any]]:
-        return [r.body for r in self.requests if r.path in ("/api/chat", "/api/generate")]
+        """Bodies of the generation requests; /v1 ones with the schema under `format` (as
+        Ollama turns `response_format` into it), so tests read both APIs alike."""
+        return [r.body if r.path != "/v1/chat/completions" else
+                {**r.body, "format": _v1_schema(r.body.get("response_format"))}
+                for r in self.requests if r.path in CHAT_PATHS]
 
     # ------------------------------------------------------------------ helpers
 
@@ -176,11 +205,21 @@ class FakeOllama:
                 return f.mode
         return None
 
+    def model_info(self) -> dict[str, Any]:
+        """/api/show model_info: qwen2-7B geometry, the context as `ctx_limit` says."""
+        if self.ctx_limit is None:
+            return dict(MODEL_INFO)
+        return {**MODEL_INFO, "qwen2.context_length": self.ctx_limit}
+
     def _known(self, model: str) -> bool:
         return self.any_model or model in self.models
 
     @staticmethod
-    def _error(status: int, message: str) -> web.Response:
+    def _error(status: int, message: str, api: str = "ollama") -> web.Response:
+        if api == "openai":
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            return web.json_response({"error": {"message": message, "type": kind,
+                                                "code": status}}, status=status)
         return web.json_response({"error": message}, status=status)
 
     def _service_s(self, prompt_tokens: int, model: str, num_ctx: int) -> float:
@@ -205,48 +244,71 @@ class FakeOllama:
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         return await self._complete(request, "/api/generate")
 
+    async def _v1_chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, "/v1/chat/completions")
+
     async def _complete(self, request: web.Request, path: str) -> web.StreamResponse:
+        api = "openai" if path.startswith("/v1/") else "ollama"
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return self._error(400, "invalid JSON body")
+            return self._error(400, "invalid JSON body", api)
         rec = Recorded(path, body, time.monotonic())
         self.requests.append(rec)
         model = str(body.get("model") or "")
-        if path == "/api/chat":
-            prompt = fake_answers.conversation_text(body.get("messages") or [])
-        else:
+        options = body.get("options") or {}
+        if path == "/api/generate":
             prompt = f"{body.get('system') or ''}\n{body.get('prompt') or ''}"
-        fault = self._take_fault(path, prompt, body.get("format"))
+        else:
+            prompt = fake_answers.conversation_text(body.get("messages") or [])
+        if api == "openai":
+            fmt = _v1_schema(body.get("response_format"))
+            cap = body.get("max_tokens") or body.get("max_completion_tokens")
+        else:
+            fmt, cap = body.get("format"), options.get("num_predict")
+        cap = int(cap) if isinstance(cap, int) and cap > 0 else None
+        fault = self._take_fault(path, prompt, fmt)
+        prompt_tokens = max(1, len(prompt) // 4)
+
+        def refuse(status: int, message: str) -> web.Response:
+            rec.status = status
+            return self._error(status, message, api)
+
         if not model:
-            rec.status = 400
-            return self._error(400, "model is required")
+            return refuse(400, "model is required")
         if fault == "404" or not self._known(model):
-            rec.status = 404
-            return self._error(404, f'model "{model}" not found, try pulling it first')
-        if fault == "context":
-            rec.status = 400
-            return self._error(400, "the input length exceeds the context length")
+            return refuse(404, f'model "{model}" not found, try pulling it first')
+        if fault == "401":
+            return refuse(401, "unauthorized: a valid API key is required")
+        if api == "openai" and body.get("response_format") is not None:
+            kind = (body.get("response_format") or {}).get("type")
+            if kind not in self.v1_formats:
+                return refuse(422, f"body.response_format.type: Input should be one of "
+                                   f"{', '.join(self.v1_formats)} (got {kind!r})")
+        if fault == "context" or (self.ctx_limit is not None
+                                  and prompt_tokens + (cap or 0) > self.ctx_limit):
+            return refuse(400, "the input length exceeds the context length")
         if fault == "500":
-            rec.status = 500
-            return self._error(500, "llama runner process has terminated: exit status 2")
+            return refuse(500, "llama runner process has terminated: exit status 2")
         if fault == "drop":
             rec.status = 0
             if request.transport is not None:
                 request.transport.abort()
             return web.Response()
+        if fault == "garbage":
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>",
+                                content_type="application/json")
+        if fault == "429":
+            return refuse(429, "too many requests")
         if fault == "503" or self.stats.pending >= self.parallel + self.max_queue:
             self.stats.rejected_503 += 1
-            rec.status = 503
-            return self._error(503, "server busy, please try again.  maximum pending requests "
-                                    "exceeded")
+            return refuse(503, "server busy, please try again.  maximum pending requests "
+                               "exceeded")
         if fault == "stall":
             rec.status = 0
             await self._stall()
             return web.Response(status=503)
-        options = body.get("options") or {}
         num_ctx = int(options.get("num_ctx") or 4096)
-        prompt_tokens = max(1, len(prompt) // 4)
         self.stats.pending += 1
         self.stats.max_pending = max(self.stats.max_pending, self.stats.pending)
         try:
@@ -268,13 +330,28 @@ class FakeOllama:
         elif fault == "schema":
             content = fake_answers.WRONG_SCHEMA
         else:
-            content = fake_answers.answer(body.get("format"), prompt)
+            content = fake_answers.answer(fmt, prompt)
+        completion_tokens = max(1, len(content) // 4)
+        cut = cap is not None and completion_tokens > cap
+        if cut:
+            assert cap is not None
+            content, completion_tokens = content[:cap * 4], cap
         self.stats.served += 1
+        rec.prompt_tokens, rec.completion_tokens = prompt_tokens, completion_tokens
+        if api == "openai":
+            return web.json_response({
+                "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion",
+                "created": int(time.time()), "model": model, "system_fingerprint": "fp_ollama",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "length" if cut else "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}})
         took_ns = int((time.monotonic() - t0) * 1e9)
-        final = {"model": model, "created_at": _now(), "done": True, "done_reason": "stop",
+        final = {"model": model, "created_at": _now(), "done": True,
+                 "done_reason": "length" if cut else "stop",
                  "total_duration": took_ns, "load_duration": 0,
                  "prompt_eval_count": prompt_tokens, "prompt_eval_duration": took_ns // 2,
-                 "eval_count": max(1, len(content) // 4), "eval_duration": took_ns // 2}
+                 "eval_count": completion_tokens, "eval_duration": took_ns // 2}
         key = "message" if path == "/api/chat" else "response"
 
         def piece(text: str) -> Any:
@@ -321,14 +398,33 @@ class FakeOllama:
             return self._error(404, f"model '{model}' not found")
         return web.json_response({
             "modelfile": f"FROM {model}\n", "parameters": "stop \"<|im_end|>\"",
-            "template": "{{ .Prompt }}", "details": DETAILS, "model_info": MODEL_INFO,
+            "template": "{{ .Prompt }}", "details": DETAILS, "model_info": self.model_info(),
             "capabilities": ["completion", "tools"], "modified_at": _now()})
+
+    async def _v1_models(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded("/v1/models", {}, time.monotonic()))
+        extra = {"max_model_len": self.ctx_limit} \
+            if self.v1_reports_context and self.ctx_limit else {}
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": int(time.time()), "owned_by": "library",
+             **extra} for m in self.models]})
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": "0.12.6"})
 
     async def _root(self, request: web.Request) -> web.Response:
         return web.Response(text="Ollama is running")
+
+
+def _v1_schema(response_format: Any) -> Any:
+    """The JSON schema an OpenAI `response_format` carries (None: free text)."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        return (response_format.get("json_schema") or {}).get("schema")
+    if response_format.get("type") == "json_object":
+        return response_format.get("schema") or "json"
+    return None
 
 
 def _now() -> str:

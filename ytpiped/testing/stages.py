@@ -82,3 +82,14 @@ def download_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
 
     fakes = [s for s in fake_pipeline(settings, clock) if s.name != "download"]
     return [DownloadStage(), *fakes]
+
+
+def mining_pipeline(settings: Settings, clock: Clock) -> list[Stage]:
+    """Only the real mine and evaluate stages (one shared LLM runtime): for runs that start
+    from transcripts already in the data dir, e.g. against a real LLM server."""
+    from ytpiped.mining.runner import Runtime
+    from ytpiped.stages.evaluate import EvaluateStage
+    from ytpiped.stages.mine import MineStage
+
+    llm = Runtime.from_config(settings.mine, clock)
+    return [MineStage(llm), EvaluateStage(llm)]
