@@ -189,7 +189,8 @@ class Vault:
                                                                else "") for k, e, what in mine]
         prov = doc.get("provenance") if isinstance(doc.get("provenance"), Mapping) else {}
         if prov:
-            tokens = doc.get("tokens") if isinstance(doc.get("tokens"), Mapping) else {}
+            raw = doc.get("tokens")
+            tokens: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             spent = (f", tokens {tokens['prompt']} prompt + {tokens['completion']} completion"
                      if "prompt" in tokens and "completion" in tokens else "")
             lines += ["", f"_mined with {inline(prov.get('model'))}, evaluated with "
