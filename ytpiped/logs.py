@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import structlog
 
 _SECRET_KEYS = re.compile(r"(cookie|token|password|secret|authorization)", re.I)
+_COUNTS = re.compile(r"tokens", re.I)  # prompt_tokens, tokens_per_s: LLM token counts
 _secret_values: set[str] = set()
 
 
@@ -37,7 +38,7 @@ def scrub(text: str) -> str:
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and key != "cookies_file":
+        if _SECRET_KEYS.search(key) and key != "cookies_file" and not _COUNTS.search(key):
             event[key] = "[redacted]"
         elif isinstance(value, str) and _secret_values:
             event[key] = scrub(value)

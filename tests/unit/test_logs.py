@@ -55,6 +55,8 @@ def test_secrets_never_rendered() -> None:
     assert "s3cr3tcookievalue" not in text and "t0ken" not in text
     assert text.count("[redacted]") >= 3
     assert logs.scrub("x s3cr3tcookievalue y") == "x [redacted] y"
+    log.info("mine_finished", prompt_tokens=1234, tokens_per_s=56.5)  # counts, not secrets
+    assert '"prompt_tokens": 1234' in out.getvalue() and '"tokens_per_s": 56.5' in out.getvalue()
 
 
 def test_short_values_are_not_registered() -> None:

@@ -214,7 +214,9 @@ def response_format(style: str, schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _refuses_json_schema(exc: BaseException) -> bool:
-    return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422)
+    """The server does not know `{"type": "json_schema"}`: 400/422, or (llama-cpp-python's
+    server, whose request validation escapes as an internal error) a 500 naming it."""
+    return (isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422, 500)
             and "response_format" in f"{exc.message} {exc.body!r}")
 
 

@@ -283,8 +283,11 @@ class FakeOllama:
         if api == "openai" and body.get("response_format") is not None:
             kind = (body.get("response_format") or {}).get("type")
             if kind not in self.v1_formats:
-                return refuse(422, f"body.response_format.type: Input should be one of "
-                                   f"{', '.join(self.v1_formats)} (got {kind!r})")
+                # as llama-cpp-python 0.3's server answers it: its request validation
+                # escapes as an internal error
+                return refuse(500, f"1 validation error: ('body', 'response_format', 'type'): "
+                                   f"Input should be {' or '.join(map(repr, self.v1_formats))} "
+                                   f"(got {kind!r})")
         if fault == "context" or (self.ctx_limit is not None
                                   and prompt_tokens + (cap or 0) > self.ctx_limit):
             return refuse(400, "the input length exceeds the context length")
