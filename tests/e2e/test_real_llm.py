@@ -53,7 +53,7 @@ def env(server: LlamaServer) -> dict[str, str]:
             "YTPIPED_DAEMON__LEASE_S": "600",  # a 2-core machine: requests take seconds
             "YTPIPED_MINE__HOSTS": json.dumps([server.url]), "YTPIPED_MINE__API": "openai",
             "YTPIPED_MINE__MODEL": server.model, "YTPIPED_MINE__NUM_CTX": str(server.n_ctx),
-            "YTPIPED_MINE__ANSWER_TOKENS": "1024", "YTPIPED_MINE__WINDOW_TOKENS": "120",
+            "YTPIPED_MINE__ANSWER_TOKENS": "384", "YTPIPED_MINE__WINDOW_TOKENS": "120",
             "YTPIPED_MINE__OVERLAP_TOKENS": "20", "YTPIPED_MINE__REQUEST_TIMEOUT_S": "240"}
 
 

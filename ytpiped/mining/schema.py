@@ -24,33 +24,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-# Bounds on every string and list: a server that enforces the schema by grammar
-# (llama.cpp, vLLM, Ollama) cannot then run a string on until the answer is cut off.
 class Claim(_Strict):
-    text: str = Field(min_length=3, max_length=400,
-                      description="the claim, self-contained, one sentence")
+    text: str = Field(min_length=3, description="the claim, self-contained, one sentence")
     type: ClaimType
-    evidence: str = Field(min_length=3, max_length=600,
-                          description="verbatim quote from the transcript")
+    evidence: str = Field(min_length=3, description="verbatim quote from the transcript")
     confidence: float = Field(ge=0.0, le=1.0)
 
 
 class Person(_Strict):
-    name: str = Field(min_length=1, max_length=120)
-    role: str = Field(max_length=300, description="who they are or why mentioned; may be empty")
+    name: str = Field(min_length=1)
+    role: str = Field(description="who they are or why mentioned; may be empty")
 
 
 class Concept(_Strict):
-    term: str = Field(min_length=1, max_length=120)
-    explanation: str = Field(max_length=300, description="what it means here; may be empty")
+    term: str = Field(min_length=1)
+    explanation: str = Field(description="what it means here; may be empty")
 
 
 class WindowResult(_Strict):
     """Answer to one mining window."""
 
-    claims: list[Claim] = Field(max_length=25)
-    people: list[Person] = Field(max_length=25)
-    concepts: list[Concept] = Field(max_length=25)
+    claims: list[Claim]
+    people: list[Person]
+    concepts: list[Concept]
 
 
 class EpisodeSummary(_Strict):
