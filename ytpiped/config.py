@@ -30,7 +30,7 @@ ENV_PREFIX = "YTPIPED_"
 SYSTEM_CONFIG = Path("/etc/ytpiped/ytpiped.toml")
 
 Kind = Literal["str", "int", "float", "bool", "range", "size", "auto_int", "auto_float",
-               "choice", "str_list", "path", "mode", "table", "list"]
+               "choice", "str_list", "float_list", "path", "mode", "table", "list"]
 
 
 def spec(default: Any, help: str, kind: Kind, *, lo: float | None = None, hi: float | None = None,
@@ -229,9 +229,32 @@ class TranscribeConfig:
                                        "done", "float", lo=0, hi=1)
     policy: str = spec("ect", "\"ect\" (earliest completion) or \"benefit\" (GPU-benefit sort + "
                        "endgame rule)", "choice", choices=("ect", "benefit"))
-    batch_size: int = spec(8, "chunks per batched inference call", "int", lo=1)
-    batch_timeout_s: float = spec(2.0, "wait at most this long to fill a batch", "float", lo=0)
-    max_batch_audio_s: float = spec(3600.0, "cap on total audio seconds per batch", "float", lo=1)
+    batch_size: int = spec(8, "30-s windows per batched forward pass on a GPU slot (1: the "
+                           "sequential decoder)", "int", lo=1)
+    batch_size_cpu: int = spec(8, "the same on a CPU slot (8 measured fastest on a 2-core "
+                               "machine, benchmarks/transcribe_cpu)", "int", lo=1)
+    max_batch_audio_s: float = spec(600.0, "short chunks of different videos (same model, "
+                                    "language and options) run as one batched pass on a slot "
+                                    "up to this much audio in all", "float", lo=1)
+    beam_size: int = spec(5, "Whisper beam size", "int", lo=1, hi=20)
+    temperature: list[float] = spec([0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "Whisper sampling "
+                                    "temperatures: a window whose text fails Whisper's checks "
+                                    "(compression ratio > 2.4, avg log-prob < -1) is decoded "
+                                    "again at the next one", "float_list", lo=0, hi=1)
+    condition_on_previous_text: bool = spec(False, "feed each window the text of the one "
+                                            "before (more consistent, but repetition loops; "
+                                            "true makes every slot unbatched)", "bool")
+    vad_filter: bool = spec(False, "skip non-speech with Silero VAD before decoding", "bool")
+    word_timestamps: bool = spec(False, "word-level times in the JSON transcript "
+                                 "(segments[].words)", "bool")
+    initial_prompt: str = spec("", "text given to Whisper as the context of the first window "
+                               "(names, spelling, style)", "str")
+    hotwords: str = spec("", "words Whisper should favour (names, jargon)", "str")
+    gpu_slots_adaptive: bool = spec(True, "use between 1 and the VRAM ceiling of GPU slots, "
+                                    "one more while throughput rises by 5 %, one fewer when it "
+                                    "does not", "bool")
+    cuda_context_gb: float = spec(0.4, "VRAM one worker process's CUDA context takes (part of "
+                                  "the slot ceiling)", "float", lo=0)
     chunk_attempts: int = spec(3, "tries of one chunk on the engines (a crash, hang or "
                                "out-of-memory moves it to another slot) before the video's "
                                "attempt fails", "int", lo=1)
@@ -580,6 +603,7 @@ def _expected(f: dataclasses.Field[Any]) -> str:
         "list": "a non-empty list" if m["lo"] else "a list",
         "str_list": ("a non-empty list of non-blank strings" if m["lo"] else "a list of strings")
         + (" from " + ", ".join(f'"{c}"' for c in m["choices"]) if m["choices"] else ""),
+        "float_list": f"a non-empty list of numbers{bounds}",
     }[kind]
 
 
@@ -665,6 +689,12 @@ def _coerce_kind(f: dataclasses.Field[Any], value: Any) -> Any:
                                  or any(not v.strip() for v in value)):
             raise bad
         return list(value)
+    if kind == "float_list":
+        if (not isinstance(value, list | tuple) or not value
+                or any(isinstance(v, bool) or not isinstance(v, int | float)
+                       or not _in_bounds(f, float(v)) for v in value)):
+            raise bad
+        return [float(v) for v in value]
     raise AssertionError(kind)  # pragma: no cover
 
 

@@ -14,17 +14,20 @@ def build_engines(settings: Settings) -> list[Engine]:
     from ytpiped import hardware
     from ytpiped.engines.process import EngineSpec, ProcessEngine
     from ytpiped.scheduling import capacity
+    from ytpiped.stages.transcribe import batch_sizes, decode_options
 
     cfg = settings.transcribe
     cap = capacity.compute(hardware.snapshot(cfg.reserved_vram_mb), cfg)
     engines: list[Engine] = []
-    for index, slots in enumerate(cap.gpu_slots):
+    options, batch = decode_options(settings), batch_sizes(settings)
+    for index, slots in enumerate(cap.gpu_slots):  # the ceiling; the stage uses fewer
         spec = EngineSpec(cfg.model_gpu, "transcribe.model_gpu", "cuda", index,
-                          cfg.compute_type_gpu, batch_size=cfg.batch_size,
-                          allow_download=cfg.allow_download)
+                          cfg.compute_type_gpu, batch_size=batch["gpu"],
+                          allow_download=cfg.allow_download, options=options)
         engines += [ProcessEngine(spec) for _ in range(slots)]
     spec = EngineSpec(cfg.model_cpu, "transcribe.model_cpu", "cpu", 0, cfg.compute_type_cpu,
-                      cpu_threads=cap.cpu_threads_per_slot, allow_download=cfg.allow_download)
+                      cpu_threads=cap.cpu_threads_per_slot, batch_size=batch["cpu"],
+                      allow_download=cfg.allow_download, options=options)
     engines += [ProcessEngine(spec) for _ in range(cap.cpu_slots)]
     if not engines:
         why = "; ".join(cap.reasons)
@@ -46,5 +49,5 @@ def build_stages(settings: Settings, clock: Clock) -> list[Stage]:
 
     llm = Runtime.from_config(settings.mine, clock)
     return [DownloadStage(), AnalyzeStage(settings=settings),
-            TranscribeStage(settings, build_engines(settings)),
+            TranscribeStage(settings, build_engines(settings), clock=clock),
             MineStage(llm), EvaluateStage(llm)]

@@ -293,6 +293,8 @@ class GatedEngine:
     async def close(self) -> None: ...
 
     async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        if job.detect_only:  # the video's language, once, before its chunks
+            return ChunkResult([], "en", 0.0, self.device_name, self.model)
         if job.idx == 0:
             await self.all_started.wait()
             raise self.error

@@ -101,25 +101,36 @@ def gpu(i: int, total_gb: float, reserved_gb: float = 0.5) -> GPU:
                "nvml")
 
 
+# one slot = weights + 0.4 GB CUDA context + batch_size (8) x the activations of a window
 @pytest.mark.parametrize("total,model,ctype,expected", [
-    (24, "large-v3-turbo", "float16", 9),  # floor(23.5 / 2.5)
-    (24, "large-v3", "float16", 5),  # floor(23.5 / 4.5)
-    (24, "large-v3", "int8_float16", 7),  # floor(23.5 / 3.0)
-    (12, "small", "int8", 23),  # floor(11.5 / 0.5)
-    (4, "large-v3", "float16", 1),  # less than one model fits: still 1
-    (80, "/models/faster-whisper-large-v3-turbo", "float16", 31),
+    (24, "large-v3-turbo", "float16", 6),  # floor(23.5 / (2.5 + 0.4 + 8 x 0.12))
+    (24, "large-v3", "float16", 3),  # floor(23.5 / (4.5 + 0.4 + 8 x 0.25))
+    (24, "large-v3", "int8_float16", 4),  # floor(23.5 / (3.0 + 0.4 + 8 x 0.25))
+    (12, "small", "int8", 8),  # floor(11.5 / (0.5 + 0.4 + 8 x 0.06))
+    (4, "large-v3", "float16", 1),  # less than one slot fits: still 1
+    (80, "/models/faster-whisper-large-v3-turbo", "float16", 20),
 ])
 def test_gpu_slots_from_vram(total: float, model: str, ctype: str, expected: int) -> None:
     cfg = config.TranscribeConfig(model_gpu=model, compute_type_gpu=ctype)
     assert compute(snap_with((gpu(0, total),)), cfg).gpu_slots == (expected,)
 
 
+def test_slot_vram_counts_context_and_batch() -> None:
+    cfg = config.TranscribeConfig(model_gpu="large-v3-turbo", compute_type_gpu="float16")
+    assert compute(snap_with((gpu(0, 24),)), replace(cfg, batch_size=1)).gpu_slots == (7,)
+    # conditioning on the previous text runs unbatched: no batch activations
+    unbatched = replace(cfg, condition_on_previous_text=True)
+    assert compute(snap_with((gpu(0, 24),)), unbatched).gpu_slots == (7,)
+    assert compute(snap_with((gpu(0, 24),)), replace(cfg, cuda_context_gb=0.0,
+                                                     batch_size=1)).gpu_slots == (8,)
+
+
 def test_other_reservations_overrides_and_multi_gpu() -> None:
     s = snap_with((gpu(0, 24), gpu(1, 12)))
     base = config.TranscribeConfig(model_gpu="large-v3-turbo", compute_type_gpu="float16")
-    assert compute(s, base).gpu_slots == (9, 4)
-    assert compute(s, replace(base, other_vram_gb=8.0)).gpu_slots == (6, 1)  # Ollama beside
-    assert compute(s, replace(base, model_vram_gb=5.0)).gpu_slots == (4, 2)
+    assert compute(s, base).gpu_slots == (6, 2)
+    assert compute(s, replace(base, other_vram_gb=8.0)).gpu_slots == (4, 1)  # Ollama beside
+    assert compute(s, replace(base, model_vram_gb=5.0)).gpu_slots == (4, 2)  # the whole slot
     assert compute(s, replace(base, gpu_slots=2)).gpu_slots == (2, 2)
 
 

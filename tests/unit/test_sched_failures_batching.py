@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ytpiped.scheduling.batching import BatchItem, ready_batches, split_failed
+from ytpiped.scheduling.batching import Candidate, pick
 from ytpiped.scheduling.failures import on_failure
 
 
@@ -16,30 +16,23 @@ def test_failure_rules() -> None:
     assert on_failure("gpu", "crash", 1, 5, have_cpu=False).retry_on == "gpu"
 
 
-def item(i: int, audio: float = 60.0, lang: str = "en", at: float = 0.0) -> BatchItem:
-    return BatchItem(f"c{i}", audio, "tiny", lang, "int8", at)
+def cand(i: int, audio: float = 60.0, group: str = "en") -> Candidate:
+    return Candidate(f"c{i}", audio, group)
 
 
-def test_groups_only_compatible_items_up_to_batch_size() -> None:
-    pending = [item(i) for i in range(5)] + [item(9, lang="de")]
-    batches, waiting = ready_batches(pending, now=0.0, batch_size=2, timeout_s=10,
-                                     max_audio_s=10_000)
-    assert [[i.id for i in b.items] for b in batches] == [["c0", "c1"], ["c2", "c3"]]
-    assert [i.id for i in waiting] == ["c4", "c9"]  # not full, not expired yet
-    batches, waiting = ready_batches(waiting, now=11.0, batch_size=2, timeout_s=10,
-                                     max_audio_s=10_000)
-    assert sorted(b.group[1] for b in batches) == ["de", "en"] and waiting == []
+def test_batches_only_compatible_chunks_up_to_the_size() -> None:
+    others = [cand(i) for i in range(1, 6)] + [cand(9, group="de")]
+    batch = pick(cand(0), others, max_items=3, max_audio_s=10_000)
+    assert [c.id for c in batch] == ["c0", "c1", "c2"]
+    assert all(c.group == "en" for c in batch)
 
 
-def test_audio_cap_closes_batches() -> None:
-    pending = [item(i, audio=400.0) for i in range(3)]
-    batches, _ = ready_batches(pending, now=100.0, batch_size=8, timeout_s=10,
-                               max_audio_s=900.0)
-    assert [len(b.items) for b in batches] == [2, 1]
-    assert all(b.audio_s <= 900 for b in batches)
+def test_audio_cap_closes_the_batch_and_longest_go_first() -> None:
+    others = [cand(1, 400.0), cand(2, 100.0), cand(3, 300.0)]
+    batch = pick(cand(0, 200.0), others, max_items=8, max_audio_s=600.0)
+    assert [c.id for c in batch] == ["c0", "c1"]  # 200 + 400; nothing else fits
+    assert sum(c.audio_s for c in batch) <= 600.0
 
 
-def test_failed_batch_splits_into_singles() -> None:
-    batches, _ = ready_batches([item(i) for i in range(3)], 0.0, 3, 10, 1e9)
-    singles = split_failed(batches[0])
-    assert [[i.id for i in b.items] for b in singles] == [["c0"], ["c1"], ["c2"]]
+def test_a_long_head_runs_alone() -> None:
+    assert pick(cand(0, 900.0), [cand(1, 10.0)], 8, 600.0) == [cand(0, 900.0)]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -26,15 +28,62 @@ def test_merge_keeps_order_bounds_and_drops_empty() -> None:
     assert all(s["end"] >= s["start"] for s in merged)
 
 
-def test_repetition_guard() -> None:
-    looping = [seg(i, i + 1, "Thank you for watching.") for i in range(6)]
-    assert "repeated" in (tx.repetition_problem(looping) or "")
+def ordinary_speech(minutes: float) -> list[dict[str, object]]:
+    """Long, ordinary, non-repetitive English as Whisper segments (<= 30 words, ~150 words
+    a minute): the prose sentences of Python's own documentation."""
+    from pydoc_data.topics import topics
+
+    text = re.sub(r"\s+", " ", " ".join(topics[k] for k in sorted(topics)))
+    prose = [x for x in re.split(r"(?<=[.!?]) ", text)
+             if re.fullmatch(r"[A-Za-z ,;'.!?-]+", x) and len(x.split()) >= 5]
+    segs, t = [], 0.0
+    for sentence in prose:
+        words = sentence.split()
+        for k in range(0, len(words), 30):
+            d = len(words[k:k + 30]) / 2.5
+            segs.append(seg(round(t, 2), round(t + d, 2), " ".join(words[k:k + 30])))
+            t += d
+        if t >= minutes * 60:
+            return segs
+    raise AssertionError("not enough prose")
+
+
+@pytest.mark.parametrize("minutes", [1, 3, 6, 15])
+def test_long_ordinary_speech_is_not_a_loop(minutes: float) -> None:
+    segs = ordinary_speech(minutes)
+    assert tx.find_loops(segs) == []
+    # what the old whole-chunk test measured: it rises with length and flagged these
+    words = " ".join(re.findall(r"\w+", " ".join(str(x["text"]) for x in segs).lower()))
+    ratio = len(words.encode()) / len(zlib.compress(words.encode()))
+    assert minutes < 6 or ratio > 2.6
+
+
+def test_a_real_loop_is_found_with_its_span() -> None:
+    speech = ordinary_speech(3)
+    loop = [seg(100.0 + i, 101.0 + i, "Thank you for watching.") for i in range(6)]
+    segs = [x for x in speech if float(x["end"]) <= 100.0] + loop + \
+        [x for x in speech if float(x["start"]) >= 106.0]
+    (found,) = tx.find_loops(segs)
+    assert (found.start_s, found.end_s) == (100.0, 106.0)
+    assert "6 near-identical segments" in found.reason
+    assert tx.rerun_span(found, (0.0, 900.0)) == (99.0, 107.0)
+
+
+def test_near_identical_long_segments_and_phrase_loops() -> None:
+    long_ = "we are going to talk about the weather in the mountains today"
+    variants = [long_, long_ + " again", long_.replace("today", "to day")]
+    segs = [seg(i * 4.0, i * 4.0 + 4, t) for i, t in enumerate(variants)]
+    assert tx.find_loops(segs)  # three near-identical segments of 6+ words
     phrase = [seg(0, 30, "and the the the " * 40)]
-    assert tx.repetition_problem(phrase) is not None
-    normal = [seg(0, 5, "Solar panels convert sunlight into electricity."),
-              seg(5, 9, "The price of solar power fell by ninety percent in ten years."),
-              seg(9, 12, "Cheap energy will change how cities are built.")]
-    assert tx.repetition_problem(normal) is None
+    assert "compression ratio" in (tx.repetition_problem(phrase) or "")
+    short_real = [seg(i, i + 1, "Yeah.") for i in range(3)]  # people do say this
+    assert tx.find_loops(short_real) == []
+
+
+def test_splice_replaces_only_the_span() -> None:
+    segs = [seg(0, 5, "a"), seg(5, 6, "loop"), seg(6, 7, "loop"), seg(8, 9, "b")]
+    fixed = tx.splice(segs, (5.0, 7.5), [seg(5.1, 7.2, "real words"), seg(7.6, 9, "out")])
+    assert [x["text"] for x in fixed] == ["a", "real words", "b"]
 
 
 def test_srt_and_vtt_timestamps() -> None:

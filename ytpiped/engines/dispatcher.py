@@ -1,20 +1,29 @@
 """The runtime side of transcription scheduling: shares the slots (one Engine each) between
 the chunks of every video in flight, using the pure policy (`scheduling.policy.assign`),
-the learned speeds (`scheduling.tracker`) and the failure rules (`scheduling.failures`).
+the learned speeds (`scheduling.tracker`), the failure rules (`scheduling.failures`), the
+backlog's progress for the endgame rule (`scheduling.backlog`), batching
+(`scheduling.batching`) and the GPU slot climb (`scheduling.gpu_slots`).
 
 Every change (a chunk submitted, a slot freed) runs one decision; a chunk's coroutine
-waits on a future that the decision resolves with its slot.
+waits on a future that the slot's run resolves with its result. Time comes from an
+injected clock, so `benchmarks.scheduler_sim` drives this very code on virtual time.
+
+- One model per video: when the GPU and CPU slots run different models, the policy
+  places whole videos (by their remaining audio), and every chunk of a video goes to
+  slots of the kind it was placed on; with one model everywhere it places chunks.
+- Batching: a slot that batches takes compatible waiting chunks of other videos with
+  the chunk it is given (same language and options), as one batched forward pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ytpiped.clock import Clock, SystemClock
 from ytpiped.engines.base import (
     BadAudioError,
     ChunkJob,
@@ -25,24 +34,39 @@ from ytpiped.engines.base import (
     EngineTimeout,
     ModelUnavailable,
 )
-from ytpiped.scheduling import failures
+from ytpiped.scheduling import batching, failures, gpu_slots
+from ytpiped.scheduling.backlog import Backlog
 from ytpiped.scheduling.policy import Job, Rules, Slot, assign
 from ytpiped.scheduling.tracker import Key, PerformanceTracker, PerfSample
 
-WINDOW = 64  # queued chunks offered to the policy per decision (longest first)
+WINDOW = 64  # queued chunks (or videos) offered to the policy per decision, longest first
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiting:
     job: ChunkJob
-    future: asyncio.Future[Engine]
+    future: asyncio.Future[ChunkResult]
     only_kind: str | None = None  # a retry after a GPU failure goes to the CPU
+    engine: Engine | None = None  # set when given a slot
+
+
+@dataclass(eq=False)
+class _Running:
+    engine: Engine
+    items: list[_Waiting]
+    until: float
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
-class _Busy:
-    job: ChunkJob
-    until: float
+class _Interval:
+    """GPU throughput measured at one active slot count."""
+
+    active: int
+    started: float
+    audio_s: float = 0.0
+    jobs: int = 0
+    starved: bool = False
 
 
 @dataclass
@@ -56,30 +80,84 @@ class Dispatcher:
     compute_types: dict[str, str] = field(default_factory=dict)  # kind -> compute type
     batch_sizes: dict[str, int] = field(default_factory=dict)
     on_sample: Callable[[PerfSample], None] | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    max_batch_audio_s: float = 600.0
+    gpu_adaptive: bool = True
+    climb_interval_s: float = 120.0
 
     def __post_init__(self) -> None:
         self.waiting: list[_Waiting] = []
-        self.busy: dict[int, _Busy] = {}
-        self.started = time.monotonic()
+        self.busy: dict[int, _Running] = {}
+        self.started = self.clock.monotonic()
         self.audio_done_s = 0.0
         self.busy_s = {"gpu": 0.0, "cpu": 0.0}
         self.done = 0
         self.last_tick = self.started
         self.job_waited_s = 0.0  # chunks queued and no slot free
         self.idle_no_work_s = 0.0  # a slot free and nothing queued
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        dt, self.last_tick = now - self.last_tick, now
-        free = len(self.engines) - len(self.busy)
-        if self.waiting and free == 0:
-            self.job_waited_s += dt
-        elif free > 0 and not self.waiting and self.done:
-            self.idle_no_work_s += dt
+        self.videos: dict[str, float] = {}  # video in flight -> audio not yet transcribed
+        self.upcoming_s = 0.0  # audio of videos analyzed and waiting (set by the stage)
+        self.pins: dict[str, str] = {}  # video -> device kind (one model per video)
+        self.backlog = Backlog()
+        self.climbs: dict[str, gpu_slots.SlotClimb] = {}
+        self.intervals: dict[str, _Interval] = {}
+        for dev in dict.fromkeys(e.device_name for e in self.engines
+                                 if e.device_kind == "gpu"):
+            n = sum(1 for e in self.engines if e.device_name == dev)
+            self.climbs[dev] = gpu_slots.start(n, self.gpu_adaptive)
+            self.intervals[dev] = _Interval(self.climbs[dev].active, self.started)
 
     @classmethod
     def of(cls, engines: Sequence[Engine], **kw: Any) -> Dispatcher:
         return cls(list(engines), **kw)
+
+    def _tick(self) -> None:
+        now = self.clock.monotonic()
+        dt, self.last_tick = now - self.last_tick, now
+        free = len(self.usable()) - len(self.busy)
+        if self.waiting and free <= 0:
+            self.job_waited_s += dt
+        elif free > 0 and not self.waiting and self.done:
+            self.idle_no_work_s += dt
+
+    # ------------------------------------------------------------------ slots and videos
+
+    @property
+    def per_video(self) -> bool:
+        """Different models on GPU and CPU slots: a video stays on one of them."""
+        return len({e.model for e in self.engines}) > 1
+
+    def usable(self) -> list[Engine]:
+        """Every CPU slot, and the GPU slots the climb keeps active (per GPU)."""
+        out: list[Engine] = []
+        seen: dict[str, int] = {}
+        for e in self.engines:
+            if e.device_kind == "gpu":
+                seen[e.device_name] = seen.get(e.device_name, 0) + 1
+                climb = self.climbs.get(e.device_name)
+                if climb is not None and seen[e.device_name] > climb.active:
+                    continue
+            out.append(e)
+        return out
+
+    def begin_video(self, video_id: str, audio_s: float) -> None:
+        """A video's chunks are about to be submitted (`audio_s`: what is left of it)."""
+        self.videos[video_id] = audio_s
+
+    def end_video(self, video_id: str) -> None:
+        self.videos.pop(video_id, None)
+        self.pins.pop(video_id, None)
+
+    def model_for(self, video_id: str) -> str | None:
+        """The model a video was placed on (one model per video), if placed."""
+        kind = self.pins.get(video_id)
+        return next((e.model for e in self.engines if e.device_kind == kind), None)
+
+    def pin(self, video_id: str, model: str) -> None:
+        """Keep a video on the slots running `model` (chunks done before a restart)."""
+        kind = next((e.device_kind for e in self.engines if e.model == model), None)
+        if kind is not None and self.per_video:
+            self.pins[video_id] = kind
 
     # ------------------------------------------------------------------ predictions
 
@@ -92,74 +170,185 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ decisions
 
-    def _slots(self) -> list[Slot]:
+    def _remaining_s(self) -> float:
+        tracked = sum(self.videos.values())
+        loose = sum(w.job.audio_s for w in self.waiting if w.job.video_id not in self.videos)
+        loose += sum(w.job.audio_s for r in self.busy.values() for w in r.items
+                     if w.job.video_id not in self.videos)
+        return tracked + loose + self.upcoming_s
+
+    def _constraint(self, w: _Waiting) -> str | None:
+        if w.only_kind:
+            return w.only_kind
+        return self.pins.get(w.job.video_id) if self.per_video else None
+
+    def _slots(self, usable: list[Engine]) -> list[Slot]:
         out = []
-        for e in self.engines:
-            b = self.busy.get(id(e))
-            out.append(Slot(str(id(e)), e.device_kind, None if b is None else b.until,
-                            None if b is None else Job(b.job.video_id, b.job.audio_s)))
+        for e in usable:
+            r = self.busy.get(id(e))
+            out.append(Slot(str(id(e)), e.device_kind, None if r is None else r.until))
         return out
 
     def _schedule(self) -> None:
         self._tick()
         self.waiting = [w for w in self.waiting if not w.future.done()]
+        self.backlog.update(self._remaining_s())
         if not self.waiting:
             return
-        by_id = {str(id(e)): e for e in self.engines}
-        now = time.monotonic()
-        for w in [w for w in self.waiting if w.only_kind]:  # constrained retries first
-            free = [e for e in self.engines if id(e) not in self.busy
-                    and e.device_kind == w.only_kind]
-            if free:
-                self._give(w, free[0], now)
-        free_any = [e for e in self.engines if id(e) not in self.busy]
-        if not free_any:
-            return
-        queue = sorted((w for w in self.waiting if not w.only_kind),
-                       key=lambda w: -w.job.audio_s)[:WINDOW]
-        jobs = {f"{w.job.video_id}#{w.job.idx}": w for w in queue}
-        total = self.done + len(self.waiting) + len(self.busy)
-        assignments = assign(self.policy, [Job(k, w.job.audio_s) for k, w in jobs.items()],
-                             self._slots(), self.predict, self.done / max(1, total), now,
-                             self.rules)
-        if not assignments and not self.busy and queue:  # the rules would wait forever
-            assignments = assign("round_robin", [Job(k, w.job.audio_s)
-                                                 for k, w in jobs.items()],
-                                 self._slots(), self.predict, 0.0, now)
-        for a in assignments:
-            if a.duplicate or a.job.id not in jobs:
-                continue
-            self._give(jobs[a.job.id], by_id[a.slot_id], now)
+        self._constrained()
+        self._by_policy()
+        self._constrained()
 
-    def _give(self, w: _Waiting, engine: Engine, now: float) -> None:
-        self.busy[id(engine)] = _Busy(w.job, now + self.predict(engine.device_kind,
-                                                                 w.job.audio_s))
-        self.waiting.remove(w)
-        w.future.set_result(engine)
+    def _free(self, kind: str | None = None) -> list[Engine]:
+        return [e for e in self.usable() if id(e) not in self.busy
+                and (kind is None or e.device_kind == kind)]
+
+    def _constrained(self) -> None:
+        for w in sorted(self.waiting, key=lambda w: -w.job.audio_s):
+            kind = self._constraint(w)
+            if kind is None or w.future.done() or w not in self.waiting:
+                continue
+            if not any(e.device_kind == kind for e in self.engines):
+                if w.only_kind is None:
+                    self.pins.pop(w.job.video_id, None)  # that kind is gone: place again
+                continue
+            free = self._free(kind)
+            if free:
+                self._give(w, free[0])
+
+    def _by_policy(self) -> None:
+        usable = self.usable()
+        if not self._free():
+            return
+        open_ = [w for w in self.waiting if self._constraint(w) is None]
+        if not open_:
+            return
+        by_id = {str(id(e)): e for e in usable}
+        now = self.clock.monotonic()
+        heads: dict[str, _Waiting] = {}
+        if self.per_video:  # whole videos, by what is left of them
+            for w in sorted(open_, key=lambda w: -w.job.audio_s):
+                heads.setdefault(w.job.video_id, w)
+            left = {v: max(self.videos.get(v, 0.0), sum(x.job.audio_s for x in open_
+                                                           if x.job.video_id == v))
+                    for v in heads}
+            jobs = [Job(v, left[v]) for v in sorted(heads, key=lambda v: -left[v])][:WINDOW]
+        else:
+            for w in sorted(open_, key=lambda w: -w.job.audio_s)[:WINDOW]:
+                heads[f"{w.job.video_id}#{w.job.idx}#{id(w)}"] = w
+            jobs = [Job(k, w.job.audio_s) for k, w in heads.items()]
+        assignments = assign(self.policy, jobs, self._slots(usable), self.predict,
+                             self.backlog.progress, now, self.rules)
+        if not assignments and not self.busy:  # the rules would wait forever
+            assignments = assign("round_robin", jobs, self._slots(usable), self.predict,
+                                 0.0, now)
+        for a in assignments:
+            w, engine = heads[a.job.id], by_id[a.slot_id]
+            if w.future.done() or id(engine) in self.busy:
+                continue
+            if self.per_video:
+                self.pins[w.job.video_id] = engine.device_kind
+            self._give(w, engine)
+
+    def _give(self, w: _Waiting, engine: Engine) -> None:
+        items = [w]
+        max_batch = int(getattr(engine, "max_batch", 1))
+        if max_batch > 1 and hasattr(engine, "transcribe_batch") and not w.job.detect_only:
+            known = w.job.language is not None or getattr(engine, "multilingual", None) is False
+            if known:
+                others = {str(id(x)): x for x in self.waiting
+                          if x is not w and not x.future.done()
+                          and self._constraint(x) in (None, engine.device_kind)}
+                chosen = batching.pick(
+                    batching.Candidate(str(id(w)), w.job.audio_s, w.job.group),
+                    [batching.Candidate(k, x.job.audio_s, x.job.group)
+                     for k, x in others.items()],
+                    max_batch, self.max_batch_audio_s)
+                items += [others[c.id] for c in chosen[1:]]
+        audio = sum(x.job.audio_s for x in items)
+        run = _Running(engine, items, self.clock.monotonic()
+                       + self.predict(engine.device_kind, audio))
+        for x in items:
+            self.waiting.remove(x)
+            x.engine = engine
+            if self.per_video:
+                self.pins.setdefault(x.job.video_id, engine.device_kind)
+        self.busy[id(engine)] = run
+        run.task = asyncio.get_running_loop().create_task(
+            self._execute(run), name=f"transcribe:{engine.device_name}")
 
     # ------------------------------------------------------------------ running
 
-    async def _acquire(self, job: ChunkJob, only_kind: str | None) -> Engine:
-        fut: asyncio.Future[Engine] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiting(job, fut, only_kind))
-        self._schedule()
-        return await fut
+    async def _execute(self, run: _Running) -> None:
+        engine, jobs = run.engine, [w.job for w in run.items]
+        kind = engine.device_kind
+        timeout = self.predict(kind, sum(j.audio_s for j in jobs)) * self.timeout_factor + 60.0
+        began = self.clock.monotonic()
+        outs: Sequence[ChunkResult | BaseException]
+        try:
+            if len(jobs) == 1:
+                try:
+                    outs = [await engine.transcribe(jobs[0], timeout)]
+                except EngineError as exc:
+                    outs = [exc]
+            else:
+                outs = await engine.transcribe_batch(jobs, timeout)  # type: ignore[attr-defined]
+        except EngineError as exc:
+            outs = [exc] * len(jobs)
+        except asyncio.CancelledError:
+            for w in run.items:
+                w.future.cancel()
+            raise
+        except Exception as exc:  # not the engine's: every caller sees it as it is
+            outs = [exc] * len(jobs)
+        finally:
+            self.busy_s[kind] += self.clock.monotonic() - began
+            if self.busy.get(id(engine)) is run:
+                del self.busy[id(engine)]
+            self._schedule_soon()
+        for w, out in zip(run.items, outs, strict=True):
+            if w.future.done():
+                continue
+            if isinstance(out, BaseException):
+                w.future.set_exception(out)
+            else:
+                w.future.set_result(out)
 
-    def _release(self, engine: Engine) -> None:
-        self.busy.pop(id(engine), None)
-        self._schedule()
+    def _schedule_soon(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop: nothing left to schedule
+            asyncio.get_running_loop().call_soon(self._schedule)
+
+    async def _cancel(self, w: _Waiting) -> None:
+        """The caller of `run` was cancelled: forget its chunk; stop its slot's run when
+        no other caller waits for it."""
+        if w in self.waiting:
+            self.waiting.remove(w)
+            return
+        run = next((r for r in self.busy.values() if w in r.items), None)
+        if not w.future.done():
+            w.future.cancel()
+        if run is None or run.task is None:
+            return
+        if all(x.future.done() for x in run.items):
+            run.task.cancel()
+            await asyncio.wait({run.task})
 
     async def run(self, job: ChunkJob) -> ChunkResult:
         attempts, only_kind = 0, None
+        loop = asyncio.get_running_loop()
         while True:
-            engine = await self._acquire(job, only_kind)
-            kind = engine.device_kind
-            timeout = self.predict(kind, job.audio_s) * self.timeout_factor + 60.0
-            began = time.monotonic()
+            w = _Waiting(job, loop.create_future(), only_kind)
+            self.waiting.append(w)
+            self._schedule()
             try:
-                result = await engine.transcribe(job, timeout)
-            except (ModelUnavailable, EngineError) as exc:
-                self.busy_s[kind] += time.monotonic() - began
+                result = await w.future
+            except asyncio.CancelledError:
+                await self._cancel(w)
+                raise
+            except EngineError as exc:
+                engine = w.engine
+                assert engine is not None
+                kind = engine.device_kind
                 attempts += 1
                 error = ("oom" if isinstance(exc, EngineOOM) else
                          "bad_audio" if isinstance(exc, BadAudioError | ModelUnavailable) else
@@ -168,34 +357,67 @@ class Dispatcher:
                 d = failures.on_failure(kind, error, attempts, self.max_attempts, have_cpu)
                 if d.lower_gpu_slots and engine in self.engines:
                     self.engines.remove(engine)  # this GPU runs one slot fewer from now on
+                    climb = self.climbs.get(engine.device_name)
+                    if climb is not None:
+                        self.climbs[engine.device_name] = gpu_slots.SlotClimb(
+                            max(0, climb.ceiling - 1), max(1, min(climb.active,
+                                                                  climb.ceiling - 1)),
+                            settled=True, hold=-1 if climb.hold < 0 else 8,
+                            reason="CUDA out of memory: one slot fewer")
                     with contextlib.suppress(Exception):
                         await engine.close()
-                self._release(engine)
                 if d.give_up or not self.engines:
                     raise
                 only_kind = "cpu" if d.retry_on == "cpu" and have_cpu else None
+                if self.per_video and only_kind is None:
+                    only_kind = self.pins.get(job.video_id)  # stay on the video's model
                 continue
-            except BaseException:
-                self._release(engine)
-                raise
-            elapsed = time.monotonic() - began
-            self.busy_s[kind] += elapsed
-            self._release(engine)
-            self.done += 1
-            self.audio_done_s += job.audio_s
-            k = self.key(kind)
-            sample = PerfSample(k.device_kind, k.model, k.compute_type, k.batch_size, job.audio_s,
-                            result.elapsed_s or elapsed, time.time())
-            self.tracker.record(sample)
-            if self.on_sample is not None:
-                self.on_sample(sample)
+            assert w.engine is not None
+            self._record(w.engine, job, result)
             return result
+
+    def _record(self, engine: Engine, job: ChunkJob, result: ChunkResult) -> None:
+        kind = engine.device_kind
+        self.done += 1
+        self.audio_done_s += job.audio_s
+        if job.video_id in self.videos and not job.detect_only:
+            self.videos[job.video_id] = max(0.0, self.videos[job.video_id] - job.audio_s)
+        if job.detect_only:
+            return  # a language detection says nothing about transcription speed
+        k = self.key(kind)
+        sample = PerfSample(k.device_kind, k.model, k.compute_type, k.batch_size, job.audio_s,
+                            result.elapsed_s, self.clock.now())
+        self.tracker.record(sample)
+        if self.on_sample is not None:
+            self.on_sample(sample)
+        if kind == "gpu":
+            self._measure(engine.device_name, job.audio_s)
+
+    def _measure(self, device: str, audio_s: float) -> None:
+        """Aggregate GPU throughput per interval; each full interval is one climb step."""
+        iv = self.intervals.get(device)
+        climb = self.climbs.get(device)
+        if iv is None or climb is None:
+            return
+        now = self.clock.monotonic()
+        iv.audio_s += audio_s
+        iv.jobs += 1
+        if not self.waiting:
+            iv.starved = True  # a slot may have waited for work: not the GPU's limit
+        elapsed = now - iv.started
+        if elapsed < self.climb_interval_s or iv.jobs < 2 * iv.active:
+            return
+        if not iv.starved:
+            self.climbs[device] = gpu_slots.step(climb, iv.active, iv.audio_s / elapsed)
+        self.intervals[device] = _Interval(self.climbs[device].active, now)
+
+    # ------------------------------------------------------------------ reporting
 
     def usage(self, ram_free_bytes: int, cores: int) -> Any:
         from ytpiped.scheduling.suggest import Usage
 
-        elapsed = max(1e-9, time.monotonic() - self.started)
-        slots = {k: max(1, sum(1 for e in self.engines if e.device_kind == k))
+        elapsed = max(1e-9, self.clock.monotonic() - self.started)
+        slots = {k: max(1, sum(1 for e in self.usable() if e.device_kind == k))
                  for k in ("gpu", "cpu")}
         cpu_speed = self.tracker.speed(self.key("cpu"))
         return Usage(busy_gpu=self.busy_s["gpu"] / (elapsed * slots["gpu"]),
@@ -207,15 +429,24 @@ class Dispatcher:
                      cores=cores)
 
     def status(self) -> dict[str, Any]:
-        elapsed = max(1e-9, time.monotonic() - self.started)
-        slots = {k: sum(1 for e in self.engines if e.device_kind == k) for k in ("gpu", "cpu")}
+        elapsed = max(1e-9, self.clock.monotonic() - self.started)
+        usable = self.usable()
+        slots = {k: sum(1 for e in usable if e.device_kind == k) for k in ("gpu", "cpu")}
         return {
             "gpu_slots": slots["gpu"], "cpu_slots": slots["cpu"], "policy": self.policy,
+            "gpu_slots_ceiling": sum(c.ceiling for c in self.climbs.values()),
+            "gpu": {dev: {"active": c.active, "ceiling": c.ceiling, "why": c.reason,
+                          "audio_s_per_s": {str(k): round(v, 2) for k, v in c.tput.items()}}
+                    for dev, c in self.climbs.items()},
             "busy_fraction_gpu": round(self.busy_s["gpu"] / (elapsed * slots["gpu"]), 3)
             if slots["gpu"] else 0.0,
             "busy_fraction_cpu": round(self.busy_s["cpu"] / (elapsed * slots["cpu"]), 3)
             if slots["cpu"] else 0.0,
-            "running_jobs": len(self.busy), "waiting_chunks": len(self.waiting),
+            "running_jobs": sum(len(r.items) for r in self.busy.values()),
+            "waiting_chunks": len(self.waiting),
+            "backlog": {"remaining_audio_s": round(self.backlog.remaining_s, 1),
+                        "progress": round(self.backlog.progress, 3)},
+            "one_model_per_video": self.per_video,
             "rate_audio_s_per_s": round(self.audio_done_s / elapsed, 2),
             "speed": {k: round(self.tracker.speed(self.key(k)), 2) for k, n in slots.items()
                       if n},

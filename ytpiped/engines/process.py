@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,10 @@ from ytpiped.engines.base import (
     BadAudioError,
     ChunkJob,
     ChunkResult,
+    DecodeOptions,
     EngineCrashed,
+    EngineError,
+    EngineOOM,
     EngineTimeout,
     ModelUnavailable,
     classify_error,
@@ -76,7 +79,7 @@ class EngineSpec:
     cpu_threads: int = 1
     batch_size: int = 1  # > 1: BatchedInferencePipeline
     allow_download: bool = False
-    beam_size: int = 5
+    options: DecodeOptions = field(default_factory=DecodeOptions)
 
     @property
     def device_kind(self) -> str:
@@ -106,27 +109,11 @@ def _load(spec: EngineSpec) -> Any:
     return WhisperModel(spec.model, **kwargs)
 
 
-def _slice(path: str, start_s: float, end_s: float) -> Any:
-    import numpy as np
-
-    from ytpiped.audio.decode import RATE, blocks
-
-    lo, hi = round(start_s * RATE), round(end_s * RATE)
-    parts, pos = [], 0
-    for block in blocks(path):
-        a, b = pos, pos + block.size
-        if b > lo and a < hi:
-            parts.append(block[max(0, lo - a): min(block.size, hi - a)])
-        pos = b
-        if pos >= hi:
-            break
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-
-
 def _serve(conn: Connection, spec: EngineSpec, parent_pid: int) -> None:
-    """Child process main loop. Replies are (status, payload, seq of the job)."""
+    """Child process main loop. A message is {"seq", "jobs": [job, ...]}; the reply is
+    ("done", [per-job reply, ...], seq) (see `whisper.run_jobs`)."""
     die_with_parent(parent_pid)
-    from ytpiped.audio.decode import BadAudio
+    from ytpiped.engines.whisper import Loaded, run_jobs
 
     try:
         model = _load(spec)
@@ -143,7 +130,9 @@ def _serve(conn: Connection, spec: EngineSpec, parent_pid: int) -> None:
                             f"of a local CTranslate2 Whisper model, or check the network): "
                             f"{exc}", 0))
         return
-    conn.send(("ready", os.getpid(), 0))
+    loaded = Loaded(model, pipeline, spec.batch_size, spec.options)
+    conn.send(("ready", {"pid": os.getpid(),
+                         "multilingual": bool(model.model.is_multilingual)}, 0))
     while True:
         try:
             msg = conn.recv()
@@ -151,38 +140,27 @@ def _serve(conn: Connection, spec: EngineSpec, parent_pid: int) -> None:
             return
         if msg is None:
             return
-        seq = msg.pop("seq")
-        job = ChunkJob(**msg)
-        t0 = time.monotonic()
+        jobs = [ChunkJob(**j) for j in msg["jobs"]]
         try:
-            audio = _slice(job.path, job.start_s, job.end_s)
-            opts: dict[str, Any] = {"language": job.language or None,
-                                    "beam_size": spec.beam_size, **job.retry_options}
-            if pipeline is not None:
-                segments, info = pipeline.transcribe(audio, batch_size=spec.batch_size, **opts)
-            else:
-                segments, info = model.transcribe(audio, vad_filter=False, **opts)
-            out = [{"start": round(job.start_s + s.start, 3), "end": round(job.start_s + s.end, 3),
-                    "text": s.text.strip(), "avg_logprob": s.avg_logprob,
-                    "compression_ratio": s.compression_ratio,
-                    "no_speech_prob": s.no_speech_prob} for s in segments]
-            conn.send(("ok", {"segments": out, "language": info.language,
-                              "elapsed_s": time.monotonic() - t0}, seq))
-        except BadAudio as exc:
-            conn.send(("bad_audio", str(exc), seq))
+            replies = run_jobs(loaded, jobs)
         except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
-                       seq))
+            conn.send(("error", f"{type(exc).__name__}: {exc}\n"
+                                f"{traceback.format_exc(limit=3)}", msg["seq"]))
+            continue
+        conn.send(("done", replies, msg["seq"]))
 
 
 class ProcessEngine:
-    """One slot. `transcribe` is safe to call from the event loop; one job at a time."""
+    """One slot. `transcribe`/`transcribe_batch` are safe to call from the event loop; one
+    call at a time."""
 
     def __init__(self, spec: EngineSpec) -> None:
         self.spec = spec
         self.device_kind = spec.device_kind
         self.device_name = spec.device_name
         self.model = spec.model
+        self.max_batch = max(1, spec.batch_size)
+        self.multilingual: bool | None = None
         self._proc: Any = None
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
@@ -192,6 +170,10 @@ class ProcessEngine:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else int(self._proc.pid)
+
+    @property
+    def started(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
 
     async def start(self) -> None:
         """Start the child (from the event loop's thread: see `die_with_parent`)."""
@@ -210,38 +192,65 @@ class ProcessEngine:
             if status == "model":
                 raise ModelUnavailable(str(payload))
             raise EngineCrashed(f"{self.device_name}: worker failed to start: {payload}")
+        self.multilingual = bool(payload["multilingual"])
 
     async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        (result,) = await self.transcribe_batch([job], timeout_s)
+        if isinstance(result, EngineError):
+            raise result
+        return result
+
+    async def transcribe_batch(self, jobs: list[ChunkJob], timeout_s: float
+                               ) -> list[ChunkResult | EngineError]:
+        """One reply per job: a result, or the error of that job alone. A crash, hang or
+        out-of-memory of the worker raises (it concerns every job of the call)."""
         async with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 await self.start()
             conn = self._conn
             assert conn is not None
             self._seq += 1
-            conn.send({"seq": self._seq, **asdict(job)})
+            conn.send({"seq": self._seq, "jobs": [asdict(j) for j in jobs]})
             reply = asyncio.ensure_future(asyncio.to_thread(_recv, conn, timeout_s, self._seq))
             try:
                 status, payload = await asyncio.shield(reply)
             except asyncio.CancelledError:
-                # nobody wants this chunk any more, but the child is busy with it: replace
-                # the child so that its reply cannot be taken for the next job's
+                # nobody wants these chunks any more, but the child is busy with them:
+                # replace the child so that its reply cannot be taken for the next job's
                 await asyncio.shield(self._abandon(reply))
                 raise
-            if status == "ok":
-                return ChunkResult(segments=payload["segments"], language=payload["language"],
-                                   elapsed_s=payload["elapsed_s"], device=self.device_name,
-                                   model=self.spec.model)
-            if status == "bad_audio":
-                raise BadAudioError(str(payload))
+            if status == "done":
+                out = [self._result(job, r) for job, r in zip(jobs, payload, strict=True)]
+                oom = next((e for e in out if isinstance(e, EngineOOM)), None)
+                if oom is not None:  # CUDA memory is in an unknown state: a fresh worker
+                    await self._kill()
+                    self.restarts += 1
+                    raise oom
+                return out
             await self._kill()
             self.restarts += 1  # a fresh worker starts with the next job
+            what = f"{jobs[0].video_id} chunk {jobs[0].idx}" + (
+                f" (+{len(jobs) - 1} more)" if len(jobs) > 1 else "")
             if status == "timeout":
                 raise EngineTimeout(f"{self.device_name}: no answer within {timeout_s:.0f} s "
-                                    f"for {job.video_id} chunk {job.idx}; worker replaced")
+                                    f"for {what}; worker replaced")
             if status == "error":
                 raise classify_error(str(payload))(f"{self.device_name}: {payload}")
-            raise EngineCrashed(f"{self.device_name}: worker died during {job.video_id} chunk "
-                                f"{job.idx} ({payload}); worker replaced")
+            raise EngineCrashed(f"{self.device_name}: worker died during {what} ({payload}); "
+                                "worker replaced")
+
+    def _result(self, job: ChunkJob, reply: tuple[str, Any]) -> ChunkResult | EngineError:
+        status, payload = reply
+        if status == "ok":
+            return ChunkResult(segments=payload["segments"], language=payload["language"],
+                               elapsed_s=payload["elapsed_s"], device=self.device_name,
+                               model=self.spec.model,
+                               language_probability=payload["language_probability"],
+                               batched_with=payload["batched_with"])
+        if status == "bad_audio":
+            return BadAudioError(str(payload))
+        return classify_error(str(payload))(f"{self.device_name}: {job.video_id} chunk "
+                                            f"{job.idx}: {payload}")
 
     async def _abandon(self, reply: asyncio.Future[tuple[str, Any]]) -> None:
         """Kill the child of a cancelled job and wait until its reader thread is done."""

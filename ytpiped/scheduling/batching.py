@@ -1,67 +1,36 @@
-"""Batching of compatible chunks for batched inference (origins/5-intelligent-batching.md).
-Pure: the caller passes `now`.
+"""Which waiting chunks run together on one slot as one batched forward pass
+(origins/5-intelligent-batching.md). Pure.
 
-Chunks batch together only when they share model, language and compute type. A batch
-closes when it holds `batch_size` items, when adding one would exceed `max_audio_s`, or
-when its oldest item has waited `timeout_s`. A failed batch is split into single items,
-so one bad item never fails the others.
+When a slot that batches is given a chunk, compatible chunks of other videos (same
+language and options, so the same group; the model is the slot's) go with it, longest
+first, while the batch holds at most `max_items` chunks and `max_audio_s` of audio. A slot
+never waits for a batch to fill: work is only ever batched when it is already waiting,
+so batching costs no latency (the original's timeout is not needed). When the batched
+pass fails, the worker runs the chunks one at a time, so one bad chunk never fails the
+others (`engines.whisper.run_jobs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class BatchItem:
+class Candidate:
     id: str
     audio_s: float
-    model: str
-    language: str
-    compute_type: str
-    queued_at: float
-
-    @property
-    def group(self) -> tuple[str, str, str]:
-        return (self.model, self.language, self.compute_type)
+    group: str  # language + options: only equal groups batch
 
 
-@dataclass
-class Batch:
-    group: tuple[str, str, str]
-    items: list[BatchItem] = field(default_factory=list)
-
-    @property
-    def audio_s(self) -> float:
-        return sum(i.audio_s for i in self.items)
-
-
-def ready_batches(pending: Sequence[BatchItem], now: float, batch_size: int, timeout_s: float,
-                  max_audio_s: float) -> tuple[list[Batch], list[BatchItem]]:
-    """(batches to run now, items that keep waiting). Items keep their arrival order."""
-    groups: dict[tuple[str, str, str], list[BatchItem]] = {}
-    for item in pending:
-        groups.setdefault(item.group, []).append(item)
-    out: list[Batch] = []
-    waiting: list[BatchItem] = []
-    for group, items in groups.items():
-        cur = Batch(group)
-        for item in items:
-            if cur.items and (len(cur.items) >= batch_size
-                              or cur.audio_s + item.audio_s > max_audio_s):
-                out.append(cur)
-                cur = Batch(group)
-            cur.items.append(item)
-        full = len(cur.items) >= batch_size or cur.audio_s >= max_audio_s
-        expired = bool(cur.items) and now - cur.items[0].queued_at >= timeout_s
-        if full or expired:
-            out.append(cur)
-        else:
-            waiting.extend(cur.items)
-    return out, sorted(waiting, key=lambda i: i.queued_at)
-
-
-def split_failed(batch: Batch) -> list[Batch]:
-    """A failed batch is retried item by item."""
-    return [Batch(batch.group, [item]) for item in batch.items]
+def pick(head: Candidate, others: Sequence[Candidate], max_items: int, max_audio_s: float
+         ) -> list[Candidate]:
+    """`head` and the compatible others that fit with it, in the order they run."""
+    batch, audio = [head], head.audio_s
+    for c in sorted(others, key=lambda c: -c.audio_s):
+        if len(batch) >= max_items:
+            break
+        if c.group == head.group and c.id != head.id and audio + c.audio_s <= max_audio_s:
+            batch.append(c)
+            audio += c.audio_s
+    return batch

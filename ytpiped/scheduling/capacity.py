@@ -1,8 +1,11 @@
 """Transcription slots from a hardware snapshot. Pure.
 
-GPU slots per GPU = floor((total − driver-reserved − other reservations) / model VRAM),
-at least 1 (`transcribe.gpu_slots` overrides). CPU slots follow the original RAM tiers
-(< 16 GB → 1, < 32 GB → 2, else 3) capped by cores; threads per slot = cores // slots.
+The GPU slot *ceiling* per GPU = floor((total − driver-reserved − other reservations) /
+per-slot VRAM), at least 1 (`transcribe.gpu_slots` overrides), where one slot needs the
+model's weights, its process's CUDA context and the activations of a batch of
+`batch_size` windows. How many of them are active follows measured throughput
+(`scheduling.gpu_slots`). CPU slots follow the original RAM tiers (< 16 GB → 1,
+< 32 GB → 2, else 3) capped by cores; threads per slot = cores // slots.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from ytpiped.config import TranscribeConfig
 from ytpiped.hardware import Snapshot
+from ytpiped.scheduling import gpu_slots
 
 GB = 1024**3
 
@@ -29,6 +33,11 @@ MODEL_VRAM_GB: dict[str, dict[str, float]] = {
     "tiny": {"float16": 0.4, "int8_float16": 0.25, "int8": 0.25, "float32": 0.8},
 }
 DEFAULT_MODEL_VRAM_GB = 4.0  # the original design's default for unknown models
+#: activations of one 30-s window in a batch (encoder output, decoder cache for the beam), GB
+BATCH_ITEM_GB: dict[str, float] = {
+    "large-v3": 0.25, "large-v2": 0.25, "large-v3-turbo": 0.12, "distil-large-v3": 0.12,
+    "medium": 0.15, "small": 0.06, "base": 0.03, "tiny": 0.02}
+DEFAULT_BATCH_ITEM_GB = 0.25
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,9 @@ class Capacity:
     gpu_slots: tuple[int, ...]  # per GPU, by index
     cpu_slots: int
     cpu_threads_per_slot: int
-    model_vram_gb: float
+    model_vram_gb: float  # per GPU slot: weights + CUDA context + batch activations
     reasons: tuple[str, ...]
+    adaptive: bool = False  # active GPU slots follow throughput (up to the ceiling)
 
     @property
     def total_gpu_slots(self) -> int:
@@ -68,9 +78,21 @@ def cpu_slots_for(ram_bytes: int, cores: int) -> int:
     return max(1, min(tier, cores))
 
 
+def slot_vram_gb(cfg: TranscribeConfig) -> tuple[float, str]:
+    """(GB one GPU slot needs, how that was worked out)."""
+    weights, why = model_vram_gb(cfg.model_gpu, cfg.compute_type_gpu, cfg.model_vram_gb)
+    if cfg.model_vram_gb is not None:
+        return weights, why  # the user's figure is the whole slot
+    item = BATCH_ITEM_GB.get(model_key(cfg.model_gpu), DEFAULT_BATCH_ITEM_GB)
+    batch = 1 if cfg.condition_on_previous_text else cfg.batch_size
+    total = gpu_slots.vram_per_slot_gb(weights, cfg.cuda_context_gb, batch, item)
+    return total, (f"{weights:g} model [{why}] + {cfg.cuda_context_gb:g} CUDA context + "
+                   f"{batch} × {item:g} batch activations")
+
+
 def compute(snap: Snapshot, cfg: TranscribeConfig) -> Capacity:
     reasons: list[str] = []
-    vram, why = model_vram_gb(cfg.model_gpu, cfg.compute_type_gpu, cfg.model_vram_gb)
+    vram, why = slot_vram_gb(cfg)
     slots: list[int] = []
     for g in snap.gpus:
         usable = (g.total_bytes - g.reserved_bytes) / GB - cfg.other_vram_gb
@@ -79,9 +101,12 @@ def compute(snap: Snapshot, cfg: TranscribeConfig) -> Capacity:
         slots.append(n)
         how = ("transcribe.gpu_slots" if cfg.gpu_slots is not None else
                f"floor(({g.total_bytes / GB:.1f} total − {g.reserved_bytes / GB:.2f} reserved "
-               f"[{g.reserved_source}] − {cfg.other_vram_gb:g} other) / {vram:g} GB per model "
+               f"[{g.reserved_source}] − {cfg.other_vram_gb:g} other) / {vram:.2f} GB per slot "
                f"[{why}]) = {auto}")
-        reasons.append(f"GPU {g.index} ({g.name}): {n} slot{'s' if n != 1 else ''} — {how}")
+        adapt = (", active slots follow measured throughput (1 up to the ceiling)"
+                 if cfg.gpu_slots_adaptive and cfg.gpu_slots is None and n > 1 else "")
+        reasons.append(f"GPU {g.index} ({g.name}): ceiling {n} slot{'s' if n != 1 else ''} — "
+                       f"{how}{adapt}")
     if not snap.gpus:
         reasons.append(f"GPU: none ({snap.nvml_error or 'no NVIDIA GPU found'})")
     auto_cpu = cpu_slots_for(snap.ram_total_bytes, snap.cpu_cores)
@@ -96,7 +121,8 @@ def compute(snap: Snapshot, cfg: TranscribeConfig) -> Capacity:
     if cpu:
         reasons.append(f"CPU threads per slot: {snap.cpu_cores} cores // {cpu} = {threads}")
     return Capacity(gpu_slots=tuple(slots), cpu_slots=cpu, cpu_threads_per_slot=threads,
-                    model_vram_gb=vram, reasons=tuple(reasons))
+                    model_vram_gb=vram, reasons=tuple(reasons),
+                    adaptive=cfg.gpu_slots_adaptive and cfg.gpu_slots is None)
 
 
 def describe(snap: Snapshot, cap: Capacity) -> str:
@@ -114,8 +140,10 @@ def describe(snap: Snapshot, cap: Capacity) -> str:
                  f"{snap.ram_available_bytes / GB:.1f} GB available")
     lines.append(f"CPU: {snap.cpu_cores} cores")
     lines += ["", "Transcription capacity", "======================"]
-    lines.append(f"GPU slots: {cap.total_gpu_slots} "
-                 f"({', '.join(f'GPU {i}: {n}' for i, n in enumerate(cap.gpu_slots)) or 'no GPU'})")
+    lines.append(f"GPU slots: ceiling {cap.total_gpu_slots} "
+                 f"({', '.join(f'GPU {i}: {n}' for i, n in enumerate(cap.gpu_slots)) or 'no GPU'})"
+                 + ("; active slots start at 1 and follow measured throughput"
+                    if cap.adaptive and cap.total_gpu_slots > 1 else ""))
     lines.append(f"CPU slots: {cap.cpu_slots} × {cap.cpu_threads_per_slot} threads")
     lines.append(f"Total concurrent: {cap.total_gpu_slots + cap.cpu_slots}")
     lines += ["", "Why:"] + [f"  - {r}" for r in cap.reasons]

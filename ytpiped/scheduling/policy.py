@@ -11,9 +11,10 @@ processing time.
   CPU work once `stop_cpu_at_progress` of the jobs are done, otherwise wait.
 - `ect` (earliest completion time): longest job first; each job goes to the slot where it
   would finish first given every slot's backlog; if that slot is busy the job waits for
-  it (so a slow CPU never holds a long job a GPU would finish sooner). When the queue is
-  empty, a job on a CPU slot that a free GPU would finish sooner is duplicated there
-  (first result wins): no endgame waits on a straggler.
+  it (so a slow CPU never holds a long job a GPU would finish sooner). Since a job only
+  goes where it finishes first, the endgame needs no duplicated stragglers.
+
+`progress` is the backlog's (`scheduling.backlog`), not the share of all jobs ever seen.
 """
 
 from __future__ import annotations
@@ -36,15 +37,12 @@ class Slot:
     id: str
     kind: str  # "gpu" | "cpu"
     busy_until: float | None = None  # None: free
-    job: Job | None = None  # what it runs (for straggler re-dispatch)
-    started: float | None = None
 
 
 @dataclass(frozen=True)
 class Assignment:
     job: Job
     slot_id: str
-    duplicate: bool = False  # a straggler's copy
 
 
 @dataclass(frozen=True)
@@ -106,14 +104,4 @@ def _ect(queue: Sequence[Job], slots: Sequence[Slot], predict: Predict,
             free.discard(best)
         if not free:
             break
-    if not queue:  # endgame: copy a CPU straggler to a free GPU that would finish first
-        for gpu in [s for s in slots if s.busy_until is None and s.kind == "gpu"]:
-            stragglers = [s for s in slots if s.kind == "cpu" and s.job is not None
-                          and s.busy_until is not None
-                          and now + predict("gpu", s.job.audio_s) < s.busy_until]
-            if not stragglers:
-                break
-            worst = max(stragglers, key=lambda s: s.busy_until or 0.0)
-            out.append(Assignment(worst.job, gpu.id, duplicate=True))  # type: ignore[arg-type]
-            slots = [s if s.id != worst.id else Slot(s.id, s.kind) for s in slots]
     return out

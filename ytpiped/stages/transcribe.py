@@ -2,10 +2,16 @@
 
 Every video is cut into chunks (the analysis plan, else fixed points at `max_chunk_s`);
 chunks of all videos in flight share one `Dispatcher` over the slots (one Engine each,
-GPU and CPU). A chunk goes to a free GPU slot, or to a free CPU slot only when it is
-predicted to finish there before a GPU slot could finish it (earliest completion). Each
-finished chunk is persisted at once, so a restart resumes at the next chunk; the video
-is merged, checked for repetition loops and written as json/txt/srt/vtt.
+GPU and CPU). Each finished chunk is persisted at once, so a restart resumes at the next
+chunk; the video is merged and written as json/txt/srt/vtt.
+
+- The language is detected once per video (on the first 30 s, unless the config or the
+  source names it) and then fixed for every chunk; its probability is recorded.
+- One model per video: when GPU and CPU slots run different models, a whole video stays
+  on one of them (the dispatcher places videos, not chunks); every segment records its
+  model and device, and the transcript lists every model used.
+- Repetition loops are found per segment and only the looping span is transcribed again
+  (Whisper's temperature fallback, no conditioning); each re-run is recorded.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ytpiped import kinds, metrics
 from ytpiped import transcription as tx
+from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
 from ytpiped.engines.dispatcher import Dispatcher
@@ -60,27 +68,49 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
+def decode_options(settings: Settings) -> Any:
+    from ytpiped.engines.base import DecodeOptions
+
+    t = settings.transcribe
+    return DecodeOptions(beam_size=t.beam_size, vad_filter=t.vad_filter,
+                         word_timestamps=t.word_timestamps, initial_prompt=t.initial_prompt,
+                         hotwords=t.hotwords, temperature=tuple(t.temperature),
+                         condition_on_previous_text=t.condition_on_previous_text)
+
+
+def batch_sizes(settings: Settings) -> dict[str, int]:
+    """Windows per forward pass by device kind; conditioning on the previous window's
+    text needs the sequential decoder, so it turns batching off."""
+    t = settings.transcribe
+    if t.condition_on_previous_text:
+        return {"gpu": 1, "cpu": 1}
+    return {"gpu": t.batch_size, "cpu": t.batch_size_cpu}
+
+
 class TranscribeStage(StageBase):
     name = "transcribe"
 
     def __init__(self, settings: Settings, engines: Sequence[Engine],
-                 out_dir: Path | None = None) -> None:
+                 out_dir: Path | None = None, clock: Clock | None = None) -> None:
         cfg = settings.transcribe
         self.settings = settings
         self.out_dir = out_dir  # default: DATA/transcripts
         self.new_samples: list[PerfSample] = []
         self.samples_loaded = False
+        self.seen_audio = [0.0, 0]  # audio seconds and videos seen (backlog estimate)
         self.dispatcher = Dispatcher(
             list(engines), policy=cfg.policy,
             rules=Rules(cfg.max_cpu_time_s, cfg.stop_cpu_at_progress),
             timeout_factor=cfg.job_timeout_factor,
             max_attempts=cfg.chunk_attempts,
             compute_types={"gpu": cfg.compute_type_gpu, "cpu": cfg.compute_type_cpu},
-            batch_sizes={"gpu": cfg.batch_size, "cpu": 1}, on_sample=self.new_samples.append)
+            batch_sizes=batch_sizes(settings), on_sample=self.new_samples.append,
+            clock=clock or SystemClock(), max_batch_audio_s=cfg.max_batch_audio_s,
+            gpu_adaptive=cfg.gpu_slots_adaptive and cfg.gpu_slots is None)
         self.concurrency = max(1, len(engines)) + 1
 
     async def start(self, ctx: Context | None = None) -> None:
-        await asyncio.gather(*(e.start() for e in self.dispatcher.engines))
+        await asyncio.gather(*(e.start() for e in self.dispatcher.usable()))
 
     async def close(self) -> None:
         await asyncio.gather(*(e.close() for e in self.dispatcher.engines),
@@ -108,6 +138,13 @@ class TranscribeStage(StageBase):
                                  suggest(usage, cap, ctx.settings.transcribe)]
         await ctx.publish(status)
 
+    async def _note_backlog(self, item: Item, ctx: Context) -> None:
+        """Tell the dispatcher how much audio waits behind this video (endgame rule)."""
+        self.seen_audio[0] += float(item.duration_s or 0.0)
+        self.seen_audio[1] += 1
+        waiting = int((await ctx.counts()).get("analyzed", 0))
+        self.dispatcher.upcoming_s = waiting * self.seen_audio[0] / max(1, self.seen_audio[1])
+
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.transcribe
         await self._sync_samples(ctx)
@@ -125,50 +162,118 @@ class TranscribeStage(StageBase):
         if todo and not exists:
             raise Permanent(f"{item.id}: audio file {audio or '(none)'} is missing",
                             kind=kinds.BAD_AUDIO)
-        language = cfg.language or None
+        await self._note_backlog(item, ctx)
+        d = self.dispatcher
+        d.begin_video(item.id, sum(bounds[i][1] - bounds[i][0] for i in todo))
+        try:
+            await self._chunks(item, ctx, bounds, done, todo, audio)
+        finally:
+            d.end_video(item.id)
+        return await self._finish(item, ctx, bounds, done, audio)
+
+    async def _language(self, item: Item, ctx: Context, bounds: list[tuple[float, float]],
+                        done: dict[int, Any], todo: list[int], audio: str
+                        ) -> tuple[str | None, float | None]:
+        """The video's language: the config's, the source's, an earlier chunk's, or
+        detected once on the first 30 s (None: the single chunk detects it itself)."""
+        cfg = ctx.settings.transcribe
+        known = cfg.language or str(item.info.get("language") or "")
+        if known:
+            return known, None
+        if done:
+            first = done[min(done)]
+            return first["language"], first.get("language_probability")
+        if len(todo) <= 1:
+            return None, None
+        lo, hi = bounds[todo[0]]
+        result = await self.dispatcher.run(ChunkJob(item.id, -1, audio, lo, hi,
+                                                    detect_only=True))
+        ctx.log.info("language_detected", language=result.language,
+                     probability=result.language_probability)
+        return result.language, result.language_probability
+
+    async def _chunks(self, item: Item, ctx: Context, bounds: list[tuple[float, float]],
+                      done: dict[int, Any], todo: list[int], audio: str) -> None:
+        d = self.dispatcher
+        models = {v.get("model") for v in done.values()}
+        if len(models) == 1:
+            d.pin(item.id, str(next(iter(models))))
+        language, probability = await self._language(item, ctx, bounds, done, todo, audio)
 
         async def one(i: int) -> None:
-            job = ChunkJob(item.id, i, audio, bounds[i][0], bounds[i][1], language)
-            result = await self.dispatcher.run(job)
-            segs, quality = result.segments, None
-            problem = tx.repetition_problem(segs)
-            if problem:
-                retry = ChunkJob(item.id, i, audio, bounds[i][0], bounds[i][1], language,
-                                 tx.RETRY_OPTIONS)
-                result = await self.dispatcher.run(retry)
-                segs, quality = result.segments, {"rerun_because": problem,
-                                                   "after": tx.repetition_problem(
-                                                       result.segments)}
-                ctx.log.warning("chunk_rerun", idx=i, reason=problem)
-            data = {"bounds": list(bounds[i]), "segments": segs, "language": result.language,
+            lo, hi = bounds[i]
+            result = await d.run(ChunkJob(item.id, i, audio, lo, hi, language))
+            segs, reruns = list(result.segments), []
+            for loop in tx.find_loops(segs):
+                span = tx.rerun_span(loop, (lo, hi))
+                again = await d.run(ChunkJob(item.id, i, audio, span[0], span[1],
+                                             result.language, tx.RETRY_OPTIONS))
+                segs = tx.splice(segs, span, again.segments)
+                after = tx.find_loops([s for s in segs if span[0] <= s["start"] < span[1]])
+                reruns.append({**loop.to_json(), "span": list(span),
+                               "after": after[0].reason if after else None})
+                ctx.log.warning("span_rerun", idx=i, start=span[0], end=span[1],
+                                reason=loop.reason)
+            for s in segs:
+                s["model"], s["device"] = result.model, result.device
+            part = {"bounds": [lo, hi], "segments": segs, "language": result.language,
+                    "language_probability": probability if probability is not None
+                    else result.language_probability,
                     "device": result.device, "model": result.model,
-                    "elapsed_s": round(result.elapsed_s, 3), "quality": quality}
-            await ctx.parts.save("chunk", i, data)
-            metrics.chunk_transcribed(result.device, bounds[i][1] - bounds[i][0])
-            done[i] = data
+                    "elapsed_s": round(result.elapsed_s, 3),
+                    "quality": {"reruns": reruns} if reruns else None}
+            await ctx.parts.save("chunk", i, part)
+            metrics.chunk_transcribed(result.device, hi - lo)
+            done[i] = part
             await self._sync_samples(ctx)
             await self._publish(ctx)
 
-        try:
-            # one structured group: a failed chunk cancels its siblings (their slots are
-            # freed at once), and no chunk outlives the video's run
-            async with asyncio.TaskGroup() as group:
-                for i in todo:
-                    group.create_task(one(i), name=f"chunk:{item.id}:{i}")
-        except BaseExceptionGroup as eg:
-            raise decisive(eg) from None
+        async def group(indices: list[int]) -> None:
+            try:
+                # one structured group: a failed chunk cancels its siblings (their slots
+                # are freed at once), and no chunk outlives the video's run
+                async with asyncio.TaskGroup() as tasks:
+                    for i in indices:
+                        tasks.create_task(one(i), name=f"chunk:{item.id}:{i}")
+            except BaseExceptionGroup as eg:
+                raise decisive(eg) from None
+
+        await group(todo)
+        if d.per_video:  # a slot kind lost mid-video (out of memory): redo the rest on one
+            counts: dict[str, float] = {}
+            for v in done.values():
+                counts[v["model"]] = counts.get(v["model"], 0.0) + v["bounds"][1] - \
+                    v["bounds"][0]
+            if len(counts) > 1:
+                keep = d.model_for(item.id) or max(counts, key=lambda m: counts[m])
+                d.pin(item.id, keep)
+                await group([i for i, v in done.items() if v["model"] != keep])
+
+    async def _finish(self, item: Item, ctx: Context, bounds: list[tuple[float, float]],
+                      done: dict[int, Any], audio: str) -> Outcome:
+        cfg = ctx.settings.transcribe
+        data = DataDir(ctx.data_dir)
         segments = tx.merge_chunks([done[i]["segments"] for i in range(len(bounds))], bounds)
         languages = [done[i]["language"] for i in range(len(bounds))]
+        models: dict[str, float] = {}
+        for i, (lo, hi) in enumerate(bounds):
+            models[done[i]["model"]] = models.get(done[i]["model"], 0.0) + hi - lo
+        language = max(set(languages), key=languages.count) if languages else ""
+        probs = [done[i].get("language_probability") for i in range(len(bounds))
+                 if done[i]["language"] == language]
         doc = {"video_id": item.id, "title": item.title, "channel": item.channel,
-               "language": max(set(languages), key=languages.count) if languages else "",
+               "language": language,
+               "language_probability": next((p for p in probs if p is not None), None),
                "duration_s": bounds[-1][1] if bounds else 0.0,
-               "model": done[0]["model"] if done else "",
+               "model": max(models, key=lambda m: models[m]) if models else "",
+               "models": sorted(models),
                "device": sorted({d["device"] for d in done.values()}),
                "source": "whisper",
                "chapters": (item.info.get("meta") or {}).get("chapters") or [],
                "sponsorblock": list(item.info.get("sponsorblock") or []),
+               "options": _options_json(ctx.settings),
                "segments": segments,
-               "chunks": [{"idx": i, "start": b[0], "end": b[1],
+               "chunks": [{"idx": i, "start": b[0], "end": b[1], "model": done[i]["model"],
                            "device": done[i]["device"], "elapsed_s": done[i]["elapsed_s"],
                            "quality": done[i]["quality"]} for i, b in enumerate(bounds)]}
         out_dir = self.out_dir or data.transcripts_dir
@@ -182,4 +287,10 @@ class TranscribeStage(StageBase):
         await ctx.record_event("transcript_made", kind="whisper")
         return Outcome(info={"transcript": {"paths": paths, "language": doc["language"],
                                             "segments": len(segments), "words": words,
-                                            "source": "whisper"}})
+                                            "source": "whisper", "model": doc["model"],
+                                            "models": doc["models"]}})
+
+
+def _options_json(settings: Settings) -> dict[str, Any]:
+    opts: dict[str, Any] = decode_options(settings).to_json()
+    return opts

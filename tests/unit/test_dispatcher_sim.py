@@ -1,0 +1,165 @@
+"""The real Dispatcher driven on virtual time with fake slots: the endgame rule over a
+daemon-length run, one model per video, and the GPU slot climb."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from ytpiped.engines.base import ChunkJob, ChunkResult
+from ytpiped.engines.dispatcher import Dispatcher
+from ytpiped.scheduling import gpu_slots
+from ytpiped.scheduling.backlog import Backlog
+from ytpiped.scheduling.policy import Rules
+from ytpiped.scheduling.tracker import PerformanceTracker, PerfSample
+from ytpiped.testing.clock import FakeClock
+
+
+class TimedEngine:
+    """A slot that takes audio / speed seconds of virtual time per chunk."""
+
+    def __init__(self, clock: FakeClock, kind: str, speed: float, model: str = "tiny",
+                 device: str | None = None, log: list[tuple[str, str, str]] | None = None
+                 ) -> None:
+        self.clock, self.speed = clock, speed
+        self.device_kind, self.model = kind, model
+        self.device_name = device or kind
+        self.log = log if log is not None else []
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        took = job.audio_s / self.speed
+        await self.clock.sleep(took)
+        self.log.append((job.video_id, self.device_kind, self.model))
+        return ChunkResult([{"start": job.start_s, "end": job.end_s, "text": "x"}], "en",
+                           took, self.device_name, self.model)
+
+
+def learned(speeds: dict[str, tuple[str, float]]) -> PerformanceTracker:
+    """A tracker that already knows each kind's speed (kind -> (model, x real time))."""
+    return PerformanceTracker.from_samples(
+        [PerfSample(kind, model, "", 1, a, a / x, 0.0) for kind, (model, x) in speeds.items()
+         for a in (30.0, 60.0, 120.0, 300.0)])
+
+
+async def video(d: Dispatcher, vid: str, chunks: int, chunk_s: float) -> None:
+    d.begin_video(vid, chunks * chunk_s)
+    try:
+        await asyncio.gather(*(d.run(ChunkJob(vid, i, "a", i * chunk_s, (i + 1) * chunk_s))
+                               for i in range(chunks)))
+    finally:
+        d.end_video(vid)
+
+
+def test_backlog_progress_follows_what_remains() -> None:
+    b = Backlog()
+    assert b.update(1000.0) == 0.0
+    assert b.update(200.0) == 0.8
+    assert b.update(600.0) == 0.4  # refilled: far from the end again
+    assert b.update(0.0) == 0.0 and b.peak_s == 0.0  # empty: the next backlog starts anew
+    assert b.update(50.0) == 0.0
+
+
+async def test_a_daemon_keeps_the_cpu_busy_for_days_and_stops_it_near_the_end() -> None:
+    """A steady feed of videos (analysis keeps 10 waiting): the CPU still gets chunks in
+    the last waves of a long run; when the feed stops, the endgame rule takes the CPU off
+    the last chunks. (Counted over everything ever seen, progress passed 0.8 within a few
+    waves and the CPU never worked again.)"""
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 20.0, log=log),
+               TimedEngine(clock, "cpu", 4.0, log=log)]
+    d = Dispatcher(list(engines), policy="benefit", clock=clock,
+                   rules=Rules(max_cpu_time_s=1e9, stop_cpu_at_progress=0.8))
+    per_wave: list[int] = []
+    waves = 120  # 120 waves x 2 videos x 4 chunks of 5 min: 80 hours of audio
+    for w in range(waves):
+        feeding = w < waves - 1
+        d.upcoming_s = 10 * 4 * 300.0 if feeding else 0.0
+        before = len(log)
+        task = asyncio.ensure_future(asyncio.gather(video(d, f"v{w}a", 4, 300.0),
+                                                    video(d, f"v{w}b", 4, 300.0)))
+        await clock.drive(task)
+        await task
+        per_wave.append(sum(1 for _, kind, _ in log[before:] if kind == "cpu"))
+    assert all(n > 0 for n in per_wave[-20:-1]), per_wave
+    assert per_wave[-1] == 0, per_wave  # the end of the backlog: GPU only
+
+
+async def test_different_models_place_whole_videos() -> None:
+    """GPU slots run one model, CPU slots another: every chunk of a video runs on one of
+    them (ect sends short chunks to the CPU, which used to mix models in one transcript)."""
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 20.0, "large-v3-turbo", log=log),
+               TimedEngine(clock, "cpu", 4.0, "small", log=log),
+               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
+    d = Dispatcher(list(engines), policy="ect", clock=clock,
+                   tracker=learned({"gpu": ("large-v3-turbo", 20.0), "cpu": ("small", 4.0)}))
+    assert d.per_video
+    task = asyncio.ensure_future(asyncio.gather(
+        *(video(d, f"v{i}", 6, 60.0 + 7 * i) for i in range(8))))
+    await clock.drive(task)
+    await task
+    models: dict[str, set[str]] = {}
+    for vid, _, model in log:
+        models.setdefault(vid, set()).add(model)
+    assert len(log) == 48
+    assert all(len(m) == 1 for m in models.values()), models
+    assert {m for ms in models.values() for m in ms} == {"large-v3-turbo", "small"}
+
+
+async def test_one_model_everywhere_places_chunks() -> None:
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 20.0, log=log), TimedEngine(clock, "cpu", 4.0,
+                                                                      log=log)]
+    d = Dispatcher(list(engines), policy="ect", clock=clock,
+                   tracker=learned({"gpu": ("tiny", 20.0), "cpu": ("tiny", 4.0)}))
+    assert not d.per_video
+    task = asyncio.ensure_future(video(d, "v", 12, 60.0))
+    await clock.drive(task)
+    await task
+    by_kind = Counter(kind for _, kind, _ in log)
+    assert by_kind["cpu"] > 0 and by_kind["gpu"] > by_kind["cpu"], by_kind
+
+
+def test_gpu_slots_climb_while_throughput_rises_then_settle() -> None:
+    s = gpu_slots.start(6)
+    assert s.active == 1
+    tput = {1: 50.0, 2: 80.0, 3: 90.0, 4: 91.0}  # saturating: the 4th slot adds 1 %
+    for _ in range(4):
+        s = gpu_slots.step(s, s.active, tput[s.active])
+    assert s.active == 3 and s.settled, s
+    assert "+1%" in s.reason
+    fixed = gpu_slots.start(6, adaptive=False)
+    assert fixed.active == 6 and gpu_slots.step(fixed, 6, 1.0) == fixed
+
+
+async def test_dispatcher_uses_only_the_active_gpu_slots() -> None:
+    """Of a VRAM ceiling of 4 GPU slots, the dispatcher starts with one and adds one after
+    an interval in which the queue never ran dry."""
+    clock = FakeClock()
+    # contention: k slots share one GPU whose aggregate speed saturates at 2.5 slots' worth
+    # (40, 80, 100, 100 x real time for 1..4 slots)
+
+    class Shared(TimedEngine):
+        async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+            busy = max(1, len(d.busy))
+            self.speed = 40.0 * min(busy, 2.5) / busy
+            return await super().transcribe(job, timeout_s)
+
+    gpus = [Shared(clock, "gpu", 40.0, device="cuda:0") for _ in range(4)]
+    d = Dispatcher(list(gpus), clock=clock, climb_interval_s=60.0)
+    assert len(d.usable()) == 1
+    assert d.status()["gpu"]["cuda:0"]["ceiling"] == 4
+    task = asyncio.ensure_future(asyncio.gather(
+        *(d.run(ChunkJob(f"v{i}", 0, "a", 0.0, 30.0)) for i in range(800))))
+    await clock.drive(task)
+    await task
+    climb = d.status()["gpu"]["cuda:0"]
+    assert climb["active"] == 3, climb  # the 4th slot added nothing and was dropped
+    assert set(climb["audio_s_per_s"]) == {"1", "2", "3", "4"}
