@@ -358,7 +358,9 @@ async def test_two_hosts_share_load(data_dir: Path) -> None:
 
 
 async def test_evaluations_are_grouped_by_model(data_dir: Path) -> None:
-    async with FakeOllama(parallel=2, latency_s=0.01, load_s=0.01) as f:
+    # mining requests last long enough (0.2 s) for both evaluations to queue behind them
+    # even on a loaded machine, where reading their files in threads takes a while
+    async with FakeOllama(parallel=2, latency_s=0.2, load_s=0.01) as f:
         rig = Rig(data_dir, [f], eval_model="big:70b", model_switch_s=30.0, workers=2,
                   window_tokens=100, overlap_tokens=0)
         write_transcript(data_dir, "vid00000001", TOPICS * 2)
