@@ -21,7 +21,7 @@ LIVE: dict[str, dict[str, Any]] = {
                    "busy_fraction_cpu": 0.25, "rate_audio_s_per_s": 40.0,
                    "waiting_chunks": 4},
     "mine": {"workers": 3, "in_flight": 2, "rate_windows_per_min": 7.5,
-             "llm_tokens_per_s": 51.0, "llm": "cooldown", "cooldown_kind": "llm_unavailable",
+             "tokens_per_s": 51.0, "llm": "cooldown", "cooldown_kind": "llm_unavailable",
              "cooldown_until": 4700.0},
     "evaluate": {"llm": "ok", "cooldown_kind": None, "cooldown_until": None},
 }

@@ -344,7 +344,11 @@ async def test_overview_shows_alerts_holds_and_what_each_stage_waits_for(data: P
         st["stages"]["download"].update(phase="cooldown", paused=False,
                                         breaker={"state": "open", "kind": "bot_check"})
         st["stages"]["analyze"]["paused"] = True
-        st["stages"]["mine"].update(llm="cooldown", llm_tokens_per_s=12.5)
+        st["stages"]["mine"].update(llm="cooldown", tokens_per_s=12.5)
+        st["hosts"] = [{"host": "gpu-1", "pid": 41, "silent_s": 3.0, "silent": False,
+                        "stages": {"transcribe": {"running": 2, "slots": 3}}},
+                       {"host": "gone-<x>", "pid": 9, "silent_s": 900.0, "silent": True,
+                        "stages": {}}]
         return st
 
     src = Source(data, status, base.open_reader, "daemon")
@@ -358,6 +362,8 @@ async def test_overview_shows_alerts_holds_and_what_each_stage_waits_for(data: P
     assert "the LLM server (down or busy)" in html
     assert '<span id="tokens">12.5</span> tokens/s' in html
     assert '<dd id="phase">cooldown</dd>' in html
+    assert '<tr data-host="gpu-1"><td>gpu-1</td>' in html and "transcribe 2/3" in html
+    assert "gone-&lt;x&gt;" in html and "SILENT" in html  # each host of a shared store
 
 
 async def test_search_page_finds_an_indexed_claim_with_its_deep_link(

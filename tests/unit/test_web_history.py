@@ -19,7 +19,7 @@ def status(queued: int, done: int, busy_gpu: float | None = 0.5) -> dict[str, An
                        "transcribe": {"gpu_slots": 1 if busy_gpu is not None else 0,
                                       "cpu_slots": 2, "busy_fraction_gpu": busy_gpu,
                                       "busy_fraction_cpu": 0.25},
-                       "mine": {"llm_tokens_per_s": 42.5}}}
+                       "mine": {"tokens_per_s": 42.5}}}
 
 
 def test_a_point_keeps_counts_rates_busy_fractions_and_tokens() -> None:

@@ -32,7 +32,7 @@ def point(st: Mapping[str, Any], now: float) -> Point:
                   for name in STAGES},
             "gpu": _num(tr.get("busy_fraction_gpu")) if tr.get("gpu_slots") else None,
             "cpu": _num(tr.get("busy_fraction_cpu")) if tr.get("cpu_slots") else None,
-            "tok": _num(mine.get("llm_tokens_per_s"))}
+            "tok": _num(mine.get("tokens_per_s"))}
 
 
 def _num(v: Any) -> float | None:

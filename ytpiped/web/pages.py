@@ -143,6 +143,7 @@ def overview(st: Mapping[str, Any], points: Sequence[Point], csrf: str | None) -
     out.append(_stages(st, running, csrf))
     out.append("</div>")
     out.append(_devices(st))
+    out.append(_hosts(st))
     lines = series([*points])
     out.append('<section class="plots"><h2>History</h2>')
     out.append(plots.line_plot(lines["finished"], "videos finished in the last hour, per stage",
@@ -191,8 +192,27 @@ def _stages(st: Mapping[str, Any], running: bool, csrf: str | None) -> str:
                f'{float(tr.get("rate_audio_s_per_s") or 0):.1f} audio s/s</dd>'
                f'<dt>LLM</dt><dd>{h(mi.get("workers"))} workers, '
                f'{float(mi.get("rate_windows_per_min") or 0):.1f} windows/min, '
-               f'<span id="tokens">{float(mi.get("llm_tokens_per_s") or 0):.1f}</span> '
+               f'<span id="tokens">{float(mi.get("tokens_per_s") or 0):.1f}</span> '
                f'tokens/s</dd></dl></section>')
+    return "".join(out)
+
+
+def _hosts(st: Mapping[str, Any]) -> str:
+    """The hosts sharing a PostgreSQL store (daemon.host_id), as `status --hosts` lists
+    them; nothing on one machine."""
+    hosts = st.get("hosts") or []
+    if not hosts:
+        return ""
+    out = ['<section><h2>Hosts</h2><table id="hosts"><tr><th>host</th><th>pid</th>'
+           '<th>heartbeat</th><th>state</th><th>running (slots) per stage</th></tr>']
+    for x in hosts:
+        stages = ", ".join(f"{n} {s.get('running', 0)}/{s.get('slots', 0)}"
+                           for n, s in (x.get("stages") or {}).items())
+        out.append(f'<tr data-host="{h(x.get("host"))}"><td>{h(x.get("host"))}</td>'
+                   f'<td class="n">{h(x.get("pid"))}</td>'
+                   f'<td>{h(duration(x.get("silent_s")))} ago</td>'
+                   f'<td>{"SILENT" if x.get("silent") else "ok"}</td><td>{h(stages)}</td></tr>')
+    out.append("</table></section>")
     return "".join(out)
 
 
