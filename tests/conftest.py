@@ -125,7 +125,7 @@ def llama_server() -> Iterator[LlamaServer]:
     or the model wheel is not installed, except in CI (`.ci/run` installs them); a server
     that fails to start fails the tests that need it."""
     try:
-        server = llama_server_mod.start()
+        server = llama_server_mod.start(n_ctx=4096)
     except llama_server_mod.Unavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"the real-LLM tests cannot run in CI: {exc}")

@@ -20,7 +20,7 @@ from ytpiped.store import NewVideo, SqliteDB, db_path
 from ytpiped.testing.llama_server import LlamaServer
 from ytpiped.testing.media_server import MEDIA_DIR
 
-pytestmark = [pytest.mark.llm, pytest.mark.slow]
+pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(900)]
 
 #: the demo's spoken media: what each file says (ytpiped/testing/media/manifest.json)
 DEMO = ("solar.webm", "coffee.m4a", "long.opus")
@@ -53,7 +53,7 @@ def env(server: LlamaServer) -> dict[str, str]:
             "YTPIPED_DAEMON__LEASE_S": "600",  # a 2-core machine: requests take seconds
             "YTPIPED_MINE__HOSTS": json.dumps([server.url]), "YTPIPED_MINE__API": "openai",
             "YTPIPED_MINE__MODEL": server.model, "YTPIPED_MINE__NUM_CTX": str(server.n_ctx),
-            "YTPIPED_MINE__ANSWER_TOKENS": "384", "YTPIPED_MINE__WINDOW_TOKENS": "120",
+            "YTPIPED_MINE__ANSWER_TOKENS": "1024", "YTPIPED_MINE__WINDOW_TOKENS": "120",
             "YTPIPED_MINE__OVERLAP_TOKENS": "20", "YTPIPED_MINE__REQUEST_TIMEOUT_S": "240"}
 
 
@@ -65,7 +65,7 @@ def test_demo_transcripts_mined_through_a_real_llm_server(tmp_path: Path,
     proc = start_daemon(data, tmp_path / "daemon.log", extra)
     try:
         wait_for(lambda: counts(data).get("done", 0) + counts(data).get("failed", 0)
-                 == len(texts), timeout=280, what="every video mined and evaluated")
+                 == len(texts), timeout=780, what="every video mined and evaluated")
         live = json.loads(cli(data, "status", "--json", extra_env=extra).stdout)
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from ytpiped.mining.claims import dedup_claims, merge_windows, place_claims
 from ytpiped.mining.schema import Evaluation, WindowResult
 from ytpiped.mining.windows import Segment, make_windows
@@ -93,3 +96,17 @@ def test_fake_window_answer_without_punctuation() -> None:
     out = fake_answers.window_answer(text)
     assert out["claims"][0]["evidence"] == " ".join(f"w{i}" for i in range(12))
     assert WindowResult.model_validate(out)
+
+
+def test_a_confidence_out_of_bounds_is_clamped_not_a_failed_window() -> None:
+    # llama.cpp's grammar enforces the schema but not number bounds: a small model answers 5
+    def answer(confidence: object) -> dict[str, object]:
+        return {"claims": [{"text": "Solar got cheap", "type": "factual",
+                            "evidence": "solar power fell", "confidence": confidence}],
+                "people": [], "concepts": []}
+
+    assert WindowResult.model_validate(answer(5)).claims[0].confidence == 1.0
+    assert WindowResult.model_validate(answer(-0.5)).claims[0].confidence == 0.0
+    assert WindowResult.model_validate(answer(0.75)).claims[0].confidence == 0.75
+    with pytest.raises(ValidationError):
+        WindowResult.model_validate(answer("very"))

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,6 +29,15 @@ class Claim(_Strict):
     type: ClaimType
     evidence: str = Field(min_length=3, description="verbatim quote from the transcript")
     confidence: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _clamped(cls, value: Any) -> Any:
+        """A grammar that enforces the schema (llama.cpp's) leaves number bounds out, so a
+        model may answer 5 for "very sure": kept, clamped into [0, 1], not a failed window."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return min(1.0, max(0.0, float(value)))
+        return value
 
 
 class Person(_Strict):
