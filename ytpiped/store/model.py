@@ -111,3 +111,19 @@ def lease_guard(video_id: str, state: str, owner: str | None, token: int | None,
         guard += f" AND lease_token = {mark}"
         params.append(token)
     return guard, params
+
+
+def video_filters(state: str | None, kind: str | None, error_kind: str | None,
+                  channel: str | None, *, mark: str = "?") -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") of a video listing (`ls`): equal state, kind and error
+    kind, the channel without case (`mark` is the driver's placeholder)."""
+    where: list[str] = []
+    params: list[Any] = []
+    for col, value in (("state", state), ("kind", kind), ("error_kind", error_kind)):
+        if value is not None:
+            where.append(f"{col} = {mark}")
+            params.append(value)
+    if channel is not None:
+        where.append(f"lower(channel) = lower({mark})")
+        params.append(channel)
+    return (" WHERE " + " AND ".join(where) if where else ""), params

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from ytpiped.store.model import LogEvent, VideoRow
+from ytpiped.store.model import LogEvent, VideoRow, video_filters
 from ytpiped.store.search import (
     MARK,
     SNIPPET_WORDS,
@@ -140,18 +140,8 @@ class PgSearch:
     async def find_videos(self, *, state: str | None = None, kind: str | None = None,
                           error_kind: str | None = None, channel: str | None = None,
                           limit: int | None = None) -> list[VideoRow]:
-        where: list[str] = []
-        params: list[Any] = []
-        for col, value in (("state", state), ("kind", kind), ("error_kind", error_kind)):
-            if value is not None:
-                where.append(f"{col} = %s")
-                params.append(value)
-        if channel is not None:
-            where.append("lower(channel) = lower(%s)")
-            params.append(channel)
-        sql = f"SELECT {_COLUMNS} FROM videos"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, params = video_filters(state, kind, error_kind, channel, mark="%s")
+        sql = f"SELECT {_COLUMNS} FROM videos{where}"
         return [VideoRow(*r) for r in await self._all(sql + " ORDER BY seq LIMIT %s",
                                                         (*params, limit))]
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ytpiped.store.model import LogEvent, VideoRow
+from ytpiped.store.model import LogEvent, VideoRow, video_filters
 from ytpiped.store.search import (
     MARK,
     SNIPPET_WORDS,
@@ -151,7 +150,7 @@ class SqliteSearch:
                     error_kind: str | None = None, channel: str | None = None,
                     limit: int | None = None) -> list[VideoRow]:
         """Videos matching every filter given, in the order they were added."""
-        where, params = _video_filters(state, kind, error_kind, channel)
+        where, params = video_filters(state, kind, error_kind, channel)
         sql = f"SELECT {_COLUMNS} FROM videos{where} ORDER BY rowid LIMIT ?"
         return [self._video_row(r) for r in self.conn.execute(
             sql, (*params, -1 if limit is None else limit))]
@@ -169,17 +168,3 @@ class SqliteSearch:
             "SELECT id, at, video_id, stage, event, kind, message FROM events WHERE "
             f"{' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
         return [LogEvent(*r) for r in reversed(rows)]
-
-
-def _video_filters(state: str | None, kind: str | None, error_kind: str | None,
-                   channel: str | None) -> tuple[str, Sequence[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for col, value in (("state", state), ("kind", kind), ("error_kind", error_kind)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
-    if channel is not None:
-        where.append("lower(channel) = lower(?)")
-        params.append(channel)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
