@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +73,23 @@ def write_fake_config(data_dir: Path, **cfg: Any) -> None:
 
 def started(data_dir: Path) -> list[str]:
     return sorted(p.name for p in (data_dir / "fake_stages.started").iterdir())
+
+
+@contextlib.contextmanager
+def web_page(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """`ytpiped ARGS web --port 0` as a subprocess -> (the line it prints once it listens,
+    the page's address); SIGTERM at the end, which it must answer with exit code 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "ytpiped", *args, "web", "--port", "0"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert m, line
+        yield line, m.group(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        assert code == 0

@@ -11,13 +11,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.helpers import web_page
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("YTPIPED_TEST_OUTPUT", ROOT / "test-output")) / "web"
@@ -54,20 +55,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert re.search(r"web page while it runs: http://127\.0\.0\.1:\d+/", r.stdout)
     config = work / "ytpiped.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "ytpiped", "--config", str(config), "web",
-                             "--port", "0"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # printed once it listens
-        m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert m, line
-        yield config, m.group(1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        assert code == 0
+    with web_page(["--config", str(config)]) as (_, url):
+        yield config, url
 
 
 def status_json(config: Path) -> dict[str, object]:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-import signal
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,27 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import cli, env_for
+from tests.e2e.helpers import cli, env_for, web_page
 
 
 @pytest.fixture
 def served(data_dir: Path) -> Iterator[str]:
     r = cli(data_dir, "add", "-", input="webcli0001a\nwebcli0002b\n")
     assert r.returncode == 0, r.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "ytpiped", "web", "--port", "0"],
-                            env=env_for(data_dir), stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert m and "read-only" in line, line
-        yield m.group(1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        assert code == 0
+    with web_page([], env_for(data_dir)) as (line, url):
+        assert "read-only" in line, line
+        yield url
 
 
 def test_web_serves_the_database_read_only(served: str, data_dir: Path) -> None:
@@ -64,21 +49,10 @@ def test_web_on_a_port_in_use_exits_2_naming_the_key(data_dir: Path) -> None:
 
 def test_web_on_a_data_dir_without_a_database_shows_an_empty_run(tmp_path: Path) -> None:
     empty = tmp_path / "nothing-yet"
-    proc = subprocess.Popen([sys.executable, "-m", "ytpiped", "web", "--port", "0"],
-                            env=env_for(empty), stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        m = re.search(r"(http://127\.0\.0\.1:\d+/)", proc.stdout.readline())
-        assert m
+    with web_page([], env_for(empty)) as (_, url):
         for path in ("", "failures", "videos"):
-            with urllib.request.urlopen(m.group(1) + path) as resp:
+            with urllib.request.urlopen(url + path) as resp:
                 assert resp.status == 200
-        with urllib.request.urlopen(m.group(1) + "api/status") as resp:
+        with urllib.request.urlopen(url + "api/status") as resp:
             assert json.loads(resp.read())["videos"]["total"] == 0
         assert not (empty / "ytpiped.db").exists()  # read-only: nothing created
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        assert code == 0
