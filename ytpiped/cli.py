@@ -674,12 +674,26 @@ def cmd_hw(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     snap = hardware.snapshot(settings.transcribe.reserved_vram_mb)
     cap = capacity.compute(snap, settings.transcribe)
+    view = capacity.gpu_slots_view(snap, settings.transcribe, cap, _live_gpu_slots(settings))
     if args.json:
         print(json.dumps({"hardware": hardware.snapshot_to_json(snap),
-                          "capacity": capacity.capacity_to_json(cap)}, indent=2))
+                          "capacity": capacity.capacity_to_json(cap),
+                          "gpu_slots": view}, indent=2))
     else:
-        print(capacity.describe(snap, cap))
+        print(printable_lines(capacity.describe(snap, cap, view)))
     return EXIT_OK
+
+
+def _live_gpu_slots(settings: cfg.Settings) -> dict[str, Any] | None:
+    """A running daemon's GPU slots (device -> active, ceiling, why), as `status` reads
+    them (its socket, else what it published in the store); None when no daemon runs."""
+    pid, st = live_status(settings)
+    if pid is None:
+        return None
+    if st is None:
+        st = stored_status(settings, pid)
+    gpu = st.get("stages", {}).get("transcribe", {}).get("gpu")
+    return dict(gpu) if isinstance(gpu, dict) else {}
 
 
 def cmd_analyze(args: argparse.Namespace, settings: cfg.Settings) -> int:

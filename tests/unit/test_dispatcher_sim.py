@@ -4,6 +4,7 @@ daemon-length run, one model per video, and the GPU slot climb."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 from ytpiped.engines.base import ChunkJob, ChunkResult
@@ -163,3 +164,44 @@ async def test_dispatcher_uses_only_the_active_gpu_slots() -> None:
     climb = d.status()["gpu"]["cuda:0"]
     assert climb["active"] == 3, climb  # the 4th slot added nothing and was dropped
     assert set(climb["audio_s_per_s"]) == {"1", "2", "3", "4"}
+
+
+# --------------------------------------------------------------------- benchmarks.scheduler_sim
+
+
+async def test_the_simulator_drives_the_real_dispatcher_to_the_end() -> None:
+    """`benchmarks.scheduler_sim` on a small mixed workload: every chunk is transcribed
+    exactly once, no schedule beats the lower bound, the contention model slows the GPU,
+    and with every slot of the ceiling active `ect` finishes no later than `gpu_only`."""
+    from benchmarks import scheduler_sim as sim
+
+    durations = sim.workloads(24, seed=3)["mixed"]
+    devices = sim.PROFILES["1gpu+3cpu"]
+    chunks = sum(len(sim.chunk_bounds(d, 900.0)) for d in durations)
+    assert chunks > len(durations)  # some videos are cut into several chunks
+    makespan: dict[tuple[str, bool, bool], float] = {}
+    for policy in ("gpu_only", "ect"):
+        for contention in (False, True):
+            for adaptive in (False, True):
+                o = await sim.simulate(durations, devices, policy, contention=contention,
+                                       adaptive=adaptive, seed=3)
+                assert o.chunks == chunks and set(o.done.values()) == {1}, o.done
+                assert len(o.done) == chunks
+                bound = sim.lower_bound(durations, devices, 900.0, contention,
+                                        sim.noise_factors(durations, 0.1, 3, 900.0))
+                assert o.makespan_s >= bound * (1 - 1e-9), (policy, contention, adaptive)
+                makespan[policy, contention, adaptive] = o.makespan_s
+    for contention in (False, True):
+        assert makespan["ect", contention, False] <= makespan["gpu_only", contention, False]
+        assert makespan["gpu_only", True, False] > makespan["gpu_only", False, False]
+
+
+def test_contention_model_saturates_beyond_two_processes() -> None:
+    from benchmarks.scheduler_sim import aggregate
+
+    assert [aggregate(50.0, k, False) for k in (1, 2, 4)] == [50.0, 100.0, 200.0]
+    with_it = [aggregate(50.0, k, True) for k in range(1, 9)]
+    assert with_it[:2] == [50.0, 100.0]
+    gains = [b / a - 1 for a, b in itertools.pairwise(with_it[1:])]
+    assert all(g > 0 for g in gains) and gains == sorted(gains, reverse=True)
+    assert gains[-1] < 0.05 < gains[0]  # the 8th process adds less than the climb's 5 %

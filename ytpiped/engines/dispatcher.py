@@ -99,6 +99,8 @@ class Dispatcher:
         self.upcoming_s = 0.0  # audio of videos analyzed and waiting (set by the stage)
         self.pins: dict[str, str] = {}  # video -> device kind (one model per video)
         self.backlog = Backlog()
+        self._keys: dict[str, Key] = {}  # kind -> tracker key (until a slot is removed)
+        self._per_video: bool | None = None
         self.climbs: dict[str, gpu_slots.SlotClimb] = {}
         self.intervals: dict[str, _Interval] = {}
         for dev in dict.fromkeys(e.device_name for e in self.engines
@@ -125,7 +127,9 @@ class Dispatcher:
     @property
     def per_video(self) -> bool:
         """Different models on GPU and CPU slots: a video stays on one of them."""
-        return len({e.model for e in self.engines}) > 1
+        if self._per_video is None:  # asked for every waiting chunk of every decision
+            self._per_video = len({e.model for e in self.engines}) > 1
+        return self._per_video
 
     def usable(self) -> list[Engine]:
         """Every CPU slot, and the GPU slots the climb keeps active (per GPU)."""
@@ -162,8 +166,11 @@ class Dispatcher:
     # ------------------------------------------------------------------ predictions
 
     def key(self, kind: str) -> Key:
-        model = next((e.model for e in self.engines if e.device_kind == kind), "")
-        return Key(kind, model, self.compute_types.get(kind, ""), self.batch_sizes.get(kind, 1))
+        if kind not in self._keys:  # asked slots x chunks times per decision
+            model = next((e.model for e in self.engines if e.device_kind == kind), "")
+            self._keys[kind] = Key(kind, model, self.compute_types.get(kind, ""),
+                                   self.batch_sizes.get(kind, 1))
+        return self._keys[kind]
 
     def predict(self, kind: str, audio_s: float) -> float:
         return self.tracker.predict(self.key(kind), audio_s).seconds
@@ -357,6 +364,8 @@ class Dispatcher:
                 d = failures.on_failure(kind, error, attempts, self.max_attempts, have_cpu)
                 if d.lower_gpu_slots and engine in self.engines:
                     self.engines.remove(engine)  # this GPU runs one slot fewer from now on
+                    self._keys.clear()
+                    self._per_video = None
                     climb = self.climbs.get(engine.device_name)
                     if climb is not None:
                         self.climbs[engine.device_name] = gpu_slots.SlotClimb(

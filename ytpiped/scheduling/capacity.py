@@ -78,16 +78,31 @@ def cpu_slots_for(ram_bytes: int, cores: int) -> int:
     return max(1, min(tier, cores))
 
 
-def slot_vram_gb(cfg: TranscribeConfig) -> tuple[float, str]:
-    """(GB one GPU slot needs, how that was worked out)."""
+def slot_parts(cfg: TranscribeConfig) -> dict[str, Any]:
+    """What one GPU slot's VRAM is made of (GB): the model's weights (and where that figure
+    comes from), the process's CUDA context, `batch_size` windows of activations."""
     weights, why = model_vram_gb(cfg.model_gpu, cfg.compute_type_gpu, cfg.model_vram_gb)
-    if cfg.model_vram_gb is not None:
-        return weights, why  # the user's figure is the whole slot
+    if cfg.model_vram_gb is not None:  # the user's figure is the whole slot
+        return {"model": cfg.model_gpu, "model_gb": weights, "model_source": why,
+                "cuda_context_gb": 0.0, "batch_size": 0, "batch_item_gb": 0.0,
+                "per_slot_gb": weights}
     item = BATCH_ITEM_GB.get(model_key(cfg.model_gpu), DEFAULT_BATCH_ITEM_GB)
     batch = 1 if cfg.condition_on_previous_text else cfg.batch_size
-    total = gpu_slots.vram_per_slot_gb(weights, cfg.cuda_context_gb, batch, item)
-    return total, (f"{weights:g} model [{why}] + {cfg.cuda_context_gb:g} CUDA context + "
-                   f"{batch} × {item:g} batch activations")
+    return {"model": cfg.model_gpu, "model_gb": weights, "model_source": why,
+            "cuda_context_gb": cfg.cuda_context_gb, "batch_size": batch,
+            "batch_item_gb": item,
+            "per_slot_gb": gpu_slots.vram_per_slot_gb(weights, cfg.cuda_context_gb, batch,
+                                                      item)}
+
+
+def slot_vram_gb(cfg: TranscribeConfig) -> tuple[float, str]:
+    """(GB one GPU slot needs, how that was worked out)."""
+    p = slot_parts(cfg)
+    if cfg.model_vram_gb is not None:
+        return p["per_slot_gb"], p["model_source"]
+    return p["per_slot_gb"], (f"{p['model_gb']:g} model [{p['model_source']}] + "
+                              f"{p['cuda_context_gb']:g} CUDA context + {p['batch_size']} × "
+                              f"{p['batch_item_gb']:g} batch activations")
 
 
 def compute(snap: Snapshot, cfg: TranscribeConfig) -> Capacity:
@@ -125,7 +140,7 @@ def compute(snap: Snapshot, cfg: TranscribeConfig) -> Capacity:
                     adaptive=cfg.gpu_slots_adaptive and cfg.gpu_slots is None)
 
 
-def describe(snap: Snapshot, cap: Capacity) -> str:
+def describe(snap: Snapshot, cap: Capacity, view: list[dict[str, Any]] | None = None) -> str:
     lines = ["Hardware", "========"]
     if snap.gpus:
         for g in snap.gpus:
@@ -147,7 +162,77 @@ def describe(snap: Snapshot, cap: Capacity) -> str:
     lines.append(f"CPU slots: {cap.cpu_slots} × {cap.cpu_threads_per_slot} threads")
     lines.append(f"Total concurrent: {cap.total_gpu_slots + cap.cpu_slots}")
     lines += ["", "Why:"] + [f"  - {r}" for r in cap.reasons]
+    if view:
+        lines += ["", "GPU slots", "=========", *describe_gpu_slots(view)]
     return "\n".join(lines)
+
+
+def gpu_slots_view(snap: Snapshot, cfg: TranscribeConfig, cap: Capacity,
+                   live: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per GPU: the slot ceiling and how it was computed, and, from a running daemon's
+    transcribe status (`live`: its `gpu` entry, device -> active/ceiling/why), how many
+    slots are active and why. `live` None: no daemon runs."""
+    parts = slot_parts(cfg)
+    out = []
+    for g, ceiling in zip(snap.gpus, cap.gpu_slots, strict=True):
+        usable = (g.total_bytes - g.reserved_bytes) / GB - cfg.other_vram_gb
+        device = f"cuda:{g.index}"
+        climb = live.get(device) if live is not None else None
+        entry: dict[str, Any] = {
+            "index": g.index, "name": g.name, "device": device, "ceiling": ceiling,
+            "ceiling_source": "transcribe.gpu_slots" if cfg.gpu_slots is not None else "vram",
+            "vram": {"total_gb": round(g.total_bytes / GB, 2),
+                     "reserved_gb": round(g.reserved_bytes / GB, 2),
+                     "reserved_source": g.reserved_source, "other_gb": cfg.other_vram_gb,
+                     "usable_gb": round(usable, 2)},
+            "per_slot": {k: round(v, 3) if isinstance(v, float) else v
+                         for k, v in parts.items()},
+            "adaptive": cap.adaptive and ceiling > 1,
+            "daemon": live is not None,
+            "active": None, "why": None, "audio_s_per_s": None}
+        if isinstance(climb, dict):
+            entry.update(active=climb.get("active"), why=climb.get("why"),
+                         audio_s_per_s=climb.get("audio_s_per_s"))
+            if isinstance(climb.get("ceiling"), int):
+                entry["ceiling_running"] = climb["ceiling"]  # lower after an out-of-memory
+        out.append(entry)
+    return out
+
+
+def describe_gpu_slots(view: list[dict[str, Any]]) -> list[str]:
+    """The lines `hw` prints per GPU: ceiling and its formula, active slots and why."""
+    lines: list[str] = []
+    for v in view:
+        p, m = v["per_slot"], v["vram"]
+        lines.append(f"GPU {v['index']} ({v['name']}): ceiling {v['ceiling']} slot"
+                     f"{'s' if v['ceiling'] != 1 else ''}")
+        if v["ceiling_source"] == "vram":
+            lines.append(f"  ceiling = floor(({m['total_gb']:.1f} GB total − "
+                         f"{m['reserved_gb']:.2f} reserved [{m['reserved_source']}] − "
+                         f"{m['other_gb']:g} other) / {p['per_slot_gb']:.2f} GB per slot)")
+        else:
+            lines.append("  ceiling set by transcribe.gpu_slots")
+        if p["batch_size"]:
+            lines.append(f"  per slot = {p['model_gb']:g} GB model {p['model']} "
+                         f"[{p['model_source']}] + {p['cuda_context_gb']:g} CUDA context + "
+                         f"{p['batch_size']} × {p['batch_item_gb']:g} batch activations")
+        else:
+            lines.append(f"  per slot = {p['per_slot_gb']:g} GB [{p['model_source']}]")
+        if not v["daemon"]:
+            lines.append("  active: no daemon running" + (
+                " (it starts with 1 and adds one while throughput rises by >= 5 %)"
+                if v["adaptive"] else " (all of the ceiling)"))
+        elif v["active"] is None:
+            lines.append("  active: the daemon has not published its GPU slots yet")
+        else:
+            tput = v.get("audio_s_per_s") or {}
+            measured = ", ".join(f"{k}: {x:g}" for k, x in sorted(
+                tput.items(), key=lambda kv: int(kv[0])))
+            lines.append(f"  active: {v['active']} of {v.get('ceiling_running', v['ceiling'])}"
+                         f" — {v['why']}")
+            if measured:
+                lines.append(f"  measured audio s/s by active slots: {measured}")
+    return lines
 
 
 def capacity_to_json(cap: Capacity) -> dict[str, Any]:

@@ -95,10 +95,11 @@ def _ect(queue: Sequence[Job], slots: Sequence[Slot], predict: Predict,
     kind = {s.id: s.kind for s in slots}
     free = {s.id for s in slots if s.busy_until is None}
     out: list[Assignment] = []
+    kinds = set(kind.values())
     for job in sorted(queue, key=lambda j: -j.audio_s):
-        best = min(ready, key=lambda sid: (ready[sid] + predict(kind[sid], job.audio_s),
-                                           kind[sid] != "gpu"))
-        ready[best] += predict(kind[best], job.audio_s)
+        took = {k: predict(k, job.audio_s) for k in kinds}
+        best = min(ready, key=lambda sid: (ready[sid] + took[kind[sid]], kind[sid] != "gpu"))
+        ready[best] += took[kind[best]]
         if best in free:
             out.append(Assignment(job, best))
             free.discard(best)

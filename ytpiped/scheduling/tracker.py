@@ -55,12 +55,14 @@ class PerformanceTracker:
         self.window = window
         self.decay = 0.5 ** (1.0 / half_life)
         self._samples: dict[Key, deque[PerfSample]] = defaultdict(lambda: deque(maxlen=window))
+        self._fits: dict[Key, tuple[float, float, float] | None] = {}  # until the next sample
 
     @classmethod
     def from_samples(cls, samples: list[PerfSample], **kwargs: float) -> PerformanceTracker:
         t = cls(**kwargs)  # type: ignore[arg-type]
         for s in sorted(samples, key=lambda s: s.at):
             t._samples[s.key].append(s)
+        t._fits.clear()
         return t
 
     def to_samples(self) -> list[PerfSample]:
@@ -69,9 +71,16 @@ class PerformanceTracker:
     def record(self, sample: PerfSample) -> None:
         if sample.audio_s > 0 and sample.elapsed_s >= 0:
             self._samples[sample.key].append(sample)
+            self._fits.pop(sample.key, None)
 
     def fit(self, key: Key) -> tuple[float, float, float] | None:
-        """(a, b, residual stddev) of the weighted fit, or None before MIN_SAMPLES."""
+        """(a, b, residual stddev) of the weighted fit, or None before MIN_SAMPLES; kept
+        until the key's next sample (a dispatch decision asks for it slots × chunks times)."""
+        if key not in self._fits:
+            self._fits[key] = self._fit(key)
+        return self._fits[key]
+
+    def _fit(self, key: Key) -> tuple[float, float, float] | None:
         q = self._samples.get(key)
         if not q or len(q) < MIN_SAMPLES:
             return None
