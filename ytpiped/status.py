@@ -260,6 +260,16 @@ def _bar(n: int, total: int, width: int = 24) -> str:
     return "█" * filled + "·" * (width - filled)
 
 
+def gpu_slot_lines(gpu: Any) -> list[str]:
+    """Per GPU of a running daemon: active slots of the VRAM ceiling, and why (the last
+    step of the throughput climb, or the out-of-memory drop)."""
+    if not isinstance(gpu, dict):
+        return []
+    return [f"  {dev}: {c.get('active')} of {c.get('ceiling')} GPU slots active — "
+            f"{c.get('why') or 'no reason given'}"
+            for dev, c in sorted(gpu.items()) if isinstance(c, dict)]
+
+
 def format_status(st: dict[str, Any]) -> str:
     now = float(st.get("generated_at") or 0.0)
     v = st["videos"]
@@ -320,6 +330,8 @@ def format_status(st: dict[str, Any]) -> str:
         bar = _bar(round(frac * 1000), 1000, 10)
         lines.append(f"{name:<12}{s['waiting']:>9}{s['in_progress']:>9}"
                      f"{s['rate_per_hour']:>9.0f}  {bar} {frac:>5.0%}  {detail}")
+        if name == "transcribe" and d["running"]:
+            lines += gpu_slot_lines(s.get("gpu"))
     sources = st.get("transcripts", {}).get("by_source") or {}
     if sources:
         lines.append("transcripts by source: " + ", ".join(

@@ -174,3 +174,19 @@ def test_run_reports_a_bad_cookies_file_with_the_other_errors(data_dir: Path,
     assert f"{conf}: key 'download.max_attempts': expected" in r.stderr
     assert f"{conf}: key 'download.cookies_file': {gone} does not exist" in r.stderr
     assert not (data_dir / "ytpiped.db").exists()  # refused before the daemon started
+
+
+def test_hw_json_shape(data_dir: Path) -> None:
+    """`hw --json`: the snapshot, the capacity, and one `gpu_slots` entry per GPU found
+    (none here without an NVIDIA GPU), with no daemon running."""
+    r = cli(data_dir, "hw", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"hardware", "capacity", "gpu_slots"}
+    assert len(out["gpu_slots"]) == len(out["hardware"]["gpus"]) \
+        == len(out["capacity"]["gpu_slots"])
+    for v in out["gpu_slots"]:
+        assert {"device", "ceiling", "ceiling_source", "vram", "per_slot", "adaptive",
+                "daemon", "active", "why"} <= set(v)
+        assert v["daemon"] is False and v["active"] is None
+    assert out["capacity"]["cpu_slots"] >= 1

@@ -153,3 +153,86 @@ def test_unknown_model_uses_default_and_says_so() -> None:
     gb, why = model_vram_gb("my-custom-model", "float16", None)
     assert gb == 4.0 and "unknown model" in why
     assert model_vram_gb("small", "int8", 1.25) == (1.25, "transcribe.model_vram_gb")
+
+
+def _climbed() -> dict[str, Any]:
+    """A daemon's published transcribe status: GPU cuda:0, ceiling 6, climbed to 4 and
+    dropped back to 3 (the real Dispatcher and slot climb)."""
+    from ytpiped.engines.dispatcher import Dispatcher
+    from ytpiped.scheduling import gpu_slots
+
+    class Slot:
+        device_kind, device_name, model = "gpu", "cuda:0", "large-v3-turbo"
+
+    d = Dispatcher([Slot() for _ in range(6)])  # type: ignore[misc]
+    climb = d.climbs["cuda:0"]
+    for active, tput in ((1, 50.0), (2, 80.0), (3, 90.0), (4, 91.0)):
+        climb = gpu_slots.step(climb, active, tput)
+    d.climbs["cuda:0"] = climb
+    return d.status()
+
+
+def test_gpu_slots_view_names_the_ceiling_formula_and_the_daemons_active_count() -> None:
+    from ytpiped.scheduling.capacity import describe_gpu_slots, gpu_slots_view
+
+    snap = snapshot(500, nvml=FakeNVML([("RTX 4090", 24 * GB, 2 * GB, GB // 2)]))
+    cfg = config.TranscribeConfig(model_gpu="large-v3-turbo", compute_type_gpu="float16")
+    cap = compute(snap, cfg)
+    idle = gpu_slots_view(snap, cfg, cap, None)
+    (v,) = idle
+    assert (v["device"], v["ceiling"], v["ceiling_source"], v["active"]) == \
+        ("cuda:0", 6, "vram", None)
+    assert v["vram"] == {"total_gb": 24.0, "reserved_gb": 0.5, "reserved_source": "nvml",
+                         "other_gb": 0.0, "usable_gb": 23.5}
+    p = v["per_slot"]
+    assert (p["model_gb"], p["cuda_context_gb"], p["batch_size"], p["batch_item_gb"]) == \
+        (2.5, 0.4, 8, 0.12)
+    assert p["per_slot_gb"] == round(2.5 + 0.4 + 8 * 0.12, 3)
+    text = "\n".join(describe_gpu_slots(idle))
+    assert "GPU 0 (RTX 4090): ceiling 6 slots" in text
+    assert "ceiling = floor((24.0 GB total − 0.50 reserved [nvml] − 0 other) / 3.86 GB " \
+           "per slot)" in text
+    assert "per slot = 2.5 GB model large-v3-turbo [table for large-v3-turbo float16] + 0.4 " \
+           "CUDA context + 8 × 0.12 batch activations" in text
+    assert "active: no daemon running (it starts with 1" in text
+
+    live = gpu_slots_view(snap, cfg, cap, _climbed()["gpu"])
+    assert (live[0]["active"], live[0]["ceiling_running"]) == (3, 6)
+    assert live[0]["why"].startswith("3 of 6: a slot more gave +1% throughput")
+    text = "\n".join(describe_gpu_slots(live))
+    assert "active: 3 of 6 — 3 of 6: a slot more gave +1% throughput (< 5%), so it was " \
+           "dropped" in text
+    assert "measured audio s/s by active slots: 1: 50, 2: 80, 3: 90, 4: 91" in text
+    waiting = describe_gpu_slots(gpu_slots_view(snap, cfg, cap, {}))
+    assert any("has not published its GPU slots yet" in line for line in waiting)
+
+
+def test_hw_json_reads_the_running_daemons_slots_from_the_store(
+        settings: config.Settings, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ytpiped hw --json` on a fake 24 GB GPU (a fake NVML module) with a daemon that holds
+    the data dir and published its slots in the store (as `status` reads them)."""
+    import json
+    import sys
+
+    from ytpiped import cli
+    from ytpiped.store import SqliteDB, db_path
+
+    monkeypatch.setitem(sys.modules, "pynvml",
+                        FakeNVML([("RTX 4090", 24 * GB, 2 * GB, GB // 2)]))
+    store = SqliteDB(db_path(settings.data_path), now=0)
+    store.set_state("stage:transcribe", _climbed(), 1.0)
+    store.close()
+    flags = ["--data-dir", str(settings.data_path)]
+    assert cli.main([*flags, "hw", "--json"]) == cli.EXIT_OK
+    (v,) = json.loads(capsys.readouterr().out)["gpu_slots"]
+    assert (v["ceiling"], v["active"], v["daemon"]) == (6, None, False)  # no daemon runs
+    monkeypatch.setattr(cli, "live_status", lambda s: (4321, None))  # one holds the dir
+    assert cli.main([*flags, "hw", "--json"]) == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"hardware", "capacity", "gpu_slots"}
+    (v,) = out["gpu_slots"]
+    assert (v["ceiling"], v["active"], v["daemon"]) == (6, 3, True)
+    assert "so it was dropped" in v["why"]
+    assert cli.main([*flags, "hw"]) == cli.EXIT_OK
+    assert "active: 3 of 6 — 3 of 6: a slot more gave +1%" in capsys.readouterr().out

@@ -244,3 +244,38 @@ def test_no_mining_eta_before_a_video_was_mined() -> None:
         assert "mining ETA" not in status.format_status(status.build(store, now, 1234))
     finally:
         store.close()
+
+
+def _climbed_gpu_status() -> dict[str, object]:
+    """What a daemon's Dispatcher publishes for one GPU (ceiling 6) after its slot climb
+    went 1 -> 2 -> 3 -> 4 and dropped back to 3."""
+    from ytpiped.engines.dispatcher import Dispatcher
+    from ytpiped.scheduling import gpu_slots
+
+    class Slot:
+        device_kind, device_name, model = "gpu", "cuda:0", "large-v3-turbo"
+
+    d = Dispatcher([Slot() for _ in range(6)])  # type: ignore[misc]
+    climb = d.climbs["cuda:0"]
+    for active, tput in ((1, 50.0), (2, 80.0), (3, 90.0), (4, 91.0)):
+        climb = gpu_slots.step(climb, active, tput)
+    d.climbs["cuda:0"] = climb
+    return d.status()
+
+
+def test_status_shows_active_gpu_slots_of_the_ceiling_and_why() -> None:
+    now = 100_000.0
+    store = _store_with_progress(started_at=now - 600, now=now)
+    try:
+        store.set_state("stage:transcribe", _climbed_gpu_status(), now)
+        st = status.build(store, now, daemon_pid=1234)
+        gpu = st["stages"]["transcribe"]["gpu"]["cuda:0"]
+        assert (gpu["active"], gpu["ceiling"]) == (3, 6)
+        text = status.format_status(st)
+        (line,) = [x for x in text.splitlines() if x.startswith("  cuda:0:")]
+        assert line.startswith("  cuda:0: 3 of 6 GPU slots active — 3 of 6: a slot more gave "
+                               "+1% throughput (< 5%), so it was dropped"), line
+        stopped = status.format_status(status.build(store, now, daemon_pid=None))
+        assert "GPU slots active" not in stopped  # no daemon: no live slots
+    finally:
+        store.close()
