@@ -64,3 +64,19 @@ def test_bad_samples_are_ignored() -> None:
     t.record(sample(GPU, 0, 5, 0))
     t.record(sample(GPU, 10, -1, 1))
     assert t.to_samples() == []
+
+
+def test_a_kept_fit_follows_each_new_sample() -> None:
+    """The fit is kept between samples (a decision asks for it slots × chunks times), and a
+    new sample of a key replaces that key's fit only."""
+    t = PerformanceTracker()
+    for i in range(3):
+        t.record(sample(GPU, 100.0 * (i + 1), 10.0 * (i + 1), i))
+        t.record(sample(CPU, 100.0 * (i + 1), 50.0 * (i + 1), i))
+    assert t.predict(GPU, 600).seconds == pytest.approx(60.0)
+    assert t.predict(GPU, 600) == t.predict(GPU, 600)
+    cpu_before = t.predict(CPU, 600)
+    for i in range(40):  # the GPU slows to 5x real time
+        t.record(sample(GPU, 100.0, 20.0, 10 + i))
+    assert t.predict(GPU, 100).seconds == pytest.approx(20.0, rel=0.05)
+    assert t.predict(CPU, 600) == cpu_before
