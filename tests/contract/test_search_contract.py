@@ -85,6 +85,33 @@ async def test_channel_and_date_filters(store: Store) -> None:
     assert len(await store.search(q("compost", limit=2))) == 2
 
 
+async def test_filters_follow_a_channel_and_date_recorded_after_indexing(store: Store) -> None:
+    a, b, _ = await seeded(store)
+    await store.index_video(a, SearchDocs(passages=(Passage(0, 0, 5, "compost talk"),),
+                                          claims=claims(("compost helps", "")).claims))
+    await store.index_video(b, claims(("compost helps", ""),))
+    claimed = await store.claim("analyze", "w", now=4, lease_s=60, limit=3)
+    assert a in [r.id for r in claimed]
+    await store.complete(a, "w", "analyzing", "analyzed", now=5,
+                         fields={"channel": "Garden Hour", "upload_date": "20250301"})
+    for where in ("claims", "transcripts"):
+        assert [h.video_id for h in await store.search(
+            q("compost", where=where, channel="garden hour"))] == [a]
+        assert await store.search(q("compost", where=where, channel="science hour")) == []
+        assert [h.video_id for h in await store.search(
+            q("compost", where=where, since="20250215"))] == [a]
+    assert sorted(h.video_id for h in await store.search(q("compost", since="20230610"))) == \
+        [a, b]
+    assert await store.search(q("compost", since="20230611", channel="home show")) == []
+
+
+async def test_a_claim_matched_in_its_evidence_has_the_match_marked(store: Store) -> None:
+    a, *_ = await seeded(store)
+    await store.index_video(a, claims(("Solar output doubled", "said beside the turbines"),))
+    (hit,) = await store.search(q("turbines", channel="science hour", since="20240105"))
+    assert "**turbines**" in hit.snippet
+
+
 async def test_a_transcript_hit_carries_the_time_of_the_segment_holding_it(
         store: Store) -> None:
     a, *_ = await seeded(store)

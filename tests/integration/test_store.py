@@ -61,3 +61,41 @@ def test_a_version_1_database_gains_fencing_tokens_and_keeps_its_rows(tmp_path: 
     assert db.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == \
         SCHEMA_VERSION
     db.close()
+
+
+def test_a_version_4_search_index_gains_facets_and_filters_keep_working(
+        tmp_path: Path) -> None:
+    """Migration 5 rebuilds both FTS tables with the facets of rows indexed before it."""
+    from ytpiped.store.search import ClaimDoc, Passage, SearchDocs, SearchQuery, parse
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
+                 "NULL)")
+    for version in range(1, 5):
+        for statement in MIGRATIONS[version - 1].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    for vid, channel, date in (("v1", "Science Hour", "20240105"), ("v2", "Home", "20230610")):
+        conn.execute("INSERT INTO videos (id, url, kind, state, channel, upload_date, "
+                     "created_at, updated_at) VALUES (?, 'u', 'video', 'done', ?, ?, 0, 0)",
+                     (vid, channel, date))
+        conn.execute("INSERT INTO search_claims (video_id, idx, text, evidence) VALUES "
+                     "(?, 0, 'compost helps', 'a quote')", (vid,))
+        conn.execute("INSERT INTO search_passages (video_id, idx, start_s, end_s, text) "
+                     "VALUES (?, 0, 0, 5, 'compost talk')", (vid,))
+    conn.close()
+    with SqliteDB(path, now=5.0) as db:
+        def found(**kw: object) -> list[str]:
+            return sorted(h.video_id for h in db.search(SearchQuery(parse("compost"), **kw)))  # type: ignore[arg-type]
+
+        assert found() == ["v1", "v2"]
+        assert found(where="transcripts", channel="science hour") == ["v1"]
+        assert found(since="20240101") == ["v1"]
+        assert found(channel="home", since="20230601") == ["v2"]
+        db.index_video("v2", SearchDocs(claims=(ClaimDoc(0, "compost again", "", None, None,
+                                                         None, None, None),),
+                                        passages=(Passage(0, 0, 5, "no match"),)))
+        assert found(channel="home") == ["v2"]
+        assert found(where="transcripts", channel="home") == []

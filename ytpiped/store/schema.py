@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from ytpiped.store.sqlite_search import facets
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
     """
@@ -129,6 +131,53 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence)
         VALUES ('delete', old.id, old.text, old.evidence); END;
     """,
+    # 5: `search --channel/--since` inside the index: each row's facets (its video's channel
+    # and upload date as words, `sqlite_search.facets`) in a column of both FTS5 tables;
+    # the tables are built again from their content (minutes for thousands of videos)
+    """
+    ALTER TABLE search_passages ADD COLUMN facets TEXT NOT NULL DEFAULT '';
+    ALTER TABLE search_claims ADD COLUMN facets TEXT NOT NULL DEFAULT '';
+    UPDATE search_passages SET facets = ytpiped_facets(v.channel, v.upload_date)
+        FROM videos v WHERE v.id = search_passages.video_id;
+    UPDATE search_claims SET facets = ytpiped_facets(v.channel, v.upload_date)
+        FROM videos v WHERE v.id = search_claims.video_id;
+    DROP TRIGGER search_passages_ai;
+    DROP TRIGGER search_passages_ad;
+    DROP TRIGGER search_claims_ai;
+    DROP TRIGGER search_claims_ad;
+    DROP TABLE search_passages_fts;
+    DROP TABLE search_claims_fts;
+    CREATE VIRTUAL TABLE search_passages_fts USING fts5 (text, facets,
+        content = 'search_passages', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_passages_ai AFTER INSERT ON search_passages BEGIN
+        INSERT INTO search_passages_fts (rowid, text, facets)
+        VALUES (new.id, new.text, new.facets); END;
+    CREATE TRIGGER search_passages_ad AFTER DELETE ON search_passages BEGIN
+        INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets)
+        VALUES ('delete', old.id, old.text, old.facets); END;
+    CREATE TRIGGER search_passages_au AFTER UPDATE ON search_passages BEGIN
+        INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets)
+        VALUES ('delete', old.id, old.text, old.facets); INSERT INTO search_passages_fts
+        (rowid, text, facets)
+        VALUES (new.id, new.text, new.facets); END;
+    CREATE VIRTUAL TABLE search_claims_fts USING fts5 (text, evidence, facets,
+        content = 'search_claims', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_claims_ai AFTER INSERT ON search_claims BEGIN
+        INSERT INTO search_claims_fts (rowid, text, evidence, facets)
+        VALUES (new.id, new.text, new.evidence, new.facets); END;
+    CREATE TRIGGER search_claims_ad AFTER DELETE ON search_claims BEGIN
+        INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets)
+        VALUES ('delete', old.id, old.text, old.evidence, old.facets); END;
+    CREATE TRIGGER search_claims_au AFTER UPDATE ON search_claims BEGIN
+        INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets)
+        VALUES ('delete', old.id, old.text, old.evidence, old.facets); INSERT INTO
+        search_claims_fts (rowid, text, evidence, facets)
+        VALUES (new.id, new.text, new.evidence, new.facets); END;
+    INSERT INTO search_passages_fts (search_passages_fts) VALUES ('rebuild');
+    INSERT INTO search_claims_fts (search_claims_fts) VALUES ('rebuild')
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -137,6 +186,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: sqlite3.Connection, now: float) -> int:
     """Bring the database to SCHEMA_VERSION in one IMMEDIATE transaction (so two processes
     opening a new database at once cannot both migrate); returns the version found."""
+    conn.create_function("ytpiped_facets", 2, facets, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "

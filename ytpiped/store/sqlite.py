@@ -251,7 +251,8 @@ class SqliteDB(SqliteSearch):
 
     def _move(self, video_id: str, owner: str | None, old: str, new: str, sets: str,
               params: Sequence[Any], now: float, event: Event | None,
-              token: int | None = None, search: SearchDocs | None = None) -> None:
+              token: int | None = None, search: SearchDocs | None = None,
+              refacet: bool = False) -> None:
         check(old, new)
         guard, gparams = lease_guard(video_id, old, owner, token)
         with self._tx():
@@ -265,6 +266,8 @@ class SqliteDB(SqliteSearch):
             if event is not None:
                 self.record_event(now, event.event, video_id=video_id, stage=event.stage,
                                   kind=event.kind, message=event.message)
+            if refacet:  # the channel or upload date changed: the indexed rows follow
+                self._refresh_facets(video_id)
             if search is not None:
                 self._write_search(video_id, search)
 
@@ -286,7 +289,8 @@ class SqliteDB(SqliteSearch):
         if info:
             sets += ", info = json_patch(info, ?)"
             params.append(json.dumps(info))
-        self._move(video_id, owner, old, new, sets, params, now, event, token, search)
+        self._move(video_id, owner, old, new, sets, params, now, event, token, search,
+                   refacet=bool(fields.keys() & {"channel", "upload_date"}))
 
     def release(self, video_id: str, owner: str | None, old: str, now: float, *,
                 next_attempt_at: float = 0.0, spend_attempt: bool = False,

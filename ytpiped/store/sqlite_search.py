@@ -1,11 +1,19 @@
 """The SQLite side of search and the listings (`search`, `ls`, `show`, `logs`): FTS5 indexes
 of transcript passages and evaluated claims (schema version 4), ranked by bm25, and the
-filtered reads of videos and events. `SqliteDB` inherits these methods."""
+filtered reads of videos and events. `SqliteDB` inherits these methods.
+
+`--channel` and `--since` are matched inside the index: every row carries its video's
+facets (schema version 5), words that stand for the channel (`c` + a hash of its name
+without case) and the upload year, month and day (`y2024 m202403 d20240315`), in a column
+of its own that queries name explicitly and bm25 does not weigh. A filter is then one more
+term FTS5 intersects with the query's, and costs no lookup of the video per match."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
+import time
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +31,53 @@ from ytpiped.store.search import (
     fts5_query,
 )
 
-#: bm25 weight of a claim's text against its evidence
-CLAIM_WEIGHTS = (2.0, 1.0)
+#: bm25 weights of a claim's text, its evidence and its facets (never weighed)
+CLAIM_WEIGHTS = (2.0, 1.0, 0.0)
 #: matches ranked per query, newest first: a word so common that it matches more rows
 #: (where bm25 says least anyway) is ranked among its most recent matches, so that a
-#: query costs the same on 7,000 videos as on 700
-SCAN_CAP = 20_000
+#: query costs the same on 7,000 videos as on 700 (bm25 of one match costs ~3 µs)
+SCAN_CAP = 5_000
 _HIT = "\x01"  # marks the first match in highlight(), to find its time
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
+
+
+def channel_facet(channel: str) -> str:
+    """The index word that stands for a channel (its name compared without case)."""
+    return "c" + hashlib.sha1(channel.strip().casefold().encode()).hexdigest()[:16]
+
+
+def facets(channel: str | None, upload_date: str | None) -> str:
+    """The facets column of a video's rows (also an SQL function in migration 5)."""
+    words = [channel_facet(channel)] if channel and channel.strip() else []
+    d = upload_date or ""
+    if len(d) == 8 and d.isdigit():
+        words += [f"y{d[:4]}", f"m{d[:6]}", f"d{d}"]
+    return " ".join(words)
+
+
+def since_facets(since: str, last_year: int) -> list[str]:
+    """The fewest facet words that together match every upload date from `since`
+    (YYYYMMDD) to the end of `last_year`: the rest of its month by day, the rest of its
+    year by month, the years after it."""
+    year, month, day = int(since[:4]), int(since[4:6]), int(since[6:8])
+    if day == 1 and month == 1:
+        return [f"y{y}" for y in range(year, last_year + 1)]
+    out = [f"d{since[:6]}{d:02d}" for d in range(day, 32)] if day > 1 else \
+        [f"m{since[:6]}"]
+    out += [f"m{year}{m:02d}" for m in range(month + 1, 13)]
+    return out + [f"y{y}" for y in range(year + 1, last_year + 1)]
+
+
+def _filtered(query: SearchQuery, columns: str) -> str:
+    """The FTS5 query: the words in `columns`, the filters in the facets."""
+    out = f"{{{columns}}} : ({fts5_query(query.node)})"
+    if query.channel:
+        out += f' AND {{facets}} : "{channel_facet(query.channel)}"'
+    if query.since:
+        last_year = time.gmtime().tm_year + 1  # upload dates are never later
+        out += " AND {facets} : (" + " OR ".join(
+            f'"{w}"' for w in since_facets(query.since, last_year)) + ")"
+    return out
 
 
 class SqliteSearch:
@@ -45,20 +92,33 @@ class SqliteSearch:
 
     def _write_search(self, video_id: str, docs: SearchDocs) -> None:
         """Replace the video's passages and/or claims (inside the caller's transaction)."""
+        row = self.conn.execute("SELECT channel, upload_date FROM videos WHERE id = ?",
+                                (video_id,)).fetchone()
+        tags = facets(*row) if row else ""
         if docs.passages is not None:
             self.conn.execute("DELETE FROM search_passages WHERE video_id = ?", (video_id,))
             self.conn.executemany(
-                "INSERT INTO search_passages (video_id, idx, start_s, end_s, text, marks) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks))
+                "INSERT INTO search_passages (video_id, idx, start_s, end_s, text, marks, "
+                "facets) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks), tags)
                  for p in docs.passages])
         if docs.claims is not None:
             self.conn.execute("DELETE FROM search_claims WHERE video_id = ?", (video_id,))
             self.conn.executemany(
                 "INSERT INTO search_claims (video_id, idx, text, evidence, type, start_s, "
-                "end_s, rank, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "end_s, rank, importance, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(video_id, c.idx, c.text, c.evidence, c.type, c.start_s, c.end_s, c.rank,
-                  c.importance) for c in docs.claims])
+                  c.importance, tags) for c in docs.claims])
+
+    def _refresh_facets(self, video_id: str) -> None:
+        """After the video's channel or upload date changed (inside the caller's
+        transaction): its indexed rows follow."""
+        row = self.conn.execute("SELECT channel, upload_date FROM videos WHERE id = ?",
+                                (video_id,)).fetchone()
+        tags = facets(*row) if row else ""
+        for table in ("search_passages", "search_claims"):
+            self.conn.execute(f"UPDATE {table} SET facets = ? WHERE video_id = ? AND "
+                              "facets != ?", (tags, video_id, tags))
 
     def index_video(self, video_id: str, docs: SearchDocs) -> None:
         """Replace what the indexes hold of one video (`ytpiped reindex`)."""
@@ -88,46 +148,42 @@ class SqliteSearch:
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         """The best `query.limit` matches in one index, best first."""
-        table = "search_claims" if query.where == "claims" else "search_passages"
+        claims = query.where == "claims"
+        table = "search_claims" if claims else "search_passages"
         fts = f"{table}_fts"
-        rank = (f"bm25({fts}, {CLAIM_WEIGHTS[0]}, {CLAIM_WEIGHTS[1]})"
-                if query.where == "claims" else f"bm25({fts})")
-        where, params = [f"{fts} MATCH ?"], [fts5_query(query.node)]
-        if query.channel:
-            where.append("lower(v.channel) = lower(?)")
-            params.append(query.channel)
-        if query.since:
-            where.append("v.upload_date >= ?")
-            params.append(query.since)
+        rank = f"bm25({fts}, {', '.join(map(str, CLAIM_WEIGHTS))})" if claims else \
+            f"bm25({fts}, 1.0, 0.0)"
+        match = _filtered(query, "text evidence" if claims else "text")
+        # a claim's snippet comes from whichever of text and evidence holds the match
+        snippets = ", ".join(f"snippet({fts}, {col}, '{MARK}', '{MARK}', '…', "
+                             f"{SNIPPET_WORDS})" for col in ((0, 1) if claims else (0,)))
         cols = ("d.text, d.evidence, d.type, d.start_s, d.end_s, d.rank, d.importance, NULL"
-                if query.where == "claims" else
+                if claims else
                 "d.text, NULL, NULL, d.start_s, d.end_s, NULL, NULL, d.marks")
-        joins = (f"JOIN {table} d ON d.id = {fts}.rowid JOIN videos v ON v.id = d.video_id "
-                 if len(where) > 1 else "")  # a filter needs the video's row
         sql = (f"WITH matches AS (SELECT {fts}.rowid AS id, {rank} AS score FROM {fts} "
-               f"{joins}WHERE {' AND '.join(where)} ORDER BY {fts}.rowid DESC LIMIT "
-               f"{SCAN_CAP}), hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
-               f"SELECT d.video_id, d.idx, -hits.score, "
-               f"snippet({fts}, -1, '{MARK}', '{MARK}', '…', {SNIPPET_WORDS}), "
-               f"highlight({fts}, 0, char(1), char(2)), {cols}, v.url, v.kind, v.title, "
-               f"v.channel, v.upload_date FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
+               f"WHERE {fts} MATCH ? ORDER BY {fts}.rowid DESC LIMIT {SCAN_CAP}), "
+               f"hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
+               f"SELECT d.video_id, d.idx, -hits.score, highlight({fts}, 0, char(1), "
+               f"char(2)), {cols}, v.url, v.kind, v.title, v.channel, v.upload_date, "
+               f"{snippets} FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
                f"JOIN {table} d ON d.id = hits.id JOIN videos v ON v.id = d.video_id "
                f"WHERE {fts} MATCH ? ORDER BY hits.score, d.video_id, d.idx")
         try:
-            rows = self.conn.execute(sql, (*params, query.limit, params[0])).fetchall()
+            rows = self.conn.execute(sql, (match, query.limit, match)).fetchall()
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
                 raise QuerySyntaxError(f"search query: {exc}") from None
             raise
         hits = []
-        for (vid, idx, score, snippet, highlighted, text, evidence, ctype, start, end, crank,
-             importance, marks, url, vkind, title, channel, date) in rows:
+        for (vid, idx, score, highlighted, text, evidence, ctype, start, end, crank,
+             importance, marks, url, vkind, title, channel, date, *snips) in rows:
             if marks is not None:  # a passage: the time of the segment holding the match
                 p = Passage(idx, start, end, text,
                             tuple((int(o), float(s)) for o, s in json.loads(marks)))
                 start = p.time_at(first_mark(highlighted, _HIT))
+            snippet = next((x for x in snips if MARK in x), snips[0])
             hits.append(SearchHit(
-                kind="claim" if query.where == "claims" else "transcript", video_id=vid,
+                kind="claim" if claims else "transcript", video_id=vid,
                 idx=idx, score=float(score), snippet=snippet, text=text, start_s=start,
                 end_s=end, url=url, video_kind=vkind, title=title, channel=channel,
                 upload_date=date, evidence=evidence, type=ctype, rank=crank,
