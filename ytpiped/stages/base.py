@@ -113,6 +113,10 @@ class Context(Protocol):
     async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
         """Persist new transcription speed samples."""
 
+    async def next_ready_at(self, only: str | None = None) -> float | None:
+        """When the next row this stage could claim (of class `only`, store.model.CLAIM_ONLY)
+        is due; None: none waits."""
+
     async def last_published(self) -> Mapping[str, Any] | None:
         """The status this stage published last, even by an earlier daemon (so state such
         as a running cooldown survives a restart)."""

@@ -26,6 +26,7 @@ from ytpiped.store.model import (
     PerfSample,
     StoreNotReady,
     VideoRow,
+    claim_only,
     lease_guard,
     outcome_fields,
 )
@@ -202,24 +203,26 @@ class SqliteDB(SqliteSearch):
     # ------------------------------------------------------------------ claims and leases
 
     def claim(self, stage: str, owner: str, now: float, lease_s: float,
-              limit: int = 1) -> list[VideoRow]:
+              limit: int = 1, *, only: str | None = None) -> list[VideoRow]:
         st = STAGES[stage]
         check(st.ready, st.running)
+        where = claim_only(only)
         with self._tx():
             rows = self.conn.execute(
                 f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ?, "
                 f"lease_token = lease_token + 1 WHERE id IN (SELECT id FROM videos WHERE "
-                f"state = ? AND next_attempt_at <= ? ORDER BY priority DESC, next_attempt_at, "
-                f"rowid LIMIT ?) "
+                f"state = ? AND next_attempt_at <= ?{where} ORDER BY priority DESC, "
+                f"next_attempt_at, rowid LIMIT ?) "
                 f"AND state = ? RETURNING {_COLUMNS}",
                 (st.running, owner, now + lease_s, now, st.ready, now, limit, st.ready),
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def next_ready_at(self, stage: str) -> float | None:
-        """Earliest next_attempt_at among rows this stage could claim."""
-        row = self.conn.execute("SELECT min(next_attempt_at) FROM videos WHERE state = ?",
-                                (STAGES[stage].ready,)).fetchone()
+    def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
+        """Earliest next_attempt_at among rows this stage could claim (of class `only`)."""
+        row = self.conn.execute(
+            f"SELECT min(next_attempt_at) FROM videos WHERE state = ?{claim_only(only)}",
+            (STAGES[stage].ready,)).fetchone()
         return None if row[0] is None else float(row[0])
 
     def renew(self, video_id: str, owner: str, state: str, until: float, *,
@@ -593,3 +596,4 @@ class _Tx:
                 raise
         elif self.conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
             self.conn.execute("ROLLBACK")
+
