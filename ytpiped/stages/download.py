@@ -427,8 +427,7 @@ class DownloadStage(StageBase):
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
         options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
                                            abort=abort),
-                          filters=Filters.of(ctx.settings.sources,
-                                             await self._source_filters(ctx, item)),
+                          filters=await self._filters(ctx, item),
                           subtitles=ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
         holder = f"{ctx.owner}/{item.id}"
@@ -477,6 +476,13 @@ class DownloadStage(StageBase):
         metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={**fields, "size_bytes": got.size_bytes,
                                "audio_path": data.relative(got.path)}, info=info)
+
+    async def _filters(self, ctx: Context, item: Item) -> Filters | None:
+        """The filters for this video: none once `ytpiped retry` queued it although they
+        skipped it (info.unfiltered), else the global ones under its source's own."""
+        if item.info.get("unfiltered"):
+            return None
+        return Filters.of(ctx.settings.sources, await self._source_filters(ctx, item))
 
     async def _source_filters(self, ctx: Context, item: Item) -> dict[str, Any]:
         """The filters of the followed source that added this video, if any."""

@@ -132,6 +132,10 @@ class Store(Protocol):
     ) -> int:
         """Send failed videos back to the resting state before their failed stage."""
 
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        """Queue skipped videos (those of `ids`, or all) anyway: attempts reset, the skip
+        reason dropped and `info.unfiltered` set, so no filter skips them again."""
+
     async def give_back_attempts(
         self, spent: Mapping[str, int], kinds: Sequence[str], now: float, event: Event | None = None
     ) -> int:

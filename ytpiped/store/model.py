@@ -129,6 +129,10 @@ def video_filters(state: str | None, kind: str | None, error_kind: str | None,
     return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
+#: what `retry` merges into a skipped video's info (RFC 7396: null removes the reason): it
+#: is queued anyway, and the download stage applies no filter to it again
+UNFILTERED_PATCH: dict[str, Any] = {"skipped": None, "unfiltered": True}
+
 #: the row classes a claim may be limited to (Store.claim's `only`): "other_hosts", the
 #: entries a podcast feed or page listed on hosts that are not YouTube (a YouTube video URL
 #: is always kind "video"), which the download stage paces apart from YouTube

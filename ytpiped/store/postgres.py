@@ -38,6 +38,7 @@ from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     PerfSample,
     StoreNotReady,
@@ -375,6 +376,21 @@ class PostgresStore(PgSearch):
                 f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
                 "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
                 f"error = NULL, updated_at = %s WHERE {' AND '.join(where)}", (now, *params))
+            if cur.rowcount:
+                await _notify(conn, "*")
+            return int(cur.rowcount)
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        check(State.SKIPPED, State.QUEUED)
+        where, params = "state = 'skipped'", list[Any]()
+        if ids:
+            where += " AND id = ANY(%s)"
+            params.append(list(ids))
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE videos SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+                "info = ytpiped_merge_patch(info, %s::jsonb), updated_at = %s "
+                f"WHERE {where}", (json.dumps(UNFILTERED_PATCH), now, *params))
             if cur.rowcount:
                 await _notify(conn, "*")
             return int(cur.rowcount)

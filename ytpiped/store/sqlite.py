@@ -22,6 +22,7 @@ from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     PerfSample,
     StoreNotReady,
@@ -359,6 +360,20 @@ class SqliteDB(SqliteSearch):
                 f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
                 "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
                 f"error = NULL, updated_at = ? WHERE {' AND '.join(where)}", (now, *params))
+        return cur.rowcount
+
+    def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        """Queue skipped videos (those of `ids`, or all) anyway, their filters bypassed."""
+        check(State.SKIPPED, State.QUEUED)
+        where, params = "state = 'skipped'", list[Any]()
+        if ids:
+            where += f" AND id IN ({', '.join('?' * len(ids))})"
+            params += list(ids)
+        with self._tx():
+            cur = self.conn.execute(
+                "UPDATE videos SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+                f"info = json_patch(info, ?), updated_at = ? WHERE {where}",
+                (json.dumps(UNFILTERED_PATCH), now, *params))
         return cur.rowcount
 
     def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str], now: float,

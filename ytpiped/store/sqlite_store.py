@@ -296,6 +296,9 @@ class SqliteStore:
     ) -> int:
         return await self._call(lambda db: db.retry_failed(now, stage=stage, kind=kind, ids=ids))
 
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        return await self._call(lambda db: db.retry_skipped(now, ids=ids))
+
     async def give_back_attempts(
         self, spent: Mapping[str, int], kinds: Sequence[str], now: float, event: Event | None = None
     ) -> int:

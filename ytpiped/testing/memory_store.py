@@ -15,6 +15,7 @@ from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     LogEvent,
     PerfSample,
@@ -129,6 +130,7 @@ class MemoryStore:
                     limit: int = 1, *, only: str | None = None) -> list[VideoRow]:
         st = STAGES[stage]
         check(st.ready, st.running)
+        claim_only(only)  # an unknown class is an error, as in SQL
         due = sorted((r for r in self._rows.values()
                       if r["state"] == st.ready and r["next_attempt_at"] <= now
                       and self._only(r, only)),
@@ -145,7 +147,6 @@ class MemoryStore:
 
     @staticmethod
     def _only(r: dict[str, Any], only: str | None) -> bool:
-        claim_only(only)  # an unknown class is an error here too
         return only is None or is_other_host(r["kind"], r["parent_id"])
 
     async def renew(self, video_id: str, owner: str, state: str, until: float, *,
@@ -238,6 +239,17 @@ class MemoryStore:
             check(State.FAILED, ready)
             r.update(state=ready.value, attempts=0, next_attempt_at=0.0, failed_stage=None,
                      error_kind=None, error=None, updated_at=now)
+            n += 1
+        return n
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        n = 0
+        for r in self._rows.values():
+            if r["state"] != State.SKIPPED or (ids and r["id"] not in ids):
+                continue
+            check(State.SKIPPED, State.QUEUED)
+            r.update(state=State.QUEUED.value, attempts=0, next_attempt_at=0.0, updated_at=now,
+                     info=json_patch(r["info"], UNFILTERED_PATCH))
             n += 1
         return n
 
