@@ -57,6 +57,7 @@ T = TypeVar("T")
 SOURCE_SUBTITLES = "youtube_subtitles"  # a transcript's `source`; Whisper's is "whisper"
 OTHER_HOSTS = "other_hosts"  # the claim class of entries on hosts that are not YouTube
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
+FOLLOW_LEASE_S = 900.0  # a source being listed by one host is not listed by another
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
 COOKIES_MISSING = "cookies_missing"
 BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are paused. "
@@ -308,6 +309,16 @@ class DownloadStage(StageBase):
             return False
         cfg = ctx.settings.sources
         interval = cfg.follow_interval_h * 3600.0
+        taken: list[fl.Follow | None] = [None]
+
+        def take(value: Any) -> Any:
+            stored, taken[0] = fl.claim(value, now, min(interval, FOLLOW_LEASE_S))
+            return stored
+
+        await ctx.update_shared(follow.key, take)  # exactly one host lists it
+        follow = taken[0]
+        if follow is None:  # another host of this store took it first, or unfollowed
+            return False
         found = await self._runtime(ctx)
         options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
         log = ctx.log.bind(source=follow.id)

@@ -97,8 +97,10 @@ class FakeContext:
         return self.request
 
     async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
-        self.shared[key] = change(copy.deepcopy(self.shared.get(key)))
-        return self.shared[key]
+        # followed sources are daemon state too (a store keeps both in one table)
+        table = self.followed if key.startswith("follow:") else self.shared
+        table[key] = change(copy.deepcopy(table.get(key)))
+        return table[key]
 
     async def follows(self) -> Mapping[str, Any]:
         return dict(self.followed)
