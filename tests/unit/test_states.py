@@ -5,7 +5,16 @@ import itertools
 import pytest
 
 from ytpiped.errors import InvalidTransition
-from ytpiped.states import IN_PROGRESS, PREVIOUS, RESTING, STAGES, TERMINAL, TRANSITIONS, State, check
+from ytpiped.states import (
+    IN_PROGRESS,
+    PREVIOUS,
+    RESTING,
+    STAGES,
+    TERMINAL,
+    TRANSITIONS,
+    State,
+    check,
+)
 
 PIPELINE = ["queued", "downloading", "downloaded", "analyzing", "analyzed", "transcribing",
             "transcribed", "mining", "mined", "evaluating", "done"]
