@@ -20,7 +20,9 @@ Pacing and the breaker belong to a pacing group (download.pacing_group, by defau
 host alone): their state lives in the store (`pacing:GROUP`), every change to it is made
 under the store's lock on that entry, and a download starts only when it is the group's
 turn, so hosts that download through one IP address or account keep its delays between
-them.
+them. Entries a podcast feed listed on other hosts are not YouTube's to pace: each host
+gets its own pause (download.other_hosts_delay_s), and while YouTube's pacing or breaker
+waits, the gate lets the worker claim only such entries (`claim_only`).
 """
 
 from __future__ import annotations
