@@ -151,13 +151,18 @@ def _retry_arguments(rt: argparse.ArgumentParser) -> None:
     from ytpiped.states import STAGE_NAMES
 
     rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID",
-                    help="only these videos (default: every failed video the filters match)")
+                    help="only these videos (default: every failed video the filters match); "
+                         "a named video a filter skipped is queued anyway, its filters "
+                         "bypassed from then on")
     rt.add_argument("--stage", choices=STAGE_NAMES, help="only videos that failed in this stage")
     rt.add_argument("--kind", help="only videos that failed with this error kind (as "
                                    "`status` lists them, e.g. network, forbidden)")
+    rt.add_argument("--skipped", action="store_true",
+                    help="queue every video a filter skipped (state skipped) anyway, its "
+                         "filters bypassed from then on (failed videos are left alone)")
     rt.add_argument("--json", action="store_true",
-                    help='machine-readable report: {"requeued": N, "stage", "kind", '
-                         '"video_ids"}')
+                    help='machine-readable report: {"requeued": N, "skipped": M, "stage", '
+                         '"kind", "video_ids"} (M: skipped videos queued anyway)')
 
 
 def _remine_arguments(rm: argparse.ArgumentParser) -> None:
@@ -564,6 +569,9 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
     store = _open_store(settings, readonly=False)
     assert store is not None
     try:
+        if args.skipped and (args.stage or args.kind):
+            raise UsageError("retry --skipped: --stage and --kind select failed videos; a "
+                             "skipped video has neither (drop them, or drop --skipped)")
         if args.kind is not None:
             kinds = store.failures_by_kind()
             if args.kind not in kinds:
@@ -571,15 +579,22 @@ def cmd_retry(args: argparse.Namespace, settings: cfg.Settings) -> int:
                 raise UsageError(f"retry --kind {args.kind!r}: no failed video has that kind; "
                                  + (f"the kinds of the failed videos: {valid}" if valid else
                                     "no video has failed"))
-        n = store.retry_failed(time.time(), stage=args.stage, kind=args.kind,
-                               ids=args.video_ids)
+        now = time.time()
+        n = 0 if args.skipped else store.retry_failed(now, stage=args.stage, kind=args.kind,
+                                                      ids=args.video_ids)
+        skipped = store.retry_skipped(now, ids=args.video_ids) \
+            if args.skipped or args.video_ids else 0
     finally:
         store.close()
     if args.json:
-        print(json.dumps({"requeued": n, "stage": args.stage, "kind": args.kind,
-                          "video_ids": args.video_ids}))
+        print(json.dumps({"requeued": n, "skipped": skipped, "stage": args.stage,
+                          "kind": args.kind, "video_ids": args.video_ids}))
     else:
-        print(f"re-queued {n} failed video{'s' if n != 1 else ''}")
+        done = [] if args.skipped else [f"re-queued {n} failed video{'s' if n != 1 else ''}"]
+        if skipped or args.skipped:
+            done.append(f"queued {skipped} skipped video{'s' if skipped != 1 else ''} anyway "
+                        "(filters bypassed)")
+        print("; ".join(done))
     return EXIT_OK
 
 

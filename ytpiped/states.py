@@ -70,6 +70,8 @@ def _table() -> frozenset[tuple[State, State]]:
     edges.add((State.DOWNLOADING, State.DONE))
     # a filter left the video out before its audio was downloaded
     edges.add((State.DOWNLOADING, State.SKIPPED))
+    # `ytpiped retry` queues a skipped video anyway (its filters no longer apply to it)
+    edges.add((State.SKIPPED, State.QUEUED))
     # the video's own subtitles are its transcript (transcribe.youtube_subtitles)
     edges.add((State.DOWNLOADING, State.TRANSCRIBED))
     # `ytpiped retry` sends a failed video back to the resting state before its failed stage

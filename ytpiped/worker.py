@@ -131,6 +131,9 @@ class WorkerContext:
     async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
         await self._w.store.add_perf_samples(samples)
 
+    async def next_ready_at(self, only: str | None = None) -> float | None:
+        return await self._w.store.next_ready_at(self._w.stage.name, only=only)
+
     async def last_published(self) -> Mapping[str, Any] | None:
         got = await self._w.store.get_state(self._w.status_key)
         return None if got is None else dict(got[0])
@@ -258,10 +261,11 @@ class StageWorker:
                 if not await first_of(stop, self.stage.gate(ctx)):
                     return
                 wake.clear()
+                only = self._claim_only()
                 async with self.claims:  # the reaper never sees a claim half registered
                     now = self.clock.now()
                     rows = await self.store.claim(self.stage.name, self.owner, now,
-                                                  self.lease_s, 1)
+                                                  self.lease_s, 1, only=only)
                     if rows:  # the lease is this process's from the claim on
                         self.leases[rows[0].id] = Lease(rows[0].id, self.states.running,
                                                         rows[0].lease_token)
@@ -275,7 +279,7 @@ class StageWorker:
             finally:
                 if not started:
                     self.slots.release()
-            await first_of(stop, self._idle(wake))
+            await first_of(stop, self._idle(wake, only))
 
     async def paused(self) -> bool:
         """True while `ytpiped pause STAGE` holds this stage (until `ytpiped resume`)."""
@@ -294,9 +298,16 @@ class StageWorker:
         if held:
             self.log.info("stage_resumed", by="ytpiped resume")
 
-    async def _idle(self, wake: asyncio.Event) -> None:
-        """Wait for a wake-up, the next deferred row becoming due, or the poll interval."""
-        due = await self.store.next_ready_at(self.stage.name)
+    def _claim_only(self) -> str | None:
+        """The class of rows the stage's gate let through (store.model.CLAIM_ONLY: while
+        YouTube's pacing waits, the download gate lets only other hosts' entries by)."""
+        only = getattr(self.stage, "claim_only", None)
+        return only if isinstance(only, str) else None
+
+    async def _idle(self, wake: asyncio.Event, only: str | None = None) -> None:
+        """Wait for a wake-up, the next deferred row (of class `only`) becoming due, or the
+        poll interval."""
+        due = await self.store.next_ready_at(self.stage.name, only=only)
         timeout = self.settings.daemon.poll_interval_s
         if due is not None:
             timeout = min(timeout, max(0.0, due - self.clock.now()) + 0.01)

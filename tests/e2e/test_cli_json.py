@@ -35,10 +35,10 @@ def test_retry_json(data_dir: Path) -> None:
     s.close()
     r = cli(data_dir, "retry", "--json", "--kind", "network", "failedvid01")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"requeued": 1, "stage": None, "kind": "network",
+    assert json.loads(r.stdout) == {"requeued": 1, "skipped": 0, "stage": None, "kind": "network",
                                     "video_ids": ["failedvid01"]}
     r = cli(data_dir, "retry", "--json", "--stage", "download")
-    assert json.loads(r.stdout) == {"requeued": 1, "stage": "download", "kind": None,
+    assert json.loads(r.stdout) == {"requeued": 1, "skipped": 0, "stage": "download", "kind": None,
                                     "video_ids": []}
     assert counts(data_dir)["queued"] == 2
 

@@ -4,6 +4,7 @@ filters that skip, subtitles instead of Whisper, SponsorBlock segments."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,17 @@ async def test_followed_source_filters_apply_to_its_videos(fake_youtube: MediaSe
     out = await DownloadStage().run(row, ctx)
     assert out.finished_state == "skipped" and "shorter than 60 s" in out.info["skipped"]
     assert (await DownloadStage().run(item("fakesolar01"), ctx)).finished_state is None
+
+
+async def test_a_video_retry_queued_anyway_is_not_filtered_again(fake_youtube: MediaServer,
+                                                                tmp_path: Path) -> None:
+    add_solar(fake_youtube)
+    ctx = ctx_for(tmp_path, **{"sources.min_duration_s": 60.0})
+    out = await DownloadStage().run(item("fakesolar01"), ctx)
+    assert out.finished_state == "skipped" and "shorter than 60 s" in out.info["skipped"]
+    again = dataclasses.replace(item("fakesolar01"), info={"unfiltered": True})  # `retry`
+    out = await DownloadStage().run(again, ctx)
+    assert out.finished_state is None and out.fields["audio_path"]
 
 
 def episode(server: MediaServer, name: str, vid: str, **behaviour: Any) -> Item:

@@ -5,7 +5,16 @@ import itertools
 import pytest
 
 from ytpiped.errors import InvalidTransition
-from ytpiped.states import IN_PROGRESS, PREVIOUS, RESTING, STAGES, TRANSITIONS, State, check
+from ytpiped.states import (
+    IN_PROGRESS,
+    PREVIOUS,
+    RESTING,
+    STAGES,
+    TERMINAL,
+    TRANSITIONS,
+    State,
+    check,
+)
 
 PIPELINE = ["queued", "downloading", "downloaded", "analyzing", "analyzed", "transcribing",
             "transcribed", "mining", "mined", "evaluating", "done"]
@@ -22,6 +31,7 @@ def expected_edges() -> set[tuple[str, str]]:
         edges.add(("failed", target))  # `ytpiped retry`
     edges.add(("done", "transcribed"))  # re-mining
     edges.add(("downloading", "skipped"))  # a filter left the video out
+    edges.add(("skipped", "queued"))  # `ytpiped retry` queues it anyway
     edges.add(("downloading", "transcribed"))  # its own subtitles are the transcript
     # the host holding the audio and outputs is gone
     edges.update({("downloaded", "queued"), ("analyzed", "queued"), ("transcribed", "queued"),
@@ -58,6 +68,6 @@ def test_resting_and_in_progress_partition_states() -> None:
                                                   "evaluate"]
 
 
-def test_skipped_is_terminal_and_not_retried() -> None:
-    assert State.SKIPPED in RESTING
-    assert not any(old == State.SKIPPED for old, _ in TRANSITIONS)
+def test_skipped_is_terminal_and_left_only_by_retry() -> None:
+    assert State.SKIPPED in RESTING and State.SKIPPED in TERMINAL
+    assert {new for old, new in TRANSITIONS if old == State.SKIPPED} == {State.QUEUED}

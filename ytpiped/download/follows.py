@@ -6,7 +6,8 @@ so following needs no schema change): its URL, its own filters, when it was chec
 what the checks found, the last error, and the newest entry URLs seen. A check lists the
 newest entries only and stops at the first one already seen; the download stage makes
 it between downloads, under the same pacing as a download (ytpiped.stages.download).
-Unfollowing writes `None` over the entry.
+Unfollowing writes `None` over the entry. A check is taken through `claim` under the
+store's row lock on the entry, so hosts sharing a store never list one source twice.
 """
 
 from __future__ import annotations
@@ -61,6 +62,21 @@ def due(follows: Sequence[Follow], now: float) -> Follow | None:
     """The source whose check is most overdue, or None."""
     ready = [f for f in follows if f.next_check_at <= now]
     return min(ready, key=lambda f: f.next_check_at) if ready else None
+
+
+def claim(value: Any, now: float, lease_s: float) -> tuple[Any, Follow | None]:
+    """Take a source's check (run under the store's lock on its entry, so that of several
+    hosts sharing a store exactly one lists it): -> (the entry to store, the source to
+    check or None). A source still due is leased: its next check moves `lease_s` ahead
+    (the check's result replaces that; a host that dies while listing leaves the source
+    to be checked again after the lease). One not due (another host took or made its
+    check) or unfollowed (None) stays as it is."""
+    if not isinstance(value, dict):
+        return value, None
+    f = Follow.from_json(value)
+    if f.next_check_at > now:
+        return value, None
+    return {**value, "next_check_at": now + lease_s}, f
 
 
 def new_entries(listed: Sequence[str], seen: Sequence[str]) -> list[str]:

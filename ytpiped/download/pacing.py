@@ -22,6 +22,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from ytpiped.config import DownloadConfig
 from ytpiped.retry import doubling_s
@@ -58,14 +59,20 @@ class Pacer:
         c = self.cfg
         if now < self.cooldown_until:
             return "cooldown"
-        if (buf.waiting >= c.high_water or buf.bytes >= c.max_buffer_bytes
-                or buf.free_disk < c.min_free_disk_bytes):
+        if self.full(buf):
             return "full"
         if buf.queued == 0:
             return "idle"
         if not (self.built or buf.waiting >= c.buffer_target):
             return "buffer_build"
         return "catch_up" if buf.waiting < c.low_water else "steady"
+
+    def full(self, buf: Buffer) -> bool:
+        """The buffer of untranscribed audio is full (or the disk low): no download from
+        any host."""
+        c = self.cfg
+        return (buf.waiting >= c.high_water or buf.bytes >= c.max_buffer_bytes
+                or buf.free_disk < c.min_free_disk_bytes)
 
     def delay_range(self, phase: str) -> tuple[float, float]:
         c = self.cfg
@@ -187,24 +194,38 @@ def host_of(holder: str) -> str:
 
 @dataclass
 class OtherHosts:
-    """The gentle pacing of hosts that are not YouTube (a podcast feed's episodes): a
-    randomized pause of `download.other_hosts_delay_s` after the previous such download;
-    YouTube's phases, hourly budget and cooldowns do not apply to them."""
+    """The gentle pacing of hosts that are not YouTube (a podcast feed's episodes), one per
+    host name: a randomized pause of `download.other_hosts_delay_s` after the previous
+    download from that host, and no two downloads from it at once. YouTube's phases, hourly
+    budget, cooldowns and breaker do not apply to them, nor they to YouTube."""
 
     cfg: DownloadConfig
     rng: random.Random = field(default_factory=random.Random)
-    last_end: float | None = None
-    draw: float = 0.0
+    last_end: dict[str, float] = field(default_factory=dict)  # host -> end of its last
+    draw: dict[str, float] = field(default_factory=dict)  # host -> where its next pause falls
+    busy: set[str] = field(default_factory=set)  # hosts with a download running
 
-    def next_at(self, now: float) -> float:
-        if self.last_end is None:
+    def next_at(self, now: float, host: str) -> float:
+        """When the next download from `host` may start (now + 1 s while one runs)."""
+        if host in self.busy:
+            return now + 1.0
+        if host not in self.last_end:
             return now
         lo, hi = self.cfg.other_hosts_delay_s
-        return max(now, self.last_end + lo + self.draw * (hi - lo))
+        return max(now, self.last_end[host] + lo + self.draw.get(host, 0.0) * (hi - lo))
 
-    def started(self, now: float) -> None:
-        return None
+    def started(self, now: float, host: str) -> None:
+        self.busy.add(host)
 
-    def finished(self, now: float, ok: bool) -> None:
-        self.last_end = now
-        self.draw = self.rng.random()
+    def finished(self, now: float, host: str) -> None:
+        self.busy.discard(host)
+        self.last_end[host] = now
+        self.draw[host] = self.rng.random()
+
+
+def url_host(url: str) -> str:
+    """The host name a URL's requests go to (the key of its OtherHosts pacing)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""

@@ -113,6 +113,10 @@ class Context(Protocol):
     async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
         """Persist new transcription speed samples."""
 
+    async def next_ready_at(self, only: str | None = None) -> float | None:
+        """When the next row this stage could claim (of class `only`, store.model.CLAIM_ONLY)
+        is due; None: none waits."""
+
     async def last_published(self) -> Mapping[str, Any] | None:
         """The status this stage published last, even by an earlier daemon (so state such
         as a running cooldown survives a restart)."""
@@ -146,7 +150,9 @@ class Stage(Protocol):
     - `start(ctx)`: once, at daemon start-up, before anything is claimed (the data dir is
       locked): load models, clean what a killed daemon left, restore published state.
     - `gate(ctx)`: awaited before each claim (raced against shutdown): returns when the
-      stage may take its next video (pacing, cooldowns, pauses).
+      stage may take its next video (pacing, cooldowns, pauses). A stage may also set an
+      attribute `claim_only` (a class of store.model.CLAIM_ONLY, or None) that limits the
+      claim that follows (the download gate: only other hosts' entries while YouTube waits).
     - `run(item, ctx)`: one video.
     - `close()`: once, at shutdown.
     """

@@ -20,7 +20,9 @@ Pacing and the breaker belong to a pacing group (download.pacing_group, by defau
 host alone): their state lives in the store (`pacing:GROUP`), every change to it is made
 under the store's lock on that entry, and a download starts only when it is the group's
 turn, so hosts that download through one IP address or account keep its delays between
-them.
+them. Entries a podcast feed listed on other hosts are not YouTube's to pace: each host
+gets its own pause (download.other_hosts_delay_s), and while YouTube's pacing or breaker
+waits, the gate lets the worker claim only such entries (`claim_only`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ytpiped.download import follows as fl
 from ytpiped.download.breaker import CLOSED, Breaker
 from ytpiped.download.filters import Filters
 from ytpiped.download.meta import without_ranges
-from ytpiped.download.pacing import Buffer, OtherHosts, Pacer
+from ytpiped.download.pacing import Buffer, OtherHosts, Pacer, url_host
 from ytpiped.errors import DISK_FULL_PAUSE_S, Cooldown, Permanent, Retryable
 from ytpiped.files import atomic_write_json
 from ytpiped.paths import DataDir
@@ -55,7 +57,9 @@ from ytpiped.store.factory import host_id
 T = TypeVar("T")
 
 SOURCE_SUBTITLES = "youtube_subtitles"  # a transcript's `source`; Whisper's is "whisper"
+OTHER_HOSTS = "other_hosts"  # the claim class of entries on hosts that are not YouTube
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
+FOLLOW_LEASE_S = 900.0  # a source being listed by one host is not listed by another
 COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
 COOKIES_MISSING = "cookies_missing"
 BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are paused. "
@@ -94,6 +98,9 @@ class DownloadStage(StageBase):
         self.newest = newest
         self.pacer: Pacer | None = None
         self.other: OtherHosts | None = None  # pacing of hosts that are not YouTube
+        # what the gate let through: None (YouTube's turn: any row) or "other_hosts" (only
+        # other hosts' entries: YouTube's pacing or breaker waits); the worker's claim reads it
+        self.claim_only: str | None = None
         self.breaker: Breaker | None = None
         self.warned_cookie_mode = False
         self.cookie_problem: str | None = None
@@ -118,13 +125,18 @@ class DownloadStage(StageBase):
         await self._in_group(ctx, lambda: pacer.forget(_host_prefix(ctx.owner)))
         await self._check_runtime(ctx)
 
-    async def _other_turn(self, ctx: Context) -> OtherHosts:
-        """Wait for the pause other hosts get after the previous download from them."""
+    def _other(self, ctx: Context) -> OtherHosts:
         if self.other is None:
             self.other = OtherHosts(ctx.settings.download, self.rng)
-        while (at := self.other.next_at(ctx.clock.now())) > ctx.clock.now():
-            await ctx.clock.sleep(at - ctx.clock.now())
         return self.other
+
+    async def _other_turn(self, ctx: Context, host: str) -> None:
+        """Wait for the pause after the previous download from `host` (not YouTube), and
+        mark this one started."""
+        other = self._other(ctx)
+        while (at := other.next_at(ctx.clock.now(), host)) > ctx.clock.now():
+            await ctx.clock.sleep(max(0.01, min(GATE_RECHECK_S, at - ctx.clock.now())))
+        other.started(ctx.clock.now(), host)
 
     def _pacer(self, ctx: Context) -> Pacer:
         if self.pacer is None:
@@ -225,8 +237,13 @@ class DownloadStage(StageBase):
                       free_disk=free)
 
     async def gate(self, ctx: Context) -> None:
+        """Return when YouTube's pacing allows a download (`claim_only` None: any row), or,
+        while it or its breaker waits, as soon as an entry on another host is due
+        (`claim_only` "other_hosts": each is paced by its own host in `run`), unless the
+        buffer is full or downloads are held."""
         self._pacer(ctx)
         breaker = self._breaker(ctx)
+        self.claim_only = None
         while True:
             await self._apply_request(ctx)
             now = ctx.clock.now()
@@ -240,14 +257,20 @@ class DownloadStage(StageBase):
                 probe = breaker.probe_at if not breaker.held else None
                 await ctx.publish(self._status("paused", probe, now, buf))
                 wait = GATE_RECHECK_S if probe is None else min(GATE_RECHECK_S, probe - now)
-                await ctx.clock.sleep(max(0.01, wait))
-                continue
-            await ctx.publish(self._status(phase, at, now, buf))
-            if await self._check_follow(ctx, now):
-                continue  # a listing request was made: the next one waits its turn
-            if at is not None and at <= now:
-                return
-            wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
+            else:
+                await ctx.publish(self._status(phase, at, now, buf))
+                if await self._check_follow(ctx, now):
+                    continue  # a listing request was made: the next one waits its turn
+                if at is not None and at <= now:
+                    return
+                wait = GATE_RECHECK_S if at is None else min(GATE_RECHECK_S, at - now)
+            if not self._pacer(ctx).full(buf) and not breaker.held:
+                due = await ctx.next_ready_at(OTHER_HOSTS)
+                if due is not None and due <= now:
+                    self.claim_only = OTHER_HOSTS  # not YouTube's to hold
+                    return
+                if due is not None:
+                    wait = min(wait, due - now)
             await ctx.clock.sleep(max(0.01, wait))
 
     def _gate_step(self, now: float, buf: Buffer) -> tuple[bool, str, float | None]:
@@ -288,6 +311,16 @@ class DownloadStage(StageBase):
             return False
         cfg = ctx.settings.sources
         interval = cfg.follow_interval_h * 3600.0
+        taken: list[fl.Follow | None] = [None]
+
+        def take(value: Any) -> Any:
+            stored, taken[0] = fl.claim(value, now, min(interval, FOLLOW_LEASE_S))
+            return stored
+
+        await ctx.update_shared(follow.key, take)  # exactly one host lists it
+        follow = taken[0]
+        if follow is None:  # another host of this store took it first, or unfollowed
+            return False
         found = await self._runtime(ctx)
         options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
         log = ctx.log.bind(source=follow.id)
@@ -407,27 +440,28 @@ class DownloadStage(StageBase):
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
         options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
                                            abort=abort),
-                          filters=Filters.of(ctx.settings.sources,
-                                             await self._source_filters(ctx, item)),
+                          filters=await self._filters(ctx, item),
                           subtitles=ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
         holder = f"{ctx.owner}/{item.id}"
-        other = other_host(item)
-        if other:  # a feed's episode: its host's own pacing, not YouTube's
-            (await self._other_turn(ctx)).started(ctx.clock.now())
+        other = url_host(item.url) if other_host(item) else None
+        if other is not None:  # a feed's episode: its host's own pacing, not YouTube's
+            await self._other_turn(ctx, other)
         else:
             await self._take_turn(ctx, holder)
         try:
             if item.kind in ("playlist", "channel"):
                 title, urls = await asyncio.to_thread(self.lister, item.url, ctx.log, options)
-                return await self._expanded(ctx, item, title, urls, holder)
+                return await self._expanded(ctx, item, title, urls, holder, other)
             got = await asyncio.to_thread(self.fetcher, item.url, audio, item.id, ctx.log,
                                           options)
             if isinstance(got, ytdlp.Listing):
-                return await self._expanded(ctx, item, got.title, got.urls, holder)
+                return await self._expanded(ctx, item, got.title, got.urls, holder, other)
         except asyncio.CancelledError:
             abort.set()  # yt-dlp's thread ends at its next progress report
-            if not other:
+            if other is not None:
+                self._other(ctx).finished(ctx.clock.now(), other)
+            else:
                 with contextlib.suppress(Exception):  # the group's turn goes on
                     await self._in_group(ctx, lambda: pacer.inflight.pop(holder, None))
             raise
@@ -455,6 +489,13 @@ class DownloadStage(StageBase):
         metrics.video_downloaded(got.size_bytes, got.duration_s)
         return Outcome(fields={**fields, "size_bytes": got.size_bytes,
                                "audio_path": data.relative(got.path)}, info=info)
+
+    async def _filters(self, ctx: Context, item: Item) -> Filters | None:
+        """The filters for this video: none once `ytpiped retry` queued it although they
+        skipped it (info.unfiltered), else the global ones under its source's own."""
+        if item.info.get("unfiltered"):
+            return None
+        return Filters.of(ctx.settings.sources, await self._source_filters(ctx, item))
 
     async def _source_filters(self, ctx: Context, item: Item) -> dict[str, Any]:
         """The filters of the followed source that added this video, if any."""
@@ -503,12 +544,15 @@ class DownloadStage(StageBase):
         return Outcome(fields=fields, info=info, finished_state="transcribed")
 
     async def _expanded(self, ctx: Context, item: Item, title: str | None,
-                        urls: list[str], holder: str) -> Outcome:
+                        urls: list[str], holder: str, other: str | None) -> Outcome:
         """A playlist, channel, feed or multi-entry page: queue its entries, finish it."""
         added, dup = await ctx.add_videos(urls, parent_id=item.id)
         # a listing downloads no media, so it says nothing to the breaker either way
         pacer, now = self._pacer(ctx), ctx.clock.now()
-        await self._in_group(ctx, lambda: pacer.finished(now, True, holder))
+        if other is not None:
+            self._other(ctx).finished(now, other)
+        else:
+            await self._in_group(ctx, lambda: pacer.finished(now, True, holder))
         ctx.log.info("playlist_expanded", kind=item.kind, videos=len(urls), added=added,
                      duplicate=dup)
         return Outcome(fields={"title": title}, finished_state="done",
@@ -530,15 +574,15 @@ class DownloadStage(StageBase):
         phase, at = ("paused", breaker.probe_at) if blocked else pacer.next_at(now, buf)
         await ctx.publish(self._status(phase, at, now, buf))
 
-    async def _ended(self, ctx: Context, other: bool, holder: str, *, ok: bool,
+    async def _ended(self, ctx: Context, other: str | None, holder: str, *, ok: bool,
                      probe: bool = True) -> bool:
         """A request of this stage ended well: its pacing notes the time (another host's
         own, or the group's under its lock); -> True when that closed the breaker (a probe
         download succeeded; `probe=False`: a request that says nothing of downloads)."""
         pacer, breaker, now = self._pacer(ctx), self._breaker(ctx), ctx.clock.now()
-        if other and self.other is not None:
-            self.other.finished(now, ok)
-            return probe and breaker.succeeded()  # a feed host's download works too
+        if other is not None:  # another host's: YouTube's pacing and breaker learn nothing
+            self._other(ctx).finished(now, other)
+            return False
 
         def step() -> bool:
             pacer.finished(now, ok, holder)
@@ -547,7 +591,7 @@ class DownloadStage(StageBase):
         return await self._in_group(ctx, step)
 
     async def _decision(self, ctx: Context, item: Item, exc: Exception, now: float,
-                        holder: str, other: bool) -> Exception:
+                        holder: str, other: str | None) -> Exception:
         pacer, breaker = self._pacer(ctx), self._breaker(ctx)
         full = logs.scrub(str(exc)).removeprefix("ERROR: ").strip() or type(exc).__name__
         warned = exc.warnings if isinstance(exc, ytdlp.DownloadFailed) else ()
@@ -556,22 +600,26 @@ class DownloadStage(StageBase):
 
         def step() -> tuple[float | None, str | None, dict[str, int]]:
             """(cooldown end, what the breaker did, attempts to give back) in the group."""
-            if not other:
-                pacer.finished(now, False, holder)
+            pacer.finished(now, False, holder)
             if not cls.feeds_breaker(kind):
                 breaker.neutral(own_fault=cls.is_permanent(kind))
             if kind in cls.COOLDOWN_KINDS:
-                if other:  # that host's limit, not YouTube's
-                    return now + ctx.settings.download.rate_limit_cooldown_s, None, {}
                 return pacer.enter_cooldown(now, kind, holder), None, {}
             if kind in (cls.DISK_FULL, cls.UPCOMING) or cls.is_permanent(kind):
                 return None, None, {}
             opened = breaker.failed(item.id, kind, text, now)
             return None, opened, breaker.to_give_back() if opened == "opened" else {}
 
-        if other and self.other is not None:
-            self.other.finished(now, ok=False)
-        until, opened, spent = await self._in_group(ctx, step)
+        until: float | None
+        opened: str | None
+        spent: dict[str, int]
+        if other is not None:  # another host's failure: YouTube's pacing and breaker untouched
+            self._other(ctx).finished(now, other)
+            limited = kind in cls.COOLDOWN_KINDS  # that host's limit: this entry waits
+            until, opened, spent = (now + ctx.settings.download.rate_limit_cooldown_s
+                                    if limited else None), None, {}
+        else:
+            until, opened, spent = await self._in_group(ctx, step)
         if until is not None:
             return Cooldown(f"{kind}: {text}", kind=kind, until=until)
         if kind == cls.DISK_FULL:

@@ -38,14 +38,16 @@ class Store(Protocol):
         ids already present -> (added, duplicate)."""
 
     async def claim(
-        self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1
+        self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1,
+        *, only: str | None = None
     ) -> list[VideoRow]:
         """Move up to `limit` due rows of the stage's ready state to its running state,
         leased to `owner` until now + lease_s, each with a new fencing token (highest
-        priority first, then oldest due, then first added)."""
+        priority first, then oldest due, then first added); `only`: just rows of that
+        class (model.CLAIM_ONLY: "other_hosts")."""
 
-    async def next_ready_at(self, stage: str) -> float | None:
-        """Earliest next_attempt_at among rows the stage could claim."""
+    async def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
+        """Earliest next_attempt_at among rows the stage could claim (of class `only`)."""
 
     async def renew(
         self, video_id: str, owner: str, state: str, until: float, *, token: int | None = None
@@ -129,6 +131,10 @@ class Store(Protocol):
         ids: Sequence[str] = (),
     ) -> int:
         """Send failed videos back to the resting state before their failed stage."""
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        """Queue skipped videos (those of `ids`, or all) anyway: attempts reset, the skip
+        reason dropped and `info.unfiltered` set, so no filter skips them again."""
 
     async def give_back_attempts(
         self, spent: Mapping[str, int], kinds: Sequence[str], now: float, event: Event | None = None

@@ -127,3 +127,27 @@ def video_filters(state: str | None, kind: str | None, error_kind: str | None,
         where.append(f"lower(channel) = lower({mark})")
         params.append(channel)
     return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+#: what `retry` merges into a skipped video's info (RFC 7396: null removes the reason): it
+#: is queued anyway, and the download stage applies no filter to it again
+UNFILTERED_PATCH: dict[str, Any] = {"skipped": None, "unfiltered": True}
+
+#: the row classes a claim may be limited to (Store.claim's `only`): "other_hosts", the
+#: entries a podcast feed or page listed on hosts that are not YouTube (a YouTube video URL
+#: is always kind "video"), which the download stage paces apart from YouTube
+CLAIM_ONLY = {"other_hosts": " AND kind = 'generic' AND parent_id IS NOT NULL"}
+
+
+def claim_only(only: str | None) -> str:
+    """The SQL condition (" AND ...") of a claim limited to `only` ("": no limit)."""
+    if only is None:
+        return ""
+    if only not in CLAIM_ONLY:
+        raise ValueError(f"unknown claim limit {only!r}: one of {sorted(CLAIM_ONLY)}")
+    return CLAIM_ONLY[only]
+
+
+def is_other_host(kind: str, parent_id: str | None) -> bool:
+    """A row of the "other_hosts" class (what CLAIM_ONLY's SQL keeps)."""
+    return kind == "generic" and parent_id is not None

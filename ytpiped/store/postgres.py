@@ -38,11 +38,13 @@ from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     PerfSample,
     StoreNotReady,
     StoreUnavailable,
     VideoRow,
+    claim_only,
     lease_guard,
     outcome_fields,
 )
@@ -205,13 +207,14 @@ class PostgresStore(PgSearch):
     # ---------------------------------------------------------------- claims and leases
 
     async def claim(self, stage: str, owner: str, now: float, lease_s: float,
-                    limit: int = 1) -> list[VideoRow]:
+                    limit: int = 1, *, only: str | None = None) -> list[VideoRow]:
         st = STAGES[stage]
         check(st.ready, st.running)
         until_sql, until = self._lease_for(now, lease_s)
-        where, wparams = "", list[Any]()
+        where, wparams = claim_only(only), list[Any]()
         if self._audio_local(stage):  # audio this host does not hold is not its to take
-            where, wparams = " AND (audio_host IS NULL OR audio_host = %s)", [self.host]
+            where += " AND (audio_host IS NULL OR audio_host = %s)"
+            wparams.append(self.host)
         rows = await self._all(
             f"WITH picked AS (SELECT id FROM videos WHERE state = %s AND next_attempt_at <= %s"
             f"{where} ORDER BY priority DESC, next_attempt_at, seq LIMIT %s "
@@ -228,8 +231,8 @@ class PostgresStore(PgSearch):
     def _audio_local(self, stage: str) -> bool:
         return stage in LOCAL_AUDIO_STAGES and not self.shared_files and self.host is not None
 
-    async def next_ready_at(self, stage: str) -> float | None:
-        sql = "SELECT min(next_attempt_at) FROM videos WHERE state = %s"
+    async def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
+        sql = "SELECT min(next_attempt_at) FROM videos WHERE state = %s" + claim_only(only)
         params: list[Any] = [STAGES[stage].ready.value]
         if self._audio_local(stage):
             sql += " AND (audio_host IS NULL OR audio_host = %s)"
@@ -373,6 +376,21 @@ class PostgresStore(PgSearch):
                 f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
                 "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
                 f"error = NULL, updated_at = %s WHERE {' AND '.join(where)}", (now, *params))
+            if cur.rowcount:
+                await _notify(conn, "*")
+            return int(cur.rowcount)
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        check(State.SKIPPED, State.QUEUED)
+        where, params = "state = 'skipped'", list[Any]()
+        if ids:
+            where += " AND id = ANY(%s)"
+            params.append(list(ids))
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE videos SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+                "info = ytpiped_merge_patch(info, %s::jsonb), updated_at = %s "
+                f"WHERE {where}", (json.dumps(UNFILTERED_PATCH), now, *params))
             if cur.rowcount:
                 await _notify(conn, "*")
             return int(cur.rowcount)

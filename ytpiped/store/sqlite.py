@@ -22,10 +22,12 @@ from ytpiped.errors import InvalidTransition, YtpipedError
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     PerfSample,
     StoreNotReady,
     VideoRow,
+    claim_only,
     lease_guard,
     outcome_fields,
 )
@@ -202,24 +204,26 @@ class SqliteDB(SqliteSearch):
     # ------------------------------------------------------------------ claims and leases
 
     def claim(self, stage: str, owner: str, now: float, lease_s: float,
-              limit: int = 1) -> list[VideoRow]:
+              limit: int = 1, *, only: str | None = None) -> list[VideoRow]:
         st = STAGES[stage]
         check(st.ready, st.running)
+        where = claim_only(only)
         with self._tx():
             rows = self.conn.execute(
                 f"UPDATE videos SET state = ?, lease_owner = ?, lease_until = ?, updated_at = ?, "
                 f"lease_token = lease_token + 1 WHERE id IN (SELECT id FROM videos WHERE "
-                f"state = ? AND next_attempt_at <= ? ORDER BY priority DESC, next_attempt_at, "
-                f"rowid LIMIT ?) "
+                f"state = ? AND next_attempt_at <= ?{where} ORDER BY priority DESC, "
+                f"next_attempt_at, rowid LIMIT ?) "
                 f"AND state = ? RETURNING {_COLUMNS}",
                 (st.running, owner, now + lease_s, now, st.ready, now, limit, st.ready),
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def next_ready_at(self, stage: str) -> float | None:
-        """Earliest next_attempt_at among rows this stage could claim."""
-        row = self.conn.execute("SELECT min(next_attempt_at) FROM videos WHERE state = ?",
-                                (STAGES[stage].ready,)).fetchone()
+    def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
+        """Earliest next_attempt_at among rows this stage could claim (of class `only`)."""
+        row = self.conn.execute(
+            f"SELECT min(next_attempt_at) FROM videos WHERE state = ?{claim_only(only)}",
+            (STAGES[stage].ready,)).fetchone()
         return None if row[0] is None else float(row[0])
 
     def renew(self, video_id: str, owner: str, state: str, until: float, *,
@@ -360,6 +364,20 @@ class SqliteDB(SqliteSearch):
                 f"UPDATE videos SET state = CASE failed_stage {case} ELSE 'queued' END, "
                 "attempts = 0, next_attempt_at = 0, failed_stage = NULL, error_kind = NULL, "
                 f"error = NULL, updated_at = ? WHERE {' AND '.join(where)}", (now, *params))
+        return cur.rowcount
+
+    def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        """Queue skipped videos (those of `ids`, or all) anyway, their filters bypassed."""
+        check(State.SKIPPED, State.QUEUED)
+        where, params = "state = 'skipped'", list[Any]()
+        if ids:
+            where += f" AND id IN ({', '.join('?' * len(ids))})"
+            params += list(ids)
+        with self._tx():
+            cur = self.conn.execute(
+                "UPDATE videos SET state = 'queued', attempts = 0, next_attempt_at = 0, "
+                f"info = json_patch(info, ?), updated_at = ? WHERE {where}",
+                (json.dumps(UNFILTERED_PATCH), now, *params))
         return cur.rowcount
 
     def give_back_attempts(self, spent: Mapping[str, int], kinds: Sequence[str], now: float,
@@ -597,3 +615,4 @@ class _Tx:
                 raise
         elif self.conn.in_transaction:  # SQLite may have rolled back itself (SQLITE_FULL)
             self.conn.execute("ROLLBACK")
+

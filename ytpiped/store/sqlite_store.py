@@ -176,12 +176,14 @@ class SqliteStore:
         return await self._call(lambda db: db.add_videos(videos, now, parent_id, priority))
 
     async def claim(
-        self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1
+        self, stage: str, owner: str, now: float, lease_s: float, limit: int = 1,
+        *, only: str | None = None
     ) -> list[VideoRow]:
-        return await self._call(lambda db: db.claim(stage, owner, now, lease_s, limit))
+        return await self._call(lambda db: db.claim(stage, owner, now, lease_s, limit,
+                                                    only=only))
 
-    async def next_ready_at(self, stage: str) -> float | None:
-        return await self._call(lambda db: db.next_ready_at(stage))
+    async def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
+        return await self._call(lambda db: db.next_ready_at(stage, only=only))
 
     async def renew(
         self, video_id: str, owner: str, state: str, until: float, *, token: int | None = None
@@ -293,6 +295,9 @@ class SqliteStore:
         ids: Sequence[str] = (),
     ) -> int:
         return await self._call(lambda db: db.retry_failed(now, stage=stage, kind=kind, ids=ids))
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        return await self._call(lambda db: db.retry_skipped(now, ids=ids))
 
     async def give_back_attempts(
         self, spent: Mapping[str, int], kinds: Sequence[str], now: float, event: Event | None = None

@@ -51,6 +51,8 @@ class FakeContext:
         # state shared by the hosts of one store (pass one dict to several contexts)
         self.shared: dict[str, Any] = {} if shared is None else shared
         self.followed: dict[str, Any] = {}  # follow:<id> -> its JSON (None: unfollowed)
+        # only -> when the next row of that class is due (None: any row; absent: none waits)
+        self.ready: dict[str | None, float] = {}
 
     @property
     def data_dir(self) -> Path:
@@ -81,6 +83,9 @@ class FakeContext:
     async def add_perf_samples(self, samples: Sequence[PerfSample]) -> None:
         self.samples.extend(samples)
 
+    async def next_ready_at(self, only: str | None = None) -> float | None:
+        return self.ready.get(only)
+
     async def last_published(self) -> Mapping[str, Any] | None:
         return self.published[-1] if self.published else None
 
@@ -92,8 +97,10 @@ class FakeContext:
         return self.request
 
     async def update_shared(self, key: str, change: Callable[[Any], Any]) -> Any:
-        self.shared[key] = change(copy.deepcopy(self.shared.get(key)))
-        return self.shared[key]
+        # followed sources are daemon state too (a store keeps both in one table)
+        table = self.followed if key.startswith("follow:") else self.shared
+        table[key] = change(copy.deepcopy(table.get(key)))
+        return table[key]
 
     async def follows(self) -> Mapping[str, Any]:
         return dict(self.followed)

@@ -15,10 +15,13 @@ from ytpiped.errors import InvalidTransition
 from ytpiped.states import IN_PROGRESS, PREVIOUS, STAGE_OF, STAGES, State, check
 from ytpiped.store.model import (
     BUFFER_STATES,
+    UNFILTERED_PATCH,
     Event,
     LogEvent,
     PerfSample,
     VideoRow,
+    claim_only,
+    is_other_host,
     outcome_fields,
 )
 from ytpiped.store.search import (
@@ -124,21 +127,27 @@ class MemoryStore:
         return added, dup
 
     async def claim(self, stage: str, owner: str, now: float, lease_s: float,
-                    limit: int = 1) -> list[VideoRow]:
+                    limit: int = 1, *, only: str | None = None) -> list[VideoRow]:
         st = STAGES[stage]
         check(st.ready, st.running)
+        claim_only(only)  # an unknown class is an error, as in SQL
         due = sorted((r for r in self._rows.values()
-                      if r["state"] == st.ready and r["next_attempt_at"] <= now),
+                      if r["state"] == st.ready and r["next_attempt_at"] <= now
+                      and self._only(r, only)),
                      key=lambda r: (-r["priority"], r["next_attempt_at"], r["_rowid"]))[:limit]
         for r in due:
             r.update(state=st.running.value, lease_owner=owner, lease_until=now + lease_s,
                      updated_at=now, lease_token=r["lease_token"] + 1)
         return [self._view(r) for r in due]
 
-    async def next_ready_at(self, stage: str) -> float | None:
+    async def next_ready_at(self, stage: str, *, only: str | None = None) -> float | None:
         due = [r["next_attempt_at"] for r in self._rows.values()
-               if r["state"] == STAGES[stage].ready]
+               if r["state"] == STAGES[stage].ready and self._only(r, only)]
         return float(min(due)) if due else None
+
+    @staticmethod
+    def _only(r: dict[str, Any], only: str | None) -> bool:
+        return only is None or is_other_host(r["kind"], r["parent_id"])
 
     async def renew(self, video_id: str, owner: str, state: str, until: float, *,
                     token: int | None = None) -> bool:
@@ -230,6 +239,17 @@ class MemoryStore:
             check(State.FAILED, ready)
             r.update(state=ready.value, attempts=0, next_attempt_at=0.0, failed_stage=None,
                      error_kind=None, error=None, updated_at=now)
+            n += 1
+        return n
+
+    async def retry_skipped(self, now: float, *, ids: Sequence[str] = ()) -> int:
+        n = 0
+        for r in self._rows.values():
+            if r["state"] != State.SKIPPED or (ids and r["id"] not in ids):
+                continue
+            check(State.SKIPPED, State.QUEUED)
+            r.update(state=State.QUEUED.value, attempts=0, next_attempt_at=0.0, updated_at=now,
+                     info=json_patch(r["info"], UNFILTERED_PATCH))
             n += 1
         return n
 

@@ -18,6 +18,9 @@ from ytpiped.web.history import Point, series
 
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 NAV = (("/", "overview"), ("/videos", "videos"), ("/failures", "failures"))
+DESCRIPTION_OPEN_CHARS = 400  # a longer description (or one of more lines) starts collapsed
+DESCRIPTION_OPEN_LINES = 6
+SUMMARY_CHARS = 120  # of a collapsed description, its first line up to this many characters
 
 
 def h(value: Any) -> str:
@@ -307,7 +310,16 @@ def video(row: VideoRow, events: Sequence[Sequence[Any]], transcript: Mapping[st
     if row.state == "failed":
         out.append(f"<dt>failed</dt><dd>{h(row.failed_stage)} / {h(row.error_kind)}: "
                    f"<code>{h(row.error)}</code></dd>")
-    out.append("</dl><h2>History</h2><table id='history'><tr><th>when</th><th>stage</th>"
+    skipped = (row.info or {}).get("skipped")
+    if row.state == "skipped" and skipped:
+        out.append(f"<dt>skipped</dt><dd>{h(skipped)}</dd>")
+    meta = (row.info or {}).get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
+    if meta.get("language"):
+        out.append(f"<dt>language</dt><dd>{h(meta['language'])}</dd>")
+    out.append("</dl>")
+    out.append(about(row, meta))
+    out.append("<h2>History</h2><table id='history'><tr><th>when</th><th>stage</th>"
                "<th>event</th><th>kind</th><th>message</th></tr>")
     for at, stage, event, kind, message in events:
         out.append(f"<tr><td>{when(at)}</td><td>{h(stage)}</td><td>{h(event)}</td>"
@@ -328,6 +340,34 @@ def video(row: VideoRow, events: Sequence[Sequence[Any]], transcript: Mapping[st
                 else f'<span class="t">{stamp(start)}</span>'
             out.append(f"<p>{t} {h(seg.get('text'))}</p>")
         out.append("</div>")
+    return "".join(out)
+
+
+def about(row: VideoRow, meta: Mapping[str, Any]) -> str:
+    """The stored metadata's description (collapsed when long), tags and chapters (each a
+    link to its moment in the video); "" when the extraction had none of them."""
+    out: list[str] = []
+    text = str(meta.get("description") or "").strip()
+    if text:
+        body = f"<div class='description'>{h(text)}</div>"
+        long = len(text) > DESCRIPTION_OPEN_CHARS or text.count("\n") >= DESCRIPTION_OPEN_LINES
+        out.append("<h2>Description</h2>" + (
+            f"<details id='description'><summary>{h(text[:SUMMARY_CHARS].split(chr(10))[0])}"
+            f"…</summary>{body}</details>" if long else f"<div id='description'>{body}</div>"))
+    tags = [str(t) for t in meta.get("tags") or [] if str(t).strip()]
+    if tags:
+        out.append("<h2>Tags</h2><ul id='tags' class='tags'>"
+                   + "".join(f"<li>{h(t)}</li>" for t in tags) + "</ul>")
+    chapters = [c for c in meta.get("chapters") or [] if isinstance(c, Mapping)]
+    if chapters:
+        out.append("<h2>Chapters</h2><ol id='chapters'>")
+        for c in chapters:
+            start = float(c.get("start") or 0)
+            at = time_link(row, start)
+            t = f'<a class="t" href="{h(at)}" rel="noreferrer">{stamp(start)}</a>' if at \
+                else f'<span class="t">{stamp(start)}</span>'
+            out.append(f"<li>{t} {h(c.get('title') or '')}</li>")
+        out.append("</ol>")
     return "".join(out)
 
 
