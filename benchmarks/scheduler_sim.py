@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import math
 import os
@@ -74,37 +75,53 @@ def aggregate(speed: float, k: int, contention: bool) -> float:
     return float(speed * LINEAR_UP_TO * (k / LINEAR_UP_TO) ** CONTENTION_EXPONENT)
 
 
+class SimClock(FakeClock):
+    """A FakeClock that can wake a given future at a deadline, registered at once (an
+    `ensure_future(clock.sleep(...))` registers only when its task first runs, and by then
+    `drive` may have jumped time, which delayed GPU chunks by up to the next deadline)."""
+
+    def wake(self, seconds: float, fut: asyncio.Future[None]) -> None:
+        heapq.heappush(self._sleepers, (self.monotonic() + max(0.0, seconds),
+                                        next(self._seq), fut))
+
+
 @dataclass
 class SharedGPU:
     """One GPU's compute, shared by the processes running on it (processor sharing)."""
 
-    clock: FakeClock
+    clock: SimClock
     speed: float
     contention: bool
     running: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    wakers: set[asyncio.Future[None]] = field(default_factory=set)
 
     def per_process(self) -> float:
         k = max(1, self.running)
         return aggregate(self.speed, k, self.contention) / k
 
     def _changed(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
+        for fut in self.wakers:  # every process re-evaluates its share, now
+            if not fut.done():
+                fut.set_result(None)
 
     async def work(self, audio_s: float) -> None:
-        """Process `audio_s` seconds of audio at whatever share of the GPU this gets."""
+        """Process `audio_s` seconds of audio at whatever share of the GPU this gets. One
+        future per wait, woken by the clock or by a change in the number of processes, so
+        each process resumes in the same loop iteration as a plain `clock.sleep`."""
         self.running += 1
         self._changed()
         left = audio_s
+        loop = asyncio.get_running_loop()
         try:
             while left > 1e-9:
-                rate, began, changed = self.per_process(), self.clock.monotonic(), self.changed
-                done = asyncio.ensure_future(self.clock.sleep(left / rate))
-                other = asyncio.ensure_future(changed.wait())
-                await asyncio.wait({done, other}, return_when=asyncio.FIRST_COMPLETED)
-                for t in (done, other):
-                    t.cancel()
+                rate, began = self.per_process(), self.clock.monotonic()
+                fut: asyncio.Future[None] = loop.create_future()
+                self.wakers.add(fut)
+                self.clock.wake(left / rate, fut)
+                try:
+                    await fut
+                finally:
+                    self.wakers.discard(fut)
                 left -= (self.clock.monotonic() - began) * rate
         finally:
             self.running -= 1
@@ -114,7 +131,7 @@ class SharedGPU:
 class SimEngine:
     """A slot: `audio × noise / speed` of virtual time per chunk, on a shared GPU or alone."""
 
-    def __init__(self, clock: FakeClock, device: Device, name: str, noise: dict[str, float],
+    def __init__(self, clock: SimClock, device: Device, name: str, noise: dict[str, float],
                  done: Counter[str], gpu: SharedGPU | None = None) -> None:
         self.clock, self.device, self.gpu, self.noise, self.done = clock, device, gpu, noise, done
         self.device_kind, self.device_name, self.model = device.kind, name, device.model
@@ -181,7 +198,7 @@ async def simulate(durations: list[float], devices: list[Device], policy: str, *
                    adaptive: bool = True) -> Outcome:
     """Feed `durations` (seconds of audio per video, in queue order) through a real
     Dispatcher over `devices`; virtual time, so it takes no real waiting."""
-    clock = FakeClock()
+    clock = SimClock()
     plans = [chunk_bounds(d, max_chunk) for d in durations]
     factor = noise_factors(durations, noise, seed, max_chunk)
     done: Counter[str] = Counter()

@@ -205,3 +205,33 @@ def test_contention_model_saturates_beyond_two_processes() -> None:
     gains = [b / a - 1 for a, b in itertools.pairwise(with_it[1:])]
     assert all(g > 0 for g in gains) and gains == sorted(gains, reverse=True)
     assert gains[-1] < 0.05 < gains[0]  # the 8th process adds less than the climb's 5 %
+
+
+async def test_simulated_gpu_chunks_take_their_modelled_time_beside_long_cpu_chunks() -> None:
+    """A GPU process alone runs a chunk in audio / speed of virtual time, even while CPU
+    slots hold long chunks (the GPU's wake-up used to be registered a task hop late, after
+    the clock had jumped to the next CPU deadline: 892 s at 50x took 34-160 s, not 18)."""
+    from benchmarks import scheduler_sim as sim
+
+    gpu, cpu = sim.Device("gpu", 50.0, 1), sim.Device("cpu", 4.0, 3)
+    durations = [900.0 * (1 + i % 3) for i in range(12)]
+    took: list[tuple[float, float]] = []
+    original = sim.SimEngine.transcribe
+
+    async def timed(self: sim.SimEngine, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        began = self.clock.monotonic()
+        result = await original(self, job, timeout_s)
+        if self.device_kind == "gpu":
+            work = job.audio_s * self.noise[f"{job.video_id}.{job.idx}"]
+            took.append((self.clock.monotonic() - began, work / gpu.speed))
+        return result
+
+    sim.SimEngine.transcribe = timed  # type: ignore[method-assign]
+    try:
+        o = await sim.simulate(durations, [gpu, cpu], "round_robin", contention=True,
+                               adaptive=False)
+    finally:
+        sim.SimEngine.transcribe = original  # type: ignore[method-assign]
+    assert set(o.done.values()) == {1}
+    assert len(took) > 5
+    assert all(abs(actual - modelled) < 1e-6 * modelled for actual, modelled in took), took
