@@ -21,7 +21,7 @@ max(total audio / the best aggregate speed of all devices, the longest chunk / t
 single process); the ratio is makespan / bound.
 
     python -m benchmarks.scheduler_sim [--videos 120] [--contention both|on|off]
-                                       [--climb-interval 120] [--jobs 2]
+                                       [--climb-interval 30] [--jobs 2]
 
 The last line printed is one JSON object.
 """
@@ -194,7 +194,7 @@ class Outcome:
 
 async def simulate(durations: list[float], devices: list[Device], policy: str, *,
                    contention: bool = True, noise: float = 0.1, seed: int = 1,
-                   max_chunk: float = 900.0, climb_interval_s: float = 120.0,
+                   max_chunk: float = 900.0, climb_interval_s: float = 30.0,
                    adaptive: bool = True) -> Outcome:
     """Feed `durations` (seconds of audio per video, in queue order) through a real
     Dispatcher over `devices`; virtual time, so it takes no real waiting."""
@@ -309,10 +309,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--contention", choices=("both", "on", "off"), default="both")
     ap.add_argument("--slots", choices=("both", "adaptive", "fixed"), default="both",
-                    help="GPU slots: adaptive (the daemon's climb from 1), fixed (every slot "
+                    help="GPU slots: adaptive (the daemon's climb from 2), fixed (every slot "
                          "of the ceiling, as with transcribe.gpu_slots_adaptive = false)")
-    ap.add_argument("--climb-interval", type=float, default=120.0,
-                    help="seconds per GPU slot climb step (the daemon's: 120)")
+    ap.add_argument("--climb-interval", type=float, default=30.0,
+                    help="least seconds at one GPU slot count before a climb step "
+                         "(the daemon's: 30)")
     ap.add_argument("--profile", action="append", choices=sorted(PROFILES),
                     help="only these profiles (repeatable; default all)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),

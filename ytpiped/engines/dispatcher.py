@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,17 +57,49 @@ class _Running:
     items: list[_Waiting]
     until: float
     task: asyncio.Task[None] | None = None
+    began: float = 0.0
+    area: float = 0.0  # the GPU meter's busy integral when this run began
+    cohort: tuple[int, int] = (-1, -1)  # (the meter's generation, index) it counts in
 
 
 @dataclass
-class _Interval:
-    """GPU throughput measured at one active slot count."""
+class _Meter:
+    """One GPU's aggregate throughput at its current active slot count, measured per run
+    rather than per interval: a run that started after the count last changed and ran
+    with `busy` processes on the GPU on average (processor sharing) shows the GPU
+    delivering busy × audio ÷ elapsed. So the estimate does not depend on how many chunks
+    happen to finish in a window (a few 900-s chunks made 120-s windows too coarse), and a
+    run on a GPU that was not kept full (the queue ran dry) is left out."""
 
     active: int
-    started: float
-    audio_s: float = 0.0
-    jobs: int = 0
-    starved: bool = False
+    since: float  # when `active` was set; runs that started earlier are not counted
+    busy: int = 0  # runs on this GPU now
+    area: float = 0.0  # integral of `busy` over time
+    last: float = 0.0
+    # one entry per run started since, in start order: None while it runs, then its
+    # aggregate estimate (NaN: left out). Only the prefix of finished runs is used: the
+    # first runs to finish are the fast ones, and counting them alone read ~10 % high.
+    cohort: list[float | None] = field(default_factory=list)
+    generation: int = 0
+
+    def estimate(self) -> tuple[float, float, int]:
+        """The mean of the finished prefix's estimates, its standard error, and how many."""
+        rates: list[float] = []
+        for r in self.cohort:
+            if r is None:
+                break
+            if r == r:  # not NaN
+                rates.append(r)
+        n = len(rates)
+        if not n:
+            return 0.0, 0.0, 0
+        mean = sum(rates) / n
+        var = sum((r - mean) ** 2 for r in rates) / (n - 1) if n > 1 else mean ** 2
+        return mean, (var / n) ** 0.5, n
+
+    def advance(self, now: float) -> None:
+        self.area += self.busy * (now - self.last)
+        self.last = now
 
 
 @dataclass
@@ -83,7 +116,7 @@ class Dispatcher:
     clock: Clock = field(default_factory=SystemClock)
     max_batch_audio_s: float = 600.0
     gpu_adaptive: bool = True
-    climb_interval_s: float = 120.0
+    climb_interval_s: float = 30.0  # the least time at one GPU slot count before a step
 
     def __post_init__(self) -> None:
         self.waiting: list[_Waiting] = []
@@ -102,12 +135,13 @@ class Dispatcher:
         self._keys: dict[str, Key] = {}  # kind -> tracker key (until a slot is removed)
         self._per_video: bool | None = None
         self.climbs: dict[str, gpu_slots.SlotClimb] = {}
-        self.intervals: dict[str, _Interval] = {}
+        self.meters: dict[str, _Meter] = {}
         for dev in dict.fromkeys(e.device_name for e in self.engines
                                  if e.device_kind == "gpu"):
             n = sum(1 for e in self.engines if e.device_name == dev)
             self.climbs[dev] = gpu_slots.start(n, self.gpu_adaptive)
-            self.intervals[dev] = _Interval(self.climbs[dev].active, self.started)
+            self.meters[dev] = _Meter(self.climbs[dev].active, self.started,
+                                      last=self.started)
 
     @classmethod
     def of(cls, engines: Sequence[Engine], **kw: Any) -> Dispatcher:
@@ -273,14 +307,22 @@ class Dispatcher:
                     max_batch, self.max_batch_audio_s)
                 items += [others[c.id] for c in chosen[1:]]
         audio = sum(x.job.audio_s for x in items)
-        run = _Running(engine, items, self.clock.monotonic()
-                       + self.predict(engine.device_kind, audio))
+        now = self.clock.monotonic()
+        run = _Running(engine, items, now + self.predict(engine.device_kind, audio),
+                       began=now)
         for x in items:
             self.waiting.remove(x)
             x.engine = engine
             if self.per_video:
                 self.pins.setdefault(x.job.video_id, engine.device_kind)
         self.busy[id(engine)] = run
+        meter = self.meters.get(engine.device_name) if engine.device_kind == "gpu" else None
+        if meter is not None:
+            meter.advance(run.began)
+            meter.busy += 1
+            run.area = meter.area
+            run.cohort = (meter.generation, len(meter.cohort))
+            meter.cohort.append(None)
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"transcribe:{engine.device_name}")
 
@@ -291,7 +333,7 @@ class Dispatcher:
         kind = engine.device_kind
         timeout = self.predict(kind, sum(j.audio_s for j in jobs)) * self.timeout_factor + 60.0
         began = self.clock.monotonic()
-        outs: Sequence[ChunkResult | BaseException]
+        outs: Sequence[ChunkResult | BaseException] = []
         try:
             if len(jobs) == 1:
                 try:
@@ -312,6 +354,9 @@ class Dispatcher:
             self.busy_s[kind] += self.clock.monotonic() - began
             if self.busy.get(id(engine)) is run:
                 del self.busy[id(engine)]
+            if kind == "gpu":
+                self._measure(run, ok=bool(outs) and all(isinstance(o, ChunkResult)
+                                                         for o in outs))
             self._schedule_soon()
         for w, out in zip(run.items, outs, strict=True):
             if w.future.done():
@@ -399,26 +444,41 @@ class Dispatcher:
         self.tracker.record(sample)
         if self.on_sample is not None:
             self.on_sample(sample)
-        if kind == "gpu":
-            self._measure(engine.device_name, job.audio_s)
 
-    def _measure(self, device: str, audio_s: float) -> None:
-        """Aggregate GPU throughput per interval; each full interval is one climb step."""
-        iv = self.intervals.get(device)
-        climb = self.climbs.get(device)
-        if iv is None or climb is None:
+    def _measure(self, run: _Running, ok: bool) -> None:
+        """A GPU run ended: count it towards the throughput at the active slot count; once
+        enough runs are counted (two per active slot, and `climb_interval_s` passed), one
+        climb step."""
+        device = run.engine.device_name
+        meter, climb = self.meters.get(device), self.climbs.get(device)
+        if meter is None or climb is None:
             return
         now = self.clock.monotonic()
-        iv.audio_s += audio_s
-        iv.jobs += 1
-        if not self.waiting:
-            iv.starved = True  # a slot may have waited for work: not the GPU's limit
-        elapsed = now - iv.started
-        if elapsed < self.climb_interval_s or iv.jobs < 2 * iv.active:
+        meter.advance(now)
+        meter.busy -= 1
+        elapsed = now - run.began
+        if climb.active != meter.active:  # set elsewhere (one slot fewer after an OOM)
+            self._restart_meter(device, climb.active, now)
             return
-        if not iv.starved:
-            self.climbs[device] = gpu_slots.step(climb, iv.active, iv.audio_s / elapsed)
-        self.intervals[device] = _Interval(self.climbs[device].active, now)
+        gen, idx = run.cohort
+        if gen != meter.generation or climb.hold < 0:
+            return  # started at another count
+        busy = (meter.area - run.area) / elapsed if elapsed > 0 else 0.0
+        # a failed run, or one on a GPU not kept full (or still running a dropped slot's
+        # chunk), says nothing about this count
+        meter.cohort[idx] = (busy * sum(w.job.audio_s for w in run.items) / elapsed
+                             if ok and abs(busy - meter.active) <= 0.25 else math.nan)
+        mean, stderr, n = meter.estimate()
+        if (now - meter.since < self.climb_interval_s
+                or not gpu_slots.enough(climb, meter.active, mean, stderr, n)):
+            return
+        self.climbs[device] = gpu_slots.step(climb, meter.active, mean, stderr=stderr)
+        self._restart_meter(device, self.climbs[device].active, now)
+
+    def _restart_meter(self, device: str, active: int, now: float) -> None:
+        old = self.meters[device]
+        self.meters[device] = _Meter(active, now, old.busy, old.area, now,
+                                     generation=old.generation + 1)
 
     # ------------------------------------------------------------------ reporting
 
