@@ -170,6 +170,19 @@ def _remine_arguments(rm: argparse.ArgumentParser) -> None:
                     help="machine-readable report of the stale videos and what was re-queued")
 
 
+def _retranscribe_arguments(rt: argparse.ArgumentParser) -> None:
+    rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID", help="these done videos")
+    rt.add_argument("--all", action="store_true", help="every done video")
+    rt.add_argument("--model", metavar="MODEL",
+                    help="transcribe them with this model (name or path; kept per video "
+                         "across restarts; default: transcribe.model_gpu / model_cpu)")
+    rt.add_argument("--dry-run", action="store_true", help="say what would happen; change "
+                                                           "nothing")
+    rt.add_argument("--json", action="store_true",
+                    help='machine-readable report: {"done", "dry_run", "model", "videos": '
+                         '[{"id", "download", "source"}], "not_done", "requeued"}')
+
+
 def _export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write to (created if missing; files there are replaced)")
@@ -300,6 +313,9 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
      _retry_arguments),
     ("remine", "mine done videos again whose results a new prompt version or model made stale "
                "(windows still current are kept)", _remine_arguments),
+    ("retranscribe", "transcribe done videos again (a model upgrade), downloading the audio "
+                     "again where it was not kept, then mine and evaluate them",
+     _retranscribe_arguments),
     ("search", "full-text search of mined claims and transcripts: ranked hits with a deep "
                "link to the moment in the video", find.search_arguments),
     ("reindex", "rebuild the search indexes from the transcripts and mining results in the "
@@ -623,6 +639,62 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
     elif stale and not args.dry_run:
         print(f"re-queued {n} video{'s' if n != 1 else ''} for mining")
     return EXIT_OK
+
+
+def cmd_retranscribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import retranscribe as rt
+    from ytpiped.states import State
+
+    if not args.video_ids and not args.all:
+        raise UsageError("retranscribe: name the videos (VIDEO_ID ...) or give --all")
+    model = args.model or None
+    if model and ("/" in model or model.startswith(("~", "."))) and \
+            not Path(model).expanduser().is_dir():
+        raise UsageError(f"retranscribe --model {model}: no such model folder (give a model "
+                         "name such as large-v3, or the folder of a CTranslate2 model)")
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    not_done: list[dict[str, str | None]] = []
+    n = 0
+    try:
+        rows = store.videos(State.DONE.value, limit=2**62)
+        if args.video_ids:
+            wanted = set(args.video_ids)
+            for vid in sorted(wanted - {r.id for r in rows}):
+                row = store.get(vid)
+                not_done.append({"id": vid, "state": None if row is None else row.state})
+                print(printable(f"{vid}: {'not queued' if row is None else row.state} (only "
+                                "done videos are transcribed again)"), file=sys.stderr)
+            rows = [r for r in rows if r.id in wanted]
+        plans = rt.plan(rows, settings.data_path)
+        if not args.json:
+            _print_retranscribe(len(rows), plans, model, args.dry_run)
+        if plans and not args.dry_run:
+            n = store.retranscribe({p.video_id: p.target for p in plans}, time.time(), model)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"done": len(rows), "dry_run": args.dry_run, "model": model,
+                          "videos": [{"id": p.video_id, "download": p.download,
+                                      "source": p.source} for p in plans],
+                          "not_done": not_done, "requeued": n}))
+    elif plans and not args.dry_run:
+        print(f"re-queued {n} video{'s' if n != 1 else ''} for transcription")
+    return EXIT_OK
+
+
+def _print_retranscribe(done: int, plans: list[Any], model: str | None, dry: bool) -> None:
+    again = sum(1 for p in plans if p.download)
+    print(f"{done} done video{'s' if done != 1 else ''}: {len(plans)} to transcribe again "
+          f"with {'model ' + model if model else 'the configured model'} "
+          f"({len(plans) - again} from kept audio, {again} to download again)"
+          + (" [dry run: nothing changed]" if dry else ""))
+    for p in plans[:20]:
+        how = "download again" if p.download else "audio kept"
+        extra = ", had YouTube subtitles" if p.source == "youtube_subtitles" else ""
+        print(printable(f"  {p.video_id}: {how}{extra}"))
+    if len(plans) > 20:
+        print(f"  … and {len(plans) - 20} more")
 
 
 def _print_stale(done: int, stale: dict[str, Any]) -> None:
@@ -989,6 +1061,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "unfollow": cmd_unfollow,
     "retry": cmd_retry,
     "remine": cmd_remine,
+    "retranscribe": cmd_retranscribe,
     "hw": cmd_hw,
     "export": cmd_export,
     "search": find.cmd_search,

@@ -409,7 +409,9 @@ class DownloadStage(StageBase):
                                            abort=abort),
                           filters=Filters.of(ctx.settings.sources,
                                              await self._source_filters(ctx, item)),
-                          subtitles=ctx.settings.transcribe.youtube_subtitles,
+                          # `ytpiped retranscribe` asked for Whisper: no subtitle shortcut
+                          subtitles="never" if item.info.get("retranscribe") else
+                          ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
         holder = f"{ctx.owner}/{item.id}"
         other = other_host(item)

@@ -42,6 +42,8 @@ class SyncDB(StatusReader, Protocol):
     def retry_failed(self, now: float, *, stage: str | None = None, kind: str | None = None,
                      ids: Sequence[str] = ()) -> int: ...
     def remine(self, reasons: Mapping[str, str], now: float) -> int: ...
+    def retranscribe(self, targets: Mapping[str, str], now: float,
+                     model: str | None = None) -> int: ...
     def get(self, video_id: str) -> VideoRow | None: ...
     def videos(self, state: str | None = None, limit: int = 1000) -> list[VideoRow]: ...
     def set_state(self, key: str, value: Any, now: float) -> None: ...
@@ -143,6 +145,10 @@ class BlockingStore:
 
     def remine(self, reasons: Mapping[str, str], now: float) -> int:
         return self.call(self.store.remine(reasons, now))
+
+    def retranscribe(self, targets: Mapping[str, str], now: float,
+                     model: str | None = None) -> int:
+        return self.call(self.store.retranscribe(targets, now, model))
 
     def get(self, video_id: str) -> VideoRow | None:
         return self.call(self.store.get(video_id))
