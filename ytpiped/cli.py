@@ -212,14 +212,26 @@ def _transcribe_arguments(t: argparse.ArgumentParser) -> None:
                    help="folder of audio files to transcribe (files already transcribed in "
                         "--out are skipped)")
     t.add_argument("--out", required=True, metavar="DIR",
-                   help="folder for the transcripts (transcribe.output_formats)")
+                   help="folder for the transcripts, named after the inputs (talk.mp3 -> "
+                        "talk.json; talk.mp3 beside talk.m4a -> talk.mp3.json)")
+    t.add_argument("--recursive", action="store_true",
+                   help="take the audio files of subfolders too (--out gets the same "
+                        "subfolders)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: GPUs and CPU as the hardware allows; cpu or cuda: that alone")
     t.add_argument("--workers", type=int, metavar="N",
-                   help="slots on the chosen device (default: from hardware)")
+                   help="slots on the chosen device: the GPUs with cuda (or auto on a "
+                        "machine with a GPU), else the CPU (default: from hardware)")
     t.add_argument("--model", metavar="MODEL",
                    help="model name or path for every slot (default: transcribe.model_gpu "
                         "and model_cpu)")
+    t.add_argument("--language", metavar="LANG",
+                   help="the language of every file, e.g. en (default: transcribe.language; "
+                        "empty: detected per file)")
+    t.add_argument("--formats", metavar="LIST", type=lambda v: [f.strip() for f in
+                                                                 v.split(",") if f.strip()],
+                   help="output formats, comma-separated: txt,srt,vtt,json (default: "
+                        "transcribe.output_formats; the JSON is always written)")
     t.add_argument("--json", action="store_true",
                    help="machine-readable report, one entry per file (progress stays on "
                         "stderr)")
@@ -825,31 +837,41 @@ def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
 def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     import dataclasses
 
-    from ytpiped.oneshot import summary, transcribe_directory
+    from ytpiped import hardware
+    from ytpiped.engines.base import ModelUnavailable
+    from ytpiped.oneshot import configure, summary, transcribe_directory
 
     audio_dir = Path(args.audio_dir)
     if not audio_dir.is_dir():
         raise UsageError(f"--audio-dir {args.audio_dir}: not a directory")
-    t = settings.transcribe
-    changes: dict[str, Any] = {}
-    if args.model:
-        changes["model_gpu"] = changes["model_cpu"] = args.model
-    if args.device == "cpu":
-        changes["gpu_slots"] = 0
-    if args.workers is not None:
-        changes["cpu_slots" if args.device == "cpu" else "gpu_slots"] = args.workers
-    if args.device == "cuda":
-        changes["cpu_slots"] = 0
-    settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
-    results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
+    gpus = 0 if args.device == "cpu" else len(
+        hardware.snapshot(settings.transcribe.reserved_vram_mb).gpus)
+    settings = configure(settings, device=args.device, workers=args.workers, model=args.model,
+                         language=args.language, formats=args.formats, gpus=gpus)
+    try:
+        results = transcribe_directory(audio_dir, Path(args.out), settings,
+                                       progress=sys.stderr, recursive=args.recursive)
+    except ModelUnavailable as exc:
+        t = settings.transcribe
+        models = sorted({t.model_gpu, t.model_cpu} if gpus else {t.model_cpu})
+        raise UsageError(f"Whisper model {' / '.join(models)} not available: "
+                         f"{str(exc).rstrip('.')}. Give --model with a model name (fetched "
+                         "once when transcribe.allow_download is on and the network is "
+                         "reachable) or the folder of a local CTranslate2 Whisper model"
+                         ) from None
     if args.json:
         done = [r for r in results if r.status == "done"]
+        t = settings.transcribe
         print(json.dumps({
             "transcribed": len(done),
             "skipped": sum(1 for r in results if r.status == "skipped"),
             "failed": sum(1 for r in results if r.status == "failed"),
             "audio_s": round(sum(r.duration_s for r in done), 3),
             "words": sum(r.words for r in done),
+            "settings": {"device": args.device, "gpu_slots": t.gpu_slots,
+                         "cpu_slots": t.cpu_slots, "model_gpu": t.model_gpu,
+                         "model_cpu": t.model_cpu, "language": t.language,
+                         "formats": list(t.output_formats)},
             "files": [dataclasses.asdict(r) for r in results]}))
     else:
         print(printable_lines(summary(results)))  # file names and decoder errors, escaped

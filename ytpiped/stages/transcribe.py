@@ -332,7 +332,7 @@ class TranscribeStage(StageBase):
         out_dir = self.out_dir or data.transcripts_dir
         written = await asyncio.to_thread(tx.write_outputs, out_dir, item.id, doc,
                                           cfg.output_formats)
-        paths = [data.relative(p) for p in written]  # the database keeps them movable
+        paths = [data.relative(p) for p in written.values()]  # the database keeps them movable
         if audio and not ctx.settings.download.keep_audio:  # the transcript is safe on disk
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)
