@@ -67,6 +67,11 @@ async def test_a_requested_model_runs_on_slots_of_that_model(tmp_path: Path) -> 
         doc = json.loads((tmp_path / "transcripts" / f"{vid}.json").read_text())
         assert out.info["transcript"]["model"] == doc["model"] == (model or "small")
         assert doc["segments"][0]["text"] == f"said by {model or 'small'}"
+        # the row keeps the files written (relative to the data dir), not format names
+        paths = out.info["transcript"]["paths"]
+        assert sorted(Path(p).name for p in paths) == [f"{vid}.{x}" for x in
+                                                       ("json", "srt", "txt", "vtt")]
+        assert all((tmp_path / p).is_file() for p in paths)
     assert calls == ["large-v3", "small", "small"]
     # slots of large-v3 were made for the one video that asked, and closed after it
     assert [(e.model, e.started, e.closed) for e in made] == [("large-v3", True, True)]
