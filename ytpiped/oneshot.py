@@ -191,10 +191,12 @@ class Progress:
             self.bar = tqdm(total=0.0, unit="s", unit_scale=True, file=out,
                             desc="transcribing", dynamic_ncols=True,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} "
-                                       "s of audio [{elapsed}<{remaining}, {postfix}]")
+                                       "s of audio [{elapsed}<{remaining}{postfix}]")
 
     def expect(self, files: int) -> None:
         self.files = files
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._files())
 
     def analysed(self, audio_s: float) -> None:
         self.audio_total += audio_s

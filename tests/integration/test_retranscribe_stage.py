@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ytpiped import config
-from ytpiped.engines.base import ChunkJob, ChunkResult, Engine
+from ytpiped.engines.base import ChunkJob, ChunkResult, Engine, ModelUnavailable
+from ytpiped.errors import Retryable
 from ytpiped.retranscribe import plan
 from ytpiped.stages.base import Item
 from ytpiped.stages.transcribe import TranscribeStage
@@ -108,3 +109,23 @@ async def test_a_subtitled_video_is_transcribed_by_whisper_when_retranscribed(
     assert "solar" in " ".join(x["text"] for x in doc["segments"]).lower()
     assert [p for _, p, _ in fake_youtube.log if p.startswith("/media/")] == [
         "/media/solar.webm"]
+
+
+class MissingModel(ModelEngine):
+    async def start(self) -> None:
+        raise ModelUnavailable(f"key 'transcribe.model_cpu': cannot load {self.model!r}")
+
+
+async def test_a_requested_model_that_cannot_load_is_retried_and_named(tmp_path: Path) -> None:
+    settings = config.load(flags={"data_dir": str(tmp_path), "download.keep_audio": True})
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"not read")
+    calls: list[str] = []
+    stage = TranscribeStage(settings, [ModelEngine("small", calls)],
+                            engine_factory=lambda m: [MissingModel(m, calls)])
+    with pytest.raises(Retryable, match=r"model 'large-v9' \(asked for by `ytpiped "
+                                        r"retranscribe --model`\) cannot be loaded") as got:
+        await stage.run(video("newmodel001", audio, "large-v9"), FakeContext(settings))
+    assert got.value.kind == "model_unavailable" and calls == []
+    assert stage.other_models == {}  # nothing left half-started
+    await stage.close()

@@ -145,7 +145,11 @@ class TranscribeStage(StageBase):
         videos.add(item.id)
         try:
             await asyncio.shield(started)  # one start, however many videos wait for it
-        except EngineError as exc:  # e.g. the model cannot be loaded: retried later
+        except ModelUnavailable as exc:  # retried later, as a configured model would be
+            raise Retryable(f"model {model!r} (asked for by `ytpiped retranscribe --model`) "
+                            f"cannot be loaded: {exc}", kind=kinds.MODEL_UNAVAILABLE,
+                            defer=600.0) from None
+        except EngineError as exc:
             raise decisive(BaseExceptionGroup("slots of the requested model", [exc])) from None
         return d
 
