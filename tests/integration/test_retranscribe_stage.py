@@ -129,3 +129,35 @@ async def test_a_requested_model_that_cannot_load_is_retried_and_named(tmp_path:
     assert got.value.kind == "model_unavailable" and calls == []
     assert stage.other_models == {}  # nothing left half-started
     await stage.close()
+
+
+@pytest.mark.slow
+async def test_a_video_with_its_audio_kept_is_not_downloaded_again(
+        fake_youtube: MediaServer, tmp_path: Path) -> None:
+    from tests.integration.test_sources_pipeline import db, run_daemon, seed, terminal
+    from tests.integration.test_sources_pipeline import watch as watch_url
+
+    fake_youtube.youtube.video("keptaudio01", "solar.webm", title="Solar", duration=9.5)
+    data = tmp_path / "data"
+    data.mkdir()
+    seed(data, [watch_url("keptaudio01")])
+    flags = {"download.keep_audio": True}
+    async with FakeOllama() as llm:
+        await run_daemon(data, llm, terminal(1), **flags)
+        s = SqliteDB(db_path(data))
+        (p,) = plan(s.videos("done"), data)
+        assert (p.target, p.download) == ("analyzed", False)
+        assert s.retranscribe({p.video_id: p.target}, now=1.0) == 1
+        s.close()
+        await run_daemon(data, llm, terminal(1), **flags)
+    s = db(data)
+    row = s.get("keptaudio01")
+    runs = [(stage, event) for _, stage, event, _, _ in s.events_of("keptaudio01")
+            if event == "completed"]
+    s.close()
+    assert row is not None and row.state == "done", row
+    assert runs.count(("download", "completed")) == 1  # the kept audio was used
+    assert runs.count(("transcribe", "completed")) == 2
+    assert runs.count(("evaluate", "completed")) == 2
+    assert [p for _, p, _ in fake_youtube.log if p.startswith("/media/")] == [
+        "/media/solar.webm"]
