@@ -175,6 +175,19 @@ def _remine_arguments(rm: argparse.ArgumentParser) -> None:
                     help="machine-readable report of the stale videos and what was re-queued")
 
 
+def _retranscribe_arguments(rt: argparse.ArgumentParser) -> None:
+    rt.add_argument("video_ids", nargs="*", metavar="VIDEO_ID", help="these done videos")
+    rt.add_argument("--all", action="store_true", help="every done video")
+    rt.add_argument("--model", metavar="MODEL",
+                    help="transcribe them with this model (name or path; kept per video "
+                         "across restarts; default: transcribe.model_gpu / model_cpu)")
+    rt.add_argument("--dry-run", action="store_true", help="say what would happen; change "
+                                                           "nothing")
+    rt.add_argument("--json", action="store_true",
+                    help='machine-readable report: {"done", "dry_run", "model", "videos": '
+                         '[{"id", "download", "source"}], "not_done", "requeued"}')
+
+
 def _export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--out", required=True, metavar="DIR",
                    help="folder to write to (created if missing; files there are replaced)")
@@ -204,14 +217,26 @@ def _transcribe_arguments(t: argparse.ArgumentParser) -> None:
                    help="folder of audio files to transcribe (files already transcribed in "
                         "--out are skipped)")
     t.add_argument("--out", required=True, metavar="DIR",
-                   help="folder for the transcripts (transcribe.output_formats)")
+                   help="folder for the transcripts, named after the inputs (talk.mp3 -> "
+                        "talk.json; talk.mp3 beside talk.m4a -> talk.mp3.json)")
+    t.add_argument("--recursive", action="store_true",
+                   help="take the audio files of subfolders too (--out gets the same "
+                        "subfolders)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: GPUs and CPU as the hardware allows; cpu or cuda: that alone")
     t.add_argument("--workers", type=int, metavar="N",
-                   help="slots on the chosen device (default: from hardware)")
+                   help="slots on the chosen device: the GPUs with cuda (or auto on a "
+                        "machine with a GPU), else the CPU (default: from hardware)")
     t.add_argument("--model", metavar="MODEL",
                    help="model name or path for every slot (default: transcribe.model_gpu "
                         "and model_cpu)")
+    t.add_argument("--language", metavar="LANG",
+                   help="the language of every file, e.g. en (default: transcribe.language; "
+                        "empty: detected per file)")
+    t.add_argument("--formats", metavar="LIST", type=lambda v: [f.strip() for f in
+                                                                 v.split(",") if f.strip()],
+                   help="output formats, comma-separated: txt,srt,vtt,json (default: "
+                        "transcribe.output_formats; the JSON is always written)")
     t.add_argument("--json", action="store_true",
                    help="machine-readable report, one entry per file (progress stays on "
                         "stderr)")
@@ -305,6 +330,9 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
      _retry_arguments),
     ("remine", "mine done videos again whose results a new prompt version or model made stale "
                "(windows still current are kept)", _remine_arguments),
+    ("retranscribe", "transcribe done videos again (a model upgrade), downloading the audio "
+                     "again where it was not kept, then mine and evaluate them",
+     _retranscribe_arguments),
     ("search", "full-text search of mined claims and transcripts: ranked hits with a deep "
                "link to the moment in the video", find.search_arguments),
     ("reindex", "rebuild the search indexes from the transcripts and mining results in the "
@@ -640,6 +668,62 @@ def cmd_remine(args: argparse.Namespace, settings: cfg.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_retranscribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
+    from ytpiped import retranscribe as rt
+    from ytpiped.states import State
+
+    if not args.video_ids and not args.all:
+        raise UsageError("retranscribe: name the videos (VIDEO_ID ...) or give --all")
+    model = args.model or None
+    if model and ("/" in model or model.startswith(("~", "."))) and \
+            not Path(model).expanduser().is_dir():
+        raise UsageError(f"retranscribe --model {model}: no such model folder (give a model "
+                         "name such as large-v3, or the folder of a CTranslate2 model)")
+    store = _open_store(settings, readonly=False)
+    assert store is not None
+    not_done: list[dict[str, str | None]] = []
+    n = 0
+    try:
+        rows = store.videos(State.DONE.value, limit=2**62)
+        if args.video_ids:
+            wanted = set(args.video_ids)
+            for vid in sorted(wanted - {r.id for r in rows}):
+                row = store.get(vid)
+                not_done.append({"id": vid, "state": None if row is None else row.state})
+                print(printable(f"{vid}: {'not queued' if row is None else row.state} (only "
+                                "done videos are transcribed again)"), file=sys.stderr)
+            rows = [r for r in rows if r.id in wanted]
+        plans = rt.plan(rows, settings.data_path)
+        if not args.json:
+            _print_retranscribe(len(rows), plans, model, args.dry_run)
+        if plans and not args.dry_run:
+            n = store.retranscribe({p.video_id: p.target for p in plans}, time.time(), model)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"done": len(rows), "dry_run": args.dry_run, "model": model,
+                          "videos": [{"id": p.video_id, "download": p.download,
+                                      "source": p.source} for p in plans],
+                          "not_done": not_done, "requeued": n}))
+    elif plans and not args.dry_run:
+        print(f"re-queued {n} video{'s' if n != 1 else ''} for transcription")
+    return EXIT_OK
+
+
+def _print_retranscribe(done: int, plans: list[Any], model: str | None, dry: bool) -> None:
+    again = sum(1 for p in plans if p.download)
+    print(f"{done} done video{'s' if done != 1 else ''}: {len(plans)} to transcribe again "
+          f"with {'model ' + model if model else 'the configured model'} "
+          f"({len(plans) - again} from kept audio, {again} to download again)"
+          + (" [dry run: nothing changed]" if dry else ""))
+    for p in plans[:20]:
+        how = "download again" if p.download else "audio kept"
+        extra = ", had YouTube subtitles" if p.source == "youtube_subtitles" else ""
+        print(printable(f"  {p.video_id}: {how}{extra}"))
+    if len(plans) > 20:
+        print(f"  … and {len(plans) - 20} more")
+
+
 def _print_stale(done: int, stale: dict[str, Any]) -> None:
     windows = sum(1 for s in stale.values() if s.windows)
     print(f"{done} done video{'s' if done != 1 else ''}: {len(stale)} to mine again "
@@ -782,31 +866,41 @@ def cmd_export(args: argparse.Namespace, settings: cfg.Settings) -> int:
 def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     import dataclasses
 
-    from ytpiped.oneshot import summary, transcribe_directory
+    from ytpiped import hardware
+    from ytpiped.engines.base import ModelUnavailable
+    from ytpiped.oneshot import configure, summary, transcribe_directory
 
     audio_dir = Path(args.audio_dir)
     if not audio_dir.is_dir():
         raise UsageError(f"--audio-dir {args.audio_dir}: not a directory")
-    t = settings.transcribe
-    changes: dict[str, Any] = {}
-    if args.model:
-        changes["model_gpu"] = changes["model_cpu"] = args.model
-    if args.device == "cpu":
-        changes["gpu_slots"] = 0
-    if args.workers is not None:
-        changes["cpu_slots" if args.device == "cpu" else "gpu_slots"] = args.workers
-    if args.device == "cuda":
-        changes["cpu_slots"] = 0
-    settings = dataclasses.replace(settings, transcribe=dataclasses.replace(t, **changes))
-    results = transcribe_directory(audio_dir, Path(args.out), settings, progress=sys.stderr)
+    gpus = 0 if args.device == "cpu" else len(
+        hardware.snapshot(settings.transcribe.reserved_vram_mb).gpus)
+    settings = configure(settings, device=args.device, workers=args.workers, model=args.model,
+                         language=args.language, formats=args.formats, gpus=gpus)
+    try:
+        results = transcribe_directory(audio_dir, Path(args.out), settings,
+                                       progress=sys.stderr, recursive=args.recursive)
+    except ModelUnavailable as exc:
+        t = settings.transcribe
+        models = sorted({t.model_gpu, t.model_cpu} if gpus else {t.model_cpu})
+        raise UsageError(f"Whisper model {' / '.join(models)} not available: "
+                         f"{str(exc).rstrip('.')}. Give --model with a model name (fetched "
+                         "once when transcribe.allow_download is on and the network is "
+                         "reachable) or the folder of a local CTranslate2 Whisper model"
+                         ) from None
     if args.json:
         done = [r for r in results if r.status == "done"]
+        t = settings.transcribe
         print(json.dumps({
             "transcribed": len(done),
             "skipped": sum(1 for r in results if r.status == "skipped"),
             "failed": sum(1 for r in results if r.status == "failed"),
             "audio_s": round(sum(r.duration_s for r in done), 3),
             "words": sum(r.words for r in done),
+            "settings": {"device": args.device, "gpu_slots": t.gpu_slots,
+                         "cpu_slots": t.cpu_slots, "model_gpu": t.model_gpu,
+                         "model_cpu": t.model_cpu, "language": t.language,
+                         "formats": list(t.output_formats)},
             "files": [dataclasses.asdict(r) for r in results]}))
     else:
         print(printable_lines(summary(results)))  # file names and decoder errors, escaped
@@ -1018,6 +1112,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, cfg.Settings], int]] = {
     "unfollow": cmd_unfollow,
     "retry": cmd_retry,
     "remine": cmd_remine,
+    "retranscribe": cmd_retranscribe,
     "hw": cmd_hw,
     "export": cmd_export,
     "search": find.cmd_search,

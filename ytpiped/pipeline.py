@@ -9,6 +9,14 @@ from ytpiped.errors import ConfigError
 from ytpiped.stages.base import Stage
 
 
+def with_model(settings: Settings, model: str) -> Settings:
+    """The settings with `model` on every slot (GPU and CPU)."""
+    import dataclasses
+
+    return dataclasses.replace(settings, transcribe=dataclasses.replace(
+        settings.transcribe, model_gpu=model, model_cpu=model))
+
+
 def build_engines(settings: Settings) -> list[Engine]:
     """One Whisper worker process per slot, from the hardware snapshot and the config."""
     from ytpiped import hardware
@@ -49,5 +57,6 @@ def build_stages(settings: Settings, clock: Clock) -> list[Stage]:
 
     llm = Runtime.from_config(settings.mine, clock)
     return [DownloadStage(), AnalyzeStage(settings=settings),
-            TranscribeStage(settings, build_engines(settings), clock=clock),
+            TranscribeStage(settings, build_engines(settings), clock=clock,
+                            engine_factory=lambda m: build_engines(with_model(settings, m))),
             MineStage(llm), EvaluateStage(llm)]

@@ -56,6 +56,8 @@ RESTING: frozenset[State] = frozenset(State) - IN_PROGRESS
 TERMINAL: frozenset[State] = frozenset({State.DONE, State.FAILED, State.SKIPPED})
 #: states a `retry` may send a failed video back to
 RETRY_TARGETS: frozenset[State] = frozenset(s.ready for s in STAGES.values())
+#: states `ytpiped retranscribe` sends a done video back to (audio kept / downloaded again)
+RETRANSCRIBE_TARGETS: frozenset[State] = frozenset({State.ANALYZED, State.QUEUED})
 
 
 def _table() -> frozenset[tuple[State, State]]:
@@ -78,6 +80,9 @@ def _table() -> frozenset[tuple[State, State]]:
     edges.update((State.FAILED, target) for target in RETRY_TARGETS)
     # re-mining what a new prompt version made stale
     edges.add((State.DONE, State.TRANSCRIBED))
+    # `ytpiped retranscribe`: back to transcription with the audio kept, or to the
+    # download when it was deleted (or never fetched: the video's subtitles were used)
+    edges.update((State.DONE, back) for back in RETRANSCRIBE_TARGETS)
     # several hosts, no shared files: the host holding a video's audio (and the outputs
     # made from it) is gone, so another host downloads it again
     edges.update((rest, State.QUEUED) for rest in (State.DOWNLOADED, State.ANALYZED,

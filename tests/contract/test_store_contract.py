@@ -231,6 +231,49 @@ async def test_remine_sends_only_done_videos_back(store: Store) -> None:
     assert (await store.events_of(vid))[-1] == (3.0, "mine", "remine", None, "new prompt")
 
 
+async def test_retranscribe_sends_done_videos_back_with_their_parts_cleared(
+        store: Store) -> None:
+    kept, gone, busy = await seeded(store)
+    for stage, st in STAGES.items():
+        rows = await store.claim(stage, "w", now=1, lease_s=60, limit=3)
+        for row in rows:
+            if row.id == busy and stage == "evaluate":
+                continue  # still evaluating: not done
+            await store.complete(row.id, "w", st.running, st.finished, now=2,
+                                 info={"retranscribe": {"model": "old", "at": 0.5}})
+    for vid in (kept, gone, busy):
+        await store.save_part(vid, "chunk", 0, {"bounds": [0, 1]}, now=2)
+        await store.save_part(vid, "window", 0, {"status": "ok"}, now=2)
+    moved = await store.retranscribe({kept: "analyzed", gone: "queued", busy: "analyzed",
+                                      "nosuchvideo1": "queued"}, now=3, model="large-v3")
+    assert moved == 2
+    got = {v: await store.get(v) for v in (kept, gone, busy)}
+    assert {v: r.state for v, r in got.items() if r} == {kept: "analyzed", gone: "queued",
+                                                         busy: "evaluating"}
+    for vid in (kept, gone):
+        row = got[vid]
+        assert row is not None and row.attempts == 0
+        assert row.info["retranscribe"] == {"model": "large-v3", "at": 3.0}
+        assert await store.load_parts(vid, "chunk") == {}
+        assert await store.load_parts(vid, "window") == {}
+    assert await store.load_parts(busy, "chunk") == {0: {"bounds": [0, 1]}}
+    assert (await store.events_of(gone))[-1] == (
+        3.0, "transcribe", "retranscribe", None, "audio downloaded again; model large-v3")
+    assert (await store.claim("transcribe", "w", now=4, lease_s=60))[0].id == kept
+    assert (await store.claim("download", "w", now=4, lease_s=60))[0].id == gone
+    # again, without a model: the configured one (the earlier choice is not kept)
+    for stage in ("transcribe", "mine", "evaluate"):
+        st = STAGES[stage]
+        if stage != "transcribe":
+            await store.claim(stage, "w", now=5, lease_s=60)
+        await store.complete(kept, "w", st.running, st.finished, now=5)
+    assert await store.retranscribe({kept: "analyzed"}, now=6) == 1
+    row = await store.get(kept)
+    assert row is not None and row.info["retranscribe"].get("model") is None
+    with pytest.raises(InvalidTransition):
+        await store.retranscribe({kept: "mined"}, now=7)
+
+
 async def test_events_counts_and_rates(store: Store) -> None:
     await store.record_event(10, "completed", video_id="v1", stage="download")
     await store.record_event(20, "completed", video_id="v2", stage="download")

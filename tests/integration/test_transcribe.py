@@ -213,7 +213,8 @@ async def test_stage_without_json_in_output_formats_still_keeps_the_transcript(
                                                              "txtonly0001.txt"]
     doc = json.loads((transcripts / "txtonly0001.json").read_text())
     assert doc["segments"][0]["text"] == "cpu"  # what mining will read
-    assert set(out.info["transcript"]["paths"]) == {"json", "txt"}
+    assert set(out.info["transcript"]["paths"]) == {  # relative to the data dir
+        "transcripts/txtonly0001.json", "transcripts/txtonly0001.txt"}
     assert not audio.exists()  # deleted only because the JSON is safe on disk
 
 

@@ -131,8 +131,8 @@ def test_bash_completion_offers_commands_options_and_values(tmp_path: Path) -> N
     (tmp_path / "urls.txt").write_text("")
     (tmp_path / "outdir").mkdir()
     assert _bash_complete(tmp_path, "ytpiped sta") == ["status"]
-    assert _bash_complete(tmp_path, "ytpiped --config x.toml re") == ["retry", "remine",
-                                                                        "reindex", "resume"]
+    assert _bash_complete(tmp_path, "ytpiped --config x.toml re") == [
+        "retry", "remine", "retranscribe", "reindex", "resume"]
     assert _bash_complete(tmp_path, "ytpiped config ") == ["show", "check"]
     assert set(_bash_complete(tmp_path, "ytpiped status --")) == {
         "--help", "--json", "--watch", "--interval", "--hosts"}
@@ -171,7 +171,8 @@ def test_fish_completion_offers_commands_options_and_values(tmp_path: Path) -> N
         return [row.split("\t")[0] for row in r.stdout.splitlines()]
 
     assert offered("ytpiped sta") == ["status"]
-    assert offered("ytpiped --config x.toml re") == ["remine", "resume", "retry"]
+    assert offered("ytpiped --config x.toml re") == ["remine", "resume", "retranscribe",
+                                                         "retry"]
     assert offered("ytpiped config ") == ["check", "show"]
     assert offered("ytpiped status --") == ["--help", "--hosts", "--interval", "--json", "--watch"]
     assert offered("ytpiped retry --stage tr") == ["transcribe"]

@@ -30,6 +30,7 @@ def expected_edges() -> set[tuple[str, str]]:
     for target in ("queued", "downloaded", "analyzed", "transcribed", "mined"):
         edges.add(("failed", target))  # `ytpiped retry`
     edges.add(("done", "transcribed"))  # re-mining
+    edges.update({("done", "analyzed"), ("done", "queued")})  # retranscribe (audio kept/gone)
     edges.add(("downloading", "skipped"))  # a filter left the video out
     edges.add(("skipped", "queued"))  # `ytpiped retry` queues it anyway
     edges.add(("downloading", "transcribed"))  # its own subtitles are the transcript

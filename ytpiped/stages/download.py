@@ -441,7 +441,8 @@ class DownloadStage(StageBase):
         options = replace(ytdlp.Options.of(cfg, cookiefile=jar, js_runtime=found.runtime,
                                            abort=abort),
                           filters=await self._filters(ctx, item),
-                          subtitles=ctx.settings.transcribe.youtube_subtitles,
+                          subtitles="never" if item.info.get("retranscribe") else
+                          ctx.settings.transcribe.youtube_subtitles,
                           subtitle_lang=ctx.settings.transcribe.language)
         holder = f"{ctx.owner}/{item.id}"
         other = url_host(item.url) if other_host(item) else None

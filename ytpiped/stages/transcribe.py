@@ -12,12 +12,15 @@ chunk; the video is merged and written as json/txt/srt/vtt.
   model and device, and the transcript lists every model used.
 - Repetition loops are found per segment and only the looping span is transcribed again
   (Whisper's temperature fallback, no conditioning); each re-run is recorded.
+- A video `ytpiped retranscribe --model M` sent back runs on slots of model M: the
+  configured slots when one of them runs M, else slots of M started for it (built by
+  `engine_factory`) and closed when no video in flight needs them any more.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, M
 from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.errors import Permanent, Retryable
 from ytpiped.paths import DataDir
+from ytpiped.retranscribe import wanted_model
 from ytpiped.scheduling.capacity import Capacity
 from ytpiped.scheduling.policy import Rules
 from ytpiped.scheduling.suggest import suggest
@@ -91,30 +95,80 @@ class TranscribeStage(StageBase):
     name = "transcribe"
 
     def __init__(self, settings: Settings, engines: Sequence[Engine],
-                 out_dir: Path | None = None, clock: Clock | None = None) -> None:
-        cfg = settings.transcribe
+                 out_dir: Path | None = None, clock: Clock | None = None,
+                 engine_factory: Callable[[str], Sequence[Engine]] | None = None) -> None:
         self.settings = settings
         self.out_dir = out_dir  # default: DATA/transcripts
         self.new_samples: list[PerfSample] = []
         self.samples_loaded = False
         self.seen_audio = [0.0, 0]  # audio seconds and videos seen (backlog estimate)
-        self.dispatcher = Dispatcher(
+        self.clock = clock or SystemClock()
+        self.dispatcher = self._dispatcher(engines)
+        # slots of a model `retranscribe --model` asked for: model -> (dispatcher, videos)
+        self.engine_factory = engine_factory
+        self.other_models: dict[str, tuple[Dispatcher, set[str], asyncio.Future[Any]]] = {}
+        self.concurrency = max(1, len(engines)) + 1
+
+    def _dispatcher(self, engines: Sequence[Engine]) -> Dispatcher:
+        cfg = self.settings.transcribe
+        return Dispatcher(
             list(engines), policy=cfg.policy,
             rules=Rules(cfg.max_cpu_time_s, cfg.stop_cpu_at_progress),
             timeout_factor=cfg.job_timeout_factor,
             max_attempts=cfg.chunk_attempts,
             compute_types={"gpu": cfg.compute_type_gpu, "cpu": cfg.compute_type_cpu},
-            batch_sizes=batch_sizes(settings), on_sample=self.new_samples.append,
-            clock=clock or SystemClock(), max_batch_audio_s=cfg.max_batch_audio_s,
+            batch_sizes=batch_sizes(self.settings), on_sample=self.new_samples.append,
+            clock=self.clock, max_batch_audio_s=cfg.max_batch_audio_s,
             gpu_adaptive=cfg.gpu_slots_adaptive and cfg.gpu_slots is None)
-        self.concurrency = max(1, len(engines)) + 1
+
+    async def _take(self, item: Item) -> Dispatcher:
+        """The dispatcher whose slots run the model this video must use."""
+        model = wanted_model(item.info)
+        if model is None:
+            return self.dispatcher
+        if model in {e.model for e in self.dispatcher.engines}:
+            if self.dispatcher.per_video:
+                self.dispatcher.pin(item.id, model)
+            return self.dispatcher
+        if model not in self.other_models:
+            engines: Sequence[Engine]
+            if self.engine_factory is None:
+                from ytpiped.pipeline import build_engines, with_model
+
+                engines = build_engines(with_model(self.settings, model))
+            else:
+                engines = self.engine_factory(model)
+            d = self._dispatcher(engines)
+            started = asyncio.ensure_future(asyncio.gather(*(e.start() for e in d.usable())))
+            self.other_models[model] = (d, set(), started)
+        d, videos, started = self.other_models[model]
+        videos.add(item.id)
+        try:
+            await asyncio.shield(started)  # one start, however many videos wait for it
+        except ModelUnavailable as exc:  # retried later, as a configured model would be
+            raise Retryable(f"model {model!r} (asked for by `ytpiped retranscribe --model`) "
+                            f"cannot be loaded: {exc}", kind=kinds.MODEL_UNAVAILABLE,
+                            defer=600.0) from None
+        except EngineError as exc:
+            raise decisive(BaseExceptionGroup("slots of the requested model", [exc])) from None
+        return d
+
+    async def _give_back(self, item: Item) -> None:
+        """Close the slots of a requested model once no video in flight uses them."""
+        for model, (d, videos, _) in list(self.other_models.items()):
+            videos.discard(item.id)
+            if not videos:
+                del self.other_models[model]
+                await asyncio.gather(*(e.close() for e in d.engines), return_exceptions=True)
 
     async def start(self, ctx: Context | None = None) -> None:
         await asyncio.gather(*(e.start() for e in self.dispatcher.usable()))
 
     async def close(self) -> None:
-        await asyncio.gather(*(e.close() for e in self.dispatcher.engines),
-                             return_exceptions=True)
+        engines = [e for d in [self.dispatcher, *(d for d, _, _ in self.other_models.values())]
+                   for e in d.engines]
+        self.other_models.clear()
+        await asyncio.gather(*(e.close() for e in engines), return_exceptions=True)
 
     async def _sync_samples(self, ctx: Context) -> None:
         """Learned speeds survive restarts: load them once, then persist new samples."""
@@ -163,15 +217,19 @@ class TranscribeStage(StageBase):
             raise Permanent(f"{item.id}: audio file {audio or '(none)'} is missing",
                             kind=kinds.BAD_AUDIO)
         await self._note_backlog(item, ctx)
-        d = self.dispatcher
-        d.begin_video(item.id, sum(bounds[i][1] - bounds[i][0] for i in todo))
         try:
-            await self._chunks(item, ctx, bounds, done, todo, audio)
+            d = await self._take(item)
+            d.begin_video(item.id, sum(bounds[i][1] - bounds[i][0] for i in todo))
+            try:
+                await self._chunks(d, item, ctx, bounds, done, todo, audio)
+            finally:
+                d.end_video(item.id)
         finally:
-            d.end_video(item.id)
+            await self._give_back(item)
         return await self._finish(item, ctx, bounds, done, audio)
 
-    async def _language(self, item: Item, ctx: Context, bounds: list[tuple[float, float]],
+    async def _language(self, d: Dispatcher, item: Item, ctx: Context,
+                        bounds: list[tuple[float, float]],
                         done: dict[int, Any], todo: list[int], audio: str
                         ) -> tuple[str | None, float | None]:
         """The video's language: the config's, the source's, an earlier chunk's, or
@@ -186,19 +244,18 @@ class TranscribeStage(StageBase):
         if len(todo) <= 1:
             return None, None
         lo, hi = bounds[todo[0]]
-        result = await self.dispatcher.run(ChunkJob(item.id, -1, audio, lo, hi,
-                                                    detect_only=True))
+        result = await d.run(ChunkJob(item.id, -1, audio, lo, hi, detect_only=True))
         ctx.log.info("language_detected", language=result.language,
                      probability=result.language_probability)
         return result.language, result.language_probability
 
-    async def _chunks(self, item: Item, ctx: Context, bounds: list[tuple[float, float]],
-                      done: dict[int, Any], todo: list[int], audio: str) -> None:
-        d = self.dispatcher
+    async def _chunks(self, d: Dispatcher, item: Item, ctx: Context,
+                      bounds: list[tuple[float, float]], done: dict[int, Any], todo: list[int],
+                      audio: str) -> None:
         models = {v.get("model") for v in done.values()}
         if len(models) == 1:
             d.pin(item.id, str(next(iter(models))))
-        language, probability = await self._language(item, ctx, bounds, done, todo, audio)
+        language, probability = await self._language(d, item, ctx, bounds, done, todo, audio)
 
         async def one(i: int) -> None:
             lo, hi = bounds[i]
@@ -279,7 +336,7 @@ class TranscribeStage(StageBase):
         out_dir = self.out_dir or data.transcripts_dir
         written = await asyncio.to_thread(tx.write_outputs, out_dir, item.id, doc,
                                           cfg.output_formats)
-        paths = [data.relative(p) for p in written]  # the database keeps them movable
+        paths = [data.relative(p) for p in written.values()]  # the database keeps them movable
         if audio and not ctx.settings.download.keep_audio:  # the transcript is safe on disk
             await asyncio.to_thread(Path(audio).unlink, missing_ok=True)
         words = sum(len(s["text"].split()) for s in segments)

@@ -144,6 +144,14 @@ class Store(Protocol):
     async def remine(self, reasons: Mapping[str, str], now: float) -> int:
         """Send done videos back to transcribed, recording each reason."""
 
+    async def retranscribe(self, targets: Mapping[str, str], now: float,
+                           model: str | None = None) -> int:
+        """Send done videos back through transcription: video id -> the state it re-enters
+        (`analyzed` with its audio kept, `queued` to download it again); clear every part
+        of the old transcript and what was mined from it; set `info.retranscribe` =
+        {"model": model (absent: the configured one), "at": now}; record a `retranscribe`
+        event. Rows no longer done are left alone; -> rows moved."""
+
     async def get(self, video_id: str) -> VideoRow | None:
         """One video, or None."""
 

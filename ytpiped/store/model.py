@@ -11,13 +11,19 @@ from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.states import State
 
 __all__ = ["BUFFER_STATES", "OUTCOME_FIELDS", "Event", "LogEvent", "NewVideo", "PerfSample",
-           "StoreNotReady", "StoreUnavailable", "VideoRow"]
+           "StoreNotReady", "StoreUnavailable", "VideoRow", "retranscribe_message"]
 
 #: columns a stage outcome may set
 OUTCOME_FIELDS = frozenset({"title", "channel", "upload_date", "duration_s", "size_bytes",
                             "audio_path"})
 #: states whose audio is on disk waiting for (or in) transcription
 BUFFER_STATES = (State.DOWNLOADED, State.ANALYZING, State.ANALYZED, State.TRANSCRIBING)
+
+
+def retranscribe_message(target: str, model: str | None) -> str:
+    """The `retranscribe` event's message: where the video re-enters, with which model."""
+    where = "audio kept" if target == State.ANALYZED else "audio downloaded again"
+    return f"{where}; model {model or '(configured)'}"
 
 
 class StoreNotReady(Exception):

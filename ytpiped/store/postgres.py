@@ -47,6 +47,7 @@ from ytpiped.store.model import (
     claim_only,
     lease_guard,
     outcome_fields,
+    retranscribe_message,
 )
 from ytpiped.store.pg_schema import SCHEMA_VERSION, migrate
 from ytpiped.store.pg_search import PgSearch
@@ -433,6 +434,29 @@ class PostgresStore(PgSearch):
                     await self._event(conn, now, "remine", video_id, "mine", None, reason)
             if moved:
                 await _notify(conn, State.TRANSCRIBED.value)
+        return moved
+
+    async def retranscribe(self, targets: Mapping[str, str], now: float,
+                           model: str | None = None) -> int:
+        for target in set(targets.values()):
+            check(State.DONE, target)
+        mark = json.dumps({"retranscribe": {"model": model, "at": now}})
+        moved, woken = 0, set()
+        async with self._tx() as conn:
+            for video_id, target in targets.items():
+                cur = await conn.execute(
+                    "UPDATE videos SET state = %s, attempts = 0, next_attempt_at = 0, "
+                    "updated_at = %s, info = ytpiped_merge_patch(info, %s::jsonb) "
+                    "WHERE id = %s AND state = %s",
+                    (target, now, mark, video_id, State.DONE.value))
+                if cur.rowcount == 1:
+                    moved += 1
+                    woken.add(target)
+                    await conn.execute("DELETE FROM parts WHERE video_id = %s", (video_id,))
+                    await self._event(conn, now, "retranscribe", video_id, "transcribe", None,
+                                      retranscribe_message(target, model))
+            for target in sorted(woken):
+                await _notify(conn, target)
         return moved
 
     async def relative_audio_paths(self) -> int:

@@ -30,6 +30,7 @@ from ytpiped.store.model import (
     claim_only,
     lease_guard,
     outcome_fields,
+    retranscribe_message,
 )
 from ytpiped.store.schema import migrate
 from ytpiped.store.search import SearchDocs
@@ -440,6 +441,31 @@ class SqliteDB(SqliteSearch):
                     moved += 1
                     self.record_event(now, "remine", video_id=video_id, stage="mine",
                                       message=reason)
+        return moved
+
+    def retranscribe(self, targets: Mapping[str, str], now: float,
+                     model: str | None = None) -> int:
+        """Send done videos back through transcription: each to the state `targets` names
+        (`analyzed`: its audio was kept; `queued`: it is downloaded again), with every part
+        (chunks, windows, summary) of the old transcript cleared and `info.retranscribe`
+        set ({"model": model or null, "at": now}; the transcribe stage reads the model, the
+        download stage skips the subtitle shortcut). Rows no longer done are left alone."""
+        for target in set(targets.values()):
+            check(State.DONE, target)
+        mark = json.dumps({"retranscribe": {"model": model, "at": now}})
+        moved = 0
+        with self._tx():
+            for video_id, target in targets.items():
+                cur = self.conn.execute(
+                    "UPDATE videos SET state = ?, attempts = 0, next_attempt_at = 0, "
+                    "updated_at = ?, info = json_patch(info, ?) WHERE id = ? AND state = ?",
+                    (target, now, mark, video_id, State.DONE.value))
+                if cur.rowcount == 1:
+                    moved += 1
+                    self.conn.execute("DELETE FROM parts WHERE video_id = ?", (video_id,))
+                    self.record_event(now, "retranscribe", video_id=video_id,
+                                      stage="transcribe",
+                                      message=retranscribe_message(target, model))
         return moved
 
     # ------------------------------------------------------------------ reads

@@ -307,6 +307,10 @@ class SqliteStore:
     async def remine(self, reasons: Mapping[str, str], now: float) -> int:
         return await self._call(lambda db: db.remine(reasons, now))
 
+    async def retranscribe(self, targets: Mapping[str, str], now: float,
+                           model: str | None = None) -> int:
+        return await self._call(lambda db: db.retranscribe(targets, now, model))
+
     async def get(self, video_id: str) -> VideoRow | None:
         return await self._call(lambda db: db.get(video_id))
 

@@ -23,6 +23,7 @@ from ytpiped.store.model import (
     claim_only,
     is_other_host,
     outcome_fields,
+    retranscribe_message,
 )
 from ytpiped.store.search import (
     ClaimDoc,
@@ -285,6 +286,24 @@ class MemoryStore:
                      updated_at=now)
             moved += 1
             self._event(now, "remine", video_id, "mine", None, reason)
+        return moved
+
+    async def retranscribe(self, targets: Mapping[str, str], now: float,
+                           model: str | None = None) -> int:
+        for target in set(targets.values()):
+            check(State.DONE, target)
+        moved = 0
+        for video_id, target in targets.items():
+            r = self._rows.get(video_id)
+            if r is None or r["state"] != State.DONE:
+                continue
+            r.update(state=target, attempts=0, next_attempt_at=0.0, updated_at=now,
+                     info=json_patch(r["info"], {"retranscribe": {"model": model, "at": now}}))
+            for key in [k for k in self._parts if k[0] == video_id]:
+                del self._parts[key]
+            moved += 1
+            self._event(now, "retranscribe", video_id, "transcribe", None,
+                        retranscribe_message(target, model))
         return moved
 
     async def relative_audio_paths(self) -> int:
