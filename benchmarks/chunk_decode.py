@@ -90,9 +90,10 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
 
 def lag_and_snr(got: np.ndarray, ref: np.ndarray, probe: int = 8_000) -> tuple[float, float]:
     """Offset (16-kHz samples, to a fraction) of `got` against `ref` at their middle, and
-    the signal-to-difference ratio in dB once the first 50 ms are left out. A seeked read's
-    fresh resampler starts at another phase than the full decode's: up to half a sample
-    (31 µs) off, which shows as a difference in the noise above a few kHz."""
+    the signal-to-difference ratio in dB once the first 50 ms are left out. The two are
+    aligned but not equal: AAC fills noisy bands with noise from the decoder's random
+    state (perceptual noise substitution), which a seek resets, and a seeked read's fresh
+    resampler starts at another phase (under half a sample)."""
     mid, reach = got.size // 2, 400
     a = got[mid: mid + probe]
     scores = [float(np.dot(a, ref[mid + k: mid + k + probe])) for k in range(-reach, reach + 1)]
