@@ -5,8 +5,9 @@ the decode work of a chunk does not grow with its position in the file (decoding
 start for every chunk made a 60-minute episode cost several full decodes). Where the
 container cannot seek or does not time its frames, it falls back to decoding from the
 start. Sample positions count from the file's first decoded sample, as a full decode
-does (an mp3's encoder delay is not audio). `windows` cuts a chunk into pieces of at most 30 s at its quietest moments, for
-the batched pipeline (Whisper's encoder sees 30 s at a time).
+does (an mp3's encoder delay is not audio). `windows` cuts a chunk into pieces of at
+most 30 s at its quietest moments, for the batched pipeline (Whisper's encoder sees 30 s
+at a time).
 """
 
 from __future__ import annotations
