@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             result[key] = {"chunks": len(bounds), "first_cpu_s": round(first, 3),
                            "middle_cpu_s": round(middle, 3), "last_cpu_s": round(last, 3),
                            "last_over_first": round(last / first, 2),
+                           # both seeked (a chunk at 0 s is read without a seek)
+                           "last_over_middle": round(last / middle, 2),
                            "sum_over_full_decode": round(sum(times) / full_s, 2)}
             print(f"{int(size):>6}s{len(bounds):>8}{first:>9.3f}{middle:>10.3f}{last:>8.3f}"
                   f"{last / first:>12.2f}{sum(times) / full_s:>10.2f}")
