@@ -4,8 +4,10 @@
 the decode work of a chunk does not grow with its position in the file (decoding from the
 start for every chunk made a 60-minute episode cost several full decodes). Where the
 container cannot seek or does not time its frames, it falls back to decoding from the
-start. `windows` cuts a chunk into pieces of at most 30 s at its quietest moments, for
-the batched pipeline (Whisper's encoder sees 30 s at a time).
+start. Sample positions count from the file's first decoded sample, as a full decode
+does (an mp3's encoder delay is not audio). `windows` cuts a chunk into pieces of at
+most 30 s at its quietest moments, for the batched pipeline (Whisper's encoder sees 30 s
+at a time).
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ def _seeked(path: Path, lo: int, hi: int) -> Samples:
         stream = container.streams.audio[0]
         if stream.time_base is None:
             raise _CannotSeek
-        target = lo / RATE - PREROLL_S
-        try:
+        try:  # the time of the full decode's first sample (mp3: after the encoder delay)
+            origin = next(container.decode(stream)).time
+            if origin is None:
+                raise _CannotSeek
+            target = origin + lo / RATE - PREROLL_S
             container.seek(int(target / stream.time_base), stream=stream, backward=True)
-        except av.error.FFmpegError:
+        except (av.error.FFmpegError, StopIteration):
             raise _CannotSeek from None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
         parts: list[Samples] = []
@@ -74,9 +79,9 @@ def _seeked(path: Path, lo: int, hi: int) -> Samples:
         try:
             for frame in container.decode(stream):
                 if pos is None:
-                    if frame.time is None or frame.time > lo / RATE:
+                    if frame.time is None or frame.time - origin > lo / RATE:
                         raise _CannotSeek  # untimed, or the seek overshot the chunk
-                    pos = round(frame.time * RATE)
+                    pos = round((frame.time - origin) * RATE)
                 for out in resampler.resample(frame):
                     arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
                     a, b = pos, pos + arr.size

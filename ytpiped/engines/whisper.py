@@ -1,7 +1,9 @@
 """What a Whisper worker process does with the jobs it is sent (runs in the child).
 
 - Each chunk's audio is decoded from where the chunk starts (`span.read_span`).
-- Unbatched slots (`batch_size = 1`) run faster-whisper's sequential decoder per chunk.
+- Unbatched slots (`batch_size = 1`) run faster-whisper's sequential decoder per chunk;
+  so does every slot when `condition_on_previous_text` is set (only the sequential
+  decoder has the previous window's text).
 - Batched slots cut every chunk of the batch into windows of at most 30 s at its quiet
   moments and run all windows of all chunks through `BatchedInferencePipeline` as one
   pass (`clip_timestamps`), with Whisper's own timestamps kept; VAD only when
@@ -173,7 +175,9 @@ def run_jobs(m: Loaded, jobs: list[ChunkJob]) -> list[Reply]:
         except Exception as exc:
             replies[i] = ("error", f"{type(exc).__name__}: {exc}")
     good = list(audios)
-    batchable = [i for i in good if m.pipeline is not None and not jobs[i].retry_options
+    # conditioning on the previous window's text needs the sequential decoder
+    sequential = m.pipeline is None or m.options.condition_on_previous_text
+    batchable = [i for i in good if not sequential and not jobs[i].retry_options
                  and not jobs[i].detect_only]
     done: dict[int, dict[str, Any]] = {}
     if batchable:
@@ -190,7 +194,7 @@ def run_jobs(m: Loaded, jobs: list[ChunkJob]) -> list[Reply]:
         try:
             if jobs[i].detect_only:
                 done[i] = _detect(m, jobs[i], audios[i])
-            elif m.pipeline is None or jobs[i].retry_options:
+            elif sequential or jobs[i].retry_options:
                 done[i] = _sequential(m, jobs[i], audios[i])
             else:  # a batched slot: the chunk alone through the batched pass
                 done[i] = _batched(m, [jobs[i]], [audios[i]])[0]

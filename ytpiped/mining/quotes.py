@@ -2,8 +2,10 @@
 
 Matching ignores case, punctuation and spacing. An exact (normalised) match wins; else
 the best run of the quote's words that appears in order in the transcript, if it covers
-at least `min_ratio` of the quote (models paraphrase a little). The span is that of the
-segments that hold the first and last matched word.
+at least `min_ratio` of the quote (models paraphrase a little). The span runs from the
+first matched word to the last: word-accurate where the transcript has word times
+(`transcribe.word_timestamps`), else from the start of the segment holding the first
+word to the end of the one holding the last.
 """
 
 from __future__ import annotations
@@ -34,14 +36,22 @@ def normalise(text: str) -> str:
     return " ".join(words(text))
 
 
-def _indexed_words(segments: Sequence[Segment]) -> tuple[list[str], list[int]]:
+def _indexed_words(segments: Sequence[Segment]) -> tuple[list[str], list[tuple[float, float]]]:
+    """The transcript's words and the (start, end) of each: its own word's times where the
+    segment has them, else the segment's."""
     toks: list[str] = []
-    owner: list[int] = []
-    for i, seg in enumerate(segments):
-        w = words(seg.text)
-        toks.extend(w)
-        owner.extend([i] * len(w))
-    return toks, owner
+    times: list[tuple[float, float]] = []
+    for seg in segments:
+        if seg.words:
+            for w in seg.words:
+                got = words(w.text)
+                toks.extend(got)
+                times.extend([(w.start, w.end)] * len(got))
+        else:
+            got = words(seg.text)
+            toks.extend(got)
+            times.extend([(seg.start, seg.end)] * len(got))
+    return toks, times
 
 
 def _find_exact(hay: list[str], needle: list[str]) -> int | None:
@@ -59,13 +69,12 @@ def locate_quote(quote: str, segments: Sequence[Segment], *,
     needle = words(quote)
     if not needle or not segments:
         return None
-    hay, owner = _indexed_words(segments)
+    hay, times = _indexed_words(segments)
     if not hay:
         return None
     at = _find_exact(hay, needle)
     if at is not None:
-        first, last = owner[at], owner[at + len(needle) - 1]
-        return QuoteSpan(segments[first].start, segments[last].end, True, 1.0)
+        return QuoteSpan(times[at][0], times[at + len(needle) - 1][1], True, 1.0)
     matcher = difflib.SequenceMatcher(None, hay, needle, autojunk=False)
     blocks = [b for b in matcher.get_matching_blocks() if b.size]
     if not blocks:
@@ -82,6 +91,5 @@ def locate_quote(quote: str, segments: Sequence[Segment], *,
     ratio = sum(b.size for b in best) / len(needle)
     if ratio < min_ratio:
         return None
-    first = owner[best[0].a]
-    last = owner[best[-1].a + best[-1].size - 1]
-    return QuoteSpan(segments[first].start, segments[last].end, False, round(ratio, 3))
+    first, last = times[best[0].a], times[best[-1].a + best[-1].size - 1]
+    return QuoteSpan(first[0], last[1], False, round(ratio, 3))

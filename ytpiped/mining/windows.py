@@ -5,7 +5,7 @@ fewer than the number of words. A segment longer than a window is split at sente
 else at word boundaries, and its time span is shared out by character offset. Neighbouring
 windows share whole segments worth up to `overlap_tokens`, so a claim cut by one window's
 edge is whole in the next; each window keeps its time span and its own segments (for
-locating evidence quotes).
+locating evidence quotes), with their word times when the transcript has them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 
 
 @dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
     start: float
     end: float
     text: str
+    words: tuple[Word, ...] = ()  # word times (transcribe.word_timestamps), in order
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,18 @@ def parse_segments(raw: Iterable[Mapping[str, Any]]) -> list[Segment]:
             continue
         start = float(r.get("start", 0.0))
         end = max(start, float(r.get("end", start)))
-        out.append(Segment(start, end, text))
+        out.append(Segment(start, end, text, _parse_words(r.get("words") or ())))
     return out
+
+
+def _parse_words(raw: Iterable[Mapping[str, Any]]) -> tuple[Word, ...]:
+    out: list[Word] = []
+    for w in raw:
+        text = str(w.get("word", "")).strip()
+        if text:
+            start = float(w.get("start", 0.0))
+            out.append(Word(start, max(start, float(w.get("end", start))), text))
+    return tuple(out)
 
 
 def _pieces(text: str, max_tokens: int) -> list[str]:
@@ -89,7 +107,8 @@ def _pieces(text: str, max_tokens: int) -> list[str]:
 
 
 def split_long(segments: Sequence[Segment], max_tokens: int) -> list[Segment]:
-    """Split every segment above `max_tokens`; times are shared out by character offset."""
+    """Split every segment above `max_tokens`; times are shared out by character offset,
+    and each piece keeps its own words (when the segment's words are its text's words)."""
     out: list[Segment] = []
     for seg in segments:
         if approx_tokens(seg.text) <= max_tokens:
@@ -97,11 +116,13 @@ def split_long(segments: Sequence[Segment], max_tokens: int) -> list[Segment]:
             continue
         pieces = _pieces(seg.text, max_tokens)
         total = sum(len(p) for p in pieces) or 1
-        t, span = seg.start, seg.end - seg.start
-        for p in pieces:
+        counts = [len(p.split()) for p in pieces]
+        keep_words = sum(counts) == len(seg.words)
+        t, span, k = seg.start, seg.end - seg.start, 0
+        for p, n in zip(pieces, counts, strict=True):
             nxt = t + span * len(p) / total
-            out.append(Segment(t, nxt, p))
-            t = nxt
+            out.append(Segment(t, nxt, p, seg.words[k:k + n] if keep_words else ()))
+            t, k = nxt, k + n
     return out
 
 
