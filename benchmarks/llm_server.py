@@ -17,7 +17,8 @@ with SmolLM2-135M (ytpiped.testing.llama_server), on this machine's CPU.
    request at a time, so more workers only queue; the adaptive pool should not lose to
    the best fixed count by more than its probing costs.
 
-Run: python -m benchmarks.llm_server [--quick] [--windows N]   (needs `make install-llm`)
+Run: python -m benchmarks.llm_server [--quick] [--windows N] [--answer-tokens N]
+(needs `make install-llm`); each case is printed to stderr as it ends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -115,12 +117,12 @@ async def prefix_reuse(server: llama_server.LlamaServer, rounds: int) -> dict[st
 
 
 async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers: int | None,
-                    per_case: int) -> dict[str, Any]:
+                    per_case: int, answer_tokens: int) -> dict[str, Any]:
     """All windows through the production Runtime: fixed `workers`, or None for "auto"."""
     clock = SystemClock()
     flags: dict[str, Any] = {"data_dir": str(Path("/tmp")), "mine.hosts": [server.url],
                              "mine.api": "openai", "mine.model": server.model,
-                             "mine.num_ctx": server.n_ctx, "mine.answer_tokens": ANSWER_TOKENS,
+                             "mine.num_ctx": server.n_ctx, "mine.answer_tokens": answer_tokens,
                              "mine.request_timeout_s": 600.0, "mine.retry_base_s": 0.05,
                              "mine.workers": workers if workers is not None else "auto"}
     cfg = config.load(flags=flags).mine
@@ -155,13 +157,18 @@ async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers:
             "invalid": invalid, "tokens_per_s": round(rt.llm.tokens_per_s(), 1)}
 
 
-async def main_async(quick: bool, per_case: int) -> dict[str, Any]:
+async def main_async(quick: bool, per_case: int, answer_tokens: int) -> dict[str, Any]:
     server = llama_server.start(n_ctx=N_CTX)
     try:
         reuse = await prefix_reuse(server, 1 if quick else ROUNDS)
+        print(f"prefix reuse: {json.dumps(reuse)}", file=sys.stderr, flush=True)
         ws = windows()
-        fixed = [await pool_case(server, ws, w, per_case) for w in range(1, 7)]
-        auto = await pool_case(server, ws, None, per_case)
+        fixed = []
+        for w in [*range(1, 7), None]:
+            case = await pool_case(server, ws, w, per_case, answer_tokens)
+            print(f"pool case: {json.dumps(case)}", file=sys.stderr, flush=True)
+            fixed.append(case)
+        auto = fixed.pop()
     finally:
         server.stop()
     best = max(fixed, key=lambda r: r["windows_per_min"])
@@ -177,7 +184,7 @@ async def main_async(quick: bool, per_case: int) -> dict[str, Any]:
               f"{r['p50_latency_s']!s:>6} {r['tokens_per_s']:>7} {r['invalid']:>7}  "
               f"{r['history']}")
     return {"model": "SmolLM2-135M-Instruct Q4_1", "server": "llama_cpp.server",
-            "n_ctx": N_CTX, "answer_tokens": ANSWER_TOKENS, "windows_per_case": per_case,
+            "n_ctx": N_CTX, "answer_tokens": answer_tokens, "windows_per_case": per_case,
             "prefix_reuse": reuse,
             "fixed": {str(r["workers"]): r["windows_per_min"] for r in fixed},
             "best_fixed_workers": best["workers"],
@@ -192,8 +199,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="one prefix-reuse round")
     p.add_argument("--windows", type=int, default=WINDOWS, metavar="N",
                    help="windows mined per pool case (default: %(default)s)")
+    p.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS, metavar="N",
+                   help="answer cap of the pool cases (default: %(default)s)")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(main_async(args.quick, args.windows)), sort_keys=True))
+    print(json.dumps(asyncio.run(main_async(args.quick, args.windows, args.answer_tokens)),
+                     sort_keys=True))
 
 
 if __name__ == "__main__":
