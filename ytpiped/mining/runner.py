@@ -21,7 +21,7 @@ import psutil
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ytpiped import logs
+from ytpiped import logs, metrics
 from ytpiped.clock import Clock
 from ytpiped.config import MineConfig
 from ytpiped.mining.llm import (
@@ -35,10 +35,11 @@ from ytpiped.mining.llm import (
     LLMError,
     Reply,
 )
+from ytpiped.mining.llm_kinds import KIND_CUT, KIND_INVALID
 from ytpiped.mining.outage import SERVER_KINDS, Outage, server_name
 from ytpiped.mining.pool import AdaptivePool, formula_workers, initial_workers
 from ytpiped.mining.prompts import repair_messages
-from ytpiped.mining.schema import json_schema, parse_reply, validation_message
+from ytpiped.mining.schema import Clamp, json_schema, parse_reply, validation_message
 from ytpiped.retry import doubling_s
 
 M = TypeVar("M", bound=BaseModel)
@@ -91,6 +92,8 @@ class Structured(Generic[M]):
     repaired: bool
     host: str
     tokens: Tokens = field(default_factory=Tokens)
+    kind: str | None = None  # why value is None: KIND_INVALID or KIND_CUT
+    clamped: int = 0  # numbers clamped into the schema's range
 
 
 class Runtime:
@@ -204,31 +207,54 @@ class Runtime:
     async def structured(self, model: str, messages: Sequence[Mapping[str, str]],
                          schema_model: type[M], *, pooled: bool = True) -> Structured[M]:
         """Ask with `format=` the model's schema; on invalid JSON or schema ask once more,
-        showing the error; after that give up and hand back the raw reply."""
+        showing the reply and the error (a reply cut at the token cap is not shown: the
+        model is asked for a shorter one); after that give up and hand back the raw reply
+        with the kind of failure (KIND_CUT when the last reply was cut, else KIND_INVALID).
+        Numbers outside the schema's range are clamped, logged and counted."""
         schema = json_schema(schema_model)
         reply = await self.request(model, messages, schema, pooled=pooled)
         tokens = Tokens.of(reply)
+        clamps: list[Clamp] = []
         try:
-            return Structured(parse_reply(schema_model, reply.content), reply.content, None,
-                              False, reply.host, tokens)
+            value = parse_reply(schema_model, reply.content, clamps)
         except (json.JSONDecodeError, ValidationError) as exc:
             error = self._why(reply, exc)
-        fix = repair_messages(messages, reply.content, error)
+        else:
+            self._clamped(schema_model, clamps)
+            return Structured(value, reply.content, None, False, reply.host, tokens,
+                              clamped=len(clamps))
+        fix = repair_messages(messages, None if reply.truncated else reply.content, error)
         again = await self.request(model, fix, schema, pooled=pooled)
         tokens += Tokens.of(again)
+        clamps = []
         try:
-            return Structured(parse_reply(schema_model, again.content), again.content, None,
-                              True, again.host, tokens)
+            value = parse_reply(schema_model, again.content, clamps)
         except (json.JSONDecodeError, ValidationError) as exc:
             return Structured(None, again.content, self._why(again, exc), True, again.host,
-                              tokens)
+                              tokens, KIND_CUT if again.truncated else KIND_INVALID)
+        self._clamped(schema_model, clamps)
+        return Structured(value, again.content, None, True, again.host, tokens,
+                          clamped=len(clamps))
 
     def _why(self, reply: Reply, exc: json.JSONDecodeError | ValidationError) -> str:
-        why = validation_message(exc)
         if reply.truncated:
-            why += (f" (the reply was cut off at {self.cfg.answer_tokens} tokens, "
-                    "mine.answer_tokens: keep it short)")
-        return why
+            return (f"the reply was cut off at {self.cfg.answer_tokens} tokens, "
+                    "mine.answer_tokens, before its JSON ended: answer again, much shorter "
+                    "(short texts, fewer items)")
+        return validation_message(exc)
+
+    @staticmethod
+    def _clamped(schema_model: type[BaseModel], clamps: Sequence[Clamp]) -> None:
+        if not clamps:
+            return
+        fields: dict[str, int] = {}
+        for c in clamps:
+            fields[c.field] = fields.get(c.field, 0) + 1
+        for name, count in fields.items():
+            metrics.llm_clamped(name, count)
+        logs.get("ytpiped.mining").info(
+            "llm_values_clamped", schema=schema_model.__name__, fields=fields,
+            examples=[f"{c.field} {c.value:g} -> {c.clamped:g}" for c in clamps[:3]])
 
     def room(self, fixed_tokens: int) -> int:
         """Transcript tokens a request can carry beside `fixed_tokens` of prompt (both as

@@ -10,11 +10,49 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 M = TypeVar("M", bound=BaseModel)
+
+#: the longest evaluation summary a grammar-constrained server may write (characters): a
+#: model that runs on would otherwise write until the answer-token cap cuts the JSON off.
+#: In the schema only (llama.cpp's and Ollama's grammars stop the string there); a longer
+#: summary from a server without a grammar is kept. Above ~1500 llama.cpp refuses to
+#: build the grammar (each character is one nested rule).
+SUMMARY_MAX_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """A number the model gave outside the schema's range, replaced by the nearest bound."""
+
+    field: str
+    value: float
+    clamped: float
+
+
+def clamped(value: Any, lo: float, hi: float, info: ValidationInfo) -> Any:
+    """A grammar that enforces the schema (llama.cpp's) leaves number bounds out, so a
+    model may answer 5 for a confidence in [0, 1] or 0 for an importance in [1, 10]: the
+    value is clamped into range rather than failing the window, and each clamp is added to
+    the validation context's "clamped" list (when given) for the caller to log and count."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or lo <= value <= hi:
+        return value
+    new = min(hi, max(lo, value))
+    ctx = info.context
+    if isinstance(ctx, dict) and isinstance(ctx.get("clamped"), list):
+        ctx["clamped"].append(Clamp(str(info.field_name), float(value), float(new)))
+    return new
 
 ClaimType = Literal["factual", "causal", "normative", "forecast", "definition", "opinion",
                     "anecdote", "other"]
@@ -32,12 +70,8 @@ class Claim(_Strict):
 
     @field_validator("confidence", mode="before")
     @classmethod
-    def _clamped(cls, value: Any) -> Any:
-        """A grammar that enforces the schema (llama.cpp's) leaves number bounds out, so a
-        model may answer 5 for "very sure": kept, clamped into [0, 1], not a failed window."""
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return min(1.0, max(0.0, float(value)))
-        return value
+    def _clamped(cls, value: Any, info: ValidationInfo) -> Any:
+        return clamped(value, 0.0, 1.0, info)
 
 
 class Person(_Strict):
@@ -70,12 +104,18 @@ class Ranked(_Strict):
     importance: int = Field(ge=1, le=10)
     duplicate_of: int | None = Field(description="number of the claim this one repeats, or null")
 
+    @field_validator("importance", mode="before")
+    @classmethod
+    def _clamped(cls, value: Any, info: ValidationInfo) -> Any:
+        return clamped(value, 1, 10, info)
+
 
 class Evaluation(_Strict):
     """Answer to the per-video evaluation."""
 
     ranked: list[Ranked]
-    summary: str = Field(min_length=1, description="long summary of the episode")
+    summary: str = Field(min_length=1, description="summary of the episode",
+                         json_schema_extra={"maxLength": SUMMARY_MAX_CHARS})
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -104,6 +144,8 @@ def validation_message(exc: ValidationError | json.JSONDecodeError) -> str:
     return "the reply does not match the schema: " + "; ".join(parts)
 
 
-def parse_reply(model: type[M], raw: str) -> M:
-    """Parse and validate; raises json.JSONDecodeError or ValidationError."""
-    return model.model_validate(json.loads(raw))
+def parse_reply(model: type[M], raw: str, clamps: list[Clamp] | None = None) -> M:
+    """Parse and validate; raises json.JSONDecodeError or ValidationError. Numbers clamped
+    into the schema's range are appended to `clamps`."""
+    return model.model_validate(json.loads(raw),
+                                context={"clamped": clamps} if clamps is not None else None)

@@ -24,6 +24,7 @@ from typing import Any
 from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
 from ytpiped.mining.llm import LLMError
+from ytpiped.mining.llm_kinds import KIND_INVALID
 from ytpiped.mining.runner import Runtime, Tokens
 from ytpiped.mining.schema import Evaluation
 from ytpiped.paths import DataDir
@@ -96,10 +97,11 @@ class EvaluateStage(LLMStage):
                 raise decision from exc
             spent = res.tokens
             if res.value is None:
-                ctx.log.warning("evaluate_invalid_reply", error=res.error)
-                await ctx.record_event("evaluation_failed", kind="llm_invalid_json",
-                                       message=res.error)
-                evaluation = {"status": "failed", "error": res.error, "raw": res.raw}
+                kind = res.kind or KIND_INVALID
+                ctx.log.warning("evaluate_invalid_reply", kind=kind, error=res.error)
+                await ctx.record_event("evaluation_failed", kind=kind, message=res.error)
+                evaluation = {"status": "failed", "kind": kind, "error": res.error,
+                              "raw": res.raw}
                 ranked_claims = [dict(c, importance=None, rank=None, duplicate_of=None)
                                  for c in claims]
             else:

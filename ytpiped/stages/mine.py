@@ -5,9 +5,11 @@ with every window as context, in the prefix all windows share: ytpiped.mining.pr
 cut the transcript into overlapping windows that fit the servers' context beside the prompt
 and answer (mine.window_tokens at most), then mine every window not done yet through the
 shared adaptive pool. A window the server still finds too long for its context is mined as
-two halves (again, up to MAX_SPLITS times), never cut short. Each window's result is saved
-as a part the moment it arrives, so a crash or restart resumes at the next window; a part
-made with an older prompt version or model, or for a different window plan, is mined again.
+two halves (again, up to MAX_SPLITS times), never cut short; one whose answer runs past
+mine.answer_tokens even when asked for a shorter one, as two halves once. Each window's
+result is saved as a part the moment it arrives, so a crash or restart resumes at the next
+window; a part made with an older prompt version or model, or for a different window plan,
+is mined again.
 A window whose reply stays invalid after one repair request (or that does not fit the
 context even in pieces) is saved as failed with the raw reply and the other windows go on;
 the video is `mined` only when every window was: otherwise Retryable(mining_incomplete)
@@ -41,6 +43,7 @@ from ytpiped.files import atomic_write_json
 from ytpiped.mining import prompts
 from ytpiped.mining.claims import merge_windows, place_claims
 from ytpiped.mining.llm import KIND_CONTEXT, LLMError
+from ytpiped.mining.llm_kinds import KIND_CUT, KIND_INVALID
 from ytpiped.mining.outage import SERVER_KINDS, WHAT
 from ytpiped.mining.runner import Runtime, Tokens
 from ytpiped.mining.schema import EpisodeSummary, WindowResult
@@ -60,6 +63,7 @@ from ytpiped.stages.base import Context, Item, Outcome, StageBase
 SUMMARY_TOKENS = 1200  # transcript tokens the episode summary is made from, at most
 MIN_WINDOW_TOKENS = 50  # a context that leaves less room than this cannot mine anything
 MAX_SPLITS = 3  # a window too long for the context is halved at most this often (8 pieces)
+MAX_CUT_SPLITS = 1  # a window whose answers run past mine.answer_tokens: halved once
 TOKEN_SAMPLES = 50  # videos whose token counts give the median in status
 
 
@@ -79,9 +83,10 @@ def is_current(part: Any, window: Window, model: str) -> bool:
 
 
 INCOMPLETE = kinds.MINING_INCOMPLETE
-KIND_INVALID = "llm_invalid_json"
 #: why a window failed, as the video's error names it
 REASONS = {KIND_INVALID: "invalid LLM output after repair",
+           KIND_CUT: "LLM answer cut at mine.answer_tokens, also when asked for a shorter one "
+                     "and for half the window",
            KIND_CONTEXT: "prompt longer than mine.num_ctx: raise it or lower "
                          "mine.window_tokens"}
 
@@ -147,13 +152,15 @@ class Mined:
     pieces: int
     error: str | None = None  # a piece's reply stayed invalid after repair
     raw: str | None = None
+    kind: str = KIND_INVALID  # of the error
 
     def __add__(self, other: Mined) -> Mined:
         data = {k: [*self.data.get(k, []), *other.data.get(k, [])]
                 for k in ("claims", "people", "concepts")}
+        bad = self if self.error else other
         return Mined(data, self.tokens + other.tokens, self.repaired or other.repaired,
                      self.host, self.pieces + other.pieces, self.error or other.error,
-                     self.raw if self.error else other.raw)
+                     bad.raw, bad.kind)
 
 
 def incomplete(failed: Sequence[Mapping[str, Any]], total: int, attempts_done: int,
@@ -373,7 +380,7 @@ class MineStage(LLMStage):
         if got.pieces > 1:
             base["pieces"] = got.pieces
         if got.error is not None:
-            await self._window_failed(ctx, w, base, KIND_INVALID, got.error, got.raw)
+            await self._window_failed(ctx, w, base, got.kind, got.error, got.raw)
             return
         await ctx.parts.save("window", w.idx, {**base, "status": "ok", **got.data})
         metrics.window_mined(ok=True)
@@ -381,7 +388,8 @@ class MineStage(LLMStage):
     async def _mine_piece(self, item: Item, ctx: Context, rt: Runtime, w: Window,
                           summary: str, splits: int) -> Mined:
         """One window (or a piece of one): one structured request; a prompt longer than
-        the context is mined as two halves instead, up to MAX_SPLITS deep."""
+        the context is mined as two halves instead, up to MAX_SPLITS deep; a window whose
+        answer runs past mine.answer_tokens even when asked for a shorter one, once."""
         model = ctx.settings.mine.model
         msgs = prompts.window_messages(item.title, item.channel, summary, w.text, w.start, w.end,
                                        w.chapter)
@@ -395,9 +403,18 @@ class MineStage(LLMStage):
             ctx.log.info("mine_window_split", window=w.idx, tokens=w.tokens, depth=splits + 1)
             first = await self._mine_piece(item, ctx, rt, halves[0], summary, splits + 1)
             return first + await self._mine_piece(item, ctx, rt, halves[1], summary, splits + 1)
+        if res.value is None and res.kind == KIND_CUT and splits < MAX_CUT_SPLITS:
+            halves = split_window(w)
+            if halves is not None:
+                ctx.log.info("mine_window_split", window=w.idx, tokens=w.tokens,
+                             depth=splits + 1, why=KIND_CUT)
+                spent = Mined({}, res.tokens, res.repaired, res.host, 0)
+                first = await self._mine_piece(item, ctx, rt, halves[0], summary, splits + 1)
+                return spent + first + await self._mine_piece(item, ctx, rt, halves[1],
+                                                              summary, splits + 1)
         if res.value is None:
             return Mined({}, res.tokens, res.repaired, res.host, 1, res.error or "invalid",
-                         res.raw)
+                         res.raw, res.kind or KIND_INVALID)
         return Mined(place_claims(res.value, w), res.tokens, res.repaired, res.host, 1)
 
     async def _window_failed(self, ctx: Context, w: Window, base: dict[str, Any], kind: str,

@@ -129,3 +129,37 @@ def answer(schema: Any, prompt: str) -> str:
 
 MALFORMED = '{"claims": [{"text": "unterminated'
 WRONG_SCHEMA = '{"claims": "not a list", "people": 3}'
+
+
+def out_of_range(content: str) -> str:
+    """The answer with numbers a grammar without bounds lets through: every importance 0
+    (the schema says 1-10), every confidence 5 (the schema says 0-1)."""
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: 0 if k == "importance" else 5 if k == "confidence" else walk(v)
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return json.dumps(walk(json.loads(content)))
+
+
+RAMBLE = " and then it goes on and on"
+
+
+def ramble(content: str) -> str:
+    """The answer with its first text running on (~40,000 characters): longer than any
+    answer cap, so the server cuts it off mid-string."""
+    done = False
+
+    def walk(node: Any) -> Any:
+        nonlocal done
+        if isinstance(node, str) and not done:
+            done = True
+            return node + RAMBLE * 1500
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return json.dumps(walk(json.loads(content)))

@@ -14,8 +14,11 @@ OpenAI-compatible POST /v1/chat/completions (non-streaming; `response_format` of
 - `inject(mode, times=, match=, path=)` queues faults: "malformed" (content not JSON),
   "schema" (JSON of the wrong shape), "500", "503", "429", "401", "404", "context" (HTTP
   400: the prompt does not fit the context), "garbage" (HTTP 200 whose body is not JSON, as
-  a proxy's error page), "drop" (connection closed without an answer) and "stall" (no
-  answer until the client gives up or the server stops).
+  a proxy's error page), "drop" (connection closed without an answer), "stall" (no
+  answer until the client gives up or the server stops), and two answers a small model
+  gives under a grammar: "out_of_range" (every importance 0, every confidence 5: the
+  grammar leaves number bounds out) and "ramble" (its first text runs on and on, so the
+  answer is cut at the cap).
 - `ctx_limit`: a request whose prompt tokens (len/4) plus its answer cap (num_predict /
   max_tokens) exceed it is refused as too long for the context (HTTP 400), as real servers
   do; /api/show then reports it as the model's context length. An answer longer than the
@@ -51,7 +54,7 @@ from aiohttp import web
 from ytpiped.testing import fake_answers
 
 FAULT_MODES = ("malformed", "schema", "500", "503", "429", "401", "404", "context", "garbage",
-               "drop", "stall")
+               "drop", "stall", "out_of_range", "ramble")
 CHAT_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions")
 WEIGHTS_BYTES = 4_683_087_332
 # qwen2-7B-like geometry: what /api/show reports, and what /api/ps sizes are derived from
@@ -334,6 +337,10 @@ class FakeOllama:
             content = fake_answers.WRONG_SCHEMA
         else:
             content = fake_answers.answer(fmt, prompt)
+            if fault == "out_of_range":
+                content = fake_answers.out_of_range(content)
+            elif fault == "ramble":
+                content = fake_answers.ramble(content)
         completion_tokens = max(1, len(content) // 4)
         cut = cap is not None and completion_tokens > cap
         if cut:
