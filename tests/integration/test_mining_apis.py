@@ -5,7 +5,6 @@ same failures must lead to the same decisions whichever API a host speaks."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,6 @@ from ytpiped.testing.fake_ollama import FakeOllama
 
 APIS = ("ollama", "openai")
 CHAT = {"ollama": "/api/chat", "openai": "/v1/chat/completions"}
-
-
-@pytest.fixture(params=APIS)
-def api(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    async with FakeOllama(parallel=2, latency_s=0.002) as f:
-        yield f
 
 
 #: talk between the claims: it fills a window without making the answer longer, so a small

@@ -24,17 +24,6 @@ from ytpiped.testing.fake_ollama import FakeOllama
 VIDEO = "vid00000001"
 
 
-@pytest.fixture(params=("ollama", "openai"))
-def api(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    async with FakeOllama(parallel=2, latency_s=0.002) as f:
-        yield f
-
-
 @pytest.fixture
 async def rig(data_dir: Path, fake: FakeOllama, api: str) -> AsyncIterator[Rig]:
     r = Rig(data_dir, [fake], api=api)

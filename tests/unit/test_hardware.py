@@ -9,6 +9,7 @@ import pytest
 from ytpiped import config
 from ytpiped.hardware import GPU, Snapshot, snapshot
 from ytpiped.scheduling.capacity import compute, cpu_slots_for, describe, model_vram_gb
+from ytpiped.testing.gpu_status import climbed_gpu_status
 
 GB = 1024**3
 
@@ -155,23 +156,6 @@ def test_unknown_model_uses_default_and_says_so() -> None:
     assert model_vram_gb("small", "int8", 1.25) == (1.25, "transcribe.model_vram_gb")
 
 
-def _climbed() -> dict[str, Any]:
-    """A daemon's published transcribe status: GPU cuda:0, ceiling 6, climbed to 4 and
-    dropped back to 3 (the real Dispatcher and slot climb)."""
-    from ytpiped.engines.dispatcher import Dispatcher
-    from ytpiped.scheduling import gpu_slots
-
-    class Slot:
-        device_kind, device_name, model = "gpu", "cuda:0", "large-v3-turbo"
-
-    d = Dispatcher([Slot() for _ in range(6)])  # type: ignore[misc]
-    climb = d.climbs["cuda:0"]
-    for active, tput in ((1, 50.0), (2, 80.0), (3, 90.0), (4, 91.0)):
-        climb = gpu_slots.step(climb, active, tput)
-    d.climbs["cuda:0"] = climb
-    return d.status()
-
-
 def test_gpu_slots_view_names_the_ceiling_formula_and_the_daemons_active_count() -> None:
     from ytpiped.scheduling.capacity import describe_gpu_slots, gpu_slots_view
 
@@ -196,7 +180,7 @@ def test_gpu_slots_view_names_the_ceiling_formula_and_the_daemons_active_count()
            "CUDA context + 8 × 0.12 batch activations" in text
     assert "active: no daemon running (it starts with 1" in text
 
-    live = gpu_slots_view(snap, cfg, cap, _climbed()["gpu"])
+    live = gpu_slots_view(snap, cfg, cap, climbed_gpu_status()["gpu"])
     assert (live[0]["active"], live[0]["ceiling_running"]) == (3, 6)
     assert live[0]["why"].startswith("3 of 6: a slot more gave +1% throughput")
     text = "\n".join(describe_gpu_slots(live))
@@ -221,7 +205,7 @@ def test_hw_json_reads_the_running_daemons_slots_from_the_store(
     monkeypatch.setitem(sys.modules, "pynvml",
                         FakeNVML([("RTX 4090", 24 * GB, 2 * GB, GB // 2)]))
     store = SqliteDB(db_path(settings.data_path), now=0)
-    store.set_state("stage:transcribe", _climbed(), 1.0)
+    store.set_state("stage:transcribe", climbed_gpu_status(), 1.0)
     store.close()
     flags = ["--data-dir", str(settings.data_path)]
     assert cli.main([*flags, "hw", "--json"]) == cli.EXIT_OK

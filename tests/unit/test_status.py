@@ -5,6 +5,7 @@ from pathlib import Path
 from ytpiped import status
 from ytpiped.status import clip
 from ytpiped.store import NewVideo, SqliteDB
+from ytpiped.testing.gpu_status import climbed_gpu_status
 
 
 def test_clip_keeps_one_line_and_marks_the_cut() -> None:
@@ -246,28 +247,11 @@ def test_no_mining_eta_before_a_video_was_mined() -> None:
         store.close()
 
 
-def _climbed_gpu_status() -> dict[str, object]:
-    """What a daemon's Dispatcher publishes for one GPU (ceiling 6) after its slot climb
-    went 1 -> 2 -> 3 -> 4 and dropped back to 3."""
-    from ytpiped.engines.dispatcher import Dispatcher
-    from ytpiped.scheduling import gpu_slots
-
-    class Slot:
-        device_kind, device_name, model = "gpu", "cuda:0", "large-v3-turbo"
-
-    d = Dispatcher([Slot() for _ in range(6)])  # type: ignore[misc]
-    climb = d.climbs["cuda:0"]
-    for active, tput in ((1, 50.0), (2, 80.0), (3, 90.0), (4, 91.0)):
-        climb = gpu_slots.step(climb, active, tput)
-    d.climbs["cuda:0"] = climb
-    return d.status()
-
-
 def test_status_shows_active_gpu_slots_of_the_ceiling_and_why() -> None:
     now = 100_000.0
     store = _store_with_progress(started_at=now - 600, now=now)
     try:
-        store.set_state("stage:transcribe", _climbed_gpu_status(), now)
+        store.set_state("stage:transcribe", climbed_gpu_status(), now)
         st = status.build(store, now, daemon_pid=1234)
         gpu = st["stages"]["transcribe"]["gpu"]["cuda:0"]
         assert (gpu["active"], gpu["ceiling"]) == (3, 6)

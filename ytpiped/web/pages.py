@@ -334,13 +334,17 @@ def video(row: VideoRow, events: Sequence[Sequence[Any]], transcript: Mapping[st
     else:
         out.append('<div id="transcript">')
         for seg in segments:
-            start = float(seg.get("start") or 0)
-            at = time_link(row, start)
-            t = f'<a class="t" href="{h(at)}" rel="noreferrer">{stamp(start)}</a>' if at \
-                else f'<span class="t">{stamp(start)}</span>'
-            out.append(f"<p>{t} {h(seg.get('text'))}</p>")
+            out.append(f"<p>{_time_anchor(row, seg.get('start'))} {h(seg.get('text'))}</p>")
         out.append("</div>")
     return "".join(out)
+
+
+def _time_anchor(row: VideoRow, start: Any) -> str:
+    """A moment of the video: a link to it where the video has such links, else the time."""
+    at_s = float(start or 0)
+    at = time_link(row, at_s)
+    return f'<a class="t" href="{h(at)}" rel="noreferrer">{stamp(at_s)}</a>' if at \
+        else f'<span class="t">{stamp(at_s)}</span>'
 
 
 def about(row: VideoRow, meta: Mapping[str, Any]) -> str:
@@ -362,11 +366,7 @@ def about(row: VideoRow, meta: Mapping[str, Any]) -> str:
     if chapters:
         out.append("<h2>Chapters</h2><ol id='chapters'>")
         for c in chapters:
-            start = float(c.get("start") or 0)
-            at = time_link(row, start)
-            t = f'<a class="t" href="{h(at)}" rel="noreferrer">{stamp(start)}</a>' if at \
-                else f'<span class="t">{stamp(start)}</span>'
-            out.append(f"<li>{t} {h(c.get('title') or '')}</li>")
+            out.append(f"<li>{_time_anchor(row, c.get('start'))} {h(c.get('title') or '')}</li>")
         out.append("</ol>")
     return "".join(out)
 
