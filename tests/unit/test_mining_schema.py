@@ -17,6 +17,8 @@ from ytpiped.mining.schema import (
     MAX_CONCEPTS,
     MAX_PEOPLE,
     MAX_TOPICS,
+    NAME_MAX_CHARS,
+    ROLE_MAX_CHARS,
     SUMMARY_MAX_CHARS,
     Clamp,
     EpisodeSummary,
@@ -75,6 +77,13 @@ def test_every_list_of_a_mining_answer_has_a_most_items_in_the_schema_and_prompt
     assert {k: window[k]["maxItems"] for k in ("claims", "people", "concepts")} == \
         {"claims": MAX_CLAIMS, "people": MAX_PEOPLE, "concepts": MAX_CONCEPTS}
     assert json_schema(EpisodeSummary)["properties"]["topics"]["maxItems"] == MAX_TOPICS
+    # and the short texts inside them a length (in the schema only, as the summary's)
+    defs = json_schema(WindowResult)["$defs"]
+    assert [defs[m]["properties"][f]["maxLength"] for m, f in
+            (("Person", "name"), ("Person", "role"), ("Concept", "term"))] == \
+        [NAME_MAX_CHARS, ROLE_MAX_CHARS, NAME_MAX_CHARS]
+    assert parse_reply(WindowResult, json.dumps({"claims": [], "concepts": [], "people": [
+        {"name": "Ada", "role": "x" * (ROLE_MAX_CHARS + 1)}]})).people[0].role
     # small enough that the fullest answer fits the default answer_tokens (1024) with room:
     # ~70 tokens a claim, ~20 a person, ~50 a concept
     assert 70 * MAX_CLAIMS + 20 * MAX_PEOPLE + 50 * MAX_CONCEPTS <= 0.75 * 1024
