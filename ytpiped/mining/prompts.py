@@ -22,6 +22,7 @@ from ytpiped.mining.schema import (
     MAX_CLAIMS,
     MAX_CONCEPTS,
     MAX_PEOPLE,
+    MAX_RANKED,
     MAX_TOPICS,
     SUMMARY_MAX_CHARS,
     EpisodeSummary,
@@ -58,7 +59,8 @@ MINE_SYSTEM = (
 
 EVAL_SYSTEM = (
     "You evaluate the claims mined from one episode. Answer with JSON only: rank the claims "
-    "by importance (1-10, 10 highest) using their numbers, mark a claim that repeats another "
+    f"by importance (1-10, 10 highest) using their numbers, at most {MAX_RANKED} of them "
+    "(the most important), mark a claim that repeats another "
     "with duplicate_of set to the other's number, and write a summary of the episode (one "
     f"or two paragraphs, at most {SUMMARY_MAX_CHARS} characters) based on the claims and the "
     "short summary."

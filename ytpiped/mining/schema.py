@@ -41,6 +41,9 @@ MAX_CLAIMS = 6
 MAX_PEOPLE = 4
 MAX_CONCEPTS = 3
 MAX_TOPICS = 8
+#: the most claims an evaluation ranks (the most important; the rest keep importance None):
+#: ~20 tokens each beside a summary of up to SUMMARY_MAX_CHARS (~250 tokens)
+MAX_RANKED = 25
 #: the longest name, role or term (characters), in the schema only like SUMMARY_MAX_CHARS:
 #: SmolLM2 also runs on inside such a short field until the answer is cut
 NAME_MAX_CHARS = 100
@@ -154,9 +157,14 @@ class Ranked(_Strict):
 class Evaluation(_Strict):
     """Answer to the per-video evaluation."""
 
-    ranked: list[Ranked]
+    ranked: list[Ranked] = Field(max_length=MAX_RANKED)
     summary: str = Field(min_length=1, description="summary of the episode",
                          json_schema_extra={"maxLength": SUMMARY_MAX_CHARS})
+
+    @field_validator("ranked", mode="before")
+    @classmethod
+    def _capped(cls, value: Any, info: ValidationInfo) -> Any:
+        return capped(value, MAX_RANKED, info)
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

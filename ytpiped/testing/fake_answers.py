@@ -5,8 +5,9 @@
   people = runs of two or more capitalised words inside a sentence; concepts = long words;
   each list at most as long as the schema allows (the first ones).
 - EpisodeSummary: the first two sentences of the transcript block.
-- Evaluation: every listed claim ranked; importance from its length; a claim whose text
-  repeats an earlier one (ignoring case/punctuation) is marked duplicate_of it.
+- Evaluation: every listed claim ranked (the MAX_RANKED most important); importance from
+  its length; a claim whose text repeats an earlier one (ignoring case/punctuation) is
+  marked duplicate_of it.
 Tests can therefore predict which window produced which claim, and where its quote is.
 """
 
@@ -25,14 +26,14 @@ from ytpiped.mining.prompts import (
     TRANSCRIPT_OPEN,
     between,
 )
-from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_TOPICS
+from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_RANKED, MAX_TOPICS
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
 _CLAIM_LINE = re.compile(r"^\[(\d+)\]\s*(?:\(([^)]*)\)\s*)?(.*)$")
 _NAME = re.compile(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b")
 #: the schema's maxItems of each list an answer has
 LIST_BOUNDS = {"claims": MAX_CLAIMS, "people": MAX_PEOPLE, "concepts": MAX_CONCEPTS,
-               "topics": MAX_TOPICS}
+               "topics": MAX_TOPICS, "ranked": MAX_RANKED}
 
 
 def sentences(text: str) -> list[str]:
@@ -108,6 +109,7 @@ def evaluation_answer(claims_block: str) -> dict[str, Any]:
         if dup is None:
             texts.append(text)
     ranked.sort(key=lambda r: (-r["importance"], r["id"]))
+    del ranked[MAX_RANKED:]  # the most important ones, as the schema allows
     summary = " ".join(texts) or "No claims were mined."
     return {"ranked": ranked, "summary": summary}
 
@@ -149,8 +151,8 @@ def out_of_range(content: str) -> str:
 
 
 def overlong(content: str) -> str:
-    """The answer with every non-empty bounded list (claims, people, concepts, topics)
-    three items past its maxItems, its items repeated: what a server that does not
+    """The answer with every non-empty bounded list (claims, people, concepts, topics,
+    ranked) three items past its maxItems, its items repeated: what a server that does not
     enforce the schema lets a small model write."""
     node = json.loads(content)
     for key, most in LIST_BOUNDS.items():
