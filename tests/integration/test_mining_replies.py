@@ -21,7 +21,7 @@ from tests.mining_ctx import item, write_transcript
 from ytpiped import metrics
 from ytpiped.errors import Retryable
 from ytpiped.mining.llm_kinds import KIND_CUT
-from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_TOPICS
+from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_RANKED, MAX_TOPICS
 from ytpiped.testing.fake_ollama import FakeOllama
 
 VIDEO = "vid00000001"
@@ -92,6 +92,7 @@ async def test_lists_past_their_most_items_are_cut_logged_and_counted(
     before = clamped_count("claims"), clamped_count("topics")
     with capture_logs() as logged:
         out = await rig.mine.run(item(VIDEO), rig.ctx)
+        await rig.evaluate.run(item(VIDEO), rig.ctx)
     assert out.info["mine"]["failed_windows"] == 0
     # the schema the server got bounds each list
     sent = requests_for(fake, "WindowResult")[0]["format"]["properties"]
@@ -104,12 +105,16 @@ async def test_lists_past_their_most_items_are_cut_logged_and_counted(
                            for w in windows)
     cut = [e for e in logged if e["event"] == "llm_values_clamped"]
     by_schema = {e["schema"]: e["fields"] for e in cut if e["schema"] != "WindowResult"}
-    assert by_schema == {"EpisodeSummary": {"topics": 1}}
+    assert by_schema == {"EpisodeSummary": {"topics": 1}, "Evaluation": {"ranked": 1}}
     assert sum(e["fields"].get("claims", 0) for e in cut) == len(windows)
     assert any(f"claims {MAX_CLAIMS + 3} -> {MAX_CLAIMS}" in x
                for e in cut for x in e["examples"])
     assert clamped_count("claims") - before[0] == len(windows)
     assert clamped_count("topics") - before[1] == 1
+    # the evaluation: its ranked list cut to MAX_RANKED, not a failed evaluation
+    doc = evaluation(rig)
+    assert doc["evaluation"]["status"] == "ok"
+    assert len(doc["evaluation"]["ranked"]) == MAX_RANKED
     # not a failed answer: no request was spent on a repair
     assert not [b for b in fake.chat_bodies() if "could not be used" in
                 b["messages"][-1]["content"]]

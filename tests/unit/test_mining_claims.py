@@ -11,6 +11,7 @@ from ytpiped.mining.schema import (
     MAX_CLAIMS,
     MAX_CONCEPTS,
     MAX_PEOPLE,
+    MAX_RANKED,
     Clamp,
     Evaluation,
     WindowResult,
@@ -131,4 +132,17 @@ def test_fake_window_answer_keeps_within_the_schema_s_list_bounds() -> None:
         [MAX_CLAIMS, MAX_PEOPLE, MAX_CONCEPTS]
     clamps: list[Clamp] = []
     WindowResult.model_validate(out, context={"clamped": clamps})
+    assert clamps == []
+
+
+def test_fake_evaluation_answer_ranks_at_most_the_schema_s_bound() -> None:
+    block = "\n".join(f"[{i}] (factual) Claim {' '.join(['word'] * (i % 19))} number {i}."
+                      for i in range(MAX_RANKED + 10))
+    out = fake_answers.evaluation_answer(block)
+    assert len(out["ranked"]) == MAX_RANKED
+    assert min(r["importance"] for r in out["ranked"]) >= max(
+        1 + min(9, (len(f"Claim number {i}.".split()) + i % 19) // 2)
+        for i in range(MAX_RANKED + 10) if i not in {r["id"] for r in out["ranked"]})
+    clamps: list[Clamp] = []
+    Evaluation.model_validate(out, context={"clamped": clamps})
     assert clamps == []

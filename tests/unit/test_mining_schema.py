@@ -16,6 +16,7 @@ from ytpiped.mining.schema import (
     MAX_CLAIMS,
     MAX_CONCEPTS,
     MAX_PEOPLE,
+    MAX_RANKED,
     MAX_TOPICS,
     NAME_MAX_CHARS,
     ROLE_MAX_CHARS,
@@ -77,6 +78,9 @@ def test_every_list_of_a_mining_answer_has_a_most_items_in_the_schema_and_prompt
     assert {k: window[k]["maxItems"] for k in ("claims", "people", "concepts")} == \
         {"claims": MAX_CLAIMS, "people": MAX_PEOPLE, "concepts": MAX_CONCEPTS}
     assert json_schema(EpisodeSummary)["properties"]["topics"]["maxItems"] == MAX_TOPICS
+    assert json_schema(Evaluation)["properties"]["ranked"]["maxItems"] == MAX_RANKED
+    assert 20 * MAX_RANKED + SUMMARY_MAX_CHARS // 4 <= 0.8 * 1024
+    assert f"at most {MAX_RANKED} of them" in prompts.EVAL_SYSTEM
     # and the short texts inside them a length (in the schema only, as the summary's)
     defs = json_schema(WindowResult)["$defs"]
     assert [defs[m]["properties"][f]["maxLength"] for m, f in
@@ -119,6 +123,12 @@ def test_a_list_past_its_most_items_is_cut_to_it_and_recorded_like_a_clamp() -> 
         {"summary": "A talk.", "topics": [f"topic {i}" for i in range(MAX_TOPICS + 4)]}), clamps)
     assert summary.topics == [f"topic {i}" for i in range(MAX_TOPICS)]
     assert clamps == [Clamp("topics", MAX_TOPICS + 4, MAX_TOPICS)]
+    clamps = []
+    ev = parse_reply(Evaluation, json.dumps({"ranked": [
+        {"id": i, "importance": 5, "duplicate_of": None} for i in range(MAX_RANKED + 1)],
+        "summary": "ok"}), clamps)
+    assert [r.id for r in ev.ranked] == list(range(MAX_RANKED))
+    assert clamps == [Clamp("ranked", MAX_RANKED + 1, MAX_RANKED)]
     # lists within their bound record nothing
     clamps = []
     parse_reply(WindowResult, json.dumps({"claims": claims[:MAX_CLAIMS], "people": [],
