@@ -159,3 +159,12 @@ def test_the_bounds_reach_llama_cpp_s_grammar_at_a_depth_it_builds() -> None:
     assert rules["WindowResult.claims"].count("claims-item") == MAX_CLAIMS
     assert rules["EpisodeSummary.topics"].count("string") == MAX_TOPICS
     assert max(nesting(body) for body in rules.values()) <= SUMMARY_MAX_CHARS
+
+
+def test_a_raw_newline_inside_a_string_is_accepted() -> None:
+    """llama-cpp-python's grammar lets raw control characters into strings (SmolLM2 wrote
+    newlines into the evaluation summary): not a failed answer."""
+    raw = '{"ranked": [], "summary": "First line.\nSecond line.\tEnd."}'
+    assert parse_reply(Evaluation, raw).summary == "First line.\nSecond line.\tEnd."
+    with pytest.raises(json.JSONDecodeError):  # broken JSON still is
+        parse_reply(Evaluation, '{"ranked": [], "summary": "cut')

@@ -195,6 +195,9 @@ def validation_message(exc: ValidationError | json.JSONDecodeError) -> str:
 
 def parse_reply(model: type[M], raw: str, clamps: list[Clamp] | None = None) -> M:
     """Parse and validate; raises json.JSONDecodeError or ValidationError. Numbers clamped
-    into the schema's range are appended to `clamps`."""
-    return model.model_validate(json.loads(raw),
+    into the schema's range (and lists cut to their maxItems) are appended to `clamps`.
+    Raw control characters inside strings (a newline) are accepted: llama-cpp-python's
+    grammar lets them through (its string rule, unlike llama.cpp's, does not exclude them),
+    and SmolLM2 writes them into the evaluation summary."""
+    return model.model_validate(json.loads(raw, strict=False),
                                 context={"clamped": clamps} if clamps is not None else None)
