@@ -1,8 +1,10 @@
 """Answers a small model gives under a grammar (what SmolLM2 does on llama.cpp's server),
 over real HTTP on both APIs: numbers outside the schema's bounds are clamped, logged and
-counted, not failed windows or evaluations; an answer cut at mine.answer_tokens is asked
-for again, shorter and without being shown back, then (a window) mined as two halves, and
-what still fails is reported as `llm_reply_cut`."""
+counted, not failed windows or evaluations; the schema sent bounds every list (maxItems)
+and a longer list (a server without a grammar) is cut to it, logged and counted alike; an
+answer cut at mine.answer_tokens is asked for again, shorter and without being shown back,
+then (a window) mined as two halves, and what still fails is reported as
+`llm_reply_cut`."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tests.mining_ctx import item, write_transcript
 from ytpiped import metrics
 from ytpiped.errors import Retryable
 from ytpiped.mining.llm_kinds import KIND_CUT
+from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_RANKED, MAX_TOPICS
 from ytpiped.testing.fake_ollama import FakeOllama
 
 VIDEO = "vid00000001"
@@ -68,6 +71,40 @@ async def test_numbers_outside_the_schema_s_range_are_clamped_logged_and_counted
     assert clamped_count("confidence") - before[1] == sum(
         e["fields"].get("confidence", 0) for e in clamps)
     # no request was spent on a repair
+    assert not [b for b in fake.chat_bodies() if "could not be used" in
+                b["messages"][-1]["content"]]
+
+
+async def test_lists_past_their_most_items_are_cut_logged_and_counted(
+        rig: Rig, fake: FakeOllama) -> None:
+    fake.inject("overlong", times=1000)  # every list three items past its maxItems
+    before = clamped_count("claims"), clamped_count("topics")
+    with capture_logs() as logged:
+        out = await rig.mine.run(item(VIDEO), rig.ctx)
+        await rig.evaluate.run(item(VIDEO), rig.ctx)
+    assert out.info["mine"]["failed_windows"] == 0
+    # the schema the server got bounds each list
+    sent = requests_for(fake, "WindowResult")[0]["format"]["properties"]
+    assert [sent[k]["maxItems"] for k in ("claims", "people", "concepts")] == \
+        [MAX_CLAIMS, MAX_PEOPLE, MAX_CONCEPTS]
+    assert requests_for(fake, "EpisodeSummary")[0]["format"]["properties"]["topics"][
+        "maxItems"] == MAX_TOPICS
+    windows = [v for (k, _), v in rig.parts.items() if k == "window"]
+    assert windows and all(w["status"] == "ok" and len(w["claims"]) == MAX_CLAIMS
+                           for w in windows)
+    cut = [e for e in logged if e["event"] == "llm_values_clamped"]
+    by_schema = {e["schema"]: e["fields"] for e in cut if e["schema"] != "WindowResult"}
+    assert by_schema == {"EpisodeSummary": {"topics": 1}, "Evaluation": {"ranked": 1}}
+    assert sum(e["fields"].get("claims", 0) for e in cut) == len(windows)
+    assert any(f"claims {MAX_CLAIMS + 3} -> {MAX_CLAIMS}" in x
+               for e in cut for x in e["examples"])
+    assert clamped_count("claims") - before[0] == len(windows)
+    assert clamped_count("topics") - before[1] == 1
+    # the evaluation: its ranked list cut to MAX_RANKED, not a failed evaluation
+    doc = evaluation(rig)
+    assert doc["evaluation"]["status"] == "ok"
+    assert len(doc["evaluation"]["ranked"]) == MAX_RANKED
+    # not a failed answer: no request was spent on a repair
     assert not [b for b in fake.chat_bodies() if "could not be used" in
                 b["messages"][-1]["content"]]
 

@@ -7,7 +7,15 @@ import pytest
 from pydantic import ValidationError
 
 from ytpiped.mining.claims import dedup_claims, merge_windows, place_claims
-from ytpiped.mining.schema import Evaluation, WindowResult
+from ytpiped.mining.schema import (
+    MAX_CLAIMS,
+    MAX_CONCEPTS,
+    MAX_PEOPLE,
+    MAX_RANKED,
+    Clamp,
+    Evaluation,
+    WindowResult,
+)
 from ytpiped.mining.windows import Segment, make_windows
 from ytpiped.stages.evaluate import apply_evaluation
 from ytpiped.testing import fake_answers
@@ -110,3 +118,31 @@ def test_a_confidence_out_of_bounds_is_clamped_not_a_failed_window() -> None:
     assert WindowResult.model_validate(answer(0.75)).claims[0].confidence == 0.75
     with pytest.raises(ValidationError):
         WindowResult.model_validate(answer("very"))
+
+
+def test_fake_window_answer_keeps_within_the_schema_s_list_bounds() -> None:
+    names = ("Ada Lovelace", "Alan Turing", "Grace Hopper", "Emmy Noether", "Marie Curie",
+             "Carl Gauss", "Niels Bohr")
+    words = ("thermodynamics", "photosynthesis", "electrochemistry", "biodiversity",
+             "infrastructure", "microprocessor", "superconductor")
+    text = " ".join(f"then we heard {n} explain {w} to students."
+                    for n, w in zip(names, words, strict=True))
+    out = fake_answers.window_answer(text)
+    assert [len(out[k]) for k in ("claims", "people", "concepts")] == \
+        [MAX_CLAIMS, MAX_PEOPLE, MAX_CONCEPTS]
+    clamps: list[Clamp] = []
+    WindowResult.model_validate(out, context={"clamped": clamps})
+    assert clamps == []
+
+
+def test_fake_evaluation_answer_ranks_at_most_the_schema_s_bound() -> None:
+    block = "\n".join(f"[{i}] (factual) Claim {' '.join(['word'] * (i % 19))} number {i}."
+                      for i in range(MAX_RANKED + 10))
+    out = fake_answers.evaluation_answer(block)
+    assert len(out["ranked"]) == MAX_RANKED
+    assert min(r["importance"] for r in out["ranked"]) >= max(
+        1 + min(9, (len(f"Claim number {i}.".split()) + i % 19) // 2)
+        for i in range(MAX_RANKED + 10) if i not in {r["id"] for r in out["ranked"]})
+    clamps: list[Clamp] = []
+    Evaluation.model_validate(out, context={"clamped": clamps})
+    assert clamps == []

@@ -19,6 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ytpiped.mining.schema import (
+    MAX_CLAIMS,
+    MAX_CONCEPTS,
+    MAX_PEOPLE,
+    MAX_RANKED,
+    MAX_TOPICS,
     SUMMARY_MAX_CHARS,
     EpisodeSummary,
     Evaluation,
@@ -36,24 +41,26 @@ Message = dict[str, str]
 SUMMARY_SYSTEM = (
     "You summarise podcast and video transcripts. Read the beginning of the transcript and "
     "answer with JSON only: a summary of at most five sentences saying what the episode is "
-    "about and who speaks, and the main topics."
+    f"about and who speaks, and the main topics (at most {MAX_TOPICS})."
 )
 
 MINE_SYSTEM = (
     "You extract knowledge from one window of a transcript. Episode context is given so "
     "that claims are understood in context. Answer with JSON only, matching the schema.\n"
-    "- claims: each a self-contained sentence a reader understands without the transcript; "
-    "type is one of factual, causal, normative, forecast, definition, opinion, anecdote, "
-    "other; evidence is a VERBATIM quote copied from the transcript window (no "
-    "paraphrase); confidence 0-1 that the speaker asserts it.\n"
-    "- people: people named, with their role.\n"
-    "- concepts: jargon and concepts, with a short explanation.\n"
+    f"- claims: at most {MAX_CLAIMS}, the most important; each a self-contained sentence a "
+    "reader understands without the transcript; type is one of factual, causal, normative, "
+    "forecast, definition, opinion, anecdote, other; evidence is a VERBATIM quote copied "
+    "from the transcript window (no paraphrase); confidence 0-1 that the speaker asserts it.\n"
+    f"- people: at most {MAX_PEOPLE} people named, with their role.\n"
+    f"- concepts: at most {MAX_CONCEPTS} jargon terms and concepts, with a short "
+    "explanation.\n"
     "Only use what this window says. Return empty lists when there is nothing."
 )
 
 EVAL_SYSTEM = (
     "You evaluate the claims mined from one episode. Answer with JSON only: rank the claims "
-    "by importance (1-10, 10 highest) using their numbers, mark a claim that repeats another "
+    f"by importance (1-10, 10 highest) using their numbers, at most {MAX_RANKED} of them "
+    "(the most important), mark a claim that repeats another "
     "with duplicate_of set to the other's number, and write a summary of the episode (one "
     f"or two paragraphs, at most {SUMMARY_MAX_CHARS} characters) based on the claims and the "
     "short summary."

@@ -31,10 +31,29 @@ M = TypeVar("M", bound=BaseModel)
 #: build the grammar (each character is one nested rule).
 SUMMARY_MAX_CHARS = 1000
 
+#: the most items of each list a mining answer may have (the schema's maxItems, also said
+#: in the prompt): a small model that runs on (SmolLM2 at temperature 0) would otherwise
+#: list until mine.answer_tokens cuts the JSON off, on every try alike. Chosen so the
+#: fullest answer (~70 tokens a claim, ~20 a person, ~30 a concept) stays well within the
+#: default answer_tokens (1024). A grammar stops the list there; a longer list from a
+#: server without one is cut to the bound, and recorded like a clamped number.
+MAX_CLAIMS = 6
+MAX_PEOPLE = 4
+MAX_CONCEPTS = 3
+MAX_TOPICS = 8
+#: the most claims an evaluation ranks (the most important; the rest keep importance None):
+#: ~20 tokens each beside a summary of up to SUMMARY_MAX_CHARS (~250 tokens)
+MAX_RANKED = 25
+#: the longest name, role or term (characters), in the schema only like SUMMARY_MAX_CHARS:
+#: SmolLM2 also runs on inside such a short field until the answer is cut
+NAME_MAX_CHARS = 100
+ROLE_MAX_CHARS = 200
+
 
 @dataclass(frozen=True)
 class Clamp:
-    """A number the model gave outside the schema's range, replaced by the nearest bound."""
+    """A number the model gave outside the schema's range, replaced by the nearest bound;
+    for a list longer than its maxItems, its length and the bound it was cut to."""
 
     field: str
     value: float
@@ -53,6 +72,19 @@ def clamped(value: Any, lo: float, hi: float, info: ValidationInfo) -> Any:
     if isinstance(ctx, dict) and isinstance(ctx.get("clamped"), list):
         ctx["clamped"].append(Clamp(str(info.field_name), float(value), float(new)))
     return new
+
+
+def capped(value: Any, most: int, info: ValidationInfo) -> Any:
+    """A list longer than `most` (the schema's maxItems) cut to its first `most` items,
+    recorded in the validation context's "clamped" list like a clamped number. The items
+    cut off are not validated: one bad item past the bound does not fail the answer."""
+    if not isinstance(value, list) or len(value) <= most:
+        return value
+    ctx = info.context
+    if isinstance(ctx, dict) and isinstance(ctx.get("clamped"), list):
+        ctx["clamped"].append(Clamp(str(info.field_name), float(len(value)), float(most)))
+    return value[:most]
+
 
 ClaimType = Literal["factual", "causal", "normative", "forecast", "definition", "opinion",
                     "anecdote", "other"]
@@ -75,28 +107,40 @@ class Claim(_Strict):
 
 
 class Person(_Strict):
-    name: str = Field(min_length=1)
-    role: str = Field(description="who they are or why mentioned; may be empty")
+    name: str = Field(min_length=1, json_schema_extra={"maxLength": NAME_MAX_CHARS})
+    role: str = Field(description="who they are or why mentioned; may be empty",
+                      json_schema_extra={"maxLength": ROLE_MAX_CHARS})
 
 
 class Concept(_Strict):
-    term: str = Field(min_length=1)
+    term: str = Field(min_length=1, json_schema_extra={"maxLength": NAME_MAX_CHARS})
     explanation: str = Field(description="what it means here; may be empty")
 
 
 class WindowResult(_Strict):
     """Answer to one mining window."""
 
-    claims: list[Claim]
-    people: list[Person]
-    concepts: list[Concept]
+    claims: list[Claim] = Field(max_length=MAX_CLAIMS)
+    people: list[Person] = Field(max_length=MAX_PEOPLE)
+    concepts: list[Concept] = Field(max_length=MAX_CONCEPTS)
+
+    @field_validator("claims", "people", "concepts", mode="before")
+    @classmethod
+    def _capped(cls, value: Any, info: ValidationInfo) -> Any:
+        most = {"claims": MAX_CLAIMS, "people": MAX_PEOPLE, "concepts": MAX_CONCEPTS}
+        return capped(value, most[str(info.field_name)], info)
 
 
 class EpisodeSummary(_Strict):
     """Short summary made before mining, sent with every window as context."""
 
     summary: str = Field(min_length=1)
-    topics: list[str]
+    topics: list[str] = Field(max_length=MAX_TOPICS)
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _capped(cls, value: Any, info: ValidationInfo) -> Any:
+        return capped(value, MAX_TOPICS, info)
 
 
 class Ranked(_Strict):
@@ -113,9 +157,14 @@ class Ranked(_Strict):
 class Evaluation(_Strict):
     """Answer to the per-video evaluation."""
 
-    ranked: list[Ranked]
+    ranked: list[Ranked] = Field(max_length=MAX_RANKED)
     summary: str = Field(min_length=1, description="summary of the episode",
                          json_schema_extra={"maxLength": SUMMARY_MAX_CHARS})
+
+    @field_validator("ranked", mode="before")
+    @classmethod
+    def _capped(cls, value: Any, info: ValidationInfo) -> Any:
+        return capped(value, MAX_RANKED, info)
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -146,6 +195,9 @@ def validation_message(exc: ValidationError | json.JSONDecodeError) -> str:
 
 def parse_reply(model: type[M], raw: str, clamps: list[Clamp] | None = None) -> M:
     """Parse and validate; raises json.JSONDecodeError or ValidationError. Numbers clamped
-    into the schema's range are appended to `clamps`."""
-    return model.model_validate(json.loads(raw),
+    into the schema's range (and lists cut to their maxItems) are appended to `clamps`.
+    Raw control characters inside strings (a newline) are accepted: llama-cpp-python's
+    grammar lets them through (its string rule, unlike llama.cpp's, does not exclude them),
+    and SmolLM2 writes them into the evaluation summary."""
+    return model.model_validate(json.loads(raw, strict=False),
                                 context={"clamped": clamps} if clamps is not None else None)

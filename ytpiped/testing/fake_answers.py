@@ -2,10 +2,12 @@
 
 - WindowResult: one claim per sentence of the window's transcript block (at least four
   words; without punctuation, runs of twelve words), evidence = that sentence verbatim;
-  people = runs of two or more capitalised words inside a sentence; concepts = long words.
+  people = runs of two or more capitalised words inside a sentence; concepts = long words;
+  each list at most as long as the schema allows (the first ones).
 - EpisodeSummary: the first two sentences of the transcript block.
-- Evaluation: every listed claim ranked; importance from its length; a claim whose text
-  repeats an earlier one (ignoring case/punctuation) is marked duplicate_of it.
+- Evaluation: every listed claim ranked (the MAX_RANKED most important); importance from
+  its length; a claim whose text repeats an earlier one (ignoring case/punctuation) is
+  marked duplicate_of it.
 Tests can therefore predict which window produced which claim, and where its quote is.
 """
 
@@ -24,11 +26,14 @@ from ytpiped.mining.prompts import (
     TRANSCRIPT_OPEN,
     between,
 )
+from ytpiped.mining.schema import MAX_CLAIMS, MAX_CONCEPTS, MAX_PEOPLE, MAX_RANKED, MAX_TOPICS
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
 _CLAIM_LINE = re.compile(r"^\[(\d+)\]\s*(?:\(([^)]*)\)\s*)?(.*)$")
 _NAME = re.compile(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b")
-MAX_CLAIMS = 8
+#: the schema's maxItems of each list an answer has
+LIST_BOUNDS = {"claims": MAX_CLAIMS, "people": MAX_PEOPLE, "concepts": MAX_CONCEPTS,
+               "topics": MAX_TOPICS, "ranked": MAX_RANKED}
 
 
 def sentences(text: str) -> list[str]:
@@ -72,14 +77,14 @@ def window_answer(transcript: str) -> dict[str, Any]:
         if len(s.split()) >= 4 and len(claims) < MAX_CLAIMS:
             claims.append({"text": s, "type": claim_type(s), "evidence": s,
                            "confidence": _confidence(s)})
-    return {"claims": claims, "people": list(people.values()),
-            "concepts": list(concepts.values())[:3]}
+    return {"claims": claims, "people": list(people.values())[:MAX_PEOPLE],
+            "concepts": list(concepts.values())[:MAX_CONCEPTS]}
 
 
 def summary_answer(transcript: str) -> dict[str, Any]:
     sents = sentences(transcript)
     summary = " ".join(sents[:2]) or "An episode without speech."
-    topics = sorted({w.lower() for w in re.findall(r"[A-Za-z]{7,}", summary)})[:5]
+    topics = sorted({w.lower() for w in re.findall(r"[A-Za-z]{7,}", summary)})[:MAX_TOPICS]
     return {"summary": summary, "topics": topics}
 
 
@@ -104,6 +109,7 @@ def evaluation_answer(claims_block: str) -> dict[str, Any]:
         if dup is None:
             texts.append(text)
     ranked.sort(key=lambda r: (-r["importance"], r["id"]))
+    del ranked[MAX_RANKED:]  # the most important ones, as the schema allows
     summary = " ".join(texts) or "No claims were mined."
     return {"ranked": ranked, "summary": summary}
 
@@ -142,6 +148,18 @@ def out_of_range(content: str) -> str:
             return [walk(v) for v in node]
         return node
     return json.dumps(walk(json.loads(content)))
+
+
+def overlong(content: str) -> str:
+    """The answer with every non-empty bounded list (claims, people, concepts, topics,
+    ranked) three items past its maxItems, its items repeated: what a server that does not
+    enforce the schema lets a small model write."""
+    node = json.loads(content)
+    for key, most in LIST_BOUNDS.items():
+        items = node.get(key) if isinstance(node, dict) else None
+        if isinstance(items, list) and items:
+            node[key] = [items[i % len(items)] for i in range(most + 3)]
+    return json.dumps(node)
 
 
 RAMBLE = " and then it goes on and on"

@@ -18,7 +18,8 @@ OpenAI-compatible POST /v1/chat/completions (non-streaming; `response_format` of
   answer until the client gives up or the server stops), and two answers a small model
   gives under a grammar: "out_of_range" (every importance 0, every confidence 5: the
   grammar leaves number bounds out) and "ramble" (its first text runs on and on, so the
-  answer is cut at the cap).
+  answer is cut at the cap); and "overlong" (every list three items past its maxItems, as
+  from a server that does not enforce the schema).
 - `ctx_limit`: a request whose prompt tokens (len/4) plus its answer cap (num_predict /
   max_tokens) exceed it is refused as too long for the context (HTTP 400), as real servers
   do; /api/show then reports it as the model's context length. An answer longer than the
@@ -54,7 +55,7 @@ from aiohttp import web
 from ytpiped.testing import fake_answers
 
 FAULT_MODES = ("malformed", "schema", "500", "503", "429", "401", "404", "context", "garbage",
-               "drop", "stall", "out_of_range", "ramble")
+               "drop", "stall", "out_of_range", "ramble", "overlong")
 CHAT_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions")
 WEIGHTS_BYTES = 4_683_087_332
 # qwen2-7B-like geometry: what /api/show reports, and what /api/ps sizes are derived from
@@ -341,6 +342,8 @@ class FakeOllama:
                 content = fake_answers.out_of_range(content)
             elif fault == "ramble":
                 content = fake_answers.ramble(content)
+            elif fault == "overlong":
+                content = fake_answers.overlong(content)
         completion_tokens = max(1, len(content) // 4)
         cut = cap is not None and completion_tokens > cap
         if cut:
