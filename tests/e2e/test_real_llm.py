@@ -102,9 +102,10 @@ def test_demo_transcripts_mined_through_a_real_llm_server(tmp_path: Path,
         assert tokens["prompt"] >= sum(t["prompt"] for t in tokens["windows"].values())
         assert tokens["evaluate"]["prompt"] > 0 and tokens["completion"] > 0
         per_video.append(tokens["mine"]["prompt"] + tokens["mine"]["completion"])
-    # status while the daemon ran: the server's throughput, tokens per video, no backlog
+    # status once the backlog is mined: the server's throughput, tokens per video, no
+    # backlog (windows/min counts the pool's current interval, which may have just begun)
     mine = live["stages"]["mine"]
-    assert mine["tokens_per_s"] > 0 and mine["rate_windows_per_min"] > 0
+    assert mine["tokens_per_s"] > 0 and mine["rate_windows_per_min"] >= 0
     assert mine["tokens_per_video"] == round(statistics.median(per_video))
     assert mine["backlog_videos"] == 0 and mine["eta_seconds"] == 0
     # the pool sized itself for a server that decodes one request at a time
