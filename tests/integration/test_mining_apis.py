@@ -14,6 +14,7 @@ from tests.integration.test_mining_stage import TOPICS, Rig, claims_answered
 from tests.mining_ctx import item, write_transcript
 from ytpiped.errors import Cooldown, Retryable
 from ytpiped.mining.llm import LLMClient
+from ytpiped.stages.base import Outcome
 from ytpiped.testing.clock import FakeClock
 from ytpiped.testing.fake_ollama import FakeOllama
 
@@ -32,6 +33,14 @@ def rig_for(data_dir: Path, fakes: list[FakeOllama], api: str, *, padded: bool =
     r = Rig(data_dir, fakes, api=api, **mine)
     write_transcript(data_dir, "vid00000001", [t + FILLER for t in TOPICS] if padded else TOPICS)
     return r
+
+
+async def mine_once(rig: Rig) -> Outcome:
+    """Mine the test video once, then close the rig's LLM runtime."""
+    try:
+        return await rig.mine.run(item("vid00000001"), rig.ctx)
+    finally:
+        await rig.runtime.close()
 
 
 def served(fake: FakeOllama, api: str) -> list[Any]:
@@ -117,10 +126,7 @@ async def test_transient_failures_are_retried_alike(data_dir: Path, fake: FakeOl
     rig = rig_for(data_dir, [fake], api)
     for fault, topic in (("503", 3), ("drop", 4), ("500", 8), ("garbage", 11)):
         fake.inject(fault, match=TOPICS[topic], title="WindowResult")
-    try:
-        out = await rig.mine.run(item("vid00000001"), rig.ctx)
-    finally:
-        await rig.runtime.close()
+    out = await mine_once(rig)
     assert out.info["mine"]["failed_windows"] == 0 and not fake.faults
 
 
@@ -128,10 +134,7 @@ async def test_the_same_repair_request_on_either_api(data_dir: Path, fake: FakeO
                                                      api: str) -> None:
     rig = rig_for(data_dir, [fake], api)
     fake.inject("malformed", match=TOPICS[5], title="WindowResult")
-    try:
-        out = await rig.mine.run(item("vid00000001"), rig.ctx)
-    finally:
-        await rig.runtime.close()
+    out = await mine_once(rig)
     assert out.info["mine"]["failed_windows"] == 0
     repairs = [b for b in fake.chat_bodies() if "could not be used" in b["messages"][-1]["content"]]
     assert len(repairs) == 1
@@ -169,10 +172,7 @@ async def test_windows_fit_the_context_the_server_reports(data_dir: Path) -> Non
     async with FakeOllama(ctx_limit=1100) as fake:
         rig = rig_for(data_dir, [fake], "ollama", padded=True, window_tokens=5000,
                       overlap_tokens=20, answer_tokens=270, num_ctx=4096)
-        try:
-            out = await rig.mine.run(item("vid00000001"), rig.ctx)
-        finally:
-            await rig.runtime.close()
+        out = await mine_once(rig)
     assert rig.runtime.context == 1100
     assert out.info["mine"]["failed_windows"] == 0 and out.info["mine"]["windows"] > 1
     assert all(r.status == 200 for r in fake.requests)  # none refused as too long
@@ -185,10 +185,7 @@ async def test_num_ctx_sizes_windows_where_an_openai_server_does_not_say(
     async with FakeOllama(ctx_limit=1100) as fake:
         rig = rig_for(data_dir, [fake], "openai", padded=True, window_tokens=5000,
                       overlap_tokens=20, answer_tokens=270, num_ctx=1100)
-        try:
-            out = await rig.mine.run(item("vid00000001"), rig.ctx)
-        finally:
-            await rig.runtime.close()
+        out = await mine_once(rig)
     assert rig.runtime.context == 1100
     assert out.info["mine"]["failed_windows"] == 0 and out.info["mine"]["windows"] > 1
     assert all(r.status == 200 for r in fake.requests)
@@ -198,10 +195,7 @@ async def test_a_server_that_only_knows_json_object_is_asked_that_way(data_dir: 
     # llama-cpp-python's server: response_format {"type": "json_object", "schema": …} only
     async with FakeOllama(v1_formats=("json_object",)) as fake:
         rig = rig_for(data_dir, [fake], "openai")
-        try:
-            out = await rig.mine.run(item("vid00000001"), rig.ctx)
-        finally:
-            await rig.runtime.close()
+        out = await mine_once(rig)
     assert out.info["mine"]["failed_windows"] == 0 and rig.runtime.outage.level == 0
     refused = [r for r in fake.requests if r.status == 500]  # as llama-cpp-python answers
     assert len(refused) == 1  # asked the standard way once, then the other way
