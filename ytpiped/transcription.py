@@ -64,7 +64,8 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-def _ratio(text: str) -> float:
+def compression_ratio(text: str) -> float:
+    """Whisper's compression ratio of `text` (bytes ÷ zlib-compressed bytes)."""
     data = text.encode()
     return len(data) / max(1, len(zlib.compress(data)))
 
@@ -80,7 +81,7 @@ def _similar(a: str, b: str) -> bool:
 def _own_problem(text: str) -> str | None:
     """A reason when one segment's own text repeats itself."""
     norm = _norm(text)
-    if len(norm) >= MIN_LOOP_CHARS and (r := _ratio(norm)) > COMPRESSION_LIMIT:
+    if len(norm) >= MIN_LOOP_CHARS and (r := compression_ratio(norm)) > COMPRESSION_LIMIT:
         return f"compression ratio {r:.2f} > {COMPRESSION_LIMIT} in one segment"
     words = norm.split()
     if len(words) >= 12:

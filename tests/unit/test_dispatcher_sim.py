@@ -293,3 +293,42 @@ def test_a_clear_rise_is_decided_early_and_a_marginal_one_waits_for_more_runs() 
     assert not gpu_slots.enough(s, 3, 105.5, 2.0, 6)  # +5.5 % +- 2.2 %: not yet
     assert not gpu_slots.enough(s, 3, 105.5, 2.0, 23)
     assert gpu_slots.enough(s, 3, 105.5, 2.0, 24)  # eight runs per slot: decide anyway
+
+
+class BatchingEngine(TimedEngine):
+    """A CPU slot that runs waiting chunks of other videos with its own as one batch."""
+
+    def __init__(self, clock: FakeClock, batches: list[tuple[str, list[str]]], name: str
+                 ) -> None:
+        super().__init__(clock, "cpu", 10.0, device=name)
+        self.max_batch = 8  # 30-s windows per batched pass
+        self.multilingual = False
+        self.batches = batches
+
+    async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+        return (await self.transcribe_batch([job], timeout_s))[0]
+
+    async def transcribe_batch(self, jobs: list[ChunkJob], timeout_s: float
+                               ) -> list[ChunkResult]:
+        self.batches.append((self.device_name, [j.video_id for j in jobs]))
+        return [await super(BatchingEngine, self).transcribe(j, timeout_s) for j in jobs]
+
+
+async def test_batches_fill_a_slots_windows_and_leave_work_for_the_other_slot() -> None:
+    """Six files of 109 s (four 30-s windows each) on two batching slots: a batch takes
+    two (eight windows, the batch size), and no slot takes work that the other free slot
+    could run beside it (a batch once took four files while the other slot idled)."""
+    clock = FakeClock()
+    batches: list[tuple[str, list[str]]] = []
+    d = Dispatcher([BatchingEngine(clock, batches, "cpu0"), BatchingEngine(clock, batches,
+                                                                          "cpu1")],
+                   policy="ect", clock=clock)
+    task = asyncio.ensure_future(asyncio.gather(*(video(d, f"v{i}", 1, 109.0)
+                                                  for i in range(6))))
+    await clock.drive(task)
+    await task
+    assert sorted(v for _, vids in batches for v in vids) == [f"v{i}" for i in range(6)]
+    assert all(len(vids) <= 2 for _, vids in batches), batches
+    assert {batches[0][0], batches[1][0]} == {"cpu0", "cpu1"}, batches  # both at once
+    # v0 and v1 start alone (nothing else waits yet), then two batches of two
+    assert len(batches) == 4, batches

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 Array = npt.NDArray[np.float64]
 SEGMENT_S = 0.1
@@ -25,6 +24,15 @@ ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0
 LRA_RELATIVE_GATE = -20.0
 CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # L, R, C, Ls, Rs
+
+
+def _sosfilt(sos: Array, x: Array, zi: Array) -> tuple[Array, Array]:
+    """scipy's sosfilt, imported on first use: `scipy.signal` takes a second to import,
+    which a one-shot run spends starting its workers instead."""
+    from scipy.signal import sosfilt
+
+    y, z = sosfilt(sos, x, zi=zi)
+    return y, z
 
 
 def _biquad(kind: str, gain_db: float, q: float, fc: float, rate: float) -> Array:
@@ -123,7 +131,7 @@ class LoudnessMeter:
         energy: Array | None = None
         for ch, data in enumerate(chans):
             # 1-D sosfilt on contiguous data is ~4x faster than along an axis
-            y, self.zi[ch] = signal.sosfilt(self.sos, data, zi=self.zi[ch])
+            y, self.zi[ch] = _sosfilt(self.sos, data, zi=self.zi[ch])
             if self.pending[ch].size:
                 y = np.concatenate([self.pending[ch], y])
             whole = (y.shape[0] // self.seg_len) * self.seg_len

@@ -285,8 +285,8 @@ class Dispatcher:
                                  0.0, now)
         for a in assignments:
             w, engine = heads[a.job.id], by_id[a.slot_id]
-            if w.future.done() or id(engine) in self.busy:
-                continue
+            if w.future.done() or w not in self.waiting or id(engine) in self.busy:
+                continue  # done, or already taken into another slot's batch
             if self.per_video:
                 self.pins[w.job.video_id] = engine.device_kind
             self._give(w, engine)
@@ -300,11 +300,14 @@ class Dispatcher:
                 others = {str(id(x)): x for x in self.waiting
                           if x is not w and not x.future.done()
                           and self._constraint(x) in (None, engine.device_kind)}
+                # a fair share: chunks that another free slot could run beside this
+                # one are not taken into this batch
+                share = -(-(len(others) + 1) // max(1, len(self._free())))
                 chosen = batching.pick(
                     batching.Candidate(str(id(w)), w.job.audio_s, w.job.group),
                     [batching.Candidate(k, x.job.audio_s, x.job.group)
                      for k, x in others.items()],
-                    max_batch, self.max_batch_audio_s)
+                    max_batch, self.max_batch_audio_s, max_items=share)
                 items += [others[c.id] for c in chosen[1:]]
         audio = sum(x.job.audio_s for x in items)
         now = self.clock.monotonic()

@@ -5,18 +5,21 @@
   so does every slot when `condition_on_previous_text` is set (only the sequential
   decoder has the previous window's text).
 - Batched slots cut every chunk of the batch into windows of at most 30 s at its quiet
-  moments and run all windows of all chunks through `BatchedInferencePipeline` as one
-  pass (`clip_timestamps`), with Whisper's own timestamps kept; VAD only when
-  `vad_filter` is set. The batched decoder samples at the first temperature only, so a
-  window whose text fails Whisper's own checks (compression ratio > 2.4, average log
-  probability < −1) is decoded again alone with the temperature fallback — what the
-  sequential decoder does for itself. The options are therefore the same on every path.
+  moments (VAD's speech when `vad_filter` is set) and run all windows of all chunks
+  through `BatchedInferencePipeline` as one pass (`clip_timestamps`). A window is decoded
+  whole, without Whisper's timestamp tokens, its words are aligned to the audio, and it
+  is cut into segments at sentence ends and pauses (see `_batched`). The batched decoder
+  samples at the first temperature only, so a window whose text fails Whisper's own
+  checks (compression ratio > 2.4, average log probability < −1) is decoded again alone
+  with the temperature fallback — what the sequential decoder does for itself. The
+  options are therefore the same on every path.
 - A failed batched pass falls back to one chunk at a time, so one bad chunk never fails
   the others; bad audio fails only its own chunk.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +29,15 @@ import numpy as np
 from ytpiped.audio.decode import RATE, BadAudio
 from ytpiped.engines.base import ChunkJob, DecodeOptions
 from ytpiped.engines.span import Samples, read_span, windows
+from ytpiped.transcription import compression_ratio
 
 COMPRESSION_LIMIT = 2.4
 LOGPROB_LIMIT = -1.0
 DETECT_S = 30.0
-MAX_PASSES = 3  # batched passes over the unfinished ends of windows
-TAIL_S = 1.0  # an unfinished end shorter than this is not decoded again
+NO_SPEECH_LIMIT = 0.6
+SENTENCE_END = (".", "?", "!", "…")
+PAUSE_S = 1.0  # a pause between words this long ends a segment
+SEGMENT_S = 12.0  # a segment longer than this is cut at the next word
 FRAMES_PER_S = 100  # Whisper's feature frames per second (`Segment.seek` counts them)
 
 Reply = tuple[str, Any]  # ("ok", payload) | ("bad_audio", msg) | ("error", msg)
@@ -73,76 +79,104 @@ def _detect(m: Loaded, job: ChunkJob, audio: Samples) -> dict[str, Any]:
     return {"segments": [], "language": language, "language_probability": round(float(prob), 4)}
 
 
-def _needs_fallback(segs: list[dict[str, Any]]) -> bool:
-    return any(s["compression_ratio"] > COMPRESSION_LIMIT or s["avg_logprob"] < LOGPROB_LIMIT
-               for s in segs)
-
-
 def _batched(m: Loaded, jobs: list[ChunkJob], audios: list[Samples]) -> list[dict[str, Any]]:
     """All windows of all `jobs` in one batched pass (their language is the same).
 
-    The batched decoder drops a window's unfinished last segment (the sequential decoder
-    seeks back and decodes it again); so does this: a window whose transcript stops well
-    before its end while sound follows is decoded again from there, in the next pass."""
+    Each window is decoded whole, without Whisper's timestamp tokens: with them the
+    model often ends a window early ("… in 10 years.<|16.08|>" and stop, 9 s before the
+    window's end), which the sequential decoder repairs by decoding again from there and
+    a single batched pass cannot. The words are aligned to the audio instead (the
+    cross-attention alignment of `word_timestamps`), and the window is cut into segments
+    at sentence ends and pauses (`_split`)."""
     assert m.pipeline is not None
     offsets, pos = [], 0
-    pending: list[tuple[int, int, int]] = []  # (job index, start, end) in the joined audio
+    clips: list[tuple[int, int, int]] = []  # (job index, start, end) in the joined audio
     for i, audio in enumerate(audios):
         offsets.append(pos)
         cuts = windows(audio) if not m.options.vad_filter else _speech_windows(audio)
-        pending += [(i, pos + a, pos + b) for a, b in cuts if b > a]
+        clips += [(i, pos + a, pos + b) for a, b in cuts if b > a]
         pos += audio.size
-    joined = np.concatenate(audios) if audios else np.zeros(0, dtype=np.float32)
     results: list[dict[str, Any]] = [{"segments": [], "language": jobs[0].language or "",
                                       "language_probability": 1.0} for _ in jobs]
+    if not clips:
+        return results
+    joined = np.concatenate(audios)
     kw = m.options.whisper_kwargs()
-    for key in ("vad_filter", "condition_on_previous_text"):
+    for key in ("vad_filter", "condition_on_previous_text", "word_timestamps"):
         kw.pop(key)
-    language = jobs[0].language
-    for _ in range(MAX_PASSES):
-        if not pending:
-            break
-        segments, info = m.pipeline.transcribe(
-            joined, language=language, batch_size=m.batch_size, without_timestamps=False,
-            clip_timestamps=[{"start": a / RATE, "end": b / RATE} for _, a, b in pending],
-            **kw)
-        language = info.language
-        by_seek = {int(a / RATE * FRAMES_PER_S): k for k, (_, a, _) in enumerate(pending)}
-        per_clip: list[list[Any]] = [[] for _ in pending]
-        for s in segments:
-            per_clip[by_seek.get(s.seek, 0)].append(s)
-        tails: list[tuple[int, int, int]] = []
-        for (i, a, b), got in zip(pending, per_clip, strict=True):
-            offset = jobs[i].start_s - offsets[i] / RATE
-            segs = [_segment(s, offset, m.options.word_timestamps) for s in got]
-            if _needs_fallback(segs) and len(m.options.temperature) > 1:
-                lo, hi = a - offsets[i], b - offsets[i]
-                window = ChunkJob(jobs[i].video_id, jobs[i].idx, jobs[i].path,
-                                  jobs[i].start_s + lo / RATE, jobs[i].start_s + hi / RATE,
-                                  language)
-                segs = _sequential(m, window, audios[i][lo:hi])["segments"]
-            elif got:
-                covered = min(b, max(a, round(got[-1].end * RATE)))
-                if b - covered > TAIL_S * RATE and _sounds(joined[covered:b], joined[a:b]):
-                    tails.append((i, covered, b))
-            results[i]["segments"] += segs
-            results[i]["language"] = info.language
-            results[i]["language_probability"] = round(float(info.language_probability), 4)
-        pending = tails
+    segments, info = m.pipeline.transcribe(
+        joined, language=jobs[0].language, batch_size=m.batch_size, without_timestamps=True,
+        word_timestamps=True, clip_timestamps=[{"start": a / RATE, "end": b / RATE}
+                                               for _, a, b in clips], **kw)
+    by_seek = {int(a / RATE * FRAMES_PER_S): k for k, (_, a, _) in enumerate(clips)}
+    per_clip: list[list[Any]] = [[] for _ in clips]
+    for s in segments:
+        per_clip[by_seek.get(s.seek, 0)].append(s)
+    for (i, a, b), got in zip(clips, per_clip, strict=True):
+        offset = jobs[i].start_s - offsets[i] / RATE
+        if any(_fails(s) and not _silent(s) for s in got) and len(m.options.temperature) > 1:
+            lo, hi = a - offsets[i], b - offsets[i]
+            window = ChunkJob(jobs[i].video_id, jobs[i].idx, jobs[i].path,
+                              jobs[i].start_s + lo / RATE, jobs[i].start_s + hi / RATE,
+                              info.language)
+            segs = _sequential(m, window, audios[i][lo:hi])["segments"]
+        else:
+            segs = [seg for s in got if not _silent(s)
+                    for seg in _split(s, offset, a / RATE + offset, b / RATE + offset,
+                                      m.options.word_timestamps)]
+        results[i]["segments"] += segs
+        results[i]["language"] = info.language
+        results[i]["language_probability"] = round(float(info.language_probability), 4)
     for r in results:
         r["segments"].sort(key=lambda s: s["start"])
     return results
 
 
-def _sounds(tail: Samples, whole: Samples, frame: int = 320) -> bool:
-    """Is there sound in `tail` (a frame within 30 dB of the window's loud frames)?"""
-    def rms(x: Samples) -> Samples:
-        k = x.size // frame
-        return np.sqrt(np.square(x[: k * frame].reshape(k, frame)).mean(axis=1)) if k else \
-            np.zeros(1, dtype=np.float32)
+def _fails(s: Any) -> bool:
+    """Whisper's own checks on a decoded window (what its temperature fallback uses)."""
+    return bool(s.compression_ratio > COMPRESSION_LIMIT or s.avg_logprob < LOGPROB_LIMIT)
 
-    ref = float(np.percentile(rms(whole), 90))
-    return ref > 0 and float(rms(tail).max()) > ref * 10 ** (-30 / 20)
+
+def _silent(s: Any) -> bool:
+    """Whisper's no-speech rule (the sequential decoder skips such a window too)."""
+    return bool(s.no_speech_prob > NO_SPEECH_LIMIT and s.avg_logprob < LOGPROB_LIMIT)
+
+
+def _split(s: Any, offset: float, lo: float, hi: float, words: bool) -> list[dict[str, Any]]:
+    """One decoded window -> segments: a new one after a word that ends a sentence, at a
+    pause of `PAUSE_S` between words, and before one would pass `SEGMENT_S`. Times are
+    the aligned words' (absolute: `offset` is added), kept inside the window [lo, hi]."""
+    ws = list(s.words or [])
+    base = {"avg_logprob": round(float(s.avg_logprob), 4),
+            "no_speech_prob": round(float(s.no_speech_prob), 4),
+            "temperature": s.temperature}
+    if not ws:  # nothing aligned (an empty window): the window is the segment
+        text = s.text.strip()
+        return [{"start": round(lo, 3), "end": round(hi, 3), "text": text,
+                 "compression_ratio": round(compression_ratio(text), 3), **base}] \
+            if text else []
+    groups: list[list[Any]] = [[ws[0]]]
+    for prev, w in itertools.pairwise(ws):
+        group = groups[-1]
+        if (prev.word.rstrip().endswith(SENTENCE_END) or w.start - prev.end >= PAUSE_S
+                or w.end - group[0].start > SEGMENT_S):
+            groups.append([w])
+        else:
+            group.append(w)
+    out = []
+    for group in groups:
+        text = "".join(w.word for w in group).strip()
+        if not text:
+            continue
+        seg = {"start": round(min(max(offset + group[0].start, lo), hi), 3),
+               "end": round(min(max(offset + group[-1].end, lo), hi), 3), "text": text,
+               "compression_ratio": round(compression_ratio(text), 3), **base}
+        if words:
+            seg["words"] = [{"start": round(offset + w.start, 3),
+                             "end": round(offset + w.end, 3), "word": w.word,
+                             "probability": round(float(w.probability), 3)} for w in group]
+        out.append(seg)
+    return out
 
 
 def _speech_windows(audio: Samples) -> list[tuple[int, int]]:
