@@ -156,8 +156,9 @@ def run_ytpiped(model: str, folder: Path, work: Path) -> tuple[float, dict[str, 
         js = json.loads(next(out.glob(f"{f.stem}*.json")).read_text())
         texts[str(f)] = " ".join(s["text"] for s in js["segments"])
     shutil.rmtree(out)  # or the next run would skip every file
-    config = proc.stderr.strip().splitlines()
-    return wall, texts, next((ln for ln in config if "slot" in ln), "")
+    slots = json.loads(proc.stdout)["settings"]["slots"]
+    return wall, texts, (f"{slots['cpu']} CPU slots x {slots['cpu_threads_per_slot']} "
+                         f"thread(s), batch {slots['batch_size_cpu']}")
 
 
 def main() -> int:

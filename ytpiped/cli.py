@@ -889,8 +889,11 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
                          "reachable) or the folder of a local CTranslate2 Whisper model"
                          ) from None
     if args.json:
+        from ytpiped.scheduling import capacity
+
         done = [r for r in results if r.status == "done"]
         t = settings.transcribe
+        cap = capacity.compute(hardware.snapshot(t.reserved_vram_mb), t)
         print(json.dumps({
             "transcribed": len(done),
             "skipped": sum(1 for r in results if r.status == "skipped"),
@@ -900,7 +903,11 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
             "settings": {"device": args.device, "gpu_slots": t.gpu_slots,
                          "cpu_slots": t.cpu_slots, "model_gpu": t.model_gpu,
                          "model_cpu": t.model_cpu, "language": t.language,
-                         "formats": list(t.output_formats)},
+                         "formats": list(t.output_formats),
+                         "slots": {"gpu": cap.total_gpu_slots, "cpu": cap.cpu_slots,
+                                   "cpu_threads_per_slot": cap.cpu_threads_per_slot,
+                                   "batch_size_gpu": t.batch_size,
+                                   "batch_size_cpu": t.batch_size_cpu}},
             "files": [dataclasses.asdict(r) for r in results]}))
     else:
         print(printable_lines(summary(results)))  # file names and decoder errors, escaped

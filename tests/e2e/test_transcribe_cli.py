@@ -108,6 +108,10 @@ def test_oneshot_relative_dirs_subfolders_and_inputs_sharing_a_name(
     assert report["transcribed"] == 3 and report["failed"] == 0
     if not hardware.snapshot().gpus:
         assert report["settings"]["cpu_slots"] == 1
+        # what ran: the slots resolved from flags, config and hardware
+        slots = report["settings"]["slots"]
+        assert (slots["cpu"], slots["gpu"]) == (1, 0)
+        assert slots["cpu_threads_per_slot"] == os.cpu_count()
     assert report["settings"]["language"] == "en"
     out = tmp_path / "out"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
