@@ -79,8 +79,9 @@ LLM_LATENCY = Histogram("ytpiped_llm_request_duration_seconds", "latency of answ
 LLM_TOKENS = Counter("ytpiped_llm_tokens", "tokens the LLM read (prompt) and wrote "
                      "(completion), as the servers counted them (Ollama prompt_eval_count/"
                      "eval_count, OpenAI usage)", ["model", "type"], registry=REGISTRY)
-LLM_CLAMPED = Counter("ytpiped_llm_values_clamped", "numbers in LLM answers outside the "
-                      "schema's range (a grammar leaves bounds out), clamped into it, by field",
+LLM_CLAMPED = Counter("ytpiped_llm_values_clamped", "values in LLM answers outside the "
+                      "schema's bounds (a grammar leaves bounds out), by field: numbers "
+                      "clamped into their range, lists cut to their most items",
                       ["field"], registry=REGISTRY)
 VIDEO_TOKENS = Histogram("ytpiped_mine_video_tokens", "prompt + completion tokens mining one "
                          "video took (summary, windows, repairs)", buckets=(
