@@ -163,17 +163,18 @@ def _split(s: Any, offset: float, lo: float, hi: float, words: bool) -> list[dic
             groups.append([w])
         else:
             group.append(w)
+    def at(t: float) -> float:
+        return round(min(max(offset + t, lo), hi), 3)
+
     out = []
     for group in groups:
         text = "".join(w.word for w in group).strip()
         if not text:
             continue
-        seg = {"start": round(min(max(offset + group[0].start, lo), hi), 3),
-               "end": round(min(max(offset + group[-1].end, lo), hi), 3), "text": text,
+        seg = {"start": at(group[0].start), "end": at(group[-1].end), "text": text,
                "compression_ratio": round(compression_ratio(text), 3), **base}
         if words:
-            seg["words"] = [{"start": round(offset + w.start, 3),
-                             "end": round(offset + w.end, 3), "word": w.word,
+            seg["words"] = [{"start": at(w.start), "end": at(w.end), "word": w.word,
                              "probability": round(float(w.probability), 3)} for w in group]
         out.append(seg)
     return out
