@@ -111,7 +111,9 @@ def _batched(m: Loaded, jobs: list[ChunkJob], audios: list[Samples]) -> list[dic
     by_seek = {int(a / RATE * FRAMES_PER_S): k for k, (_, a, _) in enumerate(clips)}
     per_clip: list[list[Any]] = [[] for _ in clips]
     for s in segments:
-        per_clip[by_seek.get(s.seek, 0)].append(s)
+        # a segment names its clip by the clip's start in frames (rounding may differ by one)
+        k = next((by_seek[f] for f in (s.seek, s.seek - 1, s.seek + 1) if f in by_seek), 0)
+        per_clip[k].append(s)
     for (i, a, b), got in zip(clips, per_clip, strict=True):
         offset = jobs[i].start_s - offsets[i] / RATE
         if any(_fails(s) and not _silent(s) for s in got) and len(m.options.temperature) > 1:
