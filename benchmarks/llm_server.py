@@ -47,9 +47,9 @@ from ytpiped.testing.media_server import MEDIA_DIR
 
 N_CTX = 2048
 WINDOW_TOKENS = 120
-ANSWER_TOKENS = 192
+ANSWER_TOKENS = 512  # SmolLM2 needs this much for a whole answer (192 cut every one)
 ROUNDS = 3
-WINDOWS = 18
+WINDOWS = 8
 SUMMARY = ("A talk about memory, sleep, exercise and stress, then solar power, the ocean "
            "and coffee. One speaker.")
 
