@@ -332,3 +332,44 @@ async def test_batches_fill_a_slots_windows_and_leave_work_for_the_other_slot() 
     assert {batches[0][0], batches[1][0]} == {"cpu0", "cpu1"}, batches  # both at once
     # v0 and v1 start alone (nothing else waits yet), then two batches of two
     assert len(batches) == 4, batches
+
+
+async def test_ect_measures_a_device_kind_it_has_never_run() -> None:
+    """Beside a slow GPU (learned: 3x real time) a CPU never measured is predicted at the
+    pessimistic prior (24 s per audio second), so `ect` never gave it a chunk and never
+    learned that it is faster here (5x). It now takes the shortest waiting chunks until
+    its speed is known, and then its share by earliest completion."""
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 3.0, log=log), TimedEngine(clock, "cpu", 5.0, log=log)]
+    tracker = learned({"gpu": ("tiny", 3.0)})
+    d = Dispatcher(list(engines), policy="ect", clock=clock, tracker=tracker)
+    cpu_key = d.key("cpu")
+    assert not tracker.predict(cpu_key, 60.0).learned
+    task = asyncio.ensure_future(video(d, "v", 40, 60.0))
+    await clock.drive(task)
+    await task
+    by_kind = Counter(kind for _, kind, _ in log)
+    assert tracker.predict(cpu_key, 60.0).learned
+    assert tracker.speed(cpu_key) > tracker.speed(d.key("gpu"))
+    # measured faster, the CPU then runs more than the GPU (it ran nothing before)
+    assert by_kind["cpu"] > by_kind["gpu"] > 0, by_kind
+
+
+async def test_one_kind_of_slot_is_not_explored_out_of_order() -> None:
+    """Only CPU slots: nothing to compare, so chunks go longest first as always."""
+    clock = FakeClock()
+    order: list[float] = []
+
+    class Logged(TimedEngine):
+        async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
+            order.append(job.audio_s)
+            return await super().transcribe(job, timeout_s)
+
+    d = Dispatcher([Logged(clock, "cpu", 5.0)], policy="ect", clock=clock)
+    d.begin_video("v", 600.0)
+    task = asyncio.ensure_future(asyncio.gather(
+        *(d.run(ChunkJob("v", i, "a", 0.0, s)) for i, s in enumerate((30.0, 90.0, 60.0)))))
+    await clock.drive(task)
+    await task
+    assert order[1:] == sorted(order[1:], reverse=True)

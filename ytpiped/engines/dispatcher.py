@@ -40,6 +40,7 @@ from ytpiped.scheduling.backlog import Backlog
 from ytpiped.scheduling.policy import Job, Rules, Slot, assign
 from ytpiped.scheduling.tracker import Key, PerformanceTracker, PerfSample
 
+EXPLORE_UNTIL_PROGRESS = 0.5  # a device kind never measured is tried before this
 WINDOW = 64  # queued chunks (or videos) offered to the policy per decision, longest first
 
 
@@ -264,6 +265,10 @@ class Dispatcher:
         open_ = [w for w in self.waiting if self._constraint(w) is None]
         if not open_:
             return
+        if self._explore(usable, open_):
+            open_ = [w for w in open_ if w in self.waiting]
+            if not open_ or not self._free():
+                return
         by_id = {str(id(e)): e for e in usable}
         now = self.clock.monotonic()
         heads: dict[str, _Waiting] = {}
@@ -290,6 +295,28 @@ class Dispatcher:
             if self.per_video:
                 self.pins[w.job.video_id] = engine.device_kind
             self._give(w, engine)
+
+    def _explore(self, usable: list[Engine], open_: list[_Waiting]) -> bool:
+        """`ect` places a chunk by predicted finish times, and a device kind that has never
+        run one is predicted from a pessimistic prior (a CPU at 24 s per audio second),
+        so beside a slow GPU it would never run one and never be measured. While much of
+        the backlog remains, a free slot of a kind not yet learned (and not running a
+        chunk now) takes the shortest waiting chunk; `MIN_SAMPLES` of them replace the
+        prior with the kind's real speed. Not with one model per video (a whole video
+        would follow), nor when all slots are of one kind."""
+        if self.policy != "ect" or self.per_video or len(open_) < 2 or \
+                self.backlog.progress >= EXPLORE_UNTIL_PROGRESS or \
+                len({e.device_kind for e in usable}) < 2:
+            return False
+        running = {r.engine.device_kind for r in self.busy.values()}
+        for engine in self._free():
+            kind = engine.device_kind
+            if kind in running or self.tracker.predict(self.key(kind), 60.0).learned:
+                continue
+            w = min(open_, key=lambda x: x.job.audio_s)
+            self._give(w, engine)
+            return True
+        return False
 
     def _give(self, w: _Waiting, engine: Engine) -> None:
         items = [w]
