@@ -12,7 +12,10 @@ injected clock, so `benchmarks.scheduler_sim` drives this very code on virtual t
   places whole videos (by their remaining audio), and every chunk of a video goes to
   slots of the kind it was placed on; with one model everywhere it places chunks.
 - Batching: a slot that batches takes compatible waiting chunks of other videos with
-  the chunk it is given (same language and options), as one batched forward pass.
+  the chunk it is given (same language and options), as one batched forward pass, up to
+  its batch size in 30-s windows and its fair share while other slots are free.
+- Exploration: `ect` trusts predictions, so a kind of slot never measured (its prior is
+  pessimistic) first gets the shortest waiting chunks until its speed is learned.
 """
 
 from __future__ import annotations
