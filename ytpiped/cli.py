@@ -873,8 +873,10 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     audio_dir = Path(args.audio_dir)
     if not audio_dir.is_dir():
         raise UsageError(f"--audio-dir {args.audio_dir}: not a directory")
-    gpus = 0 if args.device == "cpu" else len(
-        hardware.snapshot(settings.transcribe.reserved_vram_mb).gpus)
+    # NVML is not probed for --device cpu unless --json reports the slots
+    snap = None if args.device == "cpu" else hardware.snapshot(
+        settings.transcribe.reserved_vram_mb)
+    gpus = len(snap.gpus) if snap is not None else 0
     settings = configure(settings, device=args.device, workers=args.workers, model=args.model,
                          language=args.language, formats=args.formats, gpus=gpus)
     try:
@@ -893,7 +895,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
         done = [r for r in results if r.status == "done"]
         t = settings.transcribe
-        cap = capacity.compute(hardware.snapshot(t.reserved_vram_mb), t)
+        cap = capacity.compute(snap or hardware.snapshot(t.reserved_vram_mb), t)
         print(json.dumps({
             "transcribed": len(done),
             "skipped": sum(1 for r in results if r.status == "skipped"),

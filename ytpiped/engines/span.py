@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ytpiped.audio.decode import RATE, BadAudio, blocks
+from ytpiped.scheduling.batching import WINDOW_S
 
 PREROLL_S = 1.0  # seek this far before the chunk: keyframes and codec delay
-WINDOW_S = 30.0
 Samples = npt.NDArray[np.float32]
 
 

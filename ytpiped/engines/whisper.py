@@ -165,6 +165,7 @@ def _split(s: Any, offset: float, lo: float, hi: float, words: bool) -> list[dic
             groups.append([w])
         else:
             group.append(w)
+
     def at(t: float) -> float:
         return round(min(max(offset + t, lo), hi), 3)
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WINDOW_S = 30.0  # Whisper's window
+WINDOW_S = 30.0  # Whisper's window (`engines.span.windows` cuts chunks into these)
 
 
 @dataclass(frozen=True)
