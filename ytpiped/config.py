@@ -161,8 +161,8 @@ class DownloadConfig:
                                          "float", lo=0)
     other_hosts_delay_s: tuple[float, float] = spec(
         (5.0, 15.0), "randomized pause before each download from a host that is not YouTube "
-        "(podcast feeds' episodes); YouTube's phases, budget and cooldowns apply to YouTube "
-        "only", "range")
+        "(podcast feeds' episodes and their listings, URLs added directly); YouTube's "
+        "phases, budget and cooldowns apply to YouTube only", "range")
     sponsorblock_categories: list[str] = spec(
         [], "SponsorBlock categories whose segments are left out of transcription and mining, "
         "e.g. [\"sponsor\", \"selfpromo\", \"interaction\"] (YouTube videos; marked, "

@@ -9,22 +9,25 @@ import pytest
 from ytpiped.store import NewVideo, Store
 
 
-async def test_a_claim_limited_to_other_hosts_takes_only_feed_entries(store: Store) -> None:
+async def test_a_claim_limited_to_other_hosts_takes_every_url_not_on_youtube(
+        store: Store) -> None:
+    """Added directly or listed by a feed, a URL on another host is paced by that host."""
     await store.add_videos([NewVideo("youtubevid1", "https://www.youtube.com/watch?v=a",
                                      "video"),
-                            NewVideo("url-direct", "https://example.org/a.mp3", "generic")],
+                            NewVideo("url-direct", "https://example.org/a.mp3", "generic"),
+                            NewVideo("PLlist00001", "https://www.youtube.com/playlist?list=x",
+                                     "playlist")],
                            now=1.0)
     await store.add_videos([NewVideo("url-episode1", "https://feeds.example.org/1.mp3",
                                      "generic")], now=2.0, parent_id="url-feed")
     assert await store.next_ready_at("download", only="other_hosts") == 0.0
-    (row,) = await store.claim("download", "w", now=5, lease_s=60, limit=5,
-                               only="other_hosts")
-    assert row.id == "url-episode1"
+    rows = await store.claim("download", "w", now=5, lease_s=60, limit=5, only="other_hosts")
+    assert sorted(r.id for r in rows) == ["url-direct", "url-episode1"]
     assert await store.claim("download", "w", now=5, lease_s=60, only="other_hosts") == []
     assert await store.next_ready_at("download", only="other_hosts") is None
     assert await store.next_ready_at("download") == 0.0
     rest = await store.claim("download", "w", now=5, lease_s=60, limit=5)
-    assert sorted(r.id for r in rest) == ["url-direct", "youtubevid1"]
+    assert sorted(r.id for r in rest) == ["PLlist00001", "youtubevid1"]
     with pytest.raises(ValueError, match="unknown claim limit"):
         await store.claim("download", "w", now=5, lease_s=60, only="nonsense")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ytpiped.store import SqliteDB, db_path
+from ytpiped.testing import fake_youtube
+from ytpiped.testing.media_server import MediaServer
 
 
 def env_for(data_dir: Path) -> dict[str, str]:
@@ -27,6 +29,25 @@ def env_for(data_dir: Path) -> dict[str, str]:
                 "YTPIPED_DAEMON__LEASE_S": "2",
                 "YTPIPED_WEB__PORT": "0"})  # the web page on any free port
     return env
+
+
+def youtube_env(media: MediaServer) -> dict[str, str]:
+    """What makes a subprocess's yt-dlp fetch YouTube URLs from the media server's fake
+    YouTube (its extractor plugin on the path, the server named): YouTube's pacing,
+    cooldowns and breaker then apply to them as to the real site."""
+    path = [str(fake_youtube.PLUGIN_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {fake_youtube.ENV: media.url, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def youtube_urls(media: MediaServer, clips: list[str], prefix: str = "fakevid") -> list[str]:
+    """One fake YouTube video per clip (a media file name, with a behaviour query), as the
+    watch URLs a user adds."""
+    urls = []
+    for i, clip in enumerate(clips):
+        vid = f"{prefix[:7]:0<7}{i:04d}"  # 11 characters, like YouTube's ids
+        media.youtube.video(vid, media=clip)
+        urls.append(f"https://www.youtube.com/watch?v={vid}")
+    return urls
 
 
 def cli(data_dir: Path, *args: str, input: str | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import cli, counts, start_daemon, wait_for
+from tests.e2e.helpers import cli, counts, start_daemon, wait_for, youtube_env, youtube_urls
 from ytpiped import control
 from ytpiped.store import SqliteDB, db_path
 from ytpiped.testing.fake_ollama import FakeOllama
@@ -24,8 +24,8 @@ CLIPS = ("solar.webm", "coffee.m4a", "ocean.mp3", "long.opus")
 FACTORY = "ytpiped.testing.stages:download_pipeline"
 
 
-def env(**extra: str) -> dict[str, str]:
-    base = {"YTPIPED_DAEMON__STAGE_FACTORY": FACTORY,
+def env(media: MediaServer, **extra: str) -> dict[str, str]:
+    base = {**youtube_env(media),"YTPIPED_DAEMON__STAGE_FACTORY": FACTORY,
             "YTPIPED_DOWNLOAD__DELAY_BUFFER_BUILD_S": "[0, 0]",
             "YTPIPED_DOWNLOAD__DELAY_STEADY_S": "[0, 0]",
             "YTPIPED_DOWNLOAD__DELAY_CATCH_UP_S": "[0, 0]",
@@ -71,14 +71,16 @@ def stop(daemon: subprocess.Popen[bytes]) -> None:
 
 
 def eight_urls(media: MediaServer) -> list[str]:
-    return [media.media_url(CLIPS[i % len(CLIPS)], copy=i) for i in range(8)]
+    """Eight videos on the fake YouTube (the breaker is YouTube's: another host's failures
+    do not feed it)."""
+    return youtube_urls(media, [f"{CLIPS[i % len(CLIPS)]}?copy={i}" for i in range(8)])
 
 
 @pytest.mark.slow
 def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers
-    extra = env(YTPIPED_DOWNLOAD__BREAKER_COOLDOWN_S="3600")
+    extra = env(media, YTPIPED_DOWNLOAD__BREAKER_COOLDOWN_S="3600")
     add_one_by_one(data_dir, eight_urls(media), extra)
     media.down = 403  # the whole site refuses the downloader
     daemon = start_daemon(data_dir, tmp_path / "d1.log", extra)
@@ -127,7 +129,7 @@ def test_a_site_answering_403_pauses_the_queue_and_resume_download_ends_it(
 def test_after_the_cooldown_a_probe_resumes_once_the_site_is_fixed(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers
-    extra = env(YTPIPED_DOWNLOAD__BREAKER_COOLDOWN_S="1")
+    extra = env(media, YTPIPED_DOWNLOAD__BREAKER_COOLDOWN_S="1")
     add_one_by_one(data_dir, eight_urls(media), extra)
     media.down = 403
     daemon = start_daemon(data_dir, tmp_path / "d.log", extra)
@@ -150,12 +152,12 @@ def test_after_the_cooldown_a_probe_resumes_once_the_site_is_fixed(
 def test_a_queue_mixing_failing_and_good_urls_does_not_trip_it(
         servers: tuple[MediaServer, FakeOllama], data_dir: Path, tmp_path: Path) -> None:
     media, _ = servers
-    extra = env(YTPIPED_DOWNLOAD__MAX_ATTEMPTS="1")
-    urls = []
+    extra = env(media, YTPIPED_DOWNLOAD__MAX_ATTEMPTS="1")
+    clips = []
     for i in range(5):  # bad, good, bad, good, …: five failures, never five in a row
-        urls.append(media.media_url(CLIPS[i % len(CLIPS)], status=403, copy=i))
-        urls.append(media.media_url(CLIPS[i % len(CLIPS)], copy=i))
-    add_one_by_one(data_dir, urls, extra)
+        clips.append(f"{CLIPS[i % len(CLIPS)]}?status=403&copy={i}")
+        clips.append(f"{CLIPS[i % len(CLIPS)]}?copy={i}")
+    add_one_by_one(data_dir, youtube_urls(media, clips), extra)
     daemon = start_daemon(data_dir, tmp_path / "d.log", extra)
     try:
         wait_for(lambda: counts(data_dir).get("done", 0) + counts(data_dir).get("failed", 0)

@@ -19,7 +19,7 @@ from typing import IO, Any
 import psycopg
 import pytest
 
-from tests.e2e.helpers import wait_for, write_fake_config
+from tests.e2e.helpers import wait_for, write_fake_config, youtube_env, youtube_urls
 from ytpiped.demo import write_config
 from ytpiped.testing.fake_ollama import FakeOllama
 from ytpiped.testing.media_server import MediaServer
@@ -146,14 +146,15 @@ def test_two_hosts_in_one_pacing_group_keep_its_delay_between_their_downloads(
         servers: tuple[MediaServer, FakeOllama], pg_url: str, tmp_path: Path) -> None:
     media, _ = servers
     delay = 1.5
-    urls = [media.media_url(name, copy=9) for name in MEDIA]
+    # YouTube videos (the fake YouTube's): the group's pacing is YouTube's
+    urls = youtube_urls(media, [f"{name}?copy=9" for name in MEDIA], prefix="groupvd")
     envs, logs = {}, {}
     for host in HOSTS[:2]:
         data = tmp_path / host
         data.mkdir()
         write_fake_config(data, delay_s=0.1)
         envs[host] = host_env(data, pg_url, host)
-        envs[host].update({"YTPIPED_DOWNLOAD__PACING_GROUP": "office",
+        envs[host].update({**youtube_env(media), "YTPIPED_DOWNLOAD__PACING_GROUP": "office",
                            **{f"YTPIPED_DOWNLOAD__DELAY_{p}_S": f"[{delay}, {delay}]"
                               for p in ("BUFFER_BUILD", "STEADY", "CATCH_UP")}})
         logs[host] = (tmp_path / f"{host}.log").open("ab")

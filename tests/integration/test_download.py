@@ -37,7 +37,9 @@ async def server() -> AsyncIterator[MediaServer]:
         yield s
 
 
-def item(url: str, vid: str = "dlvideo0001", kind: str = "generic") -> Item:
+def item(url: str, vid: str = "dlvideo0001", kind: str = "video") -> Item:
+    """A row for `url`: by default a YouTube video (served by the local media server), so
+    YouTube's pacing, cooldowns and breaker apply; kind "generic" is another host's URL."""
     return Item(id=vid, url=url, kind=kind, state="downloading", attempts=0)
 
 

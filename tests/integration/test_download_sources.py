@@ -222,3 +222,37 @@ async def test_feed_episodes_get_their_own_pacing_not_youtubes(fake_youtube: Med
         limited.result()
     assert err.value.kind == "rate_limited"
     assert stage.pacer.cooldown_until == 0.0
+
+
+@pytest.mark.parametrize("feed_answers", ["episodes", "429"])
+async def test_a_followed_feed_is_listed_while_youtube_cools_down_and_paced_by_its_host(
+        fake_youtube: MediaServer, tmp_path: Path, feed_answers: str) -> None:
+    """A podcast feed is not YouTube's: YouTube's cooldown does not hold its listing, and
+    the listing (or its own 429) neither spends YouTube's budget nor cools YouTube down."""
+    clock = FakeClock()
+    settings = config.load(flags={"data_dir": str(tmp_path),
+                                  "download.rate_limit_cooldown_s": 10**6,
+                                  "download.other_hosts_delay_s": [50, 50],
+                                  "sources.follow_interval_h": 1.0})
+    ctx = FakeContext(settings, clock=clock, counts={"queued": 1})
+    url = (fake_youtube.feed_url("show.xml", "solar.webm", "coffee.m4a")
+           if feed_answers == "episodes" else fake_youtube.media_url("show.xml", status=429))
+    ctx.followed["follow:url-show"] = Follow(id="url-show", url=url, kind="generic",
+                                             added_at=clock.now()).to_json()
+    ctx.ready["other_hosts"] = clock.now()  # the gate returns once the listing is done
+    stage = DownloadStage()
+    pacer = stage._pacer(ctx)
+    until = pacer.enter_cooldown(clock.now(), "rate_limited")  # YouTube answered 429
+    await clock.drive(asyncio.ensure_future(stage.gate(ctx)))
+    assert stage.claim_only == "other_hosts"
+    state = Follow.from_json(ctx.followed["follow:url-show"])
+    assert state.checks == 1  # listed although YouTube cools down for 10**6 s
+    if feed_answers == "episodes":
+        assert len(ctx.added) == 2 and {p for _, p in ctx.added} == {"url-show"}
+    else:
+        assert "rate_limited" in str(state.error) and not ctx.added
+    assert (pacer.cooldown_until, pacer.cooldown_level) == (until, 1)  # YouTube's as it was
+    assert pacer.rate_per_hour(clock.now()) == 0
+    host = fake_youtube.host
+    assert stage.other is not None and stage.other.next_at(clock.now(), host) >= \
+        clock.now() + 49  # the feed's host keeps its own pause

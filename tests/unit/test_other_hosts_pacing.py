@@ -1,4 +1,5 @@
-"""Entries of podcast feeds on hosts that are not YouTube do not wait for YouTube's pacing,
+"""URLs on hosts that are not YouTube (a podcast feed's entries, or added directly) do not
+wait for YouTube's pacing,
 its rate-limit cooldown or its breaker; each such host keeps its own pause
 (download.other_hosts_delay_s) between its downloads. Driven through the real StageWorker
 (gate -> claim -> run) on the in-memory store and a fake clock."""
@@ -46,9 +47,10 @@ async def states(store: MemoryStore, *ids: str) -> list[str]:
     return [row.state if (row := await store.get(v)) else "?" for v in ids]
 
 
+@pytest.mark.parametrize("parent", [FEED, None], ids=["feed_entries", "added_directly"])
 @pytest.mark.parametrize("youtube_block", ["delay", "rate_limit"])
-async def test_feed_episodes_download_while_youtube_waits_each_host_paced_on_its_own(
-        tmp_path: Path, youtube_block: str) -> None:
+async def test_other_hosts_download_while_youtube_waits_each_host_paced_on_its_own(
+        tmp_path: Path, youtube_block: str, parent: str | None) -> None:
     long = [YOUTUBE_DELAY, YOUTUBE_DELAY]
     settings = config.load(flags={
         "data_dir": str(tmp_path), "download.delay_buffer_build_s": long,
@@ -78,12 +80,13 @@ async def test_feed_episodes_download_while_youtube_waits_each_host_paced_on_its
 
     episodes = ["episode0001", "episode0003", "episode0002"]
     await settle(lambda: _started(fetcher, yt[0]))  # YouTube's pause (or cooldown) begins
-    # a feed's episodes on two hosts: a1 and a2 share a host, b1 has one of its own
+    # episodes on two hosts (a feed's, or added with `add`): a1 and a2 share a host, b1
+    # has one of its own
     await store.add_videos([
         NewVideo(episodes[0], "https://feeds.example.org/a1.mp3", "generic"),
         NewVideo(episodes[1], "https://cdn.example.net/b1.mp3", "generic"),
         NewVideo(episodes[2], "https://feeds.example.org/a2.mp3", "generic")],
-        now=clock.now(), parent_id=FEED)
+        now=clock.now(), parent_id=parent)
     worker.wakeups.events["download"].set()
 
     async def episodes_downloaded() -> bool:

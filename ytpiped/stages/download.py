@@ -20,9 +20,10 @@ Pacing and the breaker belong to a pacing group (download.pacing_group, by defau
 host alone): their state lives in the store (`pacing:GROUP`), every change to it is made
 under the store's lock on that entry, and a download starts only when it is the group's
 turn, so hosts that download through one IP address or account keep its delays between
-them. Entries a podcast feed listed on other hosts are not YouTube's to pace: each host
-gets its own pause (download.other_hosts_delay_s), and while YouTube's pacing or breaker
-waits, the gate lets the worker claim only such entries (`claim_only`).
+them. URLs on other hosts (a podcast feed's entries, or added directly) are not YouTube's
+to pace: each host gets its own pause (download.other_hosts_delay_s), and while YouTube's
+pacing or breaker waits, the gate lets the worker claim only such entries (`claim_only`);
+a followed feed is listed by its own host's pacing too, also while YouTube waits.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ytpiped.files import atomic_write_json
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.store.factory import host_id
+from ytpiped.store.model import is_other_host
 
 T = TypeVar("T")
 
@@ -257,9 +259,12 @@ class DownloadStage(StageBase):
                 probe = breaker.probe_at if not breaker.held else None
                 await ctx.publish(self._status("paused", probe, now, buf))
                 wait = GATE_RECHECK_S if probe is None else min(GATE_RECHECK_S, probe - now)
+                # YouTube's breaker is open: a feed on another host is still listed
+                if not breaker.held and await self._check_follow(ctx, now, youtube=False):
+                    continue
             else:
                 await ctx.publish(self._status(phase, at, now, buf))
-                if await self._check_follow(ctx, now):
+                if await self._check_follow(ctx, now, youtube=True):
                     continue  # a listing request was made: the next one waits its turn
                 if at is not None and at <= now:
                     return
@@ -299,14 +304,21 @@ class DownloadStage(StageBase):
                 return
             await ctx.clock.sleep(max(0.01, min(GATE_RECHECK_S, at - now)))
 
-    async def _check_follow(self, ctx: Context, now: float) -> bool:
-        """List the most overdue followed source, when one is due and pacing allows a
-        request now; -> True when a listing was made. New entries become video rows."""
-        pacer = self._pacer(ctx)
-        if pacer.listing_at(now) > now:
-            return False
-        follow = fl.due(fl.parse_all({k: (v, 0.0) for k, v in (await ctx.follows()).items()}),
-                        now)
+    async def _check_follow(self, ctx: Context, now: float, *, youtube: bool) -> bool:
+        """List the most overdue followed source whose pacing allows a request now (a
+        YouTube channel or playlist: YouTube's, and only when `youtube`; a feed on another
+        host: that host's own); -> True when a listing was made. New entries become video
+        rows."""
+        pacer, other = self._pacer(ctx), self._other(ctx)
+        youtube = youtube and pacer.listing_at(now) <= now
+
+        def allowed(f: fl.Follow) -> bool:
+            if f.kind == "generic":  # a feed or page on another host
+                return other.next_at(now, url_host(f.url)) <= now
+            return youtube
+
+        follows = fl.parse_all({k: (v, 0.0) for k, v in (await ctx.follows()).items()})
+        follow = fl.due([f for f in follows if allowed(f)], now)
         if follow is None:
             return False
         cfg = ctx.settings.sources
@@ -325,7 +337,11 @@ class DownloadStage(StageBase):
         options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
         log = ctx.log.bind(source=follow.id)
         holder = f"{ctx.owner}/follow:{follow.id}"
-        await self._in_group(ctx, lambda: pacer.started(now, holder))
+        host = url_host(follow.url) if follow.kind == "generic" else None
+        if host is not None:  # another host's feed: its own pacing, YouTube's untouched
+            other.started(now, host)
+        else:
+            await self._in_group(ctx, lambda: pacer.started(now, holder))
         try:
             title, urls = await asyncio.to_thread(
                 self.newest, follow.url, log, options, follow.seen, cfg.follow_max_entries)
@@ -340,14 +356,20 @@ class DownloadStage(StageBase):
                 if kind in cls.COOLDOWN_KINDS:
                     pacer.enter_cooldown(end, kind, holder)
 
-            await self._in_group(ctx, failed)
+            if host is not None:  # the feed is checked again after its interval
+                other.finished(end, host)
+            else:
+                await self._in_group(ctx, failed)
             log.warning("follow_check_failed", kind=kind, error=cls.tidy(full))
             await ctx.save_follow(follow.key, fl.checked(follow, end, interval,
                                                          error=f"{kind}: {cls.tidy(full)}")
                                   .to_json())
             return True
         end = ctx.clock.now()
-        await self._in_group(ctx, lambda: pacer.finished(end, True, holder))
+        if host is not None:
+            other.finished(end, host)
+        else:
+            await self._in_group(ctx, lambda: pacer.finished(end, True, holder))
         new = fl.new_entries(urls, follow.seen)
         added = 0
         if new:
@@ -669,9 +691,9 @@ def _host_prefix(owner: str) -> str:
 
 
 def other_host(item: Item) -> bool:
-    """An entry a feed or page listed, on a host that is not YouTube: paced on its own."""
-    return item.parent_id is not None and item.kind == "generic" and not (
-        ytdlp.is_youtube_video(item.url))
+    """A URL on a host that is not YouTube (added directly, or listed by a followed feed or
+    page): paced by its own host, apart from YouTube."""
+    return is_other_host(item.kind)
 
 
 def _free_bytes(path: Path) -> int:

@@ -140,9 +140,10 @@ def video_filters(state: str | None, kind: str | None, error_kind: str | None,
 UNFILTERED_PATCH: dict[str, Any] = {"skipped": None, "unfiltered": True}
 
 #: the row classes a claim may be limited to (Store.claim's `only`): "other_hosts", the
-#: entries a podcast feed or page listed on hosts that are not YouTube (a YouTube video URL
-#: is always kind "video"), which the download stage paces apart from YouTube
-CLAIM_ONLY = {"other_hosts": " AND kind = 'generic' AND parent_id IS NOT NULL"}
+#: URLs on hosts that are not YouTube (kind "generic": a YouTube URL is always a video,
+#: playlist or channel), added directly or listed by a followed feed or page, which the
+#: download stage paces apart from YouTube
+CLAIM_ONLY = {"other_hosts": " AND kind = 'generic'"}
 
 
 def claim_only(only: str | None) -> str:
@@ -154,6 +155,6 @@ def claim_only(only: str | None) -> str:
     return CLAIM_ONLY[only]
 
 
-def is_other_host(kind: str, parent_id: str | None) -> bool:
+def is_other_host(kind: str) -> bool:
     """A row of the "other_hosts" class (what CLAIM_ONLY's SQL keeps)."""
-    return kind == "generic" and parent_id is not None
+    return kind == "generic"

@@ -148,7 +148,7 @@ class MemoryStore:
 
     @staticmethod
     def _only(r: dict[str, Any], only: str | None) -> bool:
-        return only is None or is_other_host(r["kind"], r["parent_id"])
+        return only is None or is_other_host(r["kind"])
 
     async def renew(self, video_id: str, owner: str, state: str, until: float, *,
                     token: int | None = None) -> bool:
