@@ -879,9 +879,13 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     gpus = len(snap.gpus) if snap is not None else 0
     settings = configure(settings, device=args.device, workers=args.workers, model=args.model,
                          language=args.language, formats=args.formats, gpus=gpus)
-    try:
+    from ytpiped.pipeline import build_engines
+
+    engines = build_engines(settings)  # the GPU slots up to their ceiling: the climb starts
+    try:                               # those it keeps active
         results = transcribe_directory(audio_dir, Path(args.out), settings,
-                                       progress=sys.stderr, recursive=args.recursive)
+                                       progress=sys.stderr, recursive=args.recursive,
+                                       engines=engines)
     except ModelUnavailable as exc:
         t = settings.transcribe
         models = sorted({t.model_gpu, t.model_cpu} if gpus else {t.model_cpu})
@@ -896,6 +900,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
         done = [r for r in results if r.status == "done"]
         t = settings.transcribe
         cap = capacity.compute(snap or hardware.snapshot(t.reserved_vram_mb), t)
+        ran = [e for e in engines if getattr(e, "calls", 0)]
         print(json.dumps({
             "transcribed": len(done),
             "skipped": sum(1 for r in results if r.status == "skipped"),
@@ -906,7 +911,11 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
                          "cpu_slots": t.cpu_slots, "model_gpu": t.model_gpu,
                          "model_cpu": t.model_cpu, "language": t.language,
                          "formats": list(t.output_formats),
-                         "slots": {"gpu": cap.total_gpu_slots, "cpu": cap.cpu_slots,
+                         # the slots that ran (the GPU's ceiling beside: how many
+                         # active GPU slots it may climb to)
+                         "slots": {"gpu": sum(1 for e in ran if e.device_kind == "gpu"),
+                                   "gpu_ceiling": cap.total_gpu_slots,
+                                   "cpu": sum(1 for e in ran if e.device_kind == "cpu"),
                                    "cpu_threads_per_slot": cap.cpu_threads_per_slot,
                                    "batch_size_gpu": t.batch_size,
                                    "batch_size_cpu": t.batch_size_cpu}},

@@ -110,8 +110,11 @@ def test_oneshot_relative_dirs_subfolders_and_inputs_sharing_a_name(
         assert report["settings"]["cpu_slots"] == 1
         # what ran: the slots resolved from flags, config and hardware
         slots = report["settings"]["slots"]
-        assert (slots["cpu"], slots["gpu"]) == (1, 0)
+        assert (slots["cpu"], slots["gpu"], slots["gpu_ceiling"]) == (1, 0, 0)
         assert slots["cpu_threads_per_slot"] == os.cpu_count()
+    else:  # the GPU slots that ran, within the ceiling they may climb to
+        slots = report["settings"]["slots"]
+        assert slots["gpu"] + slots["cpu"] >= 1 and slots["gpu"] <= slots["gpu_ceiling"]
     assert report["settings"]["language"] == "en"
     out = tmp_path / "out"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [

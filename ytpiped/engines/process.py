@@ -166,6 +166,7 @@ class ProcessEngine:
         self._lock = asyncio.Lock()
         self._seq = 0
         self.restarts = 0
+        self.calls = 0  # transcribe calls sent to the worker (0: this slot never ran)
 
     @property
     def pid(self) -> int | None:
@@ -210,6 +211,7 @@ class ProcessEngine:
             conn = self._conn
             assert conn is not None
             self._seq += 1
+            self.calls += 1
             conn.send({"seq": self._seq, "jobs": [asdict(j) for j in jobs]})
             reply = asyncio.ensure_future(asyncio.to_thread(_recv, conn, timeout_s, self._seq))
             try:
