@@ -77,6 +77,7 @@ data_dir = "{data_dir}"
 delay_buffer_build_s = [0, 0]
 delay_steady_s = [0, 0]
 delay_catch_up_s = [0, 0]
+other_hosts_delay_s = [0, 0]  # the sample media come from a server on this machine
 rate_limit_cooldown_s = 2
 max_attempts = 2
 

@@ -27,6 +27,8 @@ def env_for(data_dir: Path) -> dict[str, str]:
                 "YTPIPED_DAEMON__REAP_INTERVAL_S": "0.2",
                 "YTPIPED_DAEMON__RETRY_BASE_S": "0.01",
                 "YTPIPED_DAEMON__LEASE_S": "2",
+                # the media server's URLs are another host's: no pause between them
+                "YTPIPED_DOWNLOAD__OTHER_HOSTS_DELAY_S": "[0, 0]",
                 "YTPIPED_WEB__PORT": "0"})  # the web page on any free port
     return env
 

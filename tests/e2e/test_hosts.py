@@ -40,7 +40,8 @@ def host_env(data: Path, url: str, host: str) -> dict[str, str]:
                 "YTPIPED_STORE__HOST_SILENT_S": "3",
                 "YTPIPED_DOWNLOAD__DELAY_BUFFER_BUILD_S": "[0, 0]",
                 "YTPIPED_DOWNLOAD__DELAY_STEADY_S": "[0, 0]",
-                "YTPIPED_DOWNLOAD__DELAY_CATCH_UP_S": "[0, 0]"})
+                "YTPIPED_DOWNLOAD__DELAY_CATCH_UP_S": "[0, 0]",
+                "YTPIPED_DOWNLOAD__OTHER_HOSTS_DELAY_S": "[0, 0]"})
     return env
 
 
