@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ytpiped.clock import SystemClock
 from ytpiped.errors import Cooldown, Permanent, Retryable
 from ytpiped.mining import prompts
 from ytpiped.mining.runner import Runtime
+from ytpiped.mining.schema import MAX_RANKED
 from ytpiped.mining.stale import read_output, staleness
 from ytpiped.stages.evaluate import EvaluateStage
 from ytpiped.stages.mine import MAX_SPLITS, MineStage
@@ -418,3 +420,46 @@ async def test_auto_workers_sized_from_server(rig: Rig, fake: FakeOllama) -> Non
     assert rig.runtime.sized and rig.runtime.pool.history[1] == 2  # fake serves 2 slots
     assert any(r.path == "/api/ps" for r in fake.requests)
     assert rig.ctx.published[-1]["workers"] >= 1
+
+
+@pytest.mark.parametrize("part_fails", [False, True])
+async def test_more_claims_than_one_answer_ranks_are_ranked_in_parts(
+        rig: Rig, fake: FakeOllama, part_fails: bool) -> None:
+    """61 claims: three requests of at most MAX_RANKED claims each (numbered as in the
+    video), the first with the summary; every claim ranked, importance decreasing with
+    rank. A part whose answer stays invalid leaves only its own claims unranked."""
+    n = 61
+    claims = [{"text": f"Claim {i} is that {TOPICS[i % len(TOPICS)].lower()}",
+               "type": "factual", "evidence": TOPICS[i % len(TOPICS)], "confidence": 0.9,
+               "start": float(i), "end": float(i + 1), "windows": [0]} for i in range(n)]
+    src = rig.data_dir / "mining" / "vidparts001.mined.json"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_text(json.dumps({"claims": claims, "summary": "A talk of many claims.",
+                               "people": [], "concepts": []}))
+    if part_fails:
+        fake.inject("schema", times=2, title="Ranking")  # the second part, and its repair
+    await rig.evaluate.run(item("vidparts001"), rig.ctx)
+    bodies = [b for b in fake.chat_bodies() if b["format"]["title"] in ("Evaluation",
+                                                                         "Ranking")]
+    asked = [(b["format"]["title"], re.findall(r"^\[(\d+)\]", b["messages"][1]["content"],
+                                              re.M)) for b in bodies]
+    if part_fails:
+        asked = [a for a, b in zip(asked, bodies, strict=True)
+                 if "could not be used" not in b["messages"][-1]["content"]]
+    assert [(title, int(ids[0]), int(ids[-1])) for title, ids in asked] == [
+        ("Evaluation", 0, 20), ("Ranking", 21, 40), ("Ranking", 41, 60)]
+    assert all(len(ids) <= MAX_RANKED for _, ids in asked)
+    assert bodies[0]["messages"][0]["content"] == prompts.EVAL_SYSTEM
+    assert bodies[1]["messages"][0]["content"] == prompts.RANK_SYSTEM
+    doc = json.loads((rig.data_dir / "mining" / "vidparts001.json").read_text())
+    ev = doc["evaluation"]
+    assert ev["status"] == "ok" and ev["summary"] and ev["parts"] == 3
+    assert ev["unranked_parts"] == int(part_fails)
+    unranked = {int(c["text"].split()[1]) for c in doc["claims"] if c["rank"] is None}
+    assert unranked == (set(range(21, 41)) if part_fails else set())
+    ranked = [c for c in doc["claims"] if c["rank"] is not None]
+    assert [c["rank"] for c in ranked] == list(range(1, len(ranked) + 1))
+    assert [c["importance"] for c in ranked] == sorted(
+        (c["importance"] for c in ranked), reverse=True)
+    served = [r for r in fake.requests if r.path == "/api/chat"]
+    assert doc["tokens"]["evaluate"]["prompt"] == sum(r.prompt_tokens for r in served)

@@ -14,10 +14,11 @@ from ytpiped.mining.schema import (
     MAX_RANKED,
     Clamp,
     Evaluation,
+    Ranking,
     WindowResult,
 )
 from ytpiped.mining.windows import Segment, make_windows
-from ytpiped.stages.evaluate import apply_evaluation
+from ytpiped.stages.evaluate import apply_evaluation, parts
 from ytpiped.testing import fake_answers
 
 
@@ -84,10 +85,34 @@ def test_apply_evaluation_ranks_marks_duplicates_ignores_bad_ids() -> None:
         {"id": 0, "importance": 5, "duplicate_of": 2},
         {"id": 7, "importance": 10, "duplicate_of": None},
         {"id": 2, "importance": 1, "duplicate_of": None}]})
-    out = apply_evaluation(claims, ev)
+    out = apply_evaluation(claims, ev.ranked)
     assert [(c["text"], c["rank"], c["importance"], c["duplicate_of"]) for c in out] == [
         ("claim 2 text here", 1, 9, None), ("claim 0 text here", None, 5, 2),
         ("claim 1 text here", None, None, None)]
+
+
+def test_claims_are_ranked_in_parts_of_at_most_max_ranked() -> None:
+    assert parts(0) == [(0, 0)] and parts(3) == [(0, 3)]
+    assert parts(MAX_RANKED) == [(0, MAX_RANKED)]
+    assert parts(MAX_RANKED + 1, MAX_RANKED) == [(0, 13), (13, 26)]
+    got = parts(130, 25)
+    assert [b - a for a, b in got] == [22, 22, 22, 22, 21, 21]  # as few, nearly equal
+    assert [a for a, _ in got[1:]] == [b for _, b in got[:-1]] and got[-1][1] == 130
+
+
+def test_parts_are_ranked_together_by_importance() -> None:
+    """A later part's more important claim ranks above the first part's; equal
+    importance keeps the order the answers gave (the first part first)."""
+    claims = [claim(f"claim {i} text here", float(i)) for i in range(4)]
+    first = Ranking.model_validate({"ranked": [
+        {"id": 0, "importance": 5, "duplicate_of": None},
+        {"id": 1, "importance": 7, "duplicate_of": None}]})
+    second = Ranking.model_validate({"ranked": [
+        {"id": 2, "importance": 9, "duplicate_of": None},
+        {"id": 3, "importance": 5, "duplicate_of": None}]})
+    out = apply_evaluation(claims, [*first.ranked, *second.ranked])
+    assert [(c["text"][:7], c["rank"]) for c in out] == [
+        ("claim 2", 1), ("claim 1", 2), ("claim 0", 3), ("claim 3", 4)]
 
 
 def test_fake_evaluation_answer_marks_repeats() -> None:

@@ -22,11 +22,11 @@ from ytpiped.mining.schema import (
     MAX_CLAIMS,
     MAX_CONCEPTS,
     MAX_PEOPLE,
-    MAX_RANKED,
     MAX_TOPICS,
     SUMMARY_MAX_CHARS,
     EpisodeSummary,
     Evaluation,
+    Ranking,
     WindowResult,
     prompt_version,
 )
@@ -59,11 +59,18 @@ MINE_SYSTEM = (
 
 EVAL_SYSTEM = (
     "You evaluate the claims mined from one episode. Answer with JSON only: rank the claims "
-    f"by importance (1-10, 10 highest) using their numbers, at most {MAX_RANKED} of them "
-    "(the most important), mark a claim that repeats another "
+    "by importance (1-10, 10 highest) using their numbers, every one of them, mark a claim "
+    "that repeats another "
     "with duplicate_of set to the other's number, and write a summary of the episode (one "
     f"or two paragraphs, at most {SUMMARY_MAX_CHARS} characters) based on the claims and the "
     "short summary."
+)
+
+RANK_SYSTEM = (
+    "You rank one part of the claims mined from one episode (the episode has more claims "
+    "than one answer ranks). Answer with JSON only: rank these claims by importance (1-10, "
+    "10 highest) using their numbers, and mark a claim that repeats another of them with "
+    "duplicate_of set to the other's number."
 )
 
 REPAIR_TEXT = (
@@ -76,7 +83,8 @@ WINDOW_LAYOUT = "system: instructions + episode; user: window"
 
 MINE_PROMPT_VERSION = prompt_version((WindowResult, EpisodeSummary), SUMMARY_SYSTEM, MINE_SYSTEM,
                                      REPAIR_TEXT, WINDOW_LAYOUT)
-EVAL_PROMPT_VERSION = prompt_version((Evaluation,), EVAL_SYSTEM, REPAIR_TEXT)
+EVAL_PROMPT_VERSION = prompt_version((Evaluation, Ranking), EVAL_SYSTEM, RANK_SYSTEM,
+                                     REPAIR_TEXT)
 
 
 def _episode(title: str | None, channel: str | None) -> str:
@@ -120,10 +128,14 @@ def repair_messages(messages: Sequence[Mapping[str, str]], raw: str | None,
 
 
 def eval_messages(title: str | None, channel: str | None, summary: str,
-                  claims: Sequence[Mapping[str, Any]]) -> list[Message]:
-    lines = [f"[{i}] ({c.get('type', 'other')}) {c['text']}" for i, c in enumerate(claims)]
+                  claims: Sequence[Mapping[str, Any]], start: int = 0) -> list[Message]:
+    """The evaluation request of `claims`, numbered from `start` (their place among the
+    video's claims): the first part (start 0) asks for the summary too (EVAL_SYSTEM), a
+    later part only for the ranking (RANK_SYSTEM)."""
+    lines = [f"[{start + i}] ({c.get('type', 'other')}) {c['text']}"
+             for i, c in enumerate(claims)]
     return [
-        {"role": "system", "content": EVAL_SYSTEM},
+        {"role": "system", "content": EVAL_SYSTEM if start == 0 else RANK_SYSTEM},
         {"role": "user", "content": (
             f"{_episode(title, channel)}\nShort summary: {summary or '(none)'}\n\n"
             f"{CLAIMS_OPEN}\n" + "\n".join(lines) + f"\n{CLAIMS_CLOSE}")},

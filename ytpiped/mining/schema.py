@@ -41,8 +41,10 @@ MAX_CLAIMS = 6
 MAX_PEOPLE = 4
 MAX_CONCEPTS = 3
 MAX_TOPICS = 8
-#: the most claims an evaluation ranks (the most important; the rest keep importance None):
-#: ~20 tokens each beside a summary of up to SUMMARY_MAX_CHARS (~250 tokens)
+#: the most claims one evaluation request ranks: ~20 tokens each beside a summary of up to
+#: SUMMARY_MAX_CHARS (~250 tokens). A video with more claims is ranked in parts of at most
+#: this many (stages.evaluate), the first with the summary (Evaluation), the rest without
+#: (Ranking)
 MAX_RANKED = 25
 #: the longest name, role or term (characters), in the schema only like SUMMARY_MAX_CHARS:
 #: SmolLM2 also runs on inside such a short field until the answer is cut
@@ -160,6 +162,18 @@ class Evaluation(_Strict):
     ranked: list[Ranked] = Field(max_length=MAX_RANKED)
     summary: str = Field(min_length=1, description="summary of the episode",
                          json_schema_extra={"maxLength": SUMMARY_MAX_CHARS})
+
+    @field_validator("ranked", mode="before")
+    @classmethod
+    def _capped(cls, value: Any, info: ValidationInfo) -> Any:
+        return capped(value, MAX_RANKED, info)
+
+
+class Ranking(_Strict):
+    """Answer to one more part of a video's claims (after the first, which the Evaluation
+    ranks): importance and duplicates, no summary."""
+
+    ranked: list[Ranked] = Field(max_length=MAX_RANKED)
 
     @field_validator("ranked", mode="before")
     @classmethod

@@ -1,5 +1,7 @@
 """The evaluate stage: one LLM call per video that ranks, deduplicates and scores the mined
-claims and writes a long summary, with `eval_model` (or `model` when empty).
+claims and writes a long summary, with `eval_model` (or `model` when empty); a video with
+more claims than one answer ranks (MAX_RANKED) is ranked in parts, the first with the
+summary, and its claims are then ranked together by importance.
 
 Reads DATA/mining/<id>.mined.json (written by the mine stage) and writes DATA/mining/<id>.json
 atomically: claims (each with importance, rank, duplicate_of) + people + concepts + the
@@ -17,6 +19,7 @@ holds claims and a video in flight goes back without spending an attempt.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,22 +28,32 @@ from ytpiped.errors import Permanent
 from ytpiped.mining import prompts
 from ytpiped.mining.llm import LLMError
 from ytpiped.mining.llm_kinds import KIND_INVALID
-from ytpiped.mining.runner import Runtime, Tokens
-from ytpiped.mining.schema import Evaluation
+from ytpiped.mining.runner import Runtime, Structured, Tokens
+from ytpiped.mining.schema import MAX_RANKED, Evaluation, M, Ranked, Ranking
 from ytpiped.paths import DataDir
 from ytpiped.stages.base import Context, Item, Outcome
 from ytpiped.stages.mine import LLMStage, llm_decision, read_json, write_json_atomic
 
 
+def parts(n: int, most: int = MAX_RANKED) -> list[tuple[int, int]]:
+    """The [start, end) ranges `n` claims are ranked in: one request ranks at most `most`,
+    so more claims go in as few parts as that allows, of nearly equal size."""
+    count = max(1, -(-n // most))
+    size, extra = divmod(n, count)  # the first `extra` parts take one claim more
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return list(itertools.pairwise(bounds))
+
+
 def apply_evaluation(claims: Sequence[Mapping[str, Any]],
-                     ev: Evaluation) -> list[dict[str, Any]]:
-    """Claims annotated with importance/rank/duplicate_of, ranked first, in rank order.
-    Ids the model invented are ignored; claims it left out keep importance None."""
+                     ranked: Sequence[Ranked]) -> list[dict[str, Any]]:
+    """Claims annotated with importance/rank/duplicate_of, ranked first, in rank order:
+    by importance, ties in the order the answers listed them (the parts in order). Ids the
+    model invented are ignored; claims it left out keep importance None."""
     n = len(claims)
     out = [dict(c, importance=None, rank=None, duplicate_of=None) for c in claims]
-    rank = 0
     seen: set[int] = set()
-    for r in ev.ranked:
+    kept: list[int] = []
+    for r in ranked:
         if not 0 <= r.id < n or r.id in seen:
             continue
         seen.add(r.id)
@@ -49,8 +62,10 @@ def apply_evaluation(claims: Sequence[Mapping[str, Any]],
         out[r.id]["importance"] = r.importance
         out[r.id]["duplicate_of"] = dup
         if dup is None:
-            rank += 1
-            out[r.id]["rank"] = rank
+            kept.append(r.id)
+    kept.sort(key=lambda i: -int(out[i]["importance"]))  # stable: the listed order breaks ties
+    for rank, i in enumerate(kept, start=1):
+        out[i]["rank"] = rank
     return sorted(out, key=lambda c: (c["rank"] is None, c["rank"] or 0,
                                       c.get("start") or 0.0))
 
@@ -68,6 +83,22 @@ class EvaluateStage(LLMStage):
 
     def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
         super().__init__(runtime, concurrency=concurrency or runtime.cfg.eval_workers)
+
+    async def _ask(self, ctx: Context, item: Item, mined: Mapping[str, Any],
+                   claims: Sequence[Mapping[str, Any]], start: int, stop: int,
+                   schema: type[M]) -> Structured[M]:
+        """One evaluation request for claims[start:stop]; a busy or unreachable server
+        raises the stage's decision (the video goes back, nothing written)."""
+        rt = self.runtime
+        msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
+                                     claims[start:stop], start)
+        try:
+            return await rt.structured(ctx.settings.mine.eval_model or ctx.settings.mine.model,
+                                       msgs, schema)
+        except LLMError as exc:
+            decision = llm_decision(exc, ctx, rt)
+            await self.publish_changes(ctx, rt)
+            raise decision from exc
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         cfg = ctx.settings.mine
@@ -87,14 +118,9 @@ class EvaluateStage(LLMStage):
             evaluation = {"status": "empty", "summary": mined.get("summary") or "", "ranked": []}
             ranked_claims: list[dict[str, Any]] = []
         else:
-            msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
-                                         claims)
-            try:
-                res = await rt.structured(model, msgs, Evaluation)
-            except LLMError as exc:
-                decision = llm_decision(exc, ctx, rt)
-                await self.publish_changes(ctx, rt)
-                raise decision from exc
+            split = parts(len(claims))
+            (first, end), rest = split[0], split[1:]
+            res = await self._ask(ctx, item, mined, claims, first, end, Evaluation)
             spent = res.tokens
             if res.value is None:
                 kind = res.kind or KIND_INVALID
@@ -105,10 +131,22 @@ class EvaluateStage(LLMStage):
                 ranked_claims = [dict(c, importance=None, rank=None, duplicate_of=None)
                                  for c in claims]
             else:
+                ranked = list(res.value.ranked)
+                unranked = 0  # parts whose answer stayed invalid: their claims unranked
+                for start, stop in rest:  # a video with more claims than one answer ranks
+                    more = await self._ask(ctx, item, mined, claims, start, stop, Ranking)
+                    spent += more.tokens
+                    if more.value is None:
+                        unranked += 1
+                        ctx.log.warning("evaluate_part_invalid", part=f"{start}-{stop - 1}",
+                                        kind=more.kind, error=more.error)
+                    else:
+                        ranked += more.value.ranked
                 evaluation = {"status": "ok", "summary": res.value.summary,
-                              "repaired": res.repaired,
-                              "ranked": [r.model_dump() for r in res.value.ranked]}
-                ranked_claims = apply_evaluation(claims, res.value)
+                              "repaired": res.repaired, "parts": len(split),
+                              "unranked_parts": unranked,
+                              "ranked": [r.model_dump() for r in ranked]}
+                ranked_claims = apply_evaluation(claims, ranked)
         prov = dict(mined.get("provenance") or {})
         out = {**{k: v for k, v in mined.items() if k not in ("claims", "provenance")},
                "claims": ranked_claims, "evaluation": evaluation,

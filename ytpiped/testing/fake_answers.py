@@ -7,7 +7,8 @@
 - EpisodeSummary: the first two sentences of the transcript block.
 - Evaluation: every listed claim ranked (the MAX_RANKED most important); importance from
   its length; a claim whose text repeats an earlier one (ignoring case/punctuation) is
-  marked duplicate_of it.
+  marked duplicate_of it. Ranking (a later part of a video's claims): the same, without
+  the summary.
 Tests can therefore predict which window produced which claim, and where its quote is.
 """
 
@@ -128,6 +129,9 @@ def answer(schema: Any, prompt: str) -> str:
         return json.dumps(summary_answer(transcript))
     if title == "Evaluation":
         return json.dumps(evaluation_answer(between(prompt, CLAIMS_OPEN, CLAIMS_CLOSE) or ""))
+    if title == "Ranking":  # a later part of a video's claims: no summary
+        ranked = evaluation_answer(between(prompt, CLAIMS_OPEN, CLAIMS_CLOSE) or "")["ranked"]
+        return json.dumps({"ranked": ranked})
     if schema == "json" or isinstance(schema, Mapping):
         return "{}"
     return "This is a reply from FakeOllama."
