@@ -333,10 +333,10 @@ SUBCOMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = 
     ("retranscribe", "transcribe done videos again (a model upgrade), downloading the audio "
                      "again where it was not kept, then mine and evaluate them",
      _retranscribe_arguments),
-    ("search", "full-text search of mined claims and transcripts: ranked hits with a deep "
-               "link to the moment in the video", find.search_arguments),
-    ("reindex", "rebuild the search indexes from the transcripts and mining results in the "
-                "data dir", find.reindex_arguments),
+    ("search", "full-text search of mined claims, transcripts and videos' metadata: ranked "
+               "hits with a deep link to the moment in the video", find.search_arguments),
+    ("reindex", "rebuild the search indexes from the transcripts, mining results and "
+                "videos' metadata in the data dir", find.reindex_arguments),
     ("ls", "list videos: id, state, attempts, length, channel, title (filter by state, "
            "error kind, channel)", find.ls_arguments),
     ("show", "one video: metadata, URL, files, state history, errors, top claims",

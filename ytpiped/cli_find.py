@@ -26,9 +26,10 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
                    help='words (all must appear), "an exact phrase", a OR b, -word or NOT '
                         "word to exclude, prefix*, (groups); English words match their other "
                         "forms (panels finds panel)")
-    p.add_argument("--in", dest="where", choices=["claims", "transcripts", "all"],
+    p.add_argument("--in", dest="where", choices=["claims", "transcripts", "videos", "all"],
                    default="all", help="search mined claims (text and evidence), transcript "
-                                       "passages, or both")
+                                       "passages, videos (title, tags, chapter titles, "
+                                       "channel, description), or all three")
     p.add_argument("--channel", metavar="NAME", help="only this channel's videos (any case)")
     p.add_argument("--since", metavar="DATE",
                    help="only videos uploaded on or after DATE (YYYY-MM-DD)")
@@ -36,12 +37,14 @@ def search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help='machine-readable: {"query", "in", "hits": [{"kind", "video_id", '
                         '"title", "channel", "upload_date", "url", "link", "start_s", "time", '
-                        '"snippet", "text", "score", ...}]}')
+                        '"snippet", "text", "score", ...}]}; a video hit has "field" (where '
+                        'it matched) and no time')
 
 
 def reindex_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
-                   help='machine-readable report: {"videos", "passages", "claims"}')
+                   help='machine-readable report: {"videos", "passages", "claims", '
+                        '"metadata"}')
 
 
 def ls_arguments(p: argparse.ArgumentParser) -> None:
@@ -96,6 +99,9 @@ def _reading(settings: cfg.Settings) -> Iterator[SyncDB]:
     try:
         yield db
     except sqlite3.OperationalError as exc:
+        if "no such table: search_videos" in str(exc):  # migration 6 fills it
+            raise NoDatabase(f"{db_path(settings.data_path)} predates the video index: run "
+                             "`ytpiped db migrate` (or start the daemon)") from None
         if "no such table: search_" not in str(exc):
             raise
         raise NoDatabase(f"{db_path(settings.data_path)} predates search: run `ytpiped db "
@@ -131,9 +137,10 @@ def cmd_search(args: argparse.Namespace, settings: cfg.Settings) -> int:
         return EXIT_OK
     if hits:
         print(search.format_hits(hits, color=sys.stdout.isatty()))
-    elif counts is not None and not (counts["claims"] or counts["passages"]):
+    elif counts is not None and not any(counts.get(k) for k in search.COUNTED[args.where]):
         print("no matches: the search index is empty (videos are indexed as they are "
-              "transcribed and evaluated; `ytpiped reindex` builds it from the files)")
+              "downloaded, transcribed and evaluated; `ytpiped reindex` builds it from the "
+              "files)")
     else:
         print(printable(f"no matches for {text!r}"))
     return EXIT_OK
@@ -157,7 +164,7 @@ def cmd_reindex(args: argparse.Namespace, settings: cfg.Settings) -> int:
         print(json.dumps(done.to_json()))
     else:
         print(f"indexed {done.videos} videos: {done.passages} transcript passages, "
-              f"{done.claims} claims")
+              f"{done.claims} claims, {done.metadata} videos' metadata")
     return EXIT_OK
 
 

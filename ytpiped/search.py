@@ -3,9 +3,12 @@ and hits as a person or a program reads them.
 
 A transcript is indexed as passages (consecutive segments, about half a minute each, each
 segment's start kept so a hit points at the segment holding the match), an evaluated
-mining result as its claims (text + evidence; duplicates left out). The worker indexes a
-video in the transaction that records its transcript (transcribe) or its mining result
-(evaluate); `reindex` rebuilds both indexes from the files in the data dir. The query
+mining result as its claims (text + evidence; duplicates left out), a video's metadata
+as one document (title, tags, chapter titles, channel, description). The worker indexes a
+video in the transaction that records its metadata (download), its transcript
+(transcribe, or download when the video's own subtitles are its transcript) or its
+mining result (evaluate); `reindex` rebuilds the three indexes from the files in the data
+dir (the metadata from DATA/meta/<id>.json, else from what the store kept). The query
 language and what the stores do with it: ytpiped/store/search.py.
 """
 
@@ -22,12 +25,15 @@ from ytpiped.errors import UsageError
 from ytpiped.paths import DataDir
 from ytpiped.store.search import (
     MARK,
+    VIDEO_KINDS,
     ClaimDoc,
     Passage,
     SearchDocs,
     SearchHit,
     SearchQuery,
+    VideoDoc,
     parse,
+    video_doc,
 )
 from ytpiped.text import printable
 
@@ -36,7 +42,12 @@ if TYPE_CHECKING:
     from ytpiped.store.blocking import SyncDB
     from ytpiped.store.model import VideoRow
 
-In = Literal["claims", "transcripts", "all"]
+In = Literal["claims", "transcripts", "videos", "all"]
+#: what `--in` accepts; `all` searches the three indexes
+WHERE = ("claims", "transcripts", "videos", "all")
+#: the `search_counts` keys of the indexes each `--in` searches
+COUNTED = {"claims": ("claims",), "transcripts": ("passages",), "videos": ("metadata",),
+           "all": ("claims", "passages", "metadata")}
 #: a passage ends once it spans this long or holds this many characters
 PASSAGE_S = 30.0
 PASSAGE_CHARS = 600
@@ -130,9 +141,20 @@ def transcript_file(data_dir: Path, video_id: str, info: Mapping[str, Any]) -> P
 
 def stage_docs(stage: str, data_dir: Path, video_id: str,
                info: Mapping[str, Any]) -> SearchDocs | None:
-    """What a stage that just finished adds to the indexes: a transcript's passages
-    (transcribe), an evaluation's claims (evaluate); None for other stages. Raises OSError
-    or ValueError when the file cannot be read."""
+    """What a stage that just finished adds to the indexes: the video's metadata
+    (download: `info.meta`; with the transcript its subtitles gave, that transcript's
+    passages too), a transcript's passages (transcribe), an evaluation's claims (evaluate);
+    None for other stages and for a download that kept no metadata (a playlist). Raises
+    OSError or ValueError when a file cannot be read."""
+    if stage == "download":
+        meta = info.get("meta")
+        if not isinstance(meta, Mapping):
+            return None
+        found = None
+        if isinstance(info.get("transcript"), Mapping):
+            found = stage_docs("transcribe", data_dir, video_id, info)
+        return SearchDocs(video=video_doc(meta),
+                          passages=found.passages if found is not None else None)
     if stage == "transcribe":
         doc = _read(transcript_file(data_dir, video_id, info))
         return SearchDocs(passages=passages(doc.get("segments") or []))
@@ -141,10 +163,24 @@ def stage_docs(stage: str, data_dir: Path, video_id: str,
     return None
 
 
+def metadata_doc(data_dir: Path, row: VideoRow) -> VideoDoc | None:
+    """A video's document from DATA/meta/<id>.json, else from what its row kept (info.meta,
+    title, channel); None for a playlist or channel, or a video nothing is known of."""
+    if row.kind not in VIDEO_KINDS:
+        return None
+    try:
+        meta: Mapping[str, Any] | None = _read(DataDir(data_dir).meta(row.id))
+    except (OSError, ValueError):
+        kept = row.info.get("meta")
+        meta = kept if isinstance(kept, Mapping) else None
+    doc = video_doc(meta, row.title, row.channel)
+    return None if doc.empty else doc
+
+
 def video_docs(data_dir: Path, row: VideoRow) -> SearchDocs:
-    """Everything the files of one video give the indexes (for `reindex`): missing or
-    unreadable files give nothing."""
-    found: dict[str, Any] = {}
+    """Everything one video gives the indexes (for `reindex`): its files' passages and
+    claims, and its metadata's document; missing or unreadable files give nothing."""
+    found: dict[str, Any] = {"video": metadata_doc(data_dir, row)}
     for stage, key in (("transcribe", "passages"), ("evaluate", "claims")):
         try:
             docs = stage_docs(stage, data_dir, row.id, row.info)
@@ -160,25 +196,28 @@ class Reindexed:
     videos: int = 0
     passages: int = 0
     claims: int = 0
+    metadata: int = 0  # video documents
 
     def to_json(self) -> dict[str, int]:
-        return {"videos": self.videos, "passages": self.passages, "claims": self.claims}
+        return {"videos": self.videos, "passages": self.passages, "claims": self.claims,
+                "metadata": self.metadata}
 
 
 def reindex(db: SyncDB, data_dir: Path,
             progress: Callable[[Reindexed], None] | None = None) -> Reindexed:
-    """Empty both indexes and fill them again from every video's files, one transaction
-    per video."""
+    """Empty the indexes and fill them again from every video's files (and, for its
+    metadata without a file, its row), one transaction per video."""
     db.clear_search()
     done = Reindexed()
     for row in db.find_videos():
         docs = video_docs(data_dir, row)
-        if not docs.passages and not docs.claims:
+        if not docs.passages and not docs.claims and docs.video is None:
             continue
         db.index_video(row.id, docs)
         done.videos += 1
         done.passages += len(docs.passages or ())
         done.claims += len(docs.claims or ())
+        done.metadata += docs.video is not None
         if progress is not None and done.videos % 500 == 0:
             progress(done)
     return done
@@ -220,7 +259,7 @@ def parse_since(text: str, option: str = "--since") -> str:
     return digits
 
 
-Kind = Literal["claims", "transcripts"]
+Kind = Literal["claims", "transcripts", "videos"]
 
 
 def queries(text: str, where: In = "all", *, channel: str | None = None,
@@ -229,10 +268,11 @@ def queries(text: str, where: In = "all", *, channel: str | None = None,
     bad limit and QuerySyntaxError (a UsageError) for a query that cannot be parsed."""
     if limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
-    if where not in ("claims", "transcripts", "all"):
-        raise UsageError(f"--in {where!r}: expected claims, transcripts or all")
+    if where not in WHERE:
+        raise UsageError(f"--in {where!r}: expected claims, transcripts, videos or all")
     node = parse(text)
-    kinds: Sequence[Kind] = ("claims", "transcripts") if where == "all" else (where,)
+    kinds: Sequence[Kind] = ("claims", "transcripts", "videos") if where == "all" else \
+        (where,)
     return [SearchQuery(node, kind, channel or None, since or None, limit) for kind in kinds]
 
 
@@ -275,6 +315,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
     if hit.kind == "claim":
         out.update(claim=hit.idx, evidence=hit.evidence, type=hit.type, rank=hit.rank,
                    importance=hit.importance)
+    elif hit.kind == "video":  # its metadata matched: which field, no time
+        out.update(field=hit.field, time=None)
     else:
         out["passage"] = hit.idx
     return out
@@ -295,15 +337,18 @@ def marked(snippet: str, color: bool) -> str:
 
 
 def format_hits(hits: Sequence[SearchHit], *, color: bool = False) -> str:
-    """Three lines a hit: what and where, the snippet, the link."""
+    """Three lines a hit: what and where, the snippet (a video hit's with the field it
+    comes from), the link."""
     lines = []
     for n, h in enumerate(hits, 1):
         what = f"claim #{h.rank}" if h.kind == "claim" and h.rank else h.kind
-        head = [what, h.title or h.video_id, stamp(h.start_s)]
+        head = [what, h.title or h.video_id]
+        head += [] if h.kind == "video" else [stamp(h.start_s)]
         head += [x for x in (h.channel, iso_date(h.upload_date)) if x]
         link = deep_link(h.video_id, h.url, h.video_kind, h.start_s)
         if not is_youtube(h.video_id, h.video_kind) and h.start_s is not None:
             link += f"  (at {stamp(h.start_s)})"
+        field = f"{h.field}: " if h.kind == "video" and h.field else ""
         lines += [printable(f"{n:>2}. " + " · ".join(head)),
-                  f"    {marked(h.snippet, color)}", printable(f"    {link}")]
+                  f"    {field}{marked(h.snippet, color)}", printable(f"    {link}")]
     return "\n".join(lines)

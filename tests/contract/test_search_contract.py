@@ -8,7 +8,15 @@ import pytest
 
 from ytpiped.errors import InvalidTransition
 from ytpiped.store import Event, NewVideo, Store
-from ytpiped.store.search import ClaimDoc, Passage, SearchDocs, SearchQuery, parse
+from ytpiped.store.search import (
+    ClaimDoc,
+    Passage,
+    SearchDocs,
+    SearchQuery,
+    VideoDoc,
+    parse,
+    video_doc,
+)
 
 VIDEOS = [  # id, title, channel, upload date
     ("aaaaaaaaaaa", "Energy talk", "Science Hour", "20240105"),
@@ -88,13 +96,14 @@ async def test_channel_and_date_filters(store: Store) -> None:
 async def test_filters_follow_a_channel_and_date_recorded_after_indexing(store: Store) -> None:
     a, b, _ = await seeded(store)
     await store.index_video(a, SearchDocs(passages=(Passage(0, 0, 5, "compost talk"),),
-                                          claims=claims(("compost helps", "")).claims))
+                                          claims=claims(("compost helps", "")).claims,
+                                          video=VideoDoc(description="all about compost")))
     await store.index_video(b, claims(("compost helps", ""),))
     claimed = await store.claim("analyze", "w", now=4, lease_s=60, limit=3)
     assert a in [r.id for r in claimed]
     await store.complete(a, "w", "analyzing", "analyzed", now=5,
                          fields={"channel": "Garden Hour", "upload_date": "20250301"})
-    for where in ("claims", "transcripts"):
+    for where in ("claims", "transcripts", "videos"):
         assert [h.video_id for h in await store.search(
             q("compost", where=where, channel="garden hour"))] == [a]
         assert await store.search(q("compost", where=where, channel="science hour")) == []
@@ -103,6 +112,96 @@ async def test_filters_follow_a_channel_and_date_recorded_after_indexing(store: 
     assert sorted(h.video_id for h in await store.search(q("compost", since="20230610"))) == \
         [a, b]
     assert await store.search(q("compost", since="20230611", channel="home show")) == []
+
+
+META = {  # as download.meta.metadata() keeps it (DATA/meta/<id>.json, info.meta)
+    "title": "Energy talk", "channel": "Science Hour",
+    "description": "We walk along the ridge.\nLater the volcanoes of the island erupt.",
+    "tags": ["geology", "lava flows", ""], "chapters": [
+        {"start": 0.0, "end": 60.0, "title": "Welcome"},
+        {"start": 60.0, "end": 120.0, "title": "Magma chambers"}]}
+
+
+async def test_a_video_is_found_by_a_word_only_in_its_description_tags_or_chapters(
+        store: Store) -> None:
+    a, b, _ = await seeded(store)
+    await store.index_video(a, SearchDocs(video=video_doc(META)))
+    await store.index_video(b, SearchDocs(video=video_doc({"description": "tomatoes"},
+                                                          "Garden talk", "Home Show")))
+    for word, field, text in (("volcanoes", "description", META["description"]),
+                              ("lava", "tags", "geology, lava flows"),
+                              ("magma", "chapters", "Welcome · Magma chambers"),
+                              ("energy", "title", "Energy talk")):
+        (hit,) = await store.search(q(word, where="videos"))
+        assert (hit.kind, hit.video_id, hit.field, hit.text) == ("video", a, field, text)
+        assert f"**{word}**" in hit.snippet.lower() and hit.score > 0
+        assert (hit.title, hit.channel, hit.upload_date, hit.url, hit.video_kind) == \
+            ("Energy talk", "Science Hour", "20240105",
+             f"https://www.youtube.com/watch?v={a}", "video")
+        assert (hit.start_s, hit.end_s) == (None, None)  # a video hit has no time
+        assert await store.search(q(word, where="claims")) == []
+        assert await store.search(q(word, where="transcripts")) == []
+    # words from two fields, a phrase inside one, never a phrase across two
+    assert [h.video_id for h in await store.search(q("ridge magma", where="videos"))] == [a]
+    assert await store.search(q('"flows magma"', where="videos")) == []
+    assert [h.video_id for h in await store.search(q("talk -geology", where="videos"))] == [b]
+    assert await store.search_counts() == {"claims": 0, "passages": 0, "metadata": 2,
+                                           "videos": 2}
+
+
+async def test_a_match_in_the_title_or_tags_ranks_above_one_in_the_description(
+        store: Store) -> None:
+    a, b, c = await seeded(store)
+    filler = "words that say nothing much at all here"
+    await store.index_video(a, SearchDocs(video=VideoDoc(
+        title="quiet evening", description=f"{filler} about the glacier")))
+    await store.index_video(b, SearchDocs(video=VideoDoc(
+        title="glacier evening", description=f"{filler} about the quiet")))
+    await store.index_video(c, SearchDocs(video=VideoDoc(
+        title="quiet evening", tags="glacier", description=f"{filler} about the")))
+    hits = await store.search(q("glacier", where="videos"))
+    assert [(h.video_id, h.field) for h in hits] == [(b, "title"), (c, "tags"),
+                                                     (a, "description")]
+    assert hits[0].score > hits[1].score > hits[2].score
+
+
+async def test_channel_and_date_filters_of_the_video_index(store: Store) -> None:
+    a, b, c = await seeded(store)
+    for vid in (a, b, c):
+        await store.index_video(vid, SearchDocs(video=VideoDoc(description="compost heaps")))
+    assert sorted(h.video_id for h in await store.search(q("compost", where="videos"))) == \
+        [a, b, c]
+    assert sorted(h.video_id for h in await store.search(
+        q("compost", where="videos", channel="SCIENCE hour"))) == [a, c]
+    assert [h.video_id for h in await store.search(
+        q("compost", where="videos", since="20240101"))] == [a]
+    assert [h.video_id for h in await store.search(
+        q("compost", where="videos", since="20230101", channel="home show"))] == [b]
+    assert len(await store.search(q("compost", where="videos", limit=2))) == 2
+
+
+async def test_a_video_document_is_replaced_by_a_new_download_and_removed_by_an_empty_one(
+        store: Store) -> None:
+    await store.add_videos([NewVideo("ddddddddddd", "https://x/d.mp3", "generic")], now=1)
+    (row,) = await store.claim("download", "w", now=2, lease_s=60)
+    docs = SearchDocs(video=video_doc({"title": "Rivers", "description": "floods in spring"}))
+    with pytest.raises(InvalidTransition):  # a refused outcome indexes nothing
+        await store.complete(row.id, "intruder", "downloading", "downloaded", now=3,
+                             search=docs)
+    assert await store.search(q("floods", where="videos")) == []
+    await store.complete(row.id, "w", "downloading", "downloaded", now=3, search=docs,
+                         fields={"title": "Rivers"}, token=row.lease_token)
+    (hit,) = await store.search(q("floods", where="videos"))
+    assert (hit.video_id, hit.url, hit.video_kind, hit.title, hit.field) == \
+        (row.id, "https://x/d.mp3", "generic", "Rivers", "description")
+    await store.index_video(row.id, SearchDocs(video=video_doc({"title": "Lakes"})))
+    assert await store.search(q("floods", where="videos")) == []  # replaced, not added
+    assert [h.field for h in await store.search(q("lakes", where="videos"))] == ["title"]
+    await store.index_video(row.id, SearchDocs(claims=()))  # another index: kept
+    assert len(await store.search(q("lakes", where="videos"))) == 1
+    await store.index_video(row.id, SearchDocs(video=VideoDoc()))  # nothing known: removed
+    assert await store.search(q("lakes", where="videos")) == []
+    assert (await store.search_counts())["metadata"] == 0
 
 
 async def test_a_claim_matched_in_its_evidence_has_the_match_marked(store: Store) -> None:
@@ -128,19 +227,27 @@ async def test_a_transcript_hit_carries_the_time_of_the_segment_holding_it(
 
 
 async def test_indexing_replaces_one_kind_and_clear_empties_all(store: Store) -> None:
-    a, b, _ = await seeded(store)
+    a, b, c = await seeded(store)
     await store.index_video(a, SearchDocs(passages=(Passage(0, 0, 5, "hello there"),),
                                           claims=claims(("greeting said", "")).claims))
     await store.index_video(b, claims(("one", ""), ("two", "")))
-    assert await store.search_counts() == {"claims": 3, "passages": 1, "videos": 2}
+    assert await store.search_counts() == {"claims": 3, "passages": 1, "metadata": 0,
+                                           "videos": 2}
     await store.index_video(a, claims(("new claim", "")))  # passages stay
-    assert await store.search_counts() == {"claims": 3, "passages": 1, "videos": 2}
+    assert await store.search_counts() == {"claims": 3, "passages": 1, "metadata": 0,
+                                           "videos": 2}
     assert await store.search(q("greeting")) == []
     await store.index_video(b, SearchDocs(claims=()))
-    assert await store.search_counts() == {"claims": 1, "passages": 1, "videos": 1}
+    assert await store.search_counts() == {"claims": 1, "passages": 1, "metadata": 0,
+                                           "videos": 1}
+    await store.index_video(c, SearchDocs(video=VideoDoc(title="kitchen")))
+    assert await store.search_counts() == {"claims": 1, "passages": 1, "metadata": 1,
+                                           "videos": 2}
     await store.clear_search()
-    assert await store.search_counts() == {"claims": 0, "passages": 0, "videos": 0}
+    assert await store.search_counts() == {"claims": 0, "passages": 0, "metadata": 0,
+                                           "videos": 0}
     assert await store.search(q("hello", where="transcripts")) == []
+    assert await store.search(q("kitchen", where="videos")) == []
 
 
 async def test_complete_indexes_in_its_transaction_and_a_refused_one_writes_nothing(
@@ -151,7 +258,8 @@ async def test_complete_indexes_in_its_transaction_and_a_refused_one_writes_noth
     with pytest.raises(InvalidTransition):
         await store.complete(row.id, "intruder", "downloading", "downloaded", now=3,
                              search=docs)
-    assert await store.search_counts() == {"claims": 0, "passages": 0, "videos": 0}
+    assert await store.search_counts() == {"claims": 0, "passages": 0, "metadata": 0,
+                                           "videos": 0}
     await store.complete(row.id, "w", "downloading", "downloaded", now=3, search=docs,
                          token=row.lease_token)
     (hit,) = await store.search(q("rivers"))

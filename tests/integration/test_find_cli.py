@@ -116,10 +116,57 @@ def test_bad_since_and_missing_database(data_dir: Path, data: Path,
 
 def test_reindex_and_an_empty_index(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, data, "reindex", "--json")
-    # the mining file is `{}` and there are no transcripts: the indexes are now empty
-    assert code == 0 and json.loads(out) == {"videos": 0, "passages": 0, "claims": 0}
+    # the mining file is `{}` and there are no transcripts: no claims and no passages; no
+    # metadata files either: each video's document from the title and channel it kept
+    assert code == 0 and json.loads(out) == {"videos": 2, "passages": 0, "claims": 0,
+                                             "metadata": 2}
+    for where in ("claims", "transcripts"):
+        code, out, _ = run(capsys, data, "search", "--in", where, "solar")
+        assert code == 0 and "the search index is empty" in out
     code, out, _ = run(capsys, data, "search", "solar")
-    assert code == 0 and "the search index is empty" in out
+    assert code == 0 and "the search index is empty" not in out and "**Solar**" in out
+
+
+def test_search_in_videos_finds_a_word_of_the_metadata_with_the_video_link(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (data / "meta").mkdir()
+    (data / "meta" / f"{YT}.json").write_text(json.dumps({
+        "id": YT, "title": "Solar power explained", "channel": "Energy Hour",
+        "description": "How a photovoltaic cell turns light into current.",
+        "tags": ["renewables", "physics"],
+        "chapters": [{"start": 0.0, "end": 90.0, "title": "Inverters"}]}))
+    code, out, _ = run(capsys, data, "reindex")
+    assert code == 0 and out.strip() == ("indexed 2 videos: 0 transcript passages, 0 claims, "
+                                         "2 videos' metadata")
+    code, out, _ = run(capsys, data, "search", "--in", "videos", "photovoltaic")
+    assert code == 0
+    assert out.splitlines() == [
+        " 1. video · Solar power explained · Energy Hour · 2024-03-01",
+        "    description: How a **photovoltaic** cell turns light into current.",
+        f"    https://www.youtube.com/watch?v={YT}"]
+    code, out, _ = run(capsys, data, "search", "--json", "inverters")  # `all` holds videos
+    got = json.loads(out)
+    assert (got["in"], len(got["hits"])) == ("all", 1)
+    hit = got["hits"][0]
+    assert {k: hit[k] for k in ("kind", "video_id", "title", "channel", "upload_date", "url",
+                                "link", "start_s", "time", "field", "snippet", "text")} == {
+        "kind": "video", "video_id": YT, "title": "Solar power explained",
+        "channel": "Energy Hour", "upload_date": "2024-03-01",
+        "url": f"https://www.youtube.com/watch?v={YT}",
+        "link": f"https://www.youtube.com/watch?v={YT}", "start_s": None, "time": None,
+        "field": "chapters", "snippet": "**Inverters**", "text": "Inverters"}
+
+    def ids(*args: str) -> list[str]:
+        code, out, _ = run(capsys, data, "search", "--json", "--in", "videos", *args)
+        assert code == 0
+        return [h["video_id"] for h in json.loads(out)["hits"]]
+
+    # a word of a title (GEN: from its row, it has no metadata file), the filters
+    assert ids("batteries") == [GEN]
+    assert ids("renewables OR batteries", "--channel", "energy hour") == [YT]
+    assert ids("renewables OR batteries", "--since", "2023-01-01") == [YT]
+    code, out, _ = run(capsys, data, "search", "--in", "videos", "batteries")
+    assert "    https://example.org/talk.mp3" in out.splitlines()  # no time beside it
 
 
 def test_ls_lists_and_filters(data: Path, capsys: pytest.CaptureFixture[str]) -> None:

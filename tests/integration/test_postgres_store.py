@@ -266,3 +266,53 @@ async def test_listen_wakes_other_hosts_when_work_becomes_ready(pg_url: str) -> 
         await asyncio.gather(listener, return_exceptions=True)
         await a.close()
         await b.close()
+
+
+async def test_a_version_4_database_gains_the_video_index_filled_as_sqlite_fills_it(
+        pg_url: str) -> None:
+    """Migration 5 builds each video row's document in SQL exactly as store.search.video_doc
+    does (the SQLite migration calls that function)."""
+    from tests.integration.test_store import META
+    from ytpiped.store.pg_schema import MIGRATIONS
+    from ytpiped.store.search import SearchQuery, parse, video_doc
+
+    rows = [("withmeta001", "video", "Island walk", "Science Hour", "20240105",
+             {"meta": META}),
+            ("oldtitle001", "generic", "Garden  talk", "Home Show", "20230610", {}),
+            ("channelonly", "video", None, None, None, {"meta": {"uploader": "Ann", "tags": 3,
+                                                                 "chapters": {}}}),
+            ("PLlist00001", "playlist", "A playlist about volcanoes", None, None, {}),
+            ("queued00001", "video", None, None, None, {}),
+            ("badinfo0001", "video", None, None, None, {"meta": "not an object"})]
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        await conn.execute("CREATE TABLE schema_version (version integer NOT NULL, "
+                           "applied_at double precision NOT NULL)")
+        for version in range(1, 5):
+            await conn.execute(MIGRATIONS[version - 1])
+            await conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (version,))
+        for vid, kind, title, channel, date, info in rows:
+            await conn.execute(
+                "INSERT INTO videos (id, url, kind, state, title, channel, upload_date, info, "
+                "created_at, updated_at) VALUES (%s, 'u', %s, 'done', %s, %s, %s, %s, 0, 0)",
+                (vid, kind, title, channel, date, json.dumps(info)))
+        await conn.commit()
+    s = await opened(pg_url)
+    try:
+        async def found(text: str, **kw: object) -> list[tuple[str, str | None]]:
+            return [(h.video_id, h.field) for h in await s.search(
+                SearchQuery(parse(text), "videos", **kw))]  # type: ignore[arg-type]
+
+        assert await found("volcanoes") == [("withmeta001", "description")]
+        assert await found("lava") == [("withmeta001", "tags")]
+        assert await found("magma") == [("withmeta001", "chapters")]
+        assert await found("garden") == [("oldtitle001", "title")]
+        assert await found("ann") == [("channelonly", "channel")]
+        assert await found("volcanoes", channel="science hour", since="20240101") == \
+            [("withmeta001", "description")]
+        assert (await s.search_counts())["metadata"] == 3
+        got = {r[0]: tuple(r[1:]) for r in await s._all(
+            "SELECT video_id, title, tags, chapters, channel, description FROM search_videos")}
+        assert got == {vid: video_doc(info.get("meta"), title, channel).texts()
+                       for vid, _, title, channel, _, info in rows[:3]}
+    finally:
+        await s.close()

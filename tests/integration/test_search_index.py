@@ -1,5 +1,6 @@
-"""The worker indexes a transcript and a mining result in the transaction that records it;
-`reindex` rebuilds the same indexes from the files."""
+"""The worker indexes a video's metadata, its transcript and its mining result in the
+transaction that records each; `reindex` rebuilds the same indexes from the files (the
+metadata of a video without DATA/meta/<id>.json from what the store kept)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def transcript(vid: str) -> dict[str, object]:
          + ("volcanoes" if i == 4 else "weather")} for i in range(8)]}
 
 
+def meta(vid: str) -> dict[str, object]:
+    return {"id": vid, "title": f"title of {vid}", "channel": "Weather Hour",
+            "upload_date": "20240301", "description": f"{vid} flies over the tundra",
+            "tags": ["storms", "polar air"],
+            "chapters": [{"start": 0.0, "end": 40.0, "title": "Permafrost"}]}
+
+
 def mined(vid: str) -> dict[str, object]:
     return {"video_id": vid, "claims": [
         {"text": f"claim {i} of {vid}", "evidence": f"quote {i} on glaciers", "start": 5.0 * i,
@@ -34,6 +42,14 @@ class WritingStage(FakeStage):
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
         out = await super().run(item, ctx)
+        if self.name == "download":
+            if item.id != "idxvideo003":  # its metadata is only in the store
+                path = ctx.data_dir / "meta" / f"{item.id}.json"
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(json.dumps(meta(item.id)))
+            return Outcome(fields={**out.fields, "channel": "Weather Hour",
+                                   "upload_date": "20240301"},
+                           info={"meta": meta(item.id)})
         if item.id == "idxvideo003" and self.name == "transcribe":
             path = ctx.data_dir / "transcripts" / f"{item.id}.json"
             path.parent.mkdir(exist_ok=True)
@@ -50,9 +66,14 @@ class WritingStage(FakeStage):
 
 
 def table(db: SqliteDB, name: str) -> list[tuple[object, ...]]:
-    cols = "video_id, idx, start_s, end_s, text, marks" if name == "search_passages" else \
-        "video_id, idx, text, evidence, type, start_s, end_s, rank, importance"
-    return db.conn.execute(f"SELECT {cols} FROM {name} ORDER BY video_id, idx").fetchall()
+    cols = {"search_passages": "video_id, idx, start_s, end_s, text, marks",
+            "search_claims": "video_id, idx, text, evidence, type, start_s, end_s, rank, "
+                             "importance",
+            "search_videos": "video_id, 0, title, tags, chapters, channel, description, "
+                             "facets"}[name]
+    return db.conn.execute(f"SELECT {cols} FROM {name} ORDER BY video_id, 2").fetchall()
+
+NAMES = ("search_passages", "search_claims", "search_videos")
 
 
 def found(db: SqliteDB, text: str, where: str) -> list[tuple[object, ...]]:
@@ -74,22 +95,25 @@ async def test_the_pipeline_indexes_and_reindex_rebuilds_the_same(data_dir: Path
         hits = found(db, "volcanoes", "transcripts")
         assert [(v, t) for v, _, t, _, _ in hits] == [("idxvideo001", 40.0),
                                                       ("idxvideo002", 40.0)]
-        assert db.search_counts() == {"claims": 9, "passages": 6, "videos": 3}
-        before = (table(db, "search_passages"), table(db, "search_claims"),
-                  found(db, "glaciers", "claims"), found(db, "weather OR segment",
-                                                         "transcripts"))
-        assert len(before[2]) == 9 and "duplicate" not in str(before[2])
+        assert db.search_counts() == {"claims": 9, "passages": 6, "metadata": 3,
+                                      "videos": 3}
+        for word in ("tundra", "polar", "permafrost"):  # description, tags, chapters
+            assert [h[0] for h in found(db, word, "videos")] == IDS
+        assert found(db, "tundra", "claims") == found(db, "tundra", "transcripts") == []
+
+        def indexed() -> tuple[object, ...]:
+            return (*(table(db, n) for n in NAMES), found(db, "glaciers", "claims"),
+                    found(db, "weather OR segment", "transcripts"),
+                    found(db, "tundra OR storms OR title", "videos"))
+
+        before = indexed()
+        assert len(before[3]) == 9 and "duplicate" not in str(before[3])
         done = search.reindex(db, data_dir)
-        assert done.to_json() == {"videos": 3, "passages": 6, "claims": 9}
-        after = (table(db, "search_passages"), table(db, "search_claims"),
-                 found(db, "glaciers", "claims"), found(db, "weather OR segment",
-                                                        "transcripts"))
-        assert after == before
-        # the FTS5 index itself agrees with its content table
-        db.conn.execute("INSERT INTO search_claims_fts (search_claims_fts) VALUES "
-                        "('integrity-check')")
-        db.conn.execute("INSERT INTO search_passages_fts (search_passages_fts) VALUES "
-                        "('integrity-check')")
+        assert done.to_json() == {"videos": 3, "passages": 6, "claims": 9, "metadata": 3}
+        assert indexed() == before
+        # the FTS5 indexes themselves agree with their content tables
+        for name in NAMES:
+            db.conn.execute(f"INSERT INTO {name}_fts ({name}_fts) VALUES ('integrity-check')")
     finally:
         db.close()
 

@@ -99,3 +99,64 @@ def test_a_version_4_search_index_gains_facets_and_filters_keep_working(
                                         passages=(Passage(0, 0, 5, "no match"),)))
         assert found(channel="home") == ["v2"]
         assert found(where="transcripts", channel="home") == []
+
+
+META = {  # as download.meta.metadata() keeps it in info.meta
+    "title": "Island walk", "channel": "Science Hour", "upload_date": "20240105",
+    "description": "  We climb until the volcanoes\nof the island erupt.  ",
+    "tags": ["geology", "  lava   flows ", None, ""], "chapters": [
+        {"start": 0.0, "end": 60.0, "title": "Welcome"}, {"title": ""}, "not a chapter",
+        {"start": 60.0, "end": 120.0, "title": "Magma chambers"}]}
+
+
+def test_a_version_5_database_gains_the_video_index_filled_from_its_rows(
+        tmp_path: Path) -> None:
+    """Migration 6 indexes every video row's metadata (info.meta, else its title and
+    channel); playlists and rows nothing is known of stay out."""
+    import json
+
+    from ytpiped.store.search import SearchQuery, parse, video_doc
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("ytpiped_facets", 2, lambda c, d: "", deterministic=True)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
+                 "NULL)")
+    for version in range(1, 6):
+        for statement in MIGRATIONS[version - 1].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    rows = [("withmeta001", "video", "Island walk", "Science Hour", "20240105",
+             {"meta": META, "sponsorblock": []}),
+            ("oldtitle001", "generic", "Garden  talk", "Home Show", "20230610", {}),
+            ("PLlist00001", "playlist", "A playlist about volcanoes", None, None, {}),
+            ("queued00001", "video", None, None, None, {}),
+            ("badinfo0001", "video", None, None, None, {"meta": "not an object"})]
+    for vid, kind, title, channel, date, info in rows:
+        conn.execute("INSERT INTO videos (id, url, kind, state, title, channel, upload_date, "
+                     "info, created_at, updated_at) VALUES (?, 'u', ?, 'done', ?, ?, ?, ?, 0, "
+                     "0)", (vid, kind, title, channel, date, json.dumps(info)))
+    conn.close()
+    with SqliteDB(path, now=5.0) as db:
+        def found(text: str, **kw: object) -> list[tuple[str, str | None]]:
+            return [(h.video_id, h.field) for h in db.search(
+                SearchQuery(parse(text), "videos", **kw))]  # type: ignore[arg-type]
+
+        assert db.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == \
+            SCHEMA_VERSION
+        assert found("volcanoes") == [("withmeta001", "description")]
+        assert found("lava") == [("withmeta001", "tags")]
+        assert found("magma") == [("withmeta001", "chapters")]
+        assert found("garden") == [("oldtitle001", "title")]  # a row from before meta
+        assert found("volcanoes", channel="science hour", since="20240101") == \
+            [("withmeta001", "description")]
+        assert found("volcanoes", since="20240106") == []
+        assert db.search_counts()["metadata"] == 2
+        kept = db.conn.execute("SELECT title, tags, chapters, channel, description FROM "
+                               "search_videos WHERE video_id = 'withmeta001'").fetchone()
+        assert kept == video_doc(META, "Island walk", "Science Hour").texts() == (
+            "Island walk", "geology, lava flows", "Welcome · Magma chambers", "Science Hour",
+            "We climb until the volcanoes\nof the island erupt.")
+        db.conn.execute("INSERT INTO search_videos_fts (search_videos_fts) VALUES "
+                        "('integrity-check')")

@@ -381,3 +381,23 @@ async def test_search_page_finds_an_indexed_claim_with_its_deep_link(
     assert f"watch?v={YT}" not in empty
     bad = await c.get("/search?q=%22unclosed")  # a query search cannot parse: said, not a 500
     assert bad.status == 200 and "is not closed" in await bad.text()
+
+
+async def test_search_page_shows_a_video_whose_metadata_matched(
+        client: Client, data: Path) -> None:
+    from ytpiped.store.search import SearchDocs, video_doc
+
+    s = SqliteDB(db_path(data), now=NOW)
+    s.index_video(YT, SearchDocs(video=video_doc(
+        {"description": "A walk past <b>geothermal</b> vents", "tags": ["iceland"]},
+        "Good talk")))
+    s.index_video("url-html", SearchDocs(video=video_doc({"tags": ["geothermal"]}, HOSTILE)))
+    s.close()
+    c = await client()
+    html = await (await c.get("/search?q=geothermal")).text()
+    # the video's link without a time, the field that matched, the match marked and escaped
+    assert f"<a class='t' href='https://www.youtube.com/watch?v={YT}' rel='noreferrer'>" \
+           "open</a> <span class='meta'>video · description</span>" in html
+    assert "A walk past &lt;b&gt;<mark>geothermal</mark>&lt;/b&gt; vents" in html
+    assert "<span class='meta'>video · tags</span><p><mark>geothermal</mark></p>" in html
+    assert HOSTILE not in html and "&lt;script&gt;" in html

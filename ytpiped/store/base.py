@@ -77,7 +77,8 @@ class Store(Protocol):
     ) -> None:
         """Finish a stage: move to `new`, store outcome fields, merge `info`, reset attempts;
         in the same transaction, replace what the search indexes hold of the video with
-        `search` (a transcript's passages, an evaluation's claims)."""
+        `search` (its metadata's document, a transcript's passages, an evaluation's
+        claims)."""
 
     async def release(
         self,
@@ -240,17 +241,20 @@ class Store(Protocol):
     # search and the listings (`ytpiped search`, `reindex`, `ls`, `show`, `logs`)
 
     async def index_video(self, video_id: str, docs: SearchDocs) -> None:
-        """Replace what the search indexes hold of one video (the kinds `docs` gives)."""
+        """Replace what the search indexes hold of one video (the kinds `docs` gives; an
+        empty `docs.video` removes its document from the video index)."""
 
     async def clear_search(self) -> None:
         """Empty the search indexes."""
 
     async def search_counts(self) -> dict[str, int]:
-        """{"claims", "passages", "videos"}: what the search indexes hold."""
+        """{"claims", "passages", "metadata", "videos"}: what the search indexes hold
+        (claims, passages, video documents; the videos any of them comes from)."""
 
     async def search(self, query: SearchQuery) -> list[SearchHit]:
-        """The best `query.limit` matches in one index (claims or transcripts), best
-        first, each with its video's title, channel, upload date and URL."""
+        """The best `query.limit` matches in one index (claims, transcripts or videos),
+        best first, each with its video's title, channel, upload date and URL; `channel`
+        and `since` filter by the video's row."""
 
     async def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
         """(claims indexed for the video, the first `limit` by rank)."""

@@ -1,8 +1,8 @@
 """The PostgreSQL side of search and the listings (`search`, `ls`, `show`, `logs`): stored
-tsvectors under GIN indexes (schema version 4), queried with `to_tsquery` built from the
-parsed query (so PostgreSQL never sees a string it could fail to parse), ranked by
-`ts_rank` plus a bonus for the query's words side by side; `PostgresStore` inherits these
-methods."""
+tsvectors under GIN indexes (schema version 4; the video index version 5), queried with
+`to_tsquery` built from the parsed query (so PostgreSQL never sees a string it could fail
+to parse), ranked by `ts_rank` plus a bonus for the query's words side by side;
+`PostgresStore` inherits these methods."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ytpiped.store.model import LogEvent, VideoRow, video_filters
 from ytpiped.store.search import (
     MARK,
     SNIPPET_WORDS,
+    VIDEO_FIELDS,
     ClaimDoc,
     Passage,
     SearchDocs,
@@ -29,6 +30,7 @@ _HIT = "\x01"
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
 _SNIPPET = (f'StartSel="{MARK}", StopSel="{MARK}", MaxWords={SNIPPET_WORDS}, '
             f"MinWords={SNIPPET_WORDS // 2}, MaxFragments=1, FragmentDelimiter=\" … \"")
+_VIDEO_COLS = ", ".join(VIDEO_FIELDS)
 _FIRST = 'HighlightAll=true, StartSel="\x01", StopSel="\x02"'
 
 
@@ -63,6 +65,12 @@ class PgSearch:
                     "end_s, rank, importance) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     [(video_id, c.idx, c.text, c.evidence, c.type, c.start_s, c.end_s, c.rank,
                       c.importance) for c in docs.claims])
+        if docs.video is not None:
+            await conn.execute("DELETE FROM search_videos WHERE video_id = %s", (video_id,))
+            if not docs.video.empty:
+                await conn.execute(
+                    f"INSERT INTO search_videos (video_id, {_VIDEO_COLS}) VALUES "
+                    f"(%s{', %s' * len(VIDEO_FIELDS)})", (video_id, *docs.video.texts()))
 
     async def index_video(self, video_id: str, docs: SearchDocs) -> None:
         async with self._tx() as conn:
@@ -70,22 +78,22 @@ class PgSearch:
 
     async def clear_search(self) -> None:
         async with self._tx() as conn:
-            await conn.execute("TRUNCATE search_passages, search_claims")
+            await conn.execute("TRUNCATE search_passages, search_claims, search_videos")
 
     async def search_counts(self) -> dict[str, int]:
         row = await self._one(
             "SELECT (SELECT count(*) FROM search_claims), (SELECT count(*) FROM "
-            "search_passages), (SELECT count(*) FROM (SELECT video_id FROM search_claims "
-            "UNION SELECT video_id FROM search_passages) u)")
+            "search_passages), (SELECT count(*) FROM search_videos), (SELECT count(*) FROM "
+            "(SELECT video_id FROM search_claims UNION SELECT video_id FROM search_passages "
+            "UNION SELECT video_id FROM search_videos) u)")
         assert row is not None
-        return {"claims": int(row[0]), "passages": int(row[1]), "videos": int(row[2])}
+        return {"claims": int(row[0]), "passages": int(row[1]), "metadata": int(row[2]),
+                "videos": int(row[3])}
 
     # ------------------------------------------------------------------ search
 
-    async def search(self, query: SearchQuery) -> list[SearchHit]:
-        claims = query.where == "claims"
-        table = "search_claims" if claims else "search_passages"
-        boost = phrase_boost(query.node)
+    @staticmethod
+    def _filters(query: SearchQuery) -> tuple[list[str], list[Any]]:
         where, params = ["d.tsv @@ q.q"], list[Any]()
         if query.channel:
             where.append("lower(v.channel) = lower(%s)")
@@ -93,6 +101,44 @@ class PgSearch:
         if query.since:
             where.append("v.upload_date >= %s")
             params.append(query.since)
+        return where, params
+
+    async def _search_videos(self, query: SearchQuery) -> list[SearchHit]:
+        """The video index: the snippet of the first field (VIDEO_FIELDS) holding a match."""
+        boost = phrase_boost(query.node)
+        where, params = self._filters(query)
+        heads = ", ".join(f"ts_headline('english', d.{f}, q.q, '{_SNIPPET}')"
+                          for f in VIDEO_FIELDS)
+        sql = (f"WITH q AS (SELECT to_tsquery('english', %s) AS q, "
+               f"to_tsquery('english', %s) AS b), "
+               f"hits AS (SELECT d.id, ts_rank(d.tsv, q.q) + coalesce((d.tsv @@ q.b)::int, 0) "
+               f"AS score FROM search_videos d JOIN videos v ON v.id = d.video_id, q "
+               f"WHERE {' AND '.join(where)} ORDER BY score DESC, d.video_id LIMIT %s) "
+               f"SELECT d.video_id, hits.score, v.url, v.kind, v.title, v.channel, "
+               f"v.upload_date, {', '.join(f'd.{f}' for f in VIDEO_FIELDS)}, {heads} "
+               f"FROM hits JOIN search_videos d ON d.id = hits.id "
+               f"JOIN videos v ON v.id = d.video_id, q ORDER BY hits.score DESC, d.video_id")
+        rows = await self._all(sql, (tsquery_text(query.node),
+                                     None if boost is None else tsquery_text(boost),
+                                     *params, query.limit))
+        hits = []
+        n = len(VIDEO_FIELDS)
+        for vid, score, url, vkind, title, channel, date, *rest in rows:
+            texts, snips = rest[:n], rest[n:]
+            at = next((i for i, x in enumerate(snips) if MARK in x), 0)
+            hits.append(SearchHit(
+                kind="video", video_id=vid, idx=0, score=float(score), snippet=snips[at],
+                text=texts[at], start_s=None, end_s=None, url=url, video_kind=vkind,
+                title=title, channel=channel, upload_date=date, field=VIDEO_FIELDS[at]))
+        return hits
+
+    async def search(self, query: SearchQuery) -> list[SearchHit]:
+        if query.where == "videos":
+            return await self._search_videos(query)
+        claims = query.where == "claims"
+        table = "search_claims" if claims else "search_passages"
+        boost = phrase_boost(query.node)
+        where, params = self._filters(query)
         cols = ("d.text, d.evidence, d.type, d.start_s, d.end_s, d.rank, d.importance, NULL, "
                 f"ts_headline('english', d.evidence, q.q, '{_SNIPPET}')" if claims else
                 "d.text, NULL, NULL, d.start_s, d.end_s, NULL, NULL, d.marks, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ytpiped.store.sqlite_search import facets
+from ytpiped.store.sqlite_search import facets, video_doc_json
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: initial schema
@@ -178,6 +178,47 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO search_passages_fts (search_passages_fts) VALUES ('rebuild');
     INSERT INTO search_claims_fts (search_claims_fts) VALUES ('rebuild')
     """,
+    # 6: the video index (`search --in videos`): one document a video of its metadata
+    # (title, tags, chapter titles, channel, description: `store.search.VideoDoc`) with the
+    # facets of the other two, filled here from every video row's title, channel and
+    # info.meta (`sqlite_search.video_doc_json`)
+    """
+    CREATE TABLE search_videos (
+        id          INTEGER PRIMARY KEY,
+        video_id    TEXT NOT NULL UNIQUE REFERENCES videos (id) ON DELETE CASCADE,
+        title       TEXT NOT NULL DEFAULT '',
+        tags        TEXT NOT NULL DEFAULT '',
+        chapters    TEXT NOT NULL DEFAULT '',
+        channel     TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '',
+        facets      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE VIRTUAL TABLE search_videos_fts USING fts5 (title, tags, chapters, channel,
+        description, facets, content = 'search_videos', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_videos_ai AFTER INSERT ON search_videos BEGIN
+        INSERT INTO search_videos_fts (rowid, title, tags, chapters, channel, description,
+        facets) VALUES (new.id, new.title, new.tags, new.chapters, new.channel,
+        new.description, new.facets); END;
+    CREATE TRIGGER search_videos_ad AFTER DELETE ON search_videos BEGIN
+        INSERT INTO search_videos_fts (search_videos_fts, rowid, title, tags, chapters,
+        channel, description, facets) VALUES ('delete', old.id, old.title, old.tags,
+        old.chapters, old.channel, old.description, old.facets); END;
+    CREATE TRIGGER search_videos_au AFTER UPDATE ON search_videos BEGIN
+        INSERT INTO search_videos_fts (search_videos_fts, rowid, title, tags, chapters,
+        channel, description, facets) VALUES ('delete', old.id, old.title, old.tags,
+        old.chapters, old.channel, old.description, old.facets); INSERT INTO
+        search_videos_fts (rowid, title, tags, chapters, channel, description, facets)
+        VALUES (new.id, new.title, new.tags, new.chapters, new.channel, new.description,
+        new.facets); END;
+    INSERT INTO search_videos (video_id, title, tags, chapters, channel, description, facets)
+        SELECT id, json_extract(doc, '$.title'), json_extract(doc, '$.tags'),
+        json_extract(doc, '$.chapters'), json_extract(doc, '$.channel'),
+        json_extract(doc, '$.description'), ytpiped_facets(channel, upload_date)
+        FROM (SELECT id, channel, upload_date,
+              ytpiped_video_doc(kind, title, channel, info) AS doc FROM videos ORDER BY rowid)
+        WHERE doc IS NOT NULL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -187,6 +228,7 @@ def migrate(conn: sqlite3.Connection, now: float) -> int:
     """Bring the database to SCHEMA_VERSION in one IMMEDIATE transaction (so two processes
     opening a new database at once cannot both migrate); returns the version found."""
     conn.create_function("ytpiped_facets", 2, facets, deterministic=True)
+    conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "

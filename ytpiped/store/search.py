@@ -10,6 +10,11 @@ everywhere and no engine is ever handed a string it could fail to parse.
 Words are runs of letters and digits (`covid-19` is the phrase "covid 19"), compared
 without case or accents; SQLite and PostgreSQL also stem English words (`panels` finds
 `panel`), the memory store does not.
+
+There are three indexes (`SearchQuery.where`): transcript passages, evaluated claims, and
+videos: one document a video of its metadata (`VideoDoc`: title, tags, chapter titles,
+channel, description; a match in the title or tags weighs more than one in the
+description).
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 from ytpiped.errors import UsageError
 
-Where = Literal["claims", "transcripts"]
+Where = Literal["claims", "transcripts", "videos"]
 #: what marks a matched word in a snippet
 MARK = "**"
 SNIPPET_WORDS = 16
@@ -288,12 +293,66 @@ class ClaimDoc:
     importance: int | None = None
 
 
+#: the kinds of row that have a video document (a playlist or channel row has none)
+VIDEO_KINDS = ("video", "generic")
+TAG_SEP = ", "
+CHAPTER_SEP = " · "
+
+
+@dataclass(frozen=True)
+class VideoDoc:
+    """A video's metadata as the video index holds it: one document a video, its tags and
+    chapter titles each joined into one text. A document with no words is no document:
+    writing it removes the video's. The fields are in the order a match in them weighs
+    (a hit's snippet comes from the first that holds a match)."""
+
+    title: str = ""
+    tags: str = ""
+    chapters: str = ""
+    channel: str = ""
+    description: str = ""
+
+    def texts(self) -> tuple[str, ...]:
+        """The fields' texts in VIDEO_FIELDS order."""
+        return tuple(getattr(self, f) for f in VIDEO_FIELDS)
+
+    @property
+    def empty(self) -> bool:
+        return not any(_WORD.search(t) for t in self.texts())
+
+
+VIDEO_FIELDS = tuple(f.name for f in fields(VideoDoc))
+
+
+def video_doc(meta: Mapping[str, Any] | None, title: str | None = None,
+              channel: str | None = None) -> VideoDoc:
+    """The document of a video from its stored metadata (download.meta.metadata(): DATA/
+    meta/<id>.json, info.meta) and its row's title and channel (which come first; a video
+    downloaded before metadata was kept has only these)."""
+    m: Mapping[str, Any] = meta if isinstance(meta, Mapping) else {}
+    tags = m.get("tags") if isinstance(m.get("tags"), list) else []
+    chapters = m.get("chapters") if isinstance(m.get("chapters"), list) else []
+    return VideoDoc(
+        title=_text(title or m.get("title")),
+        tags=TAG_SEP.join(t for t in (_text(x) for x in tags or []) if t),
+        chapters=CHAPTER_SEP.join(t for t in (_text(c.get("title")) for c in chapters or []
+                                              if isinstance(c, Mapping)) if t),
+        channel=_text(channel or m.get("channel") or m.get("uploader")),
+        description=str(m.get("description") or "").strip())
+
+
+def _text(v: Any) -> str:
+    """One line of text (None: empty)."""
+    return " ".join(str(v).split()) if v is not None else ""
+
+
 @dataclass(frozen=True)
 class SearchDocs:
     """What one video adds to the search indexes; None: leave that index as it is."""
 
     passages: tuple[Passage, ...] | None = None
     claims: tuple[ClaimDoc, ...] | None = None
+    video: VideoDoc | None = None  # its metadata; an empty VideoDoc removes the video's
 
 
 @dataclass(frozen=True)
@@ -307,9 +366,11 @@ class SearchQuery:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One match with its video; `score`: higher is better (comparable within one index)."""
+    """One match with its video; `score`: higher is better (comparable within one index).
+    A video hit (its metadata matched) has no time; `field` names the field its snippet
+    and `text` come from."""
 
-    kind: Literal["claim", "transcript"]
+    kind: Literal["claim", "transcript", "video"]
     video_id: str
     idx: int
     score: float
@@ -326,6 +387,7 @@ class SearchHit:
     type: str | None = None
     rank: int | None = None
     importance: int | None = None
+    field: str | None = None
 
 
 def first_mark(highlighted: str, start: str) -> int:

@@ -1,6 +1,7 @@
 """The SQLite side of search and the listings (`search`, `ls`, `show`, `logs`): FTS5 indexes
-of transcript passages and evaluated claims (schema version 4), ranked by bm25, and the
-filtered reads of videos and events. `SqliteDB` inherits these methods.
+of transcript passages and evaluated claims (schema version 4) and of each video's
+metadata (schema version 6), ranked by bm25, and the filtered reads of videos and events.
+`SqliteDB` inherits these methods.
 
 `--channel` and `--since` are matched inside the index: every row carries its video's
 facets (schema version 5), words that stand for the channel (`c` + a hash of its name
@@ -21,6 +22,8 @@ from ytpiped.store.model import LogEvent, VideoRow, video_filters
 from ytpiped.store.search import (
     MARK,
     SNIPPET_WORDS,
+    VIDEO_FIELDS,
+    VIDEO_KINDS,
     ClaimDoc,
     Passage,
     QuerySyntaxError,
@@ -29,16 +32,23 @@ from ytpiped.store.search import (
     SearchQuery,
     first_mark,
     fts5_query,
+    video_doc,
 )
 
 #: bm25 weights of a claim's text, its evidence and its facets (never weighed)
 CLAIM_WEIGHTS = (2.0, 1.0, 0.0)
+#: bm25 weights of a video's title, tags, chapter titles, channel, description (VIDEO_FIELDS)
+#: and its facets (never weighed)
+VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0, 0.0)
 #: matches ranked per query, newest first: a word so common that it matches more rows
 #: (where bm25 says least anyway) is ranked among its most recent matches, so that a
 #: query costs the same on 7,000 videos as on 700 (bm25 of one match costs ~3 µs)
 SCAN_CAP = 5_000
+#: the tables of the three indexes (each with its FTS5 table `<name>_fts`)
+INDEXES = ("search_passages", "search_claims", "search_videos")
 _HIT = "\x01"  # marks the first match in highlight(), to find its time
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
+_VIDEO_COLS = ", ".join(VIDEO_FIELDS)
 
 
 def channel_facet(channel: str) -> str:
@@ -53,6 +63,21 @@ def facets(channel: str | None, upload_date: str | None) -> str:
     if len(d) == 8 and d.isdigit():
         words += [f"y{d[:4]}", f"m{d[:6]}", f"d{d}"]
     return " ".join(words)
+
+
+def video_doc_json(kind: str, title: str | None, channel: str | None,
+                   info: str | None) -> str | None:
+    """A video row's document (`store.search.video_doc` of its title, channel and
+    info.meta) as a JSON object, None for a playlist or channel or a row with no words (an
+    SQL function in migration 6)."""
+    if kind not in VIDEO_KINDS:
+        return None
+    try:
+        meta = (json.loads(info) if info else {}).get("meta")
+    except (ValueError, AttributeError):
+        meta = None
+    doc = video_doc(meta, title, channel)
+    return None if doc.empty else json.dumps(doc.__dict__)
 
 
 def since_facets(since: str, last_year: int) -> list[str]:
@@ -109,6 +134,13 @@ class SqliteSearch:
                 "end_s, rank, importance, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(video_id, c.idx, c.text, c.evidence, c.type, c.start_s, c.end_s, c.rank,
                   c.importance, tags) for c in docs.claims])
+        if docs.video is not None:
+            self.conn.execute("DELETE FROM search_videos WHERE video_id = ?", (video_id,))
+            if not docs.video.empty:
+                self.conn.execute(
+                    f"INSERT INTO search_videos (video_id, {_VIDEO_COLS}, facets) VALUES "
+                    f"(?, {', '.join('?' * len(VIDEO_FIELDS))}, ?)",
+                    (video_id, *docs.video.texts(), tags))
 
     def _refresh_facets(self, video_id: str) -> None:
         """After the video's channel or upload date changed (inside the caller's
@@ -116,7 +148,7 @@ class SqliteSearch:
         row = self.conn.execute("SELECT channel, upload_date FROM videos WHERE id = ?",
                                 (video_id,)).fetchone()
         tags = facets(*row) if row else ""
-        for table in ("search_passages", "search_claims"):
+        for table in INDEXES:
             self.conn.execute(f"UPDATE {table} SET facets = ? WHERE video_id = ? AND "
                               "facets != ?", (tags, video_id, tags))
 
@@ -126,28 +158,64 @@ class SqliteSearch:
             self._write_search(video_id, docs)
 
     def clear_search(self) -> None:
-        """Empty both indexes."""
+        """Empty the indexes."""
         with self._tx():
-            self.conn.execute("DELETE FROM search_passages")
-            self.conn.execute("DELETE FROM search_claims")
-            # the external-content indexes start again from nothing
-            self.conn.execute("INSERT INTO search_passages_fts (search_passages_fts) "
-                              "VALUES ('delete-all')")
-            self.conn.execute("INSERT INTO search_claims_fts (search_claims_fts) "
-                              "VALUES ('delete-all')")
+            for table in INDEXES:
+                self.conn.execute(f"DELETE FROM {table}")
+                # the external-content index starts again from nothing
+                self.conn.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('delete-all')")
 
     def search_counts(self) -> dict[str, int]:
         """Rows in each index and the videos they come from."""
-        claims, passages, videos = self.conn.execute(
+        claims, passages, metadata, videos = self.conn.execute(
             "SELECT (SELECT count(*) FROM search_claims), (SELECT count(*) FROM "
-            "search_passages), (SELECT count(*) FROM (SELECT video_id FROM search_claims "
-            "UNION SELECT video_id FROM search_passages))").fetchone()
-        return {"claims": int(claims), "passages": int(passages), "videos": int(videos)}
+            "search_passages), (SELECT count(*) FROM search_videos), (SELECT count(*) FROM "
+            "(SELECT video_id FROM search_claims UNION SELECT video_id FROM search_passages "
+            "UNION SELECT video_id FROM search_videos))").fetchone()
+        return {"claims": int(claims), "passages": int(passages), "metadata": int(metadata),
+                "videos": int(videos)}
 
     # ------------------------------------------------------------------ search
 
+    def _run_match(self, sql: str, match: str, limit: int) -> list[Any]:
+        try:
+            return self.conn.execute(sql, (match, limit, match)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
+                raise QuerySyntaxError(f"search query: {exc}") from None
+            raise
+
+    def _search_videos(self, query: SearchQuery) -> list[SearchHit]:
+        """The video index: the snippet of the first field (VIDEO_FIELDS) holding a match."""
+        fts = "search_videos_fts"
+        match = _filtered(query, " ".join(VIDEO_FIELDS))
+        snippets = ", ".join(f"snippet({fts}, {i}, '{MARK}', '{MARK}', '…', {SNIPPET_WORDS})"
+                             for i in range(len(VIDEO_FIELDS)))
+        sql = (f"WITH matches AS (SELECT {fts}.rowid AS id, bm25({fts}, "
+               f"{', '.join(map(str, VIDEO_WEIGHTS))}) AS score FROM {fts} WHERE {fts} MATCH ? "
+               f"ORDER BY {fts}.rowid DESC LIMIT {SCAN_CAP}), "
+               f"hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
+               f"SELECT d.video_id, -hits.score, v.url, v.kind, v.title, v.channel, "
+               f"v.upload_date, {', '.join(f'd.{f}' for f in VIDEO_FIELDS)}, {snippets} "
+               f"FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
+               f"JOIN search_videos d ON d.id = hits.id JOIN videos v ON v.id = d.video_id "
+               f"WHERE {fts} MATCH ? ORDER BY hits.score, d.video_id")
+        hits = []
+        n = len(VIDEO_FIELDS)
+        for vid, score, url, vkind, title, channel, date, *rest in \
+                self._run_match(sql, match, query.limit):
+            texts, snips = rest[:n], rest[n:]
+            at = next((i for i, x in enumerate(snips) if MARK in x), 0)
+            hits.append(SearchHit(
+                kind="video", video_id=vid, idx=0, score=float(score), snippet=snips[at],
+                text=texts[at], start_s=None, end_s=None, url=url, video_kind=vkind,
+                title=title, channel=channel, upload_date=date, field=VIDEO_FIELDS[at]))
+        return hits
+
     def search(self, query: SearchQuery) -> list[SearchHit]:
         """The best `query.limit` matches in one index, best first."""
+        if query.where == "videos":
+            return self._search_videos(query)
         claims = query.where == "claims"
         table = "search_claims" if claims else "search_passages"
         fts = f"{table}_fts"
@@ -168,15 +236,10 @@ class SqliteSearch:
                f"{snippets} FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
                f"JOIN {table} d ON d.id = hits.id JOIN videos v ON v.id = d.video_id "
                f"WHERE {fts} MATCH ? ORDER BY hits.score, d.video_id, d.idx")
-        try:
-            rows = self.conn.execute(sql, (match, query.limit, match)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
-                raise QuerySyntaxError(f"search query: {exc}") from None
-            raise
         hits = []
         for (vid, idx, score, highlighted, text, evidence, ctype, start, end, crank,
-             importance, marks, url, vkind, title, channel, date, *snips) in rows:
+             importance, marks, url, vkind, title, channel, date, *snips) in \
+                self._run_match(sql, match, query.limit):
             if marks is not None:  # a passage: the time of the segment holding the match
                 p = Passage(idx, start, end, text,
                             tuple((int(o), float(s)) for o, s in json.loads(marks)))

@@ -26,14 +26,19 @@ from ytpiped.store.model import (
     retranscribe_message,
 )
 from ytpiped.store.search import (
+    VIDEO_FIELDS,
     ClaimDoc,
     Matcher,
     Passage,
     SearchDocs,
     SearchHit,
     SearchQuery,
+    VideoDoc,
     doc_words,
 )
+
+#: weights of a video document's fields (VIDEO_FIELDS), as SQLite's bm25 weighs them
+VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0)
 
 
 def json_patch(target: Any, patch: Any) -> Any:
@@ -60,6 +65,7 @@ class MemoryStore:
         self._state: dict[str, tuple[Any, float]] = {}
         self._passages: dict[str, tuple[Passage, ...]] = {}
         self._claims: dict[str, tuple[ClaimDoc, ...]] = {}
+        self._videos: dict[str, VideoDoc] = {}
         self.closed = False
 
     async def open(self) -> None:
@@ -440,16 +446,23 @@ class MemoryStore:
             self._passages[video_id] = tuple(docs.passages)
         if docs.claims is not None:
             self._claims[video_id] = tuple(docs.claims)
+        if docs.video is not None:
+            if docs.video.empty:
+                self._videos.pop(video_id, None)
+            else:
+                self._videos[video_id] = docs.video
 
     async def clear_search(self) -> None:
         self._passages.clear()
         self._claims.clear()
+        self._videos.clear()
 
     async def search_counts(self) -> dict[str, int]:
         return {"claims": sum(len(c) for c in self._claims.values()),
                 "passages": sum(len(p) for p in self._passages.values()),
+                "metadata": len(self._videos),
                 "videos": len({v for v, c in self._claims.items() if c} |
-                              {v for v, p in self._passages.items() if p})}
+                              {v for v, p in self._passages.items() if p} | set(self._videos))}
 
     async def search(self, query: SearchQuery) -> list[SearchHit]:
         m = Matcher(query.node)
@@ -462,7 +475,11 @@ class MemoryStore:
             head = {"video_id": r["id"], "url": r["url"], "video_kind": r["kind"],
                     "title": r["title"], "channel": r["channel"],
                     "upload_date": r["upload_date"]}
-            if query.where == "claims":
+            if query.where == "videos":
+                doc = self._videos.get(r["id"])
+                if doc is not None and (hit := self._video_hit(m, doc, head)) is not None:
+                    hits.append(hit)
+            elif query.where == "claims":
                 for c in self._claims.get(r["id"], ()):
                     text, evidence = doc_words(c.text), doc_words(c.evidence)
                     if not m.matches([*text, "\x00", *evidence]):
@@ -485,6 +502,20 @@ class MemoryStore:
                         **head))
         hits.sort(key=lambda h: (-h.score, h.video_id, h.idx))
         return hits[:query.limit]
+
+    @staticmethod
+    def _video_hit(m: Matcher, doc: VideoDoc, head: dict[str, Any]) -> SearchHit | None:
+        """A video document's hit: its snippet from the first field holding a match."""
+        texts = doc.texts()
+        words = [doc_words(t) for t in texts]
+        if not m.matches([w for ws in words for w in (*ws, "\x00")]):
+            return None
+        at = next((i for i, t in enumerate(texts) if m.spans(t)), 0)
+        snippet, _ = m.snippet(texts[at])
+        return SearchHit(kind="video", idx=0, score=m.score(list(zip(words, VIDEO_WEIGHTS,
+                                                                      strict=True))),
+                         snippet=snippet, text=texts[at], start_s=None, end_s=None,
+                         field=VIDEO_FIELDS[at], **head)
 
     async def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
         claims = self._claims.get(video_id, ())

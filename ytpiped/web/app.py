@@ -6,7 +6,7 @@ GET  /                  overview: counts, stages and what each waits for, ETA, A
 GET  /videos[?state=S]  videos (of one state)
 GET  /video/{id}        one video: metadata, history, claims, transcript with time links
 GET  /failures          failed videos grouped by stage and kind
-GET  /search?q=         claims and transcripts (only when the search index exists)
+GET  /search?q=         videos, claims and transcripts (only when the search index exists)
 GET  /api/status        the `ytpiped status --json` dict
 GET  /api/history       the plots' points
 GET  /api/video/{id}    one video as JSON

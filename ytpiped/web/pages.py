@@ -75,7 +75,7 @@ def layout(title: str, body: str, *, active: str = "", search: bool = False,
                   for href, name in NAV)
     if search:
         nav += ('<form class="search" action="/search" method="get"><input name="q" '
-                'type="search" placeholder="search claims and transcripts" '
+                'type="search" placeholder="search videos, claims and transcripts" '
                 'aria-label="search"></form>')
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -425,10 +425,13 @@ def search_page(query: str, hits: Sequence[Mapping[str, Any]] | None, problem: s
     for hit in hits or []:
         link = safe_url(hit.get("link"))
         vid = str(hit.get("video_id") or "")
-        t = f"<a class='t' href='{h(link)}' rel='noreferrer'>{h(hit.get('time'))}</a>" \
-            if link else h(hit.get("time"))
+        # a video hit (its metadata matched) links to the video without a time
+        when = hit.get("time") or "open"
+        t = f"<a class='t' href='{h(link)}' rel='noreferrer'>{h(when)}</a>" if link else \
+            h(hit.get("time") or "")
+        what = " · ".join(str(x) for x in (hit.get("kind"), hit.get("field")) if x)
         out.append(f"<div class='hit'><a href='{video_href(vid)}'>{h(hit.get('title') or vid)}"
-                   f"</a> {t} <span class='meta'>{h(hit.get('kind'))}</span><p>"
+                   f"</a> {t} <span class='meta'>{h(what)}</span><p>"
                    f"{marked(str(hit.get('snippet') or hit.get('text') or ''))}</p></div>")
     if query and hits is not None and not hits:
         out.append("<p>no hits</p>")
