@@ -295,8 +295,7 @@ def run(db: SyncDB, text: str, where: In = "all", *, channel: str | None = None,
     """The best `limit` hits, best first (`ytpiped search`). `since`: YYYYMMDD
     (`parse_since`); `channel` without case."""
     qs = queries(text, where, channel=channel, since=since, limit=limit)
-    many = getattr(db, "search_many", None)  # SQLite's: the indexes scanned at once
-    return merge(many(qs) if many is not None else [db.search(q) for q in qs], limit)
+    return merge([db.search(q) for q in qs], limit)
 
 
 async def find(store: Store, text: str, where: In = "all", *, channel: str | None = None,

@@ -12,17 +12,10 @@ term FTS5 intersects with the query's, and costs no lookup of the video per matc
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ytpiped.store.model import LogEvent, VideoRow, video_filters
@@ -53,12 +46,6 @@ VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0, 0.0)
 SCAN_CAP = 5_000
 #: the tables of the three indexes (each with its FTS5 table `<name>_fts`)
 INDEXES = ("search_passages", "search_claims", "search_videos")
-#: an index whose rowids span more than this is scanned in parts at once, one per core (at
-#: most MAX_PARTS), each on a read-only connection of its own: a query that must read a
-#: whole index (a phrase of common words checks the positions in every passage holding
-#: them) then takes a fraction of the time; the indexes of `--in all` are scanned at once
-PARALLEL_ROWS = 100_000
-MAX_PARTS = 4
 _HIT = "\x01"  # marks the first match in highlight(), to find its time
 _COLUMNS = ", ".join(VideoRow.__dataclass_fields__)
 _VIDEO_COLS = ", ".join(VIDEO_FIELDS)
@@ -118,69 +105,10 @@ def _filtered(query: SearchQuery, columns: str) -> str:
     return out
 
 
-@dataclass(frozen=True)
-class _Scan:
-    """What one query ranks: `match` in the FTS5 table `fts` by `rank` (bm25)."""
-
-    fts: str
-    rank: str
-    match: str
-    limit: int
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _parts_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max(1, min(MAX_PARTS, os.cpu_count() or 1)),
-                                       thread_name_prefix="ytpiped-search")
-        return _pool
-
-
-def _fts_error(exc: sqlite3.OperationalError) -> Exception:
-    if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
-        return QuerySyntaxError(f"search query: {exc}")
-    return exc
-
-
-def _scan_part(conn: sqlite3.Connection | None, path: Path, scan: _Scan, lo: int, hi: int
-               ) -> list[tuple[int, float]]:
-    """(rowid, score) of the newest SCAN_CAP matches with lo <= rowid <= hi, newest first,
-    on `conn`, or on a read-only connection of this thread's own to `path` (None)."""
-    own = conn is None
-    if conn is None:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0,
-                               isolation_level=None)
-    try:
-        return conn.execute(
-            f"SELECT rowid, {scan.rank} FROM {scan.fts} WHERE {scan.fts} MATCH ? AND "
-            f"rowid BETWEEN ? AND ? ORDER BY rowid DESC LIMIT {SCAN_CAP}",
-            (scan.match, lo, hi)).fetchall()
-    except sqlite3.OperationalError as exc:
-        raise _fts_error(exc) from None
-    finally:
-        if own:
-            conn.close()
-
-
-def _best(parts: Sequence[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
-    """The best `limit` (lowest bm25) of the newest SCAN_CAP matches of an index's parts
-    (newest part first): what one scan of the whole index would rank."""
-    newest: list[tuple[int, float]] = []
-    for rows in parts:
-        newest += rows[:SCAN_CAP - len(newest)]
-    return heapq.nsmallest(limit, newest, key=lambda r: (r[1], -r[0]))
-
-
 class SqliteSearch:
     """Search and listing queries over `self.conn` (mixed into SqliteDB)."""
 
     conn: sqlite3.Connection
-    path: Path
     if TYPE_CHECKING:  # SqliteDB's
         def _tx(self) -> AbstractContextManager[None]: ...
         def _video_row(self, r: Any) -> VideoRow: ...
@@ -249,57 +177,24 @@ class SqliteSearch:
 
     # ------------------------------------------------------------------ search
 
-    def _ranked(self, scans: Sequence[_Scan]) -> list[list[tuple[int, float]]]:
-        """Each scan's best (rowid, score), best first. An index larger than PARALLEL_ROWS
-        is scanned in parts at once (one per core), and the scans of several indexes at
-        once, each part on a read-only connection of its own; a small one on self.conn."""
-        tasks: list[tuple[int, int, int]] = []  # (scan, lo, hi)
-        for i, scan in enumerate(scans):
-            table = scan.fts.removesuffix("_fts")  # the content table: its max is one seek
-            top = self.conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
-            cores = min(MAX_PARTS, os.cpu_count() or 1)
-            n = cores if top > PARALLEL_ROWS and str(self.path) != ":memory:" else 1
-            step = top // n + 1
-            tasks += [(i, lo, lo + step - 1) for lo in range((n - 1) * step, -1, -step)]
-        if len(tasks) == 1 or str(self.path) == ":memory:":
-            found = [_scan_part(self.conn, self.path, scans[i], lo, hi) for i, lo, hi in tasks]
-        else:
-            pool = _parts_pool()
-            futures = [pool.submit(_scan_part, None, self.path, scans[i], lo, hi)
-                       for i, lo, hi in tasks]
-            found = [f.result() for f in futures]
-        return [_best([rows for (k, _, _), rows in zip(tasks, found, strict=True) if k == i],
-                      scan.limit) for i, scan in enumerate(scans)]
-
-    def _details(self, sql: str, match: str, best: list[tuple[int, float]]) -> list[Any]:
-        """`sql` (its first parameter the hits' VALUES, then `match`) over the best rows."""
-        if not best:
-            return []
-        values = ", ".join("(?, ?)" for _ in best)
+    def _run_match(self, sql: str, match: str, limit: int) -> list[Any]:
         try:
-            return self.conn.execute(sql.replace("{hits}", values),
-                                     (*(x for row in best for x in row), match)).fetchall()
+            return self.conn.execute(sql, (match, limit, match)).fetchall()
         except sqlite3.OperationalError as exc:
-            raise _fts_error(exc) from None
+            if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
+                raise QuerySyntaxError(f"search query: {exc}") from None
+            raise
 
-    def _scan_of(self, query: SearchQuery) -> _Scan:
-        if query.where == "videos":
-            fts = "search_videos_fts"
-            return _Scan(fts, f"bm25({fts}, {', '.join(map(str, VIDEO_WEIGHTS))})",
-                         _filtered(query, " ".join(VIDEO_FIELDS)), query.limit)
-        if query.where == "claims":
-            fts = "search_claims_fts"
-            return _Scan(fts, f"bm25({fts}, {', '.join(map(str, CLAIM_WEIGHTS))})",
-                         _filtered(query, "text evidence"), query.limit)
-        fts = "search_passages_fts"
-        return _Scan(fts, f"bm25({fts}, 1.0, 0.0)", _filtered(query, "text"), query.limit)
-
-    def _video_hits(self, scan: _Scan, best: list[tuple[int, float]]) -> list[SearchHit]:
+    def _search_videos(self, query: SearchQuery) -> list[SearchHit]:
         """The video index: the snippet of the first field (VIDEO_FIELDS) holding a match."""
-        fts = scan.fts
+        fts = "search_videos_fts"
+        match = _filtered(query, " ".join(VIDEO_FIELDS))
         snippets = ", ".join(f"snippet({fts}, {i}, '{MARK}', '{MARK}', '…', {SNIPPET_WORDS})"
                              for i in range(len(VIDEO_FIELDS)))
-        sql = (f"WITH hits(id, score) AS (VALUES {{hits}}) "
+        sql = (f"WITH matches AS (SELECT {fts}.rowid AS id, bm25({fts}, "
+               f"{', '.join(map(str, VIDEO_WEIGHTS))}) AS score FROM {fts} WHERE {fts} MATCH ? "
+               f"ORDER BY {fts}.rowid DESC LIMIT {SCAN_CAP}), "
+               f"hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
                f"SELECT d.video_id, -hits.score, v.url, v.kind, v.title, v.channel, "
                f"v.upload_date, {', '.join(f'd.{f}' for f in VIDEO_FIELDS)}, {snippets} "
                f"FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
@@ -308,7 +203,7 @@ class SqliteSearch:
         hits = []
         n = len(VIDEO_FIELDS)
         for vid, score, url, vkind, title, channel, date, *rest in \
-                self._details(sql, scan.match, best):
+                self._run_match(sql, match, query.limit):
             texts, snips = rest[:n], rest[n:]
             at = next((i for i, x in enumerate(snips) if MARK in x), 0)
             hits.append(SearchHit(
@@ -317,18 +212,25 @@ class SqliteSearch:
                 title=title, channel=channel, upload_date=date, field=VIDEO_FIELDS[at]))
         return hits
 
-    def _text_hits(self, scan: _Scan, best: list[tuple[int, float]]) -> list[SearchHit]:
-        """Claims or transcript passages, with their snippet (and a passage's time)."""
-        claims = scan.fts == "search_claims_fts"
-        fts = scan.fts
-        table = fts.removesuffix("_fts")
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """The best `query.limit` matches in one index, best first."""
+        if query.where == "videos":
+            return self._search_videos(query)
+        claims = query.where == "claims"
+        table = "search_claims" if claims else "search_passages"
+        fts = f"{table}_fts"
+        rank = f"bm25({fts}, {', '.join(map(str, CLAIM_WEIGHTS))})" if claims else \
+            f"bm25({fts}, 1.0, 0.0)"
+        match = _filtered(query, "text evidence" if claims else "text")
         # a claim's snippet comes from whichever of text and evidence holds the match
         snippets = ", ".join(f"snippet({fts}, {col}, '{MARK}', '{MARK}', '…', "
                              f"{SNIPPET_WORDS})" for col in ((0, 1) if claims else (0,)))
         cols = ("d.text, d.evidence, d.type, d.start_s, d.end_s, d.rank, d.importance, NULL"
                 if claims else
                 "d.text, NULL, NULL, d.start_s, d.end_s, NULL, NULL, d.marks")
-        sql = (f"WITH hits(id, score) AS (VALUES {{hits}}) "
+        sql = (f"WITH matches AS (SELECT {fts}.rowid AS id, {rank} AS score FROM {fts} "
+               f"WHERE {fts} MATCH ? ORDER BY {fts}.rowid DESC LIMIT {SCAN_CAP}), "
+               f"hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
                f"SELECT d.video_id, d.idx, -hits.score, highlight({fts}, 0, char(1), "
                f"char(2)), {cols}, v.url, v.kind, v.title, v.channel, v.upload_date, "
                f"{snippets} FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
@@ -337,7 +239,7 @@ class SqliteSearch:
         hits = []
         for (vid, idx, score, highlighted, text, evidence, ctype, start, end, crank,
              importance, marks, url, vkind, title, channel, date, *snips) in \
-                self._details(sql, scan.match, best):
+                self._run_match(sql, match, query.limit):
             if marks is not None:  # a passage: the time of the segment holding the match
                 p = Passage(idx, start, end, text,
                             tuple((int(o), float(s)) for o, s in json.loads(marks)))
@@ -350,18 +252,6 @@ class SqliteSearch:
                 upload_date=date, evidence=evidence, type=ctype, rank=crank,
                 importance=importance))
         return hits
-
-    def search_many(self, queries: Sequence[SearchQuery]) -> list[list[SearchHit]]:
-        """Each query's best `limit` matches in its index, best first; the indexes (and
-        the parts of a large one) are scanned at once."""
-        scans = [self._scan_of(q) for q in queries]
-        return [self._video_hits(scan, best) if q.where == "videos" else
-                self._text_hits(scan, best)
-                for q, scan, best in zip(queries, scans, self._ranked(scans), strict=True)]
-
-    def search(self, query: SearchQuery) -> list[SearchHit]:
-        """The best `query.limit` matches in one index, best first."""
-        return self.search_many([query])[0]
 
     def video_claims(self, video_id: str, limit: int = 5) -> tuple[int, list[ClaimDoc]]:
         """(claims indexed for the video, the first `limit` by rank)."""
