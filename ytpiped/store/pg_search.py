@@ -24,6 +24,7 @@ from ytpiped.store.search import (
     first_mark,
     phrase_boost,
     tsquery_text,
+    video_hit,
 )
 
 _HIT = "\x01"
@@ -121,16 +122,7 @@ class PgSearch:
         rows = await self._all(sql, (tsquery_text(query.node),
                                      None if boost is None else tsquery_text(boost),
                                      *params, query.limit))
-        hits = []
-        n = len(VIDEO_FIELDS)
-        for vid, score, url, vkind, title, channel, date, *rest in rows:
-            texts, snips = rest[:n], rest[n:]
-            at = next((i for i, x in enumerate(snips) if MARK in x), 0)
-            hits.append(SearchHit(
-                kind="video", video_id=vid, idx=0, score=float(score), snippet=snips[at],
-                text=texts[at], start_s=None, end_s=None, url=url, video_kind=vkind,
-                title=title, channel=channel, upload_date=date, field=VIDEO_FIELDS[at]))
-        return hits
+        return [video_hit(row) for row in rows]
 
     async def search(self, query: SearchQuery) -> list[SearchHit]:
         if query.where == "videos":

@@ -390,6 +390,19 @@ class SearchHit:
     field: str | None = None
 
 
+def video_hit(row: Sequence[Any]) -> SearchHit:
+    """A hit of the video index from (video_id, score, url, kind, title, channel, upload
+    date, the VIDEO_FIELDS' texts, their snippets): the first field holding a match."""
+    vid, score, url, vkind, title, channel, date, *rest = row
+    n = len(VIDEO_FIELDS)
+    texts, snips = rest[:n], rest[n:]
+    at = next((i for i, x in enumerate(snips) if MARK in x), 0)
+    return SearchHit(kind="video", video_id=vid, idx=0, score=float(score),
+                     snippet=snips[at], text=texts[at], start_s=None, end_s=None, url=url,
+                     video_kind=vkind, title=title, channel=channel, upload_date=date,
+                     field=VIDEO_FIELDS[at])
+
+
 def first_mark(highlighted: str, start: str) -> int:
     """Offset in the original text of the first highlighted word (0 when none): the text
     before the first `start` marker is unchanged."""

@@ -33,6 +33,7 @@ from ytpiped.store.search import (
     first_mark,
     fts5_query,
     video_doc,
+    video_hit,
 )
 
 #: bm25 weights of a claim's text, its evidence and its facets (never weighed)
@@ -200,17 +201,7 @@ class SqliteSearch:
                f"FROM hits JOIN {fts} ON {fts}.rowid = hits.id "
                f"JOIN search_videos d ON d.id = hits.id JOIN videos v ON v.id = d.video_id "
                f"WHERE {fts} MATCH ? ORDER BY hits.score, d.video_id")
-        hits = []
-        n = len(VIDEO_FIELDS)
-        for vid, score, url, vkind, title, channel, date, *rest in \
-                self._run_match(sql, match, query.limit):
-            texts, snips = rest[:n], rest[n:]
-            at = next((i for i, x in enumerate(snips) if MARK in x), 0)
-            hits.append(SearchHit(
-                kind="video", video_id=vid, idx=0, score=float(score), snippet=snips[at],
-                text=texts[at], start_s=None, end_s=None, url=url, video_kind=vkind,
-                title=title, channel=channel, upload_date=date, field=VIDEO_FIELDS[at]))
-        return hits
+        return [video_hit(row) for row in self._run_match(sql, match, query.limit)]
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         """The best `query.limit` matches in one index, best first."""
