@@ -313,7 +313,7 @@ class DownloadStage(StageBase):
         youtube = youtube and pacer.listing_at(now) <= now
 
         def allowed(f: fl.Follow) -> bool:
-            if f.kind == "generic":  # a feed or page on another host
+            if is_other_host(f.kind):  # a feed or page on another host
                 return other.next_at(now, url_host(f.url)) <= now
             return youtube
 
@@ -337,7 +337,7 @@ class DownloadStage(StageBase):
         options = ytdlp.Options.of(ctx.settings.download, js_runtime=found.runtime)
         log = ctx.log.bind(source=follow.id)
         holder = f"{ctx.owner}/follow:{follow.id}"
-        host = url_host(follow.url) if follow.kind == "generic" else None
+        host = url_host(follow.url) if is_other_host(follow.kind) else None
         if host is not None:  # another host's feed: its own pacing, YouTube's untouched
             other.started(now, host)
         else:
