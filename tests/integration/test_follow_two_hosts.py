@@ -67,10 +67,10 @@ async def test_two_hosts_checking_one_followed_source_make_one_listing(
                                               kind="channel", added_at=0.0).to_json(), 0.0)
         (a, actx), (b, bctx) = (host(s, tmp_path, f"host{i}", clock, lister)
                                 for i, s in enumerate(stores))
-        first = asyncio.ensure_future(a._check_follow(actx, clock.now()))
+        first = asyncio.ensure_future(a._check_follow(actx, clock.now(), youtube=True))
         assert await asyncio.to_thread(lister.entered.wait, 60)  # host0 is listing it
         # host1 finds the source due as well, at the same moment
-        assert not await b._check_follow(bctx, clock.now())
+        assert not await b._check_follow(bctx, clock.now(), youtube=True)
         lister.release.set()
         assert await first
         assert lister.calls == [URL]  # one listing request, not one per host
@@ -80,8 +80,8 @@ async def test_two_hosts_checking_one_followed_source_make_one_listing(
         assert (state.checks, state.found) == (1, 1)
         assert state.next_check_at == clock.now() + 3600
         clock.advance(3600)  # the next interval: one host lists it again, the other not
-        checks = await asyncio.gather(a._check_follow(actx, clock.now()),
-                                      b._check_follow(bctx, clock.now()))
+        checks = await asyncio.gather(a._check_follow(actx, clock.now(), youtube=True),
+                                      b._check_follow(bctx, clock.now(), youtube=True))
         assert sorted(checks) == [False, True] and len(lister.calls) == 2
     finally:
         lister.release.set()

@@ -24,10 +24,12 @@ from ytpiped.mining.schema import (
     Clamp,
     EpisodeSummary,
     Evaluation,
+    Ranking,
     WindowResult,
     json_schema,
     parse_reply,
 )
+from ytpiped.stages.evaluate import parts
 
 
 def test_importance_and_confidence_outside_their_range_are_clamped_and_recorded() -> None:
@@ -80,7 +82,10 @@ def test_every_list_of_a_mining_answer_has_a_most_items_in_the_schema_and_prompt
     assert json_schema(EpisodeSummary)["properties"]["topics"]["maxItems"] == MAX_TOPICS
     assert json_schema(Evaluation)["properties"]["ranked"]["maxItems"] == MAX_RANKED
     assert 20 * MAX_RANKED + SUMMARY_MAX_CHARS // 4 <= 0.8 * 1024
-    assert f"at most {MAX_RANKED} of them" in prompts.EVAL_SYSTEM
+    # no evaluation request lists more claims than its answer may rank: more go in parts
+    assert all(b - a <= MAX_RANKED for n in (1, 25, 26, 61, 1000) for a, b in parts(n))
+    assert json_schema(Ranking)["properties"]["ranked"]["maxItems"] == MAX_RANKED
+    assert "every one of them" in prompts.EVAL_SYSTEM
     # and the short texts inside them a length (in the schema only, as the summary's)
     defs = json_schema(WindowResult)["$defs"]
     assert [defs[m]["properties"][f]["maxLength"] for m, f in

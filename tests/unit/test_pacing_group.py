@@ -52,8 +52,9 @@ class Host:
         await self.stage.start(self.ctx)
         for i in range(n):
             await self.stage.gate(self.ctx)
-            item = Item(id=f"{self.name}{i:07d}", url="https://example.invalid/v",
-                        kind="generic", state="downloading", attempts=0)
+            item = Item(id=f"{self.name}{i:07d}",  # a YouTube video: the group's pacing
+                        url=f"https://www.youtube.com/watch?v={self.name}{i:07d}",
+                        kind="video", state="downloading", attempts=0)
             with contextlib.suppress(Cooldown):  # the rate-limited host's download
                 await self.stage.run(item, self.ctx)
 
