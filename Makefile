@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-WHEELS ?= $(or $(YTPIPED_WHEEL_CACHE),$(HOME)/.cache/ytpiped/wheels)
+# (not YTPIPED_…: ytpiped reads those as config and warns about unknown ones)
+WHEELS ?= $(or $(LLM_WHEEL_CACHE),$(HOME)/.cache/ytpiped/wheels)
 LLAMA_CPP_VERSION ?= 0.3.36
 # ytpiped sends text only: llama-cpp-python's multimodal library (mtmd, imported only for
 # image chat formats) is left out, 53 of its 193 build steps
