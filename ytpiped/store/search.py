@@ -322,6 +322,9 @@ class VideoDoc:
 
 
 VIDEO_FIELDS = tuple(f.name for f in fields(VideoDoc))
+#: how much a match in each of VIDEO_FIELDS weighs (SQLite's bm25 column weights, the memory
+#: store's; PostgreSQL's setweight classes A, B, C, C, D follow the same order)
+VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0)
 
 
 def video_doc(meta: Mapping[str, Any] | None, title: str | None = None,
@@ -330,12 +333,13 @@ def video_doc(meta: Mapping[str, Any] | None, title: str | None = None,
     meta/<id>.json, info.meta) and its row's title and channel (which come first; a video
     downloaded before metadata was kept has only these)."""
     m: Mapping[str, Any] = meta if isinstance(meta, Mapping) else {}
-    tags = m.get("tags") if isinstance(m.get("tags"), list) else []
-    chapters = m.get("chapters") if isinstance(m.get("chapters"), list) else []
+    raw_tags, raw_chapters = m.get("tags"), m.get("chapters")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
+    chapters: list[Any] = raw_chapters if isinstance(raw_chapters, list) else []
     return VideoDoc(
         title=_text(title or m.get("title")),
-        tags=TAG_SEP.join(t for t in (_text(x) for x in tags or []) if t),
-        chapters=CHAPTER_SEP.join(t for t in (_text(c.get("title")) for c in chapters or []
+        tags=TAG_SEP.join(t for t in (_text(x) for x in tags) if t),
+        chapters=CHAPTER_SEP.join(t for t in (_text(c.get("title")) for c in chapters
                                               if isinstance(c, Mapping)) if t),
         channel=_text(channel or m.get("channel") or m.get("uploader")),
         description=str(m.get("description") or "").strip())

@@ -24,6 +24,7 @@ from ytpiped.store.search import (
     SNIPPET_WORDS,
     VIDEO_FIELDS,
     VIDEO_KINDS,
+    VIDEO_WEIGHTS,
     ClaimDoc,
     Passage,
     QuerySyntaxError,
@@ -38,9 +39,8 @@ from ytpiped.store.search import (
 
 #: bm25 weights of a claim's text, its evidence and its facets (never weighed)
 CLAIM_WEIGHTS = (2.0, 1.0, 0.0)
-#: bm25 weights of a video's title, tags, chapter titles, channel, description (VIDEO_FIELDS)
-#: and its facets (never weighed)
-VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0, 0.0)
+#: bm25 weights of a video's fields (VIDEO_FIELDS) and its facets (never weighed)
+VIDEO_FTS_WEIGHTS = (*VIDEO_WEIGHTS, 0.0)
 #: matches ranked per query, newest first: a word so common that it matches more rows
 #: (where bm25 says least anyway) is ranked among its most recent matches, so that a
 #: query costs the same on 7,000 videos as on 700 (bm25 of one match costs ~3 µs)
@@ -193,7 +193,7 @@ class SqliteSearch:
         snippets = ", ".join(f"snippet({fts}, {i}, '{MARK}', '{MARK}', '…', {SNIPPET_WORDS})"
                              for i in range(len(VIDEO_FIELDS)))
         sql = (f"WITH matches AS (SELECT {fts}.rowid AS id, bm25({fts}, "
-               f"{', '.join(map(str, VIDEO_WEIGHTS))}) AS score FROM {fts} WHERE {fts} MATCH ? "
+               f"{', '.join(map(str, VIDEO_FTS_WEIGHTS))}) AS score FROM {fts} WHERE {fts} MATCH ? "
                f"ORDER BY {fts}.rowid DESC LIMIT {SCAN_CAP}), "
                f"hits AS (SELECT id, score FROM matches ORDER BY score LIMIT ?) "
                f"SELECT d.video_id, -hits.score, v.url, v.kind, v.title, v.channel, "

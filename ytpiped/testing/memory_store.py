@@ -27,6 +27,7 @@ from ytpiped.store.model import (
 )
 from ytpiped.store.search import (
     VIDEO_FIELDS,
+    VIDEO_WEIGHTS,
     ClaimDoc,
     Matcher,
     Passage,
@@ -36,9 +37,6 @@ from ytpiped.store.search import (
     VideoDoc,
     doc_words,
 )
-
-#: weights of a video document's fields (VIDEO_FIELDS), as SQLite's bm25 weighs them
-VIDEO_WEIGHTS = (8.0, 4.0, 2.0, 2.0, 1.0)
 
 
 def json_patch(target: Any, patch: Any) -> Any:
