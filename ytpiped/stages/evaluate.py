@@ -84,20 +84,15 @@ class EvaluateStage(LLMStage):
     def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
         super().__init__(runtime, concurrency=concurrency or runtime.cfg.eval_workers)
 
-    async def _ask(self, ctx: Context, item: Item, mined: Mapping[str, Any],
-                   claims: Sequence[Mapping[str, Any]], start: int, stop: int,
+    async def _ask(self, ctx: Context, model: str, messages: Sequence[Mapping[str, str]],
                    schema: type[M]) -> Structured[M]:
-        """One evaluation request for claims[start:stop]; a busy or unreachable server
-        raises the stage's decision (the video goes back, nothing written)."""
-        rt = self.runtime
-        msgs = prompts.eval_messages(item.title, item.channel, mined.get("summary") or "",
-                                     claims[start:stop], start)
+        """One evaluation request; a busy or unreachable server raises the stage's decision
+        (the video goes back, nothing written)."""
         try:
-            return await rt.structured(ctx.settings.mine.eval_model or ctx.settings.mine.model,
-                                       msgs, schema)
+            return await self.runtime.structured(model, messages, schema)
         except LLMError as exc:
-            decision = llm_decision(exc, ctx, rt)
-            await self.publish_changes(ctx, rt)
+            decision = llm_decision(exc, ctx, self.runtime)
+            await self.publish_changes(ctx, self.runtime)
             raise decision from exc
 
     async def run(self, item: Item, ctx: Context) -> Outcome:
@@ -118,9 +113,15 @@ class EvaluateStage(LLMStage):
             evaluation = {"status": "empty", "summary": mined.get("summary") or "", "ranked": []}
             ranked_claims: list[dict[str, Any]] = []
         else:
+            summary = mined.get("summary") or ""
+
+            def messages(start: int, stop: int) -> list[prompts.Message]:
+                return prompts.eval_messages(item.title, item.channel, summary,
+                                             claims[start:stop], start)
+
             split = parts(len(claims))
             (first, end), rest = split[0], split[1:]
-            res = await self._ask(ctx, item, mined, claims, first, end, Evaluation)
+            res = await self._ask(ctx, model, messages(first, end), Evaluation)
             spent = res.tokens
             if res.value is None:
                 kind = res.kind or KIND_INVALID
@@ -134,7 +135,7 @@ class EvaluateStage(LLMStage):
                 ranked = list(res.value.ranked)
                 unranked = 0  # parts whose answer stayed invalid: their claims unranked
                 for start, stop in rest:  # a video with more claims than one answer ranks
-                    more = await self._ask(ctx, item, mined, claims, start, stop, Ranking)
+                    more = await self._ask(ctx, model, messages(start, stop), Ranking)
                     spent += more.tokens
                     if more.value is None:
                         unranked += 1
