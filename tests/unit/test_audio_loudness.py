@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
+
 import numpy as np
 import pyloudnorm as pyln
 import pytest
@@ -85,3 +89,30 @@ def test_channel_mismatch_is_an_error() -> None:
     meter = LoudnessMeter(16000, channels=2)
     with pytest.raises(ValueError, match="expected 2 channels"):
         meter.feed(np.zeros(100))
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_streamed_k_weighting_equals_the_recursive_filter(rate: int) -> None:
+    from scipy.signal import sosfilt
+
+    from ytpiped.audio.loudness import KFilter, k_weighting_sos
+
+    x = np.concatenate([0.3 * RNG.standard_normal(rate * 3), tone(rate, 2.0, -12.0)])
+    want = sosfilt(k_weighting_sos(rate), x)
+    f = KFilter(rate)
+    cuts = [0, 1, 777, rate, rate + 5, 3 * rate, x.size]  # blocks of any size, one sample too
+    got = np.concatenate([f(x[a:b]) for a, b in itertools.pairwise(cuts)])
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) < 1e-6 * np.max(np.abs(want))
+
+
+def test_measuring_a_file_does_not_import_scipy(media: object) -> None:
+    """`scipy.signal` costs a second of CPU to import: what a one-shot run would take from
+    its workers while they start."""
+    code = ("import sys; from ytpiped.audio.analysis import analyze_path; "
+            f"a = analyze_path({str(media)!r} + '/coffee.m4a', max_chunk_s=900); "
+            "assert a.integrated_lufs is not None; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

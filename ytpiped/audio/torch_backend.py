@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from ytpiped.audio.loudness import (
     BLOCK_SEGMENTS,
@@ -29,12 +27,12 @@ from ytpiped.audio.loudness import (
     Loudness,
     energy_to_lufs,
     gated_mean,
-    k_weighting_sos,
+    impulse_response,
     loudness_range,
     windows,
 )
 
-TAIL_ENERGY = 1e-10
+TAIL_ENERGY = 1e-10  # a shorter impulse response than the CPU meter's: less to convolve
 
 
 def available() -> bool:
@@ -51,18 +49,6 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-@lru_cache(maxsize=8)
-def impulse_response(rate: int) -> npt.NDArray[np.float64]:
-    """K-weighting impulse response, truncated once its remaining energy is negligible."""
-    n = rate * 4
-    impulse = np.zeros(n)
-    impulse[0] = 1.0
-    h = signal.sosfilt(k_weighting_sos(rate), impulse)
-    energy = np.cumsum(h[::-1] ** 2)[::-1]  # energy from i to the end
-    keep = int(np.argmax(energy < TAIL_ENERGY * energy[0])) or n
-    return np.asarray(h[:keep], dtype=np.float64)
 
 
 def plan_batches(lengths: Sequence[int], rates: Sequence[int], max_batch_size: int,
@@ -99,7 +85,7 @@ class TorchLoudness:
     def _segment_energy(self, batch: Sequence[npt.NDArray[Any]], rate: int
                         ) -> list[npt.NDArray[np.float64]]:
         torch = self.torch
-        h = impulse_response(rate)
+        h = impulse_response(rate, TAIL_ENERGY)
         longest = max(x.shape[0] for x in batch)
         n = 1 << math.ceil(math.log2(longest + h.size))
         dtype = torch.float64 if self.device == "cpu" else torch.float32
