@@ -168,9 +168,9 @@ def test_word_timestamps_give_words_inside_their_segments(whisper_model: Any,
 
     plain = Slot(whisper_model, batched)
     (without,) = plain.run(job(MEDIA / "memory.wav", 1.0))
-    # the batched path always aligns the words (its segment times come from them); only
-    # the sequential decoder can leave them out
-    assert all(call["word_timestamps"] is batched for call in plain.calls)
+    # without the option no path aligns words (the batched path estimates its segments'
+    # times from the audio instead: `estimate_words`)
+    assert plain.calls and all(call["word_timestamps"] is False for call in plain.calls)
     assert without["segments"] and not any("words" in s for s in without["segments"])
 
 
@@ -196,6 +196,29 @@ def test_batched_windows_keep_every_sentence(whisper_model: Any, tmp_path: Path)
     assert starts == sorted(starts) and segments[-1]["end"] <= audio.size / RATE + 0.01
     assert len(segments) >= len(names)
     assert all(s["end"] - s["start"] <= 15.0 for s in segments), segments
+
+
+def test_batched_segment_times_without_alignment_are_close_to_aligned_ones(
+        whisper_model: Any, tmp_path: Path) -> None:
+    """Without `word_timestamps` the batched path does not align words (10-20 % of its
+    decoding time); its sentence segments are timed from the audio instead. On a minute
+    of real speech they are the aligned path's segments, with bounds a fraction of a
+    second from the aligned ones."""
+    names = ["memory.wav", "solar.webm", "coffee.m4a", "ocean.mp3", "long.opus"]
+    pause = np.zeros(int(1.2 * RATE), dtype=np.float32)
+    audio = np.concatenate([x for n in names for x in (decode(MEDIA / n), pause)])
+    path = write_wav(tmp_path / "talk.wav", audio)
+    aligned = Slot(whisper_model, True, word_timestamps=True)
+    estimated = Slot(whisper_model, True)
+    (a,) = aligned.run(job(path, 2.0))
+    (e,) = estimated.run(job(path, 2.0))
+    assert [c["word_timestamps"] for c in estimated.calls] == [False]
+    assert [s["text"] for s in e["segments"]] == [s["text"] for s in a["segments"]]
+    assert len(e["segments"]) >= len(names)
+    gaps = [abs(x[k] - y[k]) for x, y in zip(e["segments"], a["segments"], strict=True)
+            for k in ("start", "end")]
+    assert sum(gaps) / len(gaps) < 0.4 and max(gaps) < 1.5, gaps
+    assert all(s["start"] >= 2.0 for s in e["segments"])  # absolute times
 
 
 @PATHS

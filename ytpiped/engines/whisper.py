@@ -7,8 +7,10 @@
 - Batched slots cut every chunk of the batch into windows of at most 30 s at its quiet
   moments (VAD's speech when `vad_filter` is set) and run all windows of all chunks
   through `BatchedInferencePipeline` as one pass (`clip_timestamps`). A window is decoded
-  whole, without Whisper's timestamp tokens, its words are aligned to the audio, and it
-  is cut into segments at sentence ends and pauses (see `_batched`). The batched decoder
+  whole, without Whisper's timestamp tokens, and cut into segments at sentence ends and
+  pauses (see `_batched`): with `word_timestamps` its words are aligned to the audio
+  (faster-whisper's cross-attention alignment, 10-20 % of the decoding's time); without,
+  each word's time is estimated from the window's own audio (`estimate_words`). The batched decoder
   samples at the first temperature only, so a window whose text fails Whisper's own
   checks (compression ratio > 2.4, average log probability < −1) is decoded again alone
   with the temperature fallback — what the sequential decoder does for itself. The
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,10 @@ SENTENCE_END = (".", "?", "!", "…")
 PAUSE_S = 1.0  # a pause between words this long ends a segment
 SEGMENT_S = 12.0  # a segment longer than this is cut at the next word
 FRAMES_PER_S = 100  # Whisper's feature frames per second (`Segment.seek` counts them)
+FRAME = RATE // 50  # 20 ms: the frames `estimate_words` measures speech in
+SPEECH_DB_RATIO = 10 ** (-30 / 10)  # a frame 30 dB below the window's loud ones is quiet
+MIN_PAUSE_S = 0.16  # a quiet stretch this long can end a sentence (`estimate_words`)
+SNAP_S = 1.5  # how far from its estimated time a sentence end looks for one
 
 Reply = tuple[str, Any]  # ("ok", payload) | ("bad_audio", msg) | ("error", msg)
 
@@ -85,9 +92,10 @@ def _batched(m: Loaded, jobs: list[ChunkJob], audios: list[Samples]) -> list[dic
     Each window is decoded whole, without Whisper's timestamp tokens: with them the
     model often ends a window early ("… in 10 years.<|16.08|>" and stop, 9 s before the
     window's end), which the sequential decoder repairs by decoding again from there and
-    a single batched pass cannot. The words are aligned to the audio instead (the
-    cross-attention alignment of `word_timestamps`), and the window is cut into segments
-    at sentence ends and pauses (`_split`)."""
+    a single batched pass cannot. The window is cut into segments at sentence ends and
+    pauses (`_split`) by its words' times: aligned to the audio with `word_timestamps`
+    (the words are then part of the result), estimated from the audio without
+    (`estimate_words`)."""
     assert m.pipeline is not None
     offsets, pos = [], 0
     clips: list[tuple[int, int, int]] = []  # (job index, start, end) in the joined audio
@@ -102,12 +110,11 @@ def _batched(m: Loaded, jobs: list[ChunkJob], audios: list[Samples]) -> list[dic
         return results
     joined = np.concatenate(audios)
     kw = m.options.whisper_kwargs()
-    for key in ("vad_filter", "condition_on_previous_text", "word_timestamps"):
+    for key in ("vad_filter", "condition_on_previous_text"):
         kw.pop(key)
     segments, info = m.pipeline.transcribe(
         joined, language=jobs[0].language, batch_size=m.batch_size, without_timestamps=True,
-        word_timestamps=True, clip_timestamps=[{"start": a / RATE, "end": b / RATE}
-                                               for _, a, b in clips], **kw)
+        clip_timestamps=[{"start": a / RATE, "end": b / RATE} for _, a, b in clips], **kw)
     by_seek = {int(a / RATE * FRAMES_PER_S): k for k, (_, a, _) in enumerate(clips)}
     per_clip: list[list[Any]] = [[] for _ in clips]
     for s in segments:
@@ -123,9 +130,11 @@ def _batched(m: Loaded, jobs: list[ChunkJob], audios: list[Samples]) -> list[dic
                               info.language)
             segs = _sequential(m, window, audios[i][lo:hi])["segments"]
         else:
+            words = m.options.word_timestamps
             segs = [seg for s in got if not _silent(s)
-                    for seg in _split(s, offset, a / RATE + offset, b / RATE + offset,
-                                      m.options.word_timestamps)]
+                    for seg in _split(s, offset, a / RATE + offset, b / RATE + offset, words,
+                                      None if words else estimate_words(s.text, joined[a:b],
+                                                                        a / RATE))]
         results[i]["segments"] += segs
         results[i]["language"] = info.language
         results[i]["language_probability"] = round(float(info.language_probability), 4)
@@ -144,11 +153,89 @@ def _silent(s: Any) -> bool:
     return bool(s.no_speech_prob > NO_SPEECH_LIMIT and s.avg_logprob < LOGPROB_LIMIT)
 
 
-def _split(s: Any, offset: float, lo: float, hi: float, words: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Word:
+    """A word of a window with an estimated time (faster-whisper's `Word` has the same
+    fields)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+def estimate_words(text: str, audio: Samples, start_s: float) -> list[Word]:
+    """The words of a window decoded whole, each timed by where its share of the text falls
+    in the window's speech, at about the cost of one pass over the samples (what `_split`
+    cuts segments by when the words are not aligned).
+
+    The window's 20-ms frames louder than 30 dB below its loud ones are speech. A sentence
+    ends at the quiet stretch (at least `MIN_PAUSE_S`) nearest to where its share of the
+    text says, if one lies within `SNAP_S`; between those pauses, the characters are
+    spread evenly over the speech frames, so a silent stretch takes no words. Times are
+    seconds from the start of `audio` plus `start_s` (the window's start in the audio
+    that `Segment` times count from)."""
+    found = list(re.finditer(r"(\s*)(\S+)", text))  # a word keeps its space, as Whisper's
+    spans = [(m.start(2), m.end()) for m in found]
+    if not spans:
+        return []
+    n = audio.size // FRAME
+    if n == 0:
+        return [Word(m.group(), start_s, start_s) for m in found]
+    energy = np.square(audio[: n * FRAME].reshape(n, FRAME), dtype=np.float64).mean(axis=1)
+    loud = float(np.percentile(energy, 95))
+    speech = energy > loud * SPEECH_DB_RATIO if loud > 0 else np.ones(n, dtype=bool)
+    spoken = np.concatenate([[0], np.cumsum(speech)])  # speech frames before frame k
+
+    def frame(chars: float, c0: int, c1: int, f0: int, f1: int, first: bool) -> int:
+        """The frame where the share (chars - c0) / (c1 - c0) of [f0, f1)'s speech is
+        reached: a word starts in the frame holding its first share, ends after its last."""
+        lo, hi = int(spoken[f0]), int(spoken[f1])
+        target = lo + (hi - lo) * (chars - c0) / max(1, c1 - c0)
+        k = int(np.searchsorted(spoken, target, side="right" if first else "left"))
+        return min(max(k - 1 if first else k, f0), f1)
+
+    # the sentence ends, each moved to the nearest quiet stretch: the text's pieces
+    quiet = _quiet_runs(speech, round(MIN_PAUSE_S * RATE / FRAME))
+    pieces: list[tuple[int, int, int, int]] = []  # chars [c0, c1) spoken in frames [f0, f1)
+    (c0, _), last, f0 = spans[0], spans[-1][1], 0
+    first = c0
+    for (_, end), (after, _) in itertools.pairwise(spans):
+        if not text[:end].endswith(SENTENCE_END):
+            continue
+        guess = frame(end, first, last, 0, n, False)
+        near = [(max(a - guess, guess - b, 0), a, b) for a, b in quiet if a >= f0]
+        if near and min(near)[0] * FRAME <= SNAP_S * RATE:
+            _, a, b = min(near)
+            pieces.append((c0, end, f0, a))
+            c0, f0 = after, b
+    pieces.append((c0, last, f0, n))
+    out: list[Word] = []
+    piece = iter(pieces)
+    c0, c1, f0, f1 = next(piece)
+    for m, (a, b) in zip(found, spans, strict=True):
+        while b > c1:
+            c0, c1, f0, f1 = next(piece)
+        begin, end = frame(a, c0, c1, f0, f1, True), frame(b, c0, c1, f0, f1, False)
+        out.append(Word(m.group(), round(start_s + begin * FRAME / RATE, 3),
+                        round(start_s + end * FRAME / RATE, 3)))
+    return out
+
+
+def _quiet_runs(speech: np.ndarray, min_frames: int) -> list[tuple[int, int]]:
+    """[start, end) frames of the runs of at least `min_frames` non-speech frames."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], speech.astype(np.int8), [1]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)
+            if b - a >= min_frames]
+
+
+def _split(s: Any, offset: float, lo: float, hi: float, words: bool,
+           timed: list[Word] | None = None) -> list[dict[str, Any]]:
     """One decoded window -> segments: a new one after a word that ends a sentence, at a
     pause of `PAUSE_S` between words, and before one would pass `SEGMENT_S`. Times are
-    the aligned words' (absolute: `offset` is added), kept inside the window [lo, hi]."""
-    ws = list(s.words or [])
+    the words' (`timed`, else the aligned `s.words`; absolute: `offset` is added), kept
+    inside the window [lo, hi]."""
+    ws = list(timed if timed is not None else s.words or [])
     base = {"avg_logprob": round(float(s.avg_logprob), 4),
             "no_speech_prob": round(float(s.no_speech_prob), 4),
             "temperature": s.temperature}
