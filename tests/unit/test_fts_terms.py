@@ -99,7 +99,8 @@ filing filling falling failing flying fled fleeing freeing seeing being doing go
 """
 
 # Bases and suffixes combined so that every Porter rule meets stems of measure 0, 1 and 2,
-# stems ending in s/t or not, in consonant-vowel-consonant or not, in y, in a doubled letter.
+# stems ending in s/t or not, in consonant-vowel-consonant or not, in y, in a doubled letter,
+# in e (where -ement and -ment differ: refereement).
 BASES = """
 b y by yb sy ab ba bab aba tr tre tra str stra abs bat bet bit bot but cat cot cut
 hop hope hopp tan tann fall fil fill fail fizz hiss sing sky happ conflat troubl siz
@@ -108,7 +109,7 @@ communic connect depend adjust replac allow infer airlin gyroscop defens irrit a
 homolog activ angular effect bowdler prob ceas control rol valen hesit digit conform
 radic differ vil analog vietnam feud decis hope callous sensit sensib tripl electr
 reviv good us sens rati agr fe plaster bl motor dis caress pon ti ca tie tries
-mass buzz box church sect abat abbrev ment ism ion sion tion quest
+mass buzz box church sect abat abbrev ment ism ion sion tion quest guarantee refere agree
 """
 SUFFIXES = """
 s es ies sses ss us is ys ed eed ied ing ling ting ying ly y ies er ers est
@@ -271,6 +272,8 @@ BREAKAGES: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         fts_terms, "_STEP3", _without(fts_terms._STEP3, "ness")),
     "step 4 without -ent": lambda mp: mp.setattr(
         fts_terms, "_STEP4", _without(fts_terms._STEP4, "ent")),
+    "step 4 without -ement": lambda mp: mp.setattr(
+        fts_terms, "_STEP4", _without(fts_terms._STEP4, "ement")),
     "y never a vowel": lambda mp: mp.setattr(
         fts_terms, "_has_vowel", lambda s: any(c in "aeiou" for c in s)),
     "no *o condition": lambda mp: mp.setattr(fts_terms, "_cvc", lambda s: False),
