@@ -160,3 +160,50 @@ def test_a_version_5_database_gains_the_video_index_filled_from_its_rows(
             "We climb until the volcanoes\nof the island erupt.")
         db.conn.execute("INSERT INTO search_videos_fts (search_videos_fts) VALUES "
                         "('integrity-check')")
+
+
+def test_a_version_6_search_index_gains_term_pairs_and_phrases_keep_matching(
+        tmp_path: Path) -> None:
+    """Migration 7 gives every passage and claim its term pairs and builds both FTS5
+    tables again: a phrase is found where it was and nowhere else."""
+    from ytpiped.store.search import SearchQuery, pairs_text, parse
+    from ytpiped.store.sqlite_search import video_doc_json
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("ytpiped_facets", 2, lambda c, d: "", deterministic=True)
+    conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
+                 "NULL)")
+    for version in range(1, 7):
+        for statement in MIGRATIONS[version - 1].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    conn.execute("INSERT INTO videos (id, url, kind, state, created_at, updated_at) VALUES "
+                 "('phrasevid01', 'u', 'video', 'done', 0, 0)")
+    texts = ["the heat pumps of the north", "north of the pumps, heat", "heat pumping stations"]
+    for i, text in enumerate(texts):
+        conn.execute("INSERT INTO search_passages (video_id, idx, start_s, end_s, text) VALUES "
+                     "('phrasevid01', ?, ?, ?, ?)", (i, 10.0 * i, 10.0 * i + 5, text))
+    conn.execute("INSERT INTO search_claims (video_id, idx, text, evidence) VALUES "
+                 "('phrasevid01', 0, 'Heat pumps pay off.', 'we saw the heat pump pay off')")
+    conn.close()
+    with SqliteDB(path, now=5.0) as db:
+        def found(text: str, where: str) -> list[int]:
+            query = SearchQuery(parse(text), where)  # type: ignore[arg-type]
+            return sorted(h.idx for h in db.search(query))
+
+        assert db.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == \
+            SCHEMA_VERSION
+        assert [r[0] for r in db.conn.execute("SELECT pairs FROM search_passages ORDER BY "
+                                              "idx")] == [pairs_text(t) for t in texts]
+        assert found('"heat pump"', "transcripts") == [0, 2]  # stemmed: pumps, pumping
+        assert found('"of the north"', "transcripts") == [0]
+        assert found('"pumps the heat"', "transcripts") == []  # the words, not the phrase
+        assert found('"the pumps heat"', "transcripts") == [1]  # commas are no words
+        assert found('"heat pump pay"', "claims") == [0]  # in the evidence
+        assert found('"pumps pay"', "claims") == [0]  # in the text
+        assert found('"off we"', "claims") == []  # no phrase across text and evidence
+        for table in ("search_passages_fts", "search_claims_fts"):
+            db.conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from ytpiped.store.search import pairs_text
 from ytpiped.store.sqlite_search import facets, video_doc_json
 
 MIGRATIONS: tuple[str, ...] = (
@@ -219,6 +220,55 @@ MIGRATIONS: tuple[str, ...] = (
               ytpiped_video_doc(kind, title, channel, info) AS doc FROM videos ORDER BY rowid)
         WHERE doc IS NOT NULL
     """,
+    # 7: phrases answered fast: each passage and claim also holds its adjacent term pairs
+    # (`store.search.pairs_text`) in a column that queries name and bm25 does not weigh; a
+    # phrase query also matches its pairs there (`fts5_query`), so FTS5 checks word
+    # positions only in the rows that hold the phrase's pairs. The two tables are built
+    # again from their content (minutes for thousands of videos)
+    """
+    ALTER TABLE search_passages ADD COLUMN pairs TEXT NOT NULL DEFAULT '';
+    ALTER TABLE search_claims ADD COLUMN pairs TEXT NOT NULL DEFAULT '';
+    UPDATE search_passages SET pairs = ytpiped_pairs(text);
+    UPDATE search_claims SET pairs = ytpiped_pairs(text, evidence);
+    DROP TRIGGER search_passages_ai;
+    DROP TRIGGER search_passages_ad;
+    DROP TRIGGER search_passages_au;
+    DROP TRIGGER search_claims_ai;
+    DROP TRIGGER search_claims_ad;
+    DROP TRIGGER search_claims_au;
+    DROP TABLE search_passages_fts;
+    DROP TABLE search_claims_fts;
+    CREATE VIRTUAL TABLE search_passages_fts USING fts5 (text, facets, pairs,
+        content = 'search_passages', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_passages_ai AFTER INSERT ON search_passages BEGIN
+        INSERT INTO search_passages_fts (rowid, text, facets, pairs)
+        VALUES (new.id, new.text, new.facets, new.pairs); END;
+    CREATE TRIGGER search_passages_ad AFTER DELETE ON search_passages BEGIN
+        INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets, pairs)
+        VALUES ('delete', old.id, old.text, old.facets, old.pairs); END;
+    CREATE TRIGGER search_passages_au AFTER UPDATE ON search_passages BEGIN
+        INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets, pairs)
+        VALUES ('delete', old.id, old.text, old.facets, old.pairs); INSERT INTO
+        search_passages_fts (rowid, text, facets, pairs)
+        VALUES (new.id, new.text, new.facets, new.pairs); END;
+    CREATE VIRTUAL TABLE search_claims_fts USING fts5 (text, evidence, facets, pairs,
+        content = 'search_claims', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TRIGGER search_claims_ai AFTER INSERT ON search_claims BEGIN
+        INSERT INTO search_claims_fts (rowid, text, evidence, facets, pairs)
+        VALUES (new.id, new.text, new.evidence, new.facets, new.pairs); END;
+    CREATE TRIGGER search_claims_ad AFTER DELETE ON search_claims BEGIN
+        INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets,
+        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets, old.pairs); END;
+    CREATE TRIGGER search_claims_au AFTER UPDATE ON search_claims BEGIN
+        INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets,
+        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets, old.pairs); INSERT
+        INTO search_claims_fts (rowid, text, evidence, facets, pairs)
+        VALUES (new.id, new.text, new.evidence, new.facets, new.pairs); END;
+    INSERT INTO search_passages_fts (search_passages_fts) VALUES ('rebuild');
+    INSERT INTO search_claims_fts (search_claims_fts) VALUES ('rebuild')
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -229,6 +279,7 @@ def migrate(conn: sqlite3.Connection, now: float) -> int:
     opening a new database at once cannot both migrate); returns the version found."""
     conn.create_function("ytpiped_facets", 2, facets, deterministic=True)
     conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
+    conn.create_function("ytpiped_pairs", -1, pairs_text, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "

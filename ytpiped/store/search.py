@@ -19,6 +19,7 @@ description).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -27,6 +28,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ytpiped.errors import UsageError
+from ytpiped.store.fts_terms import terms
 
 Where = Literal["claims", "transcripts", "videos"]
 #: what marks a matched word in a snippet
@@ -35,6 +37,9 @@ SNIPPET_WORDS = 16
 SYNTAX_HELP = ('write words (all must appear), "an exact phrase", a OR b, -word to exclude, '
                "prefix*, (groups)")
 _WORD = re.compile(r"\w+")
+#: starts and joins two adjacent terms into one token of the pairs columns (a letter, so
+#: FTS5's tokenizer keeps the pair whole)
+PAIR_JOIN = "\u01c2"  # ǂ
 
 
 class QuerySyntaxError(UsageError):
@@ -212,32 +217,65 @@ def phrase_boost(node: Node) -> Term | None:
 # ---------------------------------------------------------------------- engine languages
 
 
-def fts5_query(node: Node) -> str:
+def fts5_query(node: Node, columns: str = "", pairs: str = "") -> str:
     """The tree in SQLite FTS5's query syntax; every word quoted, so nothing in a query can
     be read as a column filter or an operator. A boosted query also matches its words as a
-    phrase (bm25 adds that match's weight)."""
-    body = _fts5(node)
+    phrase (bm25 adds that match's weight).
+
+    `columns` (e.g. "text evidence"): the columns every word is looked for in. `pairs`:
+    the table's column of adjacent term pairs (`pairs_text`); a phrase is then matched as
+    the phrase of its pairs there ("a b c" as "aǂb bǂc": the same rows). FTS5 checks
+    positions only in the few rows that hold those (rare) pairs, where the phrase of
+    words is checked in every row holding all its words, and bm25 counts the rows a
+    phrase is in by that same check over the whole index: for a phrase of common words
+    ("of the", "you know what") that was most of a query's time."""
+    def q(n: Node) -> str:
+        return _fts5(n, columns, pairs)
+
+    body = q(node)
     boost = phrase_boost(node)
     if boost is None:
         return body
     assert isinstance(node, All)
-    found = f"({_fts5(boost)} OR {_fts5(All(node.include))})"
+    found = f"({q(boost)} OR {q(All(node.include))})"
     if node.exclude:
-        return f"{found} NOT ({' OR '.join(_fts5(x) for x in node.exclude)})"
+        return f"{found} NOT ({' OR '.join(q(x) for x in node.exclude)})"
     return found
 
 
-def _fts5(node: Node) -> str:
+def _fts5(node: Node, columns: str, pairs: str) -> str:
     if isinstance(node, Term):
-        return '"' + " ".join(node.words) + '"' + ("*" if node.prefix else "")
+        found = term_pairs(" ".join(node.words)) if pairs and not node.prefix else []
+        if found:
+            return f'{{{pairs}}} : "{" ".join(found)}"'
+        text = '"' + " ".join(node.words) + '"' + ("*" if node.prefix else "")
+        return f"{{{columns}}} : {text}" if columns else text
     if isinstance(node, AnyOf):
-        return "(" + " OR ".join(_fts5(i) for i in node.items) + ")"
-    found = " AND ".join(_fts5(i) for i in node.include)
+        return "(" + " OR ".join(_fts5(i, columns, pairs) for i in node.items) + ")"
+    found_all = " AND ".join(_fts5(i, columns, pairs) for i in node.include)
     if len(node.include) > 1:
-        found = f"({found})"
+        found_all = f"({found_all})"
     if not node.exclude:
-        return found
-    return f"({found} NOT ({' OR '.join(_fts5(x) for x in node.exclude)}))"
+        return found_all
+    return (f"({found_all} NOT ("
+            f"{' OR '.join(_fts5(x, columns, pairs) for x in node.exclude)}))")
+
+
+def term_pairs(text: str) -> list[str]:
+    """Each two adjacent terms of `text` as SQLite's index has them (stemmed: `terms`) as one
+    token: PAIR_JOIN, a letter of no English word, before each (so that no word's prefix
+    query, `solar*`, has to read the pairs that start with it)."""
+    # a term with stray bytes (`fts_terms`: a rare cut of a non-ASCII letter) cannot be
+    # stored as text: U+FFFD stands for them, the same on both sides of a match
+    found = [t.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+             if not t.isascii() else t for t in terms(text)]
+    return [PAIR_JOIN + a + PAIR_JOIN + b for a, b in itertools.pairwise(found)]
+
+
+def pairs_text(*texts: str) -> str:
+    """The pairs column of an index row of `texts` (a claim's text and evidence): the term
+    pairs of each, a lone PAIR_JOIN between two so that no phrase of pairs runs across."""
+    return f" {PAIR_JOIN} ".join(" ".join(term_pairs(text)) for text in texts)
 
 
 def tsquery_text(node: Node) -> str:

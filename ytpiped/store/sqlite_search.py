@@ -7,7 +7,13 @@ metadata (schema version 6), ranked by bm25, and the filtered reads of videos an
 facets (schema version 5), words that stand for the channel (`c` + a hash of its name
 without case) and the upload year, month and day (`y2024 m202403 d20240315`), in a column
 of its own that queries name explicitly and bm25 does not weigh. A filter is then one more
-term FTS5 intersects with the query's, and costs no lookup of the video per match."""
+term FTS5 intersects with the query's, and costs no lookup of the video per match.
+
+Phrases: a passage's and a claim's adjacent term pairs (`store.search.pairs_text`, terms as
+FTS5's tokenizer makes them: `fts_terms`) are a column too (schema version 7). A phrase is
+found and ranked as the phrase of its pairs in that column, which are rare even when its
+words are the commonest of all ("of the", "you know what"); the snippets are made with the
+phrase of words, which matches the same rows."""
 
 from __future__ import annotations
 
@@ -33,12 +39,16 @@ from ytpiped.store.search import (
     SearchQuery,
     first_mark,
     fts5_query,
+    pairs_text,
     video_doc,
     video_hit,
 )
 
-#: bm25 weights of a claim's text, its evidence and its facets (never weighed)
-CLAIM_WEIGHTS = (2.0, 1.0, 0.0)
+#: bm25 weights of a claim's text, its evidence, its facets (never weighed) and its term
+#: pairs (where phrases match: as a phrase in the text)
+CLAIM_WEIGHTS = (2.0, 1.0, 0.0, 2.0)
+#: bm25 weights of a passage's text, its facets and its term pairs
+PASSAGE_WEIGHTS = (1.0, 0.0, 1.0)
 #: bm25 weights of a video's fields (VIDEO_FIELDS) and its facets (never weighed)
 VIDEO_FTS_WEIGHTS = (*VIDEO_WEIGHTS, 0.0)
 #: matches ranked per query, newest first: a word so common that it matches more rows
@@ -94,9 +104,10 @@ def since_facets(since: str, last_year: int) -> list[str]:
     return out + [f"y{y}" for y in range(year + 1, last_year + 1)]
 
 
-def _filtered(query: SearchQuery, columns: str) -> str:
-    """The FTS5 query: the words in `columns`, the filters in the facets."""
-    out = f"{{{columns}}} : ({fts5_query(query.node)})"
+def _filtered(query: SearchQuery, columns: str, pairs: str = "") -> str:
+    """The FTS5 query: the words in `columns` (phrases also in the `pairs` column, if the
+    table has one), the filters in the facets."""
+    out = f"({fts5_query(query.node, columns, pairs)})"
     if query.channel:
         out += f' AND {{facets}} : "{channel_facet(query.channel)}"'
     if query.since:
@@ -125,16 +136,17 @@ class SqliteSearch:
             self.conn.execute("DELETE FROM search_passages WHERE video_id = ?", (video_id,))
             self.conn.executemany(
                 "INSERT INTO search_passages (video_id, idx, start_s, end_s, text, marks, "
-                "facets) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks), tags)
-                 for p in docs.passages])
+                "facets, pairs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks), tags,
+                  pairs_text(p.text)) for p in docs.passages])
         if docs.claims is not None:
             self.conn.execute("DELETE FROM search_claims WHERE video_id = ?", (video_id,))
             self.conn.executemany(
                 "INSERT INTO search_claims (video_id, idx, text, evidence, type, start_s, "
-                "end_s, rank, importance, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "end_s, rank, importance, facets, pairs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?)",
                 [(video_id, c.idx, c.text, c.evidence, c.type, c.start_s, c.end_s, c.rank,
-                  c.importance, tags) for c in docs.claims])
+                  c.importance, tags, pairs_text(c.text, c.evidence)) for c in docs.claims])
         if docs.video is not None:
             self.conn.execute("DELETE FROM search_videos WHERE video_id = ?", (video_id,))
             if not docs.video.empty:
@@ -178,9 +190,12 @@ class SqliteSearch:
 
     # ------------------------------------------------------------------ search
 
-    def _run_match(self, sql: str, match: str, limit: int) -> list[Any]:
+    def _run_match(self, sql: str, match: str, limit: int, shown: str | None = None
+                   ) -> list[Any]:
+        """`sql` with the FTS5 query that finds and ranks (`match`) and the one the hits'
+        snippets mark (`shown`: the same rows, their words in the text)."""
         try:
-            return self.conn.execute(sql, (match, limit, match)).fetchall()
+            return self.conn.execute(sql, (match, limit, shown or match)).fetchall()
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc):  # cannot happen with parsed queries; still no traceback
                 raise QuerySyntaxError(f"search query: {exc}") from None
@@ -210,9 +225,9 @@ class SqliteSearch:
         claims = query.where == "claims"
         table = "search_claims" if claims else "search_passages"
         fts = f"{table}_fts"
-        rank = f"bm25({fts}, {', '.join(map(str, CLAIM_WEIGHTS))})" if claims else \
-            f"bm25({fts}, 1.0, 0.0)"
-        match = _filtered(query, "text evidence" if claims else "text")
+        rank = f"bm25({fts}, {', '.join(map(str, CLAIM_WEIGHTS if claims else PASSAGE_WEIGHTS))})"
+        columns = "text evidence" if claims else "text"
+        match, shown = _filtered(query, columns, "pairs"), _filtered(query, columns)
         # a claim's snippet comes from whichever of text and evidence holds the match
         snippets = ", ".join(f"snippet({fts}, {col}, '{MARK}', '{MARK}', '…', "
                              f"{SNIPPET_WORDS})" for col in ((0, 1) if claims else (0,)))
@@ -230,7 +245,7 @@ class SqliteSearch:
         hits = []
         for (vid, idx, score, highlighted, text, evidence, ctype, start, end, crank,
              importance, marks, url, vkind, title, channel, date, *snips) in \
-                self._run_match(sql, match, query.limit):
+                self._run_match(sql, match, query.limit, shown):
             if marks is not None:  # a passage: the time of the segment holding the match
                 p = Passage(idx, start, end, text,
                             tuple((int(o), float(s)) for o, s in json.loads(marks)))
