@@ -1,6 +1,6 @@
 """Loudness measurement speed on the same 10-minute file (16 kHz mono speech + noise).
 
-CPU: ytpiped's numpy/scipy backend vs pyloudnorm, as real-time factor per core (audio
+CPU: ytpiped's numpy backend vs pyloudnorm, as real-time factor per core (audio
 seconds per CPU-second, single-threaded). GPU (only when torch sees CUDA): the batched
 torch backend vs torchaudio's loudness (if installed) vs pyloudnorm, with peak VRAM.
 
@@ -60,7 +60,7 @@ def main() -> int:
         "gpu": None,
     }
     print(f"{'backend':<34}{'real time per core':>20}")
-    print(f"{'ytpiped cpu (numpy/scipy)':<34}{SECONDS / ours:>19.0f}x")
+    print(f"{'ytpiped cpu (numpy)':<34}{SECONDS / ours:>19.0f}x")
     print(f"{'pyloudnorm':<34}{SECONDS / ref:>19.0f}x")
     torch: Any = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
     if torch is not None and torch.cuda.is_available():

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from ytpiped.store import NewVideo, SqliteDB
 from ytpiped.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -189,7 +190,11 @@ def test_a_version_6_search_index_gains_term_pairs_and_phrases_keep_matching(
     conn.execute("INSERT INTO search_claims (video_id, idx, text, evidence) VALUES "
                  "('phrasevid01', 0, 'Heat pumps pay off.', 'we saw the heat pump pay off')")
     conn.close()
-    with SqliteDB(path, now=5.0) as db:
+    with structlog.testing.capture_logs() as logs, SqliteDB(path, now=5.0) as db:
+        # a long upgrade says so first
+        assert [(e["event"], e["from_version"]) for e in logs] == \
+            [("db_upgrade_rebuilds_search", 6)]
+
         def found(text: str, where: str) -> list[int]:
             query = SearchQuery(parse(text), where)  # type: ignore[arg-type]
             return sorted(h.idx for h in db.search(query))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import structlog
+
 from ytpiped.store.search import pairs_text
 from ytpiped.store.sqlite_search import facets, video_doc_json
 
@@ -272,6 +274,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+#: the versions that build the search indexes again (long on a large database)
+REBUILDS = (5, 7)
+SEARCH_SINCE = 4  # the version that made the search tables
 
 
 def migrate(conn: sqlite3.Connection, now: float) -> int:
@@ -289,6 +294,14 @@ def migrate(conn: sqlite3.Connection, now: float) -> int:
         if found > SCHEMA_VERSION:
             raise RuntimeError(f"database schema version {found} is newer than this ytpiped "
                                f"({SCHEMA_VERSION}); upgrade ytpiped")
+        rebuilds = [v for v in REBUILDS if found < v <= SCHEMA_VERSION]
+        if found >= SEARCH_SINCE and rebuilds and conn.execute("SELECT EXISTS (SELECT 1 FROM search_passages "
+                                               "UNION ALL SELECT 1 FROM search_claims)"
+                                               ).fetchone()[0]:
+            structlog.get_logger("store").warning(
+                "db_upgrade_rebuilds_search", from_version=found, to_version=SCHEMA_VERSION,
+                note="the search indexes are built again: about 10 minutes for 7,000 one-hour "
+                     "videos; an interrupted upgrade is rolled back and starts over")
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1].split(";\n"):
                 if statement.strip():
