@@ -7,7 +7,6 @@ import sqlite3
 
 import structlog
 
-from ytpiped.store.search import pairs_text
 from ytpiped.store.sqlite_search import facets, video_doc_json
 
 MIGRATIONS: tuple[str, ...] = (
@@ -222,16 +221,18 @@ MIGRATIONS: tuple[str, ...] = (
               ytpiped_video_doc(kind, title, channel, info) AS doc FROM videos ORDER BY rowid)
         WHERE doc IS NOT NULL
     """,
-    # 7: phrases answered fast: each passage and claim also holds its adjacent term pairs
-    # (`store.search.pairs_text`) in a column that queries name and bm25 does not weigh; a
-    # phrase query also matches its pairs there (`fts5_query`), so FTS5 checks word
-    # positions only in the rows that hold the phrase's pairs. The two tables are built
-    # again from their content (minutes for thousands of videos)
+    # 7: phrases answered fast: each passage and claim is also indexed by its adjacent term
+    # pairs (`store.search.pairs_text`), a column that queries name and bm25 weighs as the
+    # text; a phrase query matches its pairs there (`fts5_query`), so FTS5 checks
+    # positions only in the rows that hold the phrase's pairs. The pairs are not stored:
+    # the index's content is a view that computes them (`ytpiped_pairs`, registered on
+    # every connection by `sqlite.connect`). Both FTS5 tables are built again from their
+    # content (minutes for thousands of videos)
     """
-    ALTER TABLE search_passages ADD COLUMN pairs TEXT NOT NULL DEFAULT '';
-    ALTER TABLE search_claims ADD COLUMN pairs TEXT NOT NULL DEFAULT '';
-    UPDATE search_passages SET pairs = ytpiped_pairs(text);
-    UPDATE search_claims SET pairs = ytpiped_pairs(text, evidence);
+    CREATE VIEW search_passages_terms AS SELECT id, text, facets, ytpiped_pairs(text) AS pairs
+        FROM search_passages;
+    CREATE VIEW search_claims_terms AS SELECT id, text, evidence, facets,
+        ytpiped_pairs(text, evidence) AS pairs FROM search_claims;
     DROP TRIGGER search_passages_ai;
     DROP TRIGGER search_passages_ad;
     DROP TRIGGER search_passages_au;
@@ -241,33 +242,36 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE search_passages_fts;
     DROP TABLE search_claims_fts;
     CREATE VIRTUAL TABLE search_passages_fts USING fts5 (text, facets, pairs,
-        content = 'search_passages', content_rowid = 'id',
+        content = 'search_passages_terms', content_rowid = 'id',
         tokenize = 'porter unicode61 remove_diacritics 2');
     CREATE TRIGGER search_passages_ai AFTER INSERT ON search_passages BEGIN
         INSERT INTO search_passages_fts (rowid, text, facets, pairs)
-        VALUES (new.id, new.text, new.facets, new.pairs); END;
+        VALUES (new.id, new.text, new.facets, ytpiped_pairs(new.text)); END;
     CREATE TRIGGER search_passages_ad AFTER DELETE ON search_passages BEGIN
         INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets, pairs)
-        VALUES ('delete', old.id, old.text, old.facets, old.pairs); END;
+        VALUES ('delete', old.id, old.text, old.facets, ytpiped_pairs(old.text)); END;
     CREATE TRIGGER search_passages_au AFTER UPDATE ON search_passages BEGIN
         INSERT INTO search_passages_fts (search_passages_fts, rowid, text, facets, pairs)
-        VALUES ('delete', old.id, old.text, old.facets, old.pairs); INSERT INTO
-        search_passages_fts (rowid, text, facets, pairs)
-        VALUES (new.id, new.text, new.facets, new.pairs); END;
+        VALUES ('delete', old.id, old.text, old.facets, ytpiped_pairs(old.text)); INSERT
+        INTO search_passages_fts (rowid, text, facets, pairs)
+        VALUES (new.id, new.text, new.facets, ytpiped_pairs(new.text)); END;
     CREATE VIRTUAL TABLE search_claims_fts USING fts5 (text, evidence, facets, pairs,
-        content = 'search_claims', content_rowid = 'id',
+        content = 'search_claims_terms', content_rowid = 'id',
         tokenize = 'porter unicode61 remove_diacritics 2');
     CREATE TRIGGER search_claims_ai AFTER INSERT ON search_claims BEGIN
         INSERT INTO search_claims_fts (rowid, text, evidence, facets, pairs)
-        VALUES (new.id, new.text, new.evidence, new.facets, new.pairs); END;
+        VALUES (new.id, new.text, new.evidence, new.facets,
+        ytpiped_pairs(new.text, new.evidence)); END;
     CREATE TRIGGER search_claims_ad AFTER DELETE ON search_claims BEGIN
         INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets,
-        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets, old.pairs); END;
+        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets,
+        ytpiped_pairs(old.text, old.evidence)); END;
     CREATE TRIGGER search_claims_au AFTER UPDATE ON search_claims BEGIN
         INSERT INTO search_claims_fts (search_claims_fts, rowid, text, evidence, facets,
-        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets, old.pairs); INSERT
-        INTO search_claims_fts (rowid, text, evidence, facets, pairs)
-        VALUES (new.id, new.text, new.evidence, new.facets, new.pairs); END;
+        pairs) VALUES ('delete', old.id, old.text, old.evidence, old.facets,
+        ytpiped_pairs(old.text, old.evidence)); INSERT INTO search_claims_fts (rowid, text,
+        evidence, facets, pairs) VALUES (new.id, new.text, new.evidence, new.facets,
+        ytpiped_pairs(new.text, new.evidence)); END;
     INSERT INTO search_passages_fts (search_passages_fts) VALUES ('rebuild');
     INSERT INTO search_claims_fts (search_claims_fts) VALUES ('rebuild')
     """,
@@ -284,7 +288,6 @@ def migrate(conn: sqlite3.Connection, now: float) -> int:
     opening a new database at once cannot both migrate); returns the version found."""
     conn.create_function("ytpiped_facets", 2, facets, deterministic=True)
     conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
-    conn.create_function("ytpiped_pairs", -1, pairs_text, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
@@ -295,9 +298,9 @@ def migrate(conn: sqlite3.Connection, now: float) -> int:
             raise RuntimeError(f"database schema version {found} is newer than this ytpiped "
                                f"({SCHEMA_VERSION}); upgrade ytpiped")
         rebuilds = [v for v in REBUILDS if found < v <= SCHEMA_VERSION]
-        if found >= SEARCH_SINCE and rebuilds and conn.execute("SELECT EXISTS (SELECT 1 FROM search_passages "
-                                               "UNION ALL SELECT 1 FROM search_claims)"
-                                               ).fetchone()[0]:
+        if found >= SEARCH_SINCE and rebuilds and conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM search_passages UNION ALL SELECT 1 FROM "
+                "search_claims)").fetchone()[0]:
             structlog.get_logger("store").warning(
                 "db_upgrade_rebuilds_search", from_version=found, to_version=SCHEMA_VERSION,
                 note="the search indexes are built again: about 10 minutes for 7,000 one-hour "

@@ -33,7 +33,7 @@ from ytpiped.store.model import (
     retranscribe_message,
 )
 from ytpiped.store.schema import migrate
-from ytpiped.store.search import SearchDocs
+from ytpiped.store.search import SearchDocs, pairs_text
 from ytpiped.store.sqlite_search import SqliteSearch
 
 ADD_BATCH = 50_000
@@ -90,6 +90,10 @@ def connect(path: Path, *, readonly: bool = False, timeout_s: float = 30.0) -> s
         conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        # the search indexes' term pairs (schema 7) are computed, never stored: their
+        # view and triggers call this on every connection that reads or writes them
+        conn.create_function("ytpiped_pairs", -1, pairs_text, deterministic=True)
+        conn.execute("PRAGMA trusted_schema=ON")  # so that schema code may call it
         if not readonly:
             _set_wal(conn, timeout_s)
             conn.execute("PRAGMA synchronous=NORMAL")

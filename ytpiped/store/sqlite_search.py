@@ -10,7 +10,8 @@ of its own that queries name explicitly and bm25 does not weigh. A filter is the
 term FTS5 intersects with the query's, and costs no lookup of the video per match.
 
 Phrases: a passage's and a claim's adjacent term pairs (`store.search.pairs_text`, terms as
-FTS5's tokenizer makes them: `fts_terms`) are a column too (schema version 7). A phrase is
+FTS5's tokenizer makes them: `fts_terms`) are indexed as a column too (schema version 7;
+computed by the content view, never stored). A phrase is
 found and ranked as the phrase of its pairs in that column, which are rare even when its
 words are the commonest of all ("of the", "you know what"); the snippets are made with the
 phrase of words, which matches the same rows."""
@@ -39,7 +40,6 @@ from ytpiped.store.search import (
     SearchQuery,
     first_mark,
     fts5_query,
-    pairs_text,
     video_doc,
     video_hit,
 )
@@ -136,17 +136,16 @@ class SqliteSearch:
             self.conn.execute("DELETE FROM search_passages WHERE video_id = ?", (video_id,))
             self.conn.executemany(
                 "INSERT INTO search_passages (video_id, idx, start_s, end_s, text, marks, "
-                "facets, pairs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks), tags,
-                  pairs_text(p.text)) for p in docs.passages])
+                "facets) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(video_id, p.idx, p.start_s, p.end_s, p.text, json.dumps(p.marks), tags)
+                 for p in docs.passages])
         if docs.claims is not None:
             self.conn.execute("DELETE FROM search_claims WHERE video_id = ?", (video_id,))
             self.conn.executemany(
                 "INSERT INTO search_claims (video_id, idx, text, evidence, type, start_s, "
-                "end_s, rank, importance, facets, pairs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)",
+                "end_s, rank, importance, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(video_id, c.idx, c.text, c.evidence, c.type, c.start_s, c.end_s, c.rank,
-                  c.importance, tags, pairs_text(c.text, c.evidence)) for c in docs.claims])
+                  c.importance, tags) for c in docs.claims])
         if docs.video is not None:
             self.conn.execute("DELETE FROM search_videos WHERE video_id = ?", (video_id,))
             if not docs.video.empty:
