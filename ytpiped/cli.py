@@ -868,7 +868,7 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
 
     from ytpiped import hardware
     from ytpiped.engines.base import ModelUnavailable
-    from ytpiped.oneshot import configure, summary, transcribe_directory
+    from ytpiped.oneshot import configure
 
     audio_dir = Path(args.audio_dir)
     if not audio_dir.is_dir():
@@ -882,7 +882,12 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     from ytpiped.pipeline import build_engines
 
     engines = build_engines(settings)  # the GPU slots up to their ceiling: the climb starts
-    try:                               # those it keeps active
+    for engine in engines:             # those it keeps active; the CPU slots load their
+        if engine.device_kind == "cpu":  # models from now on, while the files are found
+            getattr(engine, "spawn", lambda: None)()
+    from ytpiped.oneshot import summary, transcribe_directory
+
+    try:
         results = transcribe_directory(audio_dir, Path(args.out), settings,
                                        progress=sys.stderr, recursive=args.recursive,
                                        engines=engines)

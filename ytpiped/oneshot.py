@@ -255,7 +255,8 @@ async def _run(files: list[Path], names: dict[Path, str], out_dir: Path, setting
             results[p] = FileResult(str(p), "skipped")
         else:
             todo.append(p)
-    if not todo:
+    if not todo:  # slots the caller started (`ProcessEngine.spawn`) have nothing to do
+        await asyncio.gather(*(e.close() for e in engines or ()), return_exceptions=True)
         return [results[p] for p in files]
     progress.expect(len(todo))
     stage = TranscribeStage(settings, build_engines(settings) if engines is None else engines,

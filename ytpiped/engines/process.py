@@ -163,6 +163,7 @@ class ProcessEngine:
         self.multilingual: bool | None = None
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._ready = False  # the child said it loaded its model
         self._lock = asyncio.Lock()
         self._seq = 0
         self.restarts = 0
@@ -176,8 +177,10 @@ class ProcessEngine:
     def started(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
-    async def start(self) -> None:
-        """Start the child (from the event loop's thread: see `die_with_parent`)."""
+    def spawn(self) -> None:
+        """Start the child process, which loads its model while the caller goes on; `start`
+        waits until it is ready. From the thread that runs the event loop (see
+        `die_with_parent`)."""
         if self._proc is not None and self._proc.is_alive():
             return
         ctx = mp.get_context("spawn")
@@ -186,7 +189,15 @@ class ProcessEngine:
                            name=f"ytpiped-whisper-{self.device_name}")
         proc.start()
         child.close()
-        self._proc, self._conn = proc, parent
+        self._proc, self._conn, self._ready = proc, parent, False
+
+    async def start(self) -> None:
+        """Start the child if `spawn` did not, and wait until its model is loaded."""
+        if self._proc is not None and self._proc.is_alive() and self._ready:
+            return
+        self.spawn()
+        parent = self._conn
+        assert parent is not None
         status, payload = await asyncio.to_thread(_recv, parent, LOAD_TIMEOUT_S, 0)
         if status != "ready":
             await self._kill()
@@ -194,6 +205,7 @@ class ProcessEngine:
                 raise ModelUnavailable(str(payload))
             raise EngineCrashed(f"{self.device_name}: worker failed to start: {payload}")
         self.multilingual = bool(payload["multilingual"])
+        self._ready = True
 
     async def transcribe(self, job: ChunkJob, timeout_s: float) -> ChunkResult:
         (result,) = await self.transcribe_batch([job], timeout_s)
@@ -279,7 +291,9 @@ class ProcessEngine:
             await asyncio.to_thread(proc.join, 10)
 
     async def close(self) -> None:
-        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+        """Let the child finish and exit; one still loading its model is killed."""
+        if self._conn is not None and self._proc is not None and self._proc.is_alive() \
+                and self._ready:
             with contextlib.suppress(OSError):
                 self._conn.send(None)
             await asyncio.to_thread(self._proc.join, 5)
