@@ -125,6 +125,34 @@ async def test_hang_times_out_and_replaces(media: Path) -> None:
         await e.close()
 
 
+async def test_a_spawned_worker_loads_while_the_caller_goes_on(media: Path) -> None:
+    """`spawn` starts the child at once (the one-shot CLI does so before it analyses the
+    files); `start` then only waits for its model, and spawning twice starts one child."""
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    e.spawn()
+    try:
+        pid = e.pid
+        assert pid is not None and e.started
+        e.spawn()
+        assert e.pid == pid
+        await e.start()
+        assert e.pid == pid and e.multilingual is False  # tiny.en
+        ok = await e.transcribe(job(media, "memory.wav"), timeout_s=120)
+        assert ok.segments and e.pid == pid and e.restarts == 0
+    finally:
+        await e.close()
+    assert not e.started
+
+
+async def test_closing_a_worker_that_still_loads_does_not_wait_for_it() -> None:
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    e.spawn()
+    proc = e._proc
+    await e.close()  # never started: killed, not asked to finish
+    assert proc is not None and not proc.is_alive() and proc.exitcode == -9
+    assert e.pid is None
+
+
 async def test_unknown_model_names_the_key() -> None:
     e = ProcessEngine(EngineSpec("no-such-model-xyz", "transcribe.model_cpu"))
     with pytest.raises(ModelUnavailable, match=r"key 'transcribe\.model_cpu'.*local"):

@@ -154,6 +154,24 @@ def test_analysis_overlaps_model_loading_and_transcription(settings: config.Sett
         f"{n}.{ext}" for n in "abc" for ext in ("json", "srt", "txt", "vtt")]
 
 
+def test_slots_started_by_the_caller_are_closed_when_every_file_is_done_already(
+        settings: config.Settings, tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    (src / "a.wav").write_bytes(b"never read")
+    (out / "a.json").write_text("{}")
+    closed: list[str] = []
+
+    class Started(GatedEngine):
+        async def close(self) -> None:
+            closed.append("closed")
+
+    engine = Started([], threading.Event(), threading.Event())
+    results = transcribe_directory(src, out, settings, engines=[engine])
+    assert [r.status for r in results] == ["skipped"] and closed == ["closed"]
+
+
 def test_the_python_api_does_not_import_the_test_doubles() -> None:
     code = ("import sys, ytpiped.oneshot, ytpiped.pipeline, ytpiped.stages.transcribe; "
             "print([m for m in sys.modules if m.startswith('ytpiped.testing')])")
