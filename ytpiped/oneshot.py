@@ -21,12 +21,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
 from ytpiped import kinds
-from ytpiped.audio.analysis import Analysis, BadAudio, NoAudio, analyze_path
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
 from ytpiped.engines.base import Engine
@@ -35,10 +34,14 @@ from ytpiped.scheduling.tracker import PerfSample
 from ytpiped.stages.base import Item
 from ytpiped.transcription import RENDERERS
 
+if TYPE_CHECKING:  # the analysis (numpy, PyAV) is imported when files are analysed, so that
+    # the CLI starts its workers without waiting for those imports
+    from ytpiped.audio.analysis import Analysis
+
 AUDIO_EXTS = {".m4a", ".webm", ".opus", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".mp4",
               ".mkv", ".mka"}
 
-Analyzer = Callable[[Path, float], Analysis]  # (file, max_chunk_s) -> chunk plan
+Analyzer = Callable[[Path, float], "Analysis"]  # (file, max_chunk_s) -> chunk plan
 
 
 @dataclass
@@ -282,6 +285,8 @@ async def _run(files: list[Path], names: dict[Path, str], out_dir: Path, setting
         progress.file_done(name)
 
     async def analyse_all(tasks: asyncio.TaskGroup) -> None:
+        from ytpiped.audio.analysis import BadAudio, NoAudio
+
         for p in todo:
             try:
                 plan = await asyncio.to_thread(analyzer, p, settings.transcribe.max_chunk_s)
@@ -309,6 +314,8 @@ async def _run(files: list[Path], names: dict[Path, str], out_dir: Path, setting
 
 
 def _analyze(path: Path, max_chunk_s: float) -> Analysis:
+    from ytpiped.audio.analysis import analyze_path
+
     return analyze_path(path, max_chunk_s=max_chunk_s)
 
 

@@ -20,9 +20,9 @@ def with_model(settings: Settings, model: str) -> Settings:
 def build_engines(settings: Settings) -> list[Engine]:
     """One Whisper worker process per slot, from the hardware snapshot and the config."""
     from ytpiped import hardware
+    from ytpiped.engines.base import batch_sizes, decode_options
     from ytpiped.engines.process import EngineSpec, ProcessEngine
     from ytpiped.scheduling import capacity
-    from ytpiped.stages.transcribe import batch_sizes, decode_options
 
     cfg = settings.transcribe
     cap = capacity.compute(hardware.snapshot(cfg.reserved_vram_mb), cfg)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ytpiped.config import Settings
 
 
 @dataclass(frozen=True)
@@ -127,3 +130,21 @@ def classify_error(text: str) -> type[EngineError]:
     if any(m.lower() in text.lower() for m in OOM_MARKERS):
         return EngineOOM
     return EngineCrashed
+
+
+def decode_options(settings: Settings) -> DecodeOptions:
+    """The Whisper options of every slot, from `transcribe.*`."""
+    t = settings.transcribe
+    return DecodeOptions(beam_size=t.beam_size, vad_filter=t.vad_filter,
+                         word_timestamps=t.word_timestamps, initial_prompt=t.initial_prompt,
+                         hotwords=t.hotwords, temperature=tuple(t.temperature),
+                         condition_on_previous_text=t.condition_on_previous_text)
+
+
+def batch_sizes(settings: Settings) -> dict[str, int]:
+    """Windows per forward pass by device kind; conditioning on the previous window's
+    text needs the sequential decoder, so it turns batching off."""
+    t = settings.transcribe
+    if t.condition_on_previous_text:
+        return {"gpu": 1, "cpu": 1}
+    return {"gpu": t.batch_size, "cpu": t.batch_size_cpu}

@@ -28,7 +28,15 @@ from ytpiped import kinds, metrics
 from ytpiped import transcription as tx
 from ytpiped.clock import Clock, SystemClock
 from ytpiped.config import Settings
-from ytpiped.engines.base import BadAudioError, ChunkJob, Engine, EngineError, ModelUnavailable
+from ytpiped.engines.base import (
+    BadAudioError,
+    ChunkJob,
+    Engine,
+    EngineError,
+    ModelUnavailable,
+    batch_sizes,
+    decode_options,
+)
 from ytpiped.engines.dispatcher import Dispatcher
 from ytpiped.errors import Permanent, Retryable
 from ytpiped.paths import DataDir
@@ -70,25 +78,6 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for e in group.exceptions:
         out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
     return out
-
-
-def decode_options(settings: Settings) -> Any:
-    from ytpiped.engines.base import DecodeOptions
-
-    t = settings.transcribe
-    return DecodeOptions(beam_size=t.beam_size, vad_filter=t.vad_filter,
-                         word_timestamps=t.word_timestamps, initial_prompt=t.initial_prompt,
-                         hotwords=t.hotwords, temperature=tuple(t.temperature),
-                         condition_on_previous_text=t.condition_on_previous_text)
-
-
-def batch_sizes(settings: Settings) -> dict[str, int]:
-    """Windows per forward pass by device kind; conditioning on the previous window's
-    text needs the sequential decoder, so it turns batching off."""
-    t = settings.transcribe
-    if t.condition_on_previous_text:
-        return {"gpu": 1, "cpu": 1}
-    return {"gpu": t.batch_size, "cpu": t.batch_size_cpu}
 
 
 class TranscribeStage(StageBase):
