@@ -879,12 +879,13 @@ def cmd_transcribe(args: argparse.Namespace, settings: cfg.Settings) -> int:
     gpus = len(snap.gpus) if snap is not None else 0
     settings = configure(settings, device=args.device, workers=args.workers, model=args.model,
                          language=args.language, formats=args.formats, gpus=gpus)
+    from ytpiped.engines.process import ProcessEngine
     from ytpiped.pipeline import build_engines
 
     engines = build_engines(settings)  # the GPU slots up to their ceiling: the climb starts
     for engine in engines:             # those it keeps active; the CPU slots load their
-        if engine.device_kind == "cpu":  # models from now on, while the files are found
-            getattr(engine, "spawn", lambda: None)()
+        if isinstance(engine, ProcessEngine) and engine.device_kind == "cpu":
+            engine.spawn()             # models from now on, while the files are found
     from ytpiped.oneshot import summary, transcribe_directory
 
     try:

@@ -44,8 +44,8 @@ def _section(section: Array, x: Array) -> Array:
 @lru_cache(maxsize=8)
 def impulse_response(rate: int, tail_energy: float = TAIL_ENERGY) -> Array:
     """The K-weighting filter's impulse response, cut where what remains of its energy is
-    `tail_energy` of the whole (it decays within a fraction of a second)."""
-    h = np.zeros(rate * 4)
+    `tail_energy` of the whole (it decays within 0.1 s: half a second is computed)."""
+    h = np.zeros(rate // 2)
     h[0] = 1.0
     for section in k_weighting_sos(rate):
         h = _section(section, h)

@@ -198,8 +198,8 @@ def estimate_words(text: str, audio: Samples, start_s: float) -> list[Word]:
     # the sentence ends, each moved to the nearest quiet stretch: the text's pieces
     quiet = _quiet_runs(speech, round(MIN_PAUSE_S * RATE / FRAME))
     pieces: list[tuple[int, int, int, int]] = []  # chars [c0, c1) spoken in frames [f0, f1)
-    (c0, _), last, f0 = spans[0], spans[-1][1], 0
-    first = c0
+    first, last = spans[0][0], spans[-1][1]
+    c0, f0 = first, 0
     for (_, end), (after, _) in itertools.pairwise(spans):
         if not text[:end].endswith(SENTENCE_END):
             continue

@@ -224,7 +224,7 @@ def fts5_query(node: Node, columns: str = "", pairs: str = "") -> str:
 
     `columns` (e.g. "text evidence"): the columns every word is looked for in. `pairs`:
     the table's column of adjacent term pairs (`pairs_text`); a phrase is then matched as
-    the phrase of its pairs there ("a b c" as "aǂb bǂc": the same rows). FTS5 checks
+    the phrase of its pairs there ("a b c" as "ǂaǂb ǂbǂc": the same rows). FTS5 checks
     positions only in the few rows that hold those (rare) pairs, where the phrase of
     words is checked in every row holding all its words, and bm25 counts the rows a
     phrase is in by that same check over the whole index: for a phrase of common words
