@@ -32,3 +32,15 @@ def test_a_seeked_span_lines_up_with_the_full_decode(media: Path, name: str,
     # must count from the same first sample. Opus in WebM keeps ~2 ms of slack: its
     # timestamps are whole milliseconds and its pre-skip is not one.
     assert abs(offset(got, full, lo)) <= 32
+
+
+@pytest.mark.parametrize("name", ["coffee.m4a", "ocean.mp3", "solar.webm", "long.opus"])
+def test_a_seeked_span_that_runs_past_the_end_holds_the_rest_of_the_file(media: Path,
+                                                                         name: str) -> None:
+    """The resampler hands out whole seconds: what it still holds when the file ends
+    inside the chunk is part of the chunk."""
+    full = decode(media / name)
+    lo = round(2.3 * RATE)
+    got = read_span(media / name, 2.3, full.size / RATE + 5.0)
+    assert abs(got.size - (full.size - lo)) <= 32
+    assert abs(offset(got, full, lo)) <= 32

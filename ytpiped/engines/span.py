@@ -20,7 +20,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from ytpiped.audio.decode import RATE, BadAudio, blocks
+from ytpiped.audio.decode import RATE, BadAudio, blocks, resampler
 from ytpiped.scheduling.batching import WINDOW_S
 
 PREROLL_S = 1.0  # seek this far before the chunk: keyframes and codec delay
@@ -73,21 +73,27 @@ def _seeked(path: Path, lo: int, hi: int) -> Samples:
             container.seek(int(target / stream.time_base), stream=stream, backward=True)
         except (av.error.FFmpegError, StopIteration):
             raise _CannotSeek from None
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        resample = resampler(RATE)
         parts: list[Samples] = []
         pos: int | None = None  # sample index of the next resampled sample
+
+        def take(frames: list[av.AudioFrame]) -> None:
+            nonlocal pos
+            assert pos is not None
+            for out in frames:
+                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                a, b = pos, pos + arr.size
+                if b > lo and a < hi:
+                    parts.append(arr[max(0, lo - a): min(arr.size, hi - a)])
+                pos = b
+
         try:
             for frame in container.decode(stream):
                 if pos is None:
                     if frame.time is None or frame.time - origin > lo / RATE:
                         raise _CannotSeek  # untimed, or the seek overshot the chunk
                     pos = round((frame.time - origin) * RATE)
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                    a, b = pos, pos + arr.size
-                    if b > lo and a < hi:
-                        parts.append(arr[max(0, lo - a): min(arr.size, hi - a)])
-                    pos = b
+                take(resample.resample(frame))
                 if pos >= hi:
                     break
         except av.error.FFmpegError as exc:
@@ -96,6 +102,8 @@ def _seeked(path: Path, lo: int, hi: int) -> Samples:
                                f"{exc.strerror or exc})") from None
         if pos is None:
             raise _CannotSeek
+        if pos < hi:  # the file ended inside the chunk: what the resampler still holds
+            take(resample.resample(None))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
