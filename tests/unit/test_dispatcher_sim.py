@@ -4,6 +4,7 @@ daemon-length run, one model per video, and the GPU slot climb."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections import Counter
 
@@ -294,6 +295,20 @@ def test_a_clear_rise_is_decided_early_and_a_marginal_one_waits_for_more_runs() 
     assert not gpu_slots.enough(s, 3, 105.5, 2.0, 23)
     assert gpu_slots.enough(s, 3, 105.5, 2.0, 24)  # eight runs per slot: decide anyway
 
+
+
+def test_a_slot_is_dropped_only_when_its_rise_is_clearly_under_the_gain() -> None:
+    """After eight runs per slot a marginal rise is decided anyway: a rise whose shortfall
+    is within two standard errors of 5 % keeps the slot (the cost is memory), a clear
+    shortfall drops it. Noisy runs used to drop a slot that added 9 % (simulation)."""
+    s = gpu_slots.SlotClimb(8, 4, tput={3: 100.0}, stderr={3: 2.0}, last_step=+1)
+    marginal = gpu_slots.step(s, 4, 103.0, stderr=2.0)  # +3 % +- 2.8 %
+    assert marginal.active == 4 and marginal.settled and "kept" in marginal.reason
+    sure = dataclasses.replace(s, stderr={3: 0.5})
+    clear = gpu_slots.step(sure, 4, 101.0, stderr=0.5)  # +1 % +- 0.7 %
+    assert clear.active == 3 and clear.settled and "dropped" in clear.reason
+    rising = gpu_slots.step(s, 4, 109.0, stderr=2.0)
+    assert rising.active == 5 and not rising.settled
 
 class BatchingEngine(TimedEngine):
     """A CPU slot that runs waiting chunks of other videos with its own as one batch."""
