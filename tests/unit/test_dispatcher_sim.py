@@ -114,6 +114,55 @@ async def test_different_models_place_whole_videos() -> None:
     assert {m for ms in models.values() for m in ms} == {"large-v3-turbo", "small"}
 
 
+async def test_with_two_models_the_cpu_takes_whole_videos_while_the_backlog_is_long() -> None:
+    """A whole video on the CPU's slower model is never predicted to finish first among
+    the videos in flight, so `ect` left the CPU idle through any backlog. The CPU takes
+    a video when its slots finish it before the GPU would finish all that remains: in
+    every wave while ten more videos wait, in none once the feed has stopped."""
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 40.0, "large-v3-turbo", log=log),
+               TimedEngine(clock, "cpu", 4.0, "small", log=log),
+               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
+    d = Dispatcher(list(engines), policy="ect", clock=clock,
+                   tracker=learned({"gpu": ("large-v3-turbo", 40.0), "cpu": ("small", 4.0)}))
+    per_wave: list[int] = []
+    for w in range(6):
+        d.upcoming_s = 10 * 4 * 300.0 if w < 5 else 0.0
+        before = len(log)
+        task = asyncio.ensure_future(asyncio.gather(video(d, f"v{w}a", 4, 300.0),
+                                                    video(d, f"v{w}b", 4, 300.0)))
+        await clock.drive(task)
+        await task
+        per_wave.append(sum(1 for _, kind, _ in log[before:] if kind == "cpu"))
+    assert per_wave[:5] == [4] * 5, per_wave  # one whole video of each wave
+    assert per_wave[5] == 0, per_wave
+    models: dict[str, set[str]] = {}
+    for vid, _, model in log:
+        models.setdefault(vid, set()).add(model)
+    assert all(len(m) == 1 for m in models.values()), models
+
+
+async def test_with_two_models_a_cpu_never_measured_is_tried_on_the_shortest_video() -> None:
+    """The CPU's prior (24 s per audio second) would keep it off every video for good;
+    while the backlog is long it is given the shortest waiting video, whole, and its
+    speed is learned from it."""
+    clock = FakeClock()
+    log: list[tuple[str, str, str]] = []
+    engines = [TimedEngine(clock, "gpu", 40.0, "large-v3-turbo", log=log),
+               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
+    d = Dispatcher(list(engines), policy="ect", clock=clock,
+                   tracker=learned({"gpu": ("large-v3-turbo", 40.0)}))
+    d.upcoming_s = 50 * 1200.0
+    task = asyncio.ensure_future(asyncio.gather(
+        *(video(d, f"v{i}", 4, 100.0 + 50 * i) for i in range(5))))
+    await clock.drive(task)
+    await task
+    on_cpu = [vid for vid, kind, _ in log if kind == "cpu"]
+    # v0 is on the GPU before the other videos arrive; then v1 is the shortest waiting
+    assert on_cpu[:4] == ["v1"] * 4, on_cpu  # all of it
+    assert d.tracker.predict(d.key("cpu"), 60.0).learned
+
 async def test_one_model_everywhere_places_chunks() -> None:
     clock = FakeClock()
     log: list[tuple[str, str, str]] = []

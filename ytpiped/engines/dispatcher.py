@@ -10,12 +10,16 @@ injected clock, so `benchmarks.scheduler_sim` drives this very code on virtual t
 
 - One model per video: when the GPU and CPU slots run different models, the policy
   places whole videos (by their remaining audio), and every chunk of a video goes to
-  slots of the kind it was placed on; with one model everywhere it places chunks.
+  slots of the kind it was placed on; with one model everywhere it places chunks. With
+  `ect` a free CPU slot also takes the shortest waiting video when the CPU slots would
+  finish it before the GPUs finish all that remains, backlog included (`ect` sees only
+  the videos in flight, among which the slower model never finishes first).
 - Batching: a slot that batches takes compatible waiting chunks of other videos with
   the chunk it is given (same language and options), as one batched forward pass, up to
   its batch size in 30-s windows and its fair share while other slots are free.
 - Exploration: `ect` trusts predictions, so a kind of slot never measured (its prior is
-  pessimistic) first gets the shortest waiting chunks until its speed is learned.
+  pessimistic) first gets the shortest waiting chunks (with one model per video: the
+  shortest waiting video) until its speed is learned.
 """
 
 from __future__ import annotations
@@ -298,6 +302,40 @@ class Dispatcher:
             if self.per_video:
                 self.pins[w.job.video_id] = engine.device_kind
             self._give(w, engine)
+        if self.per_video and self.policy == "ect":
+            self._cpu_takes_backlog(jobs, heads, usable)
+
+    def _cpu_takes_backlog(self, jobs: list[Job], heads: dict[str, _Waiting],
+                           usable: list[Engine]) -> None:
+        """One model per video, `ect`: the policy sees only the videos in flight, and a
+        whole video on the slower CPU model is rarely predicted to finish first among
+        them, so the CPU slots idled through a long backlog. A free CPU slot takes the
+        shortest open video when its slots finish it (after what they hold) before the
+        GPUs would finish all that remains (the backlog included), by measured speeds: the
+        CPU adds its speed while the backlog is long and stops near its end."""
+        gpus = sum(1 for e in usable if e.device_kind == "gpu")
+        cpus = [e for e in usable if e.device_kind == "cpu"]
+        if not gpus or not cpus or not all(
+                self.tracker.predict(self.key(k), 60.0).learned for k in ("gpu", "cpu")):
+            return  # the priors are pessimistic guesses: only measured speeds decide
+        on_cpus = sum(self.videos.get(v, 0.0) for v, kind in self.pins.items()
+                      if kind == "cpu")  # what the CPU slots already hold
+        for job in sorted(jobs, key=lambda j: j.audio_s):
+            free = [e for e in cpus if id(e) not in self.busy]
+            if not free:
+                return
+            w = heads[job.id]
+            if w.future.done() or w not in self.waiting or job.id in self.pins:
+                continue
+            chunks = sum(1 for x in self.waiting if x.job.video_id == job.id)
+            cpu_done = max(self.predict("cpu", on_cpus + job.audio_s) / len(cpus),
+                           self.predict("cpu", job.audio_s) / max(1, min(chunks, len(cpus))))
+            gpu_done = self.predict("gpu", max(0.0, self._remaining_s() - on_cpus)) / gpus
+            if cpu_done > gpu_done:
+                return  # the shortest does not pay: no longer one does
+            self.pins[job.id] = "cpu"
+            on_cpus += job.audio_s
+            self._give(w, free[0])
 
     def _explore(self, usable: list[Engine], open_: list[_Waiting]) -> bool:
         """`ect` places a chunk by predicted finish times, and a device kind that has never
@@ -305,9 +343,10 @@ class Dispatcher:
         so beside a slow GPU it would never run one and never be measured. While much of
         the backlog remains, a free slot of a kind not yet learned (and not running a
         chunk now) takes the shortest waiting chunk; `MIN_SAMPLES` of them replace the
-        prior with the kind's real speed. Not with one model per video (a whole video
-        would follow), nor when all slots are of one kind."""
-        if self.policy != "ect" or self.per_video or len(open_) < 2 or \
+        prior with the kind's real speed. With one model per video it takes the shortest
+        waiting video, whose other chunks follow it to that kind. Not when all slots are
+        of one kind."""
+        if self.policy != "ect" or len(open_) < 2 or \
                 self.backlog.progress >= EXPLORE_UNTIL_PROGRESS or \
                 len({e.device_kind for e in usable}) < 2:
             return False
@@ -316,7 +355,18 @@ class Dispatcher:
             kind = engine.device_kind
             if kind in running or self.tracker.predict(self.key(kind), 60.0).learned:
                 continue
-            w = min(open_, key=lambda x: x.job.audio_s)
+            if self.per_video:
+                if any(k == kind for k in self.pins.values()):
+                    continue  # a video of this kind is being measured already
+                left: dict[str, float] = {}
+                for x in open_:
+                    left[x.job.video_id] = left.get(x.job.video_id, 0.0) + x.job.audio_s
+                video = min(left, key=lambda v: left[v])
+                w = max((x for x in open_ if x.job.video_id == video),
+                        key=lambda x: x.job.audio_s)
+                self.pins[video] = kind
+            else:
+                w = min(open_, key=lambda x: x.job.audio_s)
             self._give(w, engine)
             return True
         return False
