@@ -47,6 +47,25 @@ def learned(speeds: dict[str, tuple[str, float]]) -> PerformanceTracker:
          for a in (30.0, 60.0, 120.0, 300.0)])
 
 
+def two_models(clock: FakeClock, log: list[tuple[str, str, str]], gpu_speed: float,
+               cpus: int = 2, cpu_learned: bool = True) -> Dispatcher:
+    """`ect` over one GPU slot running large-v3-turbo and `cpus` CPU slots running small
+    at 4x, their speeds known (the CPU's only with `cpu_learned`)."""
+    engines = [TimedEngine(clock, "gpu", gpu_speed, "large-v3-turbo", log=log),
+               *(TimedEngine(clock, "cpu", 4.0, "small", log=log) for _ in range(cpus))]
+    speeds = {"gpu": ("large-v3-turbo", gpu_speed)}
+    if cpu_learned:
+        speeds["cpu"] = ("small", 4.0)
+    return Dispatcher(list(engines), policy="ect", clock=clock, tracker=learned(speeds))
+
+
+def models_per_video(log: list[tuple[str, str, str]]) -> dict[str, set[str]]:
+    models: dict[str, set[str]] = {}
+    for vid, _, model in log:
+        models.setdefault(vid, set()).add(model)
+    return models
+
+
 async def video(d: Dispatcher, vid: str, chunks: int, chunk_s: float) -> None:
     d.begin_video(vid, chunks * chunk_s)
     try:
@@ -54,6 +73,22 @@ async def video(d: Dispatcher, vid: str, chunks: int, chunk_s: float) -> None:
                                for i in range(chunks)))
     finally:
         d.end_video(vid)
+
+
+async def cpu_chunks_per_wave(d: Dispatcher, clock: FakeClock,
+                              log: list[tuple[str, str, str]], waves: int) -> list[int]:
+    """Waves of two videos of 4 chunks of 5 min, ten more videos waiting behind each wave
+    but the last (the feed stops): the chunks the CPU ran in each wave."""
+    per_wave: list[int] = []
+    for w in range(waves):
+        d.upcoming_s = 10 * 4 * 300.0 if w < waves - 1 else 0.0
+        before = len(log)
+        task = asyncio.ensure_future(asyncio.gather(video(d, f"v{w}a", 4, 300.0),
+                                                    video(d, f"v{w}b", 4, 300.0)))
+        await clock.drive(task)
+        await task
+        per_wave.append(sum(1 for _, kind, _ in log[before:] if kind == "cpu"))
+    return per_wave
 
 
 def test_backlog_progress_follows_what_remains() -> None:
@@ -76,17 +111,8 @@ async def test_a_daemon_keeps_the_cpu_busy_for_days_and_stops_it_near_the_end() 
                TimedEngine(clock, "cpu", 4.0, log=log)]
     d = Dispatcher(list(engines), policy="benefit", clock=clock,
                    rules=Rules(max_cpu_time_s=1e9, stop_cpu_at_progress=0.8))
-    per_wave: list[int] = []
-    waves = 120  # 120 waves x 2 videos x 4 chunks of 5 min: 80 hours of audio
-    for w in range(waves):
-        feeding = w < waves - 1
-        d.upcoming_s = 10 * 4 * 300.0 if feeding else 0.0
-        before = len(log)
-        task = asyncio.ensure_future(asyncio.gather(video(d, f"v{w}a", 4, 300.0),
-                                                    video(d, f"v{w}b", 4, 300.0)))
-        await clock.drive(task)
-        await task
-        per_wave.append(sum(1 for _, kind, _ in log[before:] if kind == "cpu"))
+    # 120 waves x 2 videos x 4 chunks of 5 min: 80 hours of audio
+    per_wave = await cpu_chunks_per_wave(d, clock, log, 120)
     assert all(n > 0 for n in per_wave[-20:-1]), per_wave
     assert per_wave[-1] == 0, per_wave  # the end of the backlog: GPU only
 
@@ -96,19 +122,13 @@ async def test_different_models_place_whole_videos() -> None:
     them (ect sends short chunks to the CPU, which used to mix models in one transcript)."""
     clock = FakeClock()
     log: list[tuple[str, str, str]] = []
-    engines = [TimedEngine(clock, "gpu", 20.0, "large-v3-turbo", log=log),
-               TimedEngine(clock, "cpu", 4.0, "small", log=log),
-               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
-    d = Dispatcher(list(engines), policy="ect", clock=clock,
-                   tracker=learned({"gpu": ("large-v3-turbo", 20.0), "cpu": ("small", 4.0)}))
+    d = two_models(clock, log, 20.0)
     assert d.per_video
     task = asyncio.ensure_future(asyncio.gather(
         *(video(d, f"v{i}", 6, 60.0 + 7 * i) for i in range(8))))
     await clock.drive(task)
     await task
-    models: dict[str, set[str]] = {}
-    for vid, _, model in log:
-        models.setdefault(vid, set()).add(model)
+    models = models_per_video(log)
     assert len(log) == 48
     assert all(len(m) == 1 for m in models.values()), models
     assert {m for ms in models.values() for m in ms} == {"large-v3-turbo", "small"}
@@ -121,26 +141,11 @@ async def test_with_two_models_the_cpu_takes_whole_videos_while_the_backlog_is_l
     every wave while ten more videos wait, in none once the feed has stopped."""
     clock = FakeClock()
     log: list[tuple[str, str, str]] = []
-    engines = [TimedEngine(clock, "gpu", 40.0, "large-v3-turbo", log=log),
-               TimedEngine(clock, "cpu", 4.0, "small", log=log),
-               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
-    d = Dispatcher(list(engines), policy="ect", clock=clock,
-                   tracker=learned({"gpu": ("large-v3-turbo", 40.0), "cpu": ("small", 4.0)}))
-    per_wave: list[int] = []
-    for w in range(6):
-        d.upcoming_s = 10 * 4 * 300.0 if w < 5 else 0.0
-        before = len(log)
-        task = asyncio.ensure_future(asyncio.gather(video(d, f"v{w}a", 4, 300.0),
-                                                    video(d, f"v{w}b", 4, 300.0)))
-        await clock.drive(task)
-        await task
-        per_wave.append(sum(1 for _, kind, _ in log[before:] if kind == "cpu"))
+    d = two_models(clock, log, 40.0)
+    per_wave = await cpu_chunks_per_wave(d, clock, log, 6)
     assert per_wave[:5] == [4] * 5, per_wave  # one whole video of each wave
     assert per_wave[5] == 0, per_wave
-    models: dict[str, set[str]] = {}
-    for vid, _, model in log:
-        models.setdefault(vid, set()).add(model)
-    assert all(len(m) == 1 for m in models.values()), models
+    assert all(len(m) == 1 for m in models_per_video(log).values()), log
 
 
 async def test_with_two_models_a_cpu_never_measured_is_tried_on_the_shortest_video() -> None:
@@ -149,10 +154,7 @@ async def test_with_two_models_a_cpu_never_measured_is_tried_on_the_shortest_vid
     speed is learned from it."""
     clock = FakeClock()
     log: list[tuple[str, str, str]] = []
-    engines = [TimedEngine(clock, "gpu", 40.0, "large-v3-turbo", log=log),
-               TimedEngine(clock, "cpu", 4.0, "small", log=log)]
-    d = Dispatcher(list(engines), policy="ect", clock=clock,
-                   tracker=learned({"gpu": ("large-v3-turbo", 40.0)}))
+    d = two_models(clock, log, 40.0, cpus=1, cpu_learned=False)
     d.upcoming_s = 50 * 1200.0
     task = asyncio.ensure_future(asyncio.gather(
         *(video(d, f"v{i}", 4, 100.0 + 50 * i) for i in range(5))))
