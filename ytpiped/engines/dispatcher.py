@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -320,6 +321,8 @@ class Dispatcher:
             return  # the priors are pessimistic guesses: only measured speeds decide
         on_cpus = sum(self.videos.get(v, 0.0) for v, kind in self.pins.items()
                       if kind == "cpu")  # what the CPU slots already hold
+        remaining = self._remaining_s()
+        chunks = Counter(x.job.video_id for x in self.waiting)
         for job in sorted(jobs, key=lambda j: j.audio_s):
             free = [e for e in cpus if id(e) not in self.busy]
             if not free:
@@ -327,10 +330,10 @@ class Dispatcher:
             w = heads[job.id]
             if w.future.done() or w not in self.waiting or job.id in self.pins:
                 continue
-            chunks = sum(1 for x in self.waiting if x.job.video_id == job.id)
             cpu_done = max(self.predict("cpu", on_cpus + job.audio_s) / len(cpus),
-                           self.predict("cpu", job.audio_s) / max(1, min(chunks, len(cpus))))
-            gpu_done = self.predict("gpu", max(0.0, self._remaining_s() - on_cpus)) / gpus
+                           self.predict("cpu", job.audio_s)
+                           / max(1, min(chunks[job.id], len(cpus))))
+            gpu_done = self.predict("gpu", max(0.0, remaining - on_cpus)) / gpus
             if cpu_done > gpu_done:
                 return  # the shortest does not pay: no longer one does
             self.pins[job.id] = "cpu"
