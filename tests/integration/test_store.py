@@ -21,6 +21,25 @@ def store(tmp_path: Path) -> Iterator[SqliteDB]:
         yield s
 
 
+def old_database(path: Path, version: int) -> sqlite3.Connection:
+    """A database left at schema `version` (migrations 1..version applied), open for
+    rows to be put in before SqliteDB upgrades it. The SQL functions the old migrations
+    call are stand-ins (SqliteDB registers the real ones)."""
+    from ytpiped.store.sqlite_search import video_doc_json
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.create_function("ytpiped_facets", 2, lambda c, d: "", deterministic=True)
+    conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
+                 "NULL)")
+    for v in range(1, version + 1):
+        for statement in MIGRATIONS[v - 1].split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (v,))
+    return conn
+
+
 def test_wal_and_schema_version(store: SqliteDB) -> None:
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
@@ -46,13 +65,7 @@ def test_readonly_store_cannot_write(tmp_path: Path, store: SqliteDB) -> None:
 
 def test_a_version_1_database_gains_fencing_tokens_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
-                 "NULL)")
-    for statement in MIGRATIONS[0].split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
-    conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+    conn = old_database(path, 1)
     conn.execute("INSERT INTO videos (id, url, kind, state, attempts, created_at, updated_at) "
                  "VALUES ('oldvideo001', 'u', 'video', 'downloaded', 2, 0, 0)")
     conn.close()
@@ -70,14 +83,7 @@ def test_a_version_4_search_index_gains_facets_and_filters_keep_working(
     from ytpiped.store.search import ClaimDoc, Passage, SearchDocs, SearchQuery, parse
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
-                 "NULL)")
-    for version in range(1, 5):
-        for statement in MIGRATIONS[version - 1].split(";\n"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    conn = old_database(path, 4)
     for vid, channel, date in (("v1", "Science Hour", "20240105"), ("v2", "Home", "20230610")):
         conn.execute("INSERT INTO videos (id, url, kind, state, channel, upload_date, "
                      "created_at, updated_at) VALUES (?, 'u', 'video', 'done', ?, ?, 0, 0)",
@@ -119,15 +125,7 @@ def test_a_version_5_database_gains_the_video_index_filled_from_its_rows(
     from ytpiped.store.search import SearchQuery, parse, video_doc
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.create_function("ytpiped_facets", 2, lambda c, d: "", deterministic=True)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
-                 "NULL)")
-    for version in range(1, 6):
-        for statement in MIGRATIONS[version - 1].split(";\n"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    conn = old_database(path, 5)
     rows = [("withmeta001", "video", "Island walk", "Science Hour", "20240105",
              {"meta": META, "sponsorblock": []}),
             ("oldtitle001", "generic", "Garden  talk", "Home Show", "20230610", {}),
@@ -168,19 +166,9 @@ def test_a_version_6_search_index_gains_term_pairs_and_phrases_keep_matching(
     """Migration 7 gives every passage and claim its term pairs and builds both FTS5
     tables again: a phrase is found where it was and nowhere else."""
     from ytpiped.store.search import SearchQuery, pairs_text, parse
-    from ytpiped.store.sqlite_search import video_doc_json
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.create_function("ytpiped_facets", 2, lambda c, d: "", deterministic=True)
-    conn.create_function("ytpiped_video_doc", 4, video_doc_json, deterministic=True)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at REAL NOT "
-                 "NULL)")
-    for version in range(1, 7):
-        for statement in MIGRATIONS[version - 1].split(";\n"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    conn = old_database(path, 6)
     conn.execute("INSERT INTO videos (id, url, kind, state, created_at, updated_at) VALUES "
                  "('phrasevid01', 'u', 'video', 'done', 0, 0)")
     texts = ["the heat pumps of the north", "north of the pumps, heat", "heat pumping stations"]
