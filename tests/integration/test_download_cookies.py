@@ -135,7 +135,8 @@ async def test_cookie_file_gone_at_run_time_pauses_downloads_without_an_attempt(
                  state="downloading", attempts=0)
     with pytest.raises(Cooldown) as err:  # a cooldown: the video keeps its attempts
         await stage.run(video, ctx)
-    assert err.value.kind == "cookies_missing" and err.value.until == clock.now() + 60
+    # due again at the gate's next look, which holds it while the file is missing
+    assert err.value.kind == "cookies_missing" and err.value.until == clock.now() + 5
     assert "download.cookies_file" in str(err.value) and str(jar) in str(err.value)
     assert fetched == [] and stage.pacer is not None and stage.pacer.last_end is None
 

@@ -62,7 +62,6 @@ SOURCE_SUBTITLES = "youtube_subtitles"  # a transcript's `source`; Whisper's is 
 OTHER_HOSTS = "other_hosts"  # the claim class of entries on hosts that are not YouTube
 GATE_RECHECK_S = 5.0  # re-evaluate the phase at least this often while waiting
 FOLLOW_LEASE_S = 900.0  # a source being listed by one host is not listed by another
-COOKIES_RECHECK_S = 60.0  # a video that met a missing cookie file comes back after this
 COOKIES_MISSING = "cookies_missing"
 BOT_CHECK_ALERT = ("YouTube asks to confirm this is not a bot: downloads are paused. "
                    "Export fresh cookies from a logged-in browser to download.cookies_file "
@@ -454,9 +453,11 @@ class DownloadStage(StageBase):
                 cookie_copy = await asyncio.to_thread(self._cookie_copy, cfg.cookies_file,
                                                       DataDir(ctx.data_dir).private_dir, ctx)
             except cookies.CookieError as exc:  # no request made: pacing is untouched
+                # the gate holds every download while the file is missing, so the video is
+                # due again at the gate's next look: it goes on as soon as the file is back
                 self.cookie_problem = str(exc)
                 raise Cooldown(str(exc), kind=COOKIES_MISSING,
-                               until=ctx.clock.now() + COOKIES_RECHECK_S) from None
+                               until=ctx.clock.now() + GATE_RECHECK_S) from None
         jar = cookie_copy.path if cookie_copy is not None else None
         found = await self._runtime(ctx)
         abort = threading.Event()  # set when this run is cancelled: yt-dlp stops too
