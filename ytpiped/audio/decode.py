@@ -26,6 +26,11 @@ def resampler(rate: int = RATE) -> av.AudioResampler:
                              frame_size=round(FRAME_S * rate))
 
 
+def samples(frame: av.AudioFrame) -> npt.NDArray[np.float32]:
+    """A mono float32 frame of `resampler` as a flat array."""
+    return frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+
+
 class BadAudio(Exception):
     """The file is not decodable audio; the message says what was wrong."""
 
@@ -67,7 +72,7 @@ def blocks(path: str | Path, rate: int = RATE, block_s: float = BLOCK_S
         try:
             for frame in container.decode(stream):
                 for out in resample.resample(frame):
-                    arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    arr = samples(out)
                     buf.append(arr)
                     have += arr.size
                     if have >= target:
@@ -80,7 +85,7 @@ def blocks(path: str | Path, rate: int = RATE, block_s: float = BLOCK_S
                 raise BadAudio(f"{p}: cannot decode audio ({type(exc).__name__}: "
                                f"{exc.strerror or exc})") from None
         for out in resample.resample(None):
-            buf.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+            buf.append(samples(out))
         if buf:
             block = np.concatenate(buf)
             total += block.size

@@ -316,8 +316,7 @@ class Dispatcher:
         CPU adds its speed while the backlog is long and stops near its end."""
         gpus = sum(1 for e in usable if e.device_kind == "gpu")
         cpus = [e for e in usable if e.device_kind == "cpu"]
-        if not gpus or not cpus or not all(
-                self.tracker.predict(self.key(k), 60.0).learned for k in ("gpu", "cpu")):
+        if not gpus or not cpus or not (self._learned("gpu") and self._learned("cpu")):
             return  # the priors are pessimistic guesses: only measured speeds decide
         on_cpus = sum(self.videos.get(v, 0.0) for v, kind in self.pins.items()
                       if kind == "cpu")  # what the CPU slots already hold
@@ -340,6 +339,10 @@ class Dispatcher:
             on_cpus += job.audio_s
             self._give(w, free[0])
 
+    def _learned(self, kind: str) -> bool:
+        """Whether the speed of `kind`'s slots is measured (not its prior)."""
+        return self.tracker.predict(self.key(kind), 60.0).learned
+
     def _explore(self, usable: list[Engine], open_: list[_Waiting]) -> bool:
         """`ect` places a chunk by predicted finish times, and a device kind that has never
         run one is predicted from a pessimistic prior (a CPU at 24 s per audio second),
@@ -356,7 +359,7 @@ class Dispatcher:
         running = {r.engine.device_kind for r in self.busy.values()}
         for engine in self._free():
             kind = engine.device_kind
-            if kind in running or self.tracker.predict(self.key(kind), 60.0).learned:
+            if kind in running or self._learned(kind):
                 continue
             if self.per_video:
                 if any(k == kind for k in self.pins.values()):

@@ -181,7 +181,7 @@ class ProcessEngine:
         """Start the child process, which loads its model while the caller goes on; `start`
         waits until it is ready. From the thread that runs the event loop (see
         `die_with_parent`)."""
-        if self._proc is not None and self._proc.is_alive():
+        if self.started:
             return
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
@@ -193,7 +193,7 @@ class ProcessEngine:
 
     async def start(self) -> None:
         """Start the child if `spawn` did not, and wait until its model is loaded."""
-        if self._proc is not None and self._proc.is_alive() and self._ready:
+        if self.started and self._ready:
             return
         self.spawn()
         parent = self._conn
@@ -218,7 +218,7 @@ class ProcessEngine:
         """One reply per job: a result, or the error of that job alone. A crash, hang or
         out-of-memory of the worker raises (it concerns every job of the call)."""
         async with self._lock:
-            if self._proc is None or not self._proc.is_alive():
+            if not self.started:
                 await self.start()
             conn = self._conn
             assert conn is not None
@@ -292,8 +292,7 @@ class ProcessEngine:
 
     async def close(self) -> None:
         """Let the child finish and exit; one still loading its model is killed."""
-        if self._conn is not None and self._proc is not None and self._proc.is_alive() \
-                and self._ready:
+        if self._conn is not None and self.started and self._ready:
             with contextlib.suppress(OSError):
                 self._conn.send(None)
             await asyncio.to_thread(self._proc.join, 5)

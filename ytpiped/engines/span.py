@@ -20,7 +20,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from ytpiped.audio.decode import RATE, BadAudio, blocks, resampler
+from ytpiped.audio.decode import RATE, BadAudio, blocks, resampler, samples
 from ytpiped.scheduling.batching import WINDOW_S
 
 PREROLL_S = 1.0  # seek this far before the chunk: keyframes and codec delay
@@ -81,7 +81,7 @@ def _seeked(path: Path, lo: int, hi: int) -> Samples:
             nonlocal pos
             assert pos is not None
             for out in frames:
-                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                arr = samples(out)
                 a, b = pos, pos + arr.size
                 if b > lo and a < hi:
                     parts.append(arr[max(0, lo - a): min(arr.size, hi - a)])
