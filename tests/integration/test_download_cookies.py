@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ytpiped
+from tests.waiting import until
 from ytpiped import config
 from ytpiped.daemon import Daemon
 from ytpiped.download import cookies
@@ -55,13 +55,6 @@ def killed_session_copy(jar: Path, private: Path) -> Path:
     return copy
 
 
-async def until(cond: Callable[[], bool], task: asyncio.Future[Any]) -> None:
-    """Poll `cond` while `task` (the daemon, a gate) runs."""
-    while not cond():
-        assert not task.done(), task.result()
-        await asyncio.wait({task}, timeout=0.02)
-
-
 def row_of(data: Path, video_id: str) -> tuple[str, int]:
     store = SqliteDB(db_path(data), readonly=True)
     try:
@@ -91,7 +84,7 @@ async def test_daemon_start_removes_cookie_copies_of_a_killed_daemon(tmp_path: P
     d = Daemon(settings, environ={}, stages=[DownloadStage()])
     task = asyncio.create_task(d.serve())
     async with asyncio.timeout(60):
-        await until(d.ready.is_set, task)
+        await until(d.ready.is_set, task=task)
         assert not stale.exists()
         d.stop.set()
         assert await task == 0
@@ -142,7 +135,7 @@ async def test_cookie_file_gone_at_run_time_pauses_downloads_without_an_attempt(
 
     gate = asyncio.ensure_future(stage.gate(ctx))
     for _ in range(3):  # the gate holds across several re-checks on the fake clock
-        await until(lambda: clock.next_deadline() is not None, gate)
+        await until(lambda: clock.next_deadline() is not None, task=gate)
         clock.advance(60)
     assert not gate.done()
     held = ctx.published[-1]
@@ -168,7 +161,7 @@ async def test_status_shows_an_alert_while_the_cookie_file_is_missing(tmp_path: 
         d = Daemon(settings, environ={}, stages=[DownloadStage()])
         task = asyncio.create_task(d.serve())
         async with asyncio.timeout(60):
-            await until(d.ready.is_set, task)
+            await until(d.ready.is_set, task=task)
             jar.unlink()
             url = media.media_url("solar.webm")
             target = canonicalise(url)
@@ -176,7 +169,7 @@ async def test_status_shows_an_alert_while_the_cookie_file_is_missing(tmp_path: 
             store = SqliteDB(db_path(data), now=0)
             store.add_videos([target], now=0)
             store.close()
-            await until(lambda: bool(d.live.get("download", {}).get("alerts")), task)
+            await until(lambda: bool(d.live.get("download", {}).get("alerts")), task=task)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "ytpiped", "--data-dir", str(data), "status",
                 stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -184,7 +177,7 @@ async def test_status_shows_an_alert_while_the_cookie_file_is_missing(tmp_path: 
             assert row_of(data, target.id) == ("queued", 0)
             assert media.log == []  # not one request went out
             write_jar(jar)  # back: the download goes ahead
-            await until(lambda: row_of(data, target.id)[0] == "downloaded", task)
+            await until(lambda: row_of(data, target.id)[0] == "downloaded", task=task)
             d.stop.set()
             assert await task == 0
     text = out.decode()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.test_worker import Outcomes, fast_settings, seed
+from tests.waiting import until
 from ytpiped.daemon import Daemon
 from ytpiped.stages.base import Context, Item, Outcome, StageBase
 from ytpiped.store import SqliteDB, db_path
@@ -47,13 +47,6 @@ class HeldStage(StageBase):
 
 def collect_loop_errors(errors: list[dict[str, Any]]) -> None:
     asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-
-
-async def until(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll a condition that real threads (the store's) make true."""
-    async with asyncio.timeout(timeout):
-        while not pred():  # noqa: ASYNC110 (made true by the store's thread, not an event)
-            await asyncio.sleep(0.005)
 
 
 def row(data_dir: Path, vid: str) -> Any:

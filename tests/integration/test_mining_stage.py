@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.mining_ctx import DictContext, item, write_transcript
+from tests.waiting import until
 from ytpiped import config
 from ytpiped.clock import SystemClock
 from ytpiped.errors import Cooldown, Permanent, Retryable
@@ -379,9 +380,7 @@ async def test_two_hosts_share_load(data_dir: Path) -> None:
 
 
 async def test_evaluations_are_grouped_by_model(data_dir: Path) -> None:
-    # mining requests last long enough (0.2 s) for both evaluations to queue behind them
-    # even on a loaded machine, where reading their files in threads takes a while
-    async with FakeOllama(parallel=2, latency_s=0.2, load_s=0.01) as f:
+    async with FakeOllama(parallel=2, latency_s=0.05, load_s=0.01) as f:
         rig = Rig(data_dir, [f], eval_model="big:70b", model_switch_s=30.0, workers=2,
                   window_tokens=100, overlap_tokens=0)
         write_transcript(data_dir, "vid00000001", TOPICS * 2)
@@ -389,16 +388,24 @@ async def test_evaluations_are_grouped_by_model(data_dir: Path) -> None:
             write_transcript(data_dir, vid, TOPICS[:3])
             await MineStage(rig.runtime).run(item(vid), DictContext(
                 rig.settings, SystemClock(), data_dir, {}))
-        swaps_before = f.stats.swaps
+        seen_before = len(f.stats.models_seen)
+        gate = rig.runtime.llm.gate
         try:
-            await asyncio.gather(
-                rig.mine.run(item("vid00000001"), rig.ctx),
-                *(rig.evaluate.run(item(v), DictContext(rig.settings, SystemClock(), data_dir,
-                                                        {})) for v in ("vid00000002",
-                                                                       "vid00000003")))
+            # a mining request in flight (the test's own) until both evaluations queue behind
+            # it, however long reading their files takes on a loaded machine; the other
+            # mining requests go on meanwhile
+            async with gate.use(rig.settings.mine.model):
+                work = asyncio.gather(
+                    rig.mine.run(item("vid00000001"), rig.ctx),
+                    *(rig.evaluate.run(item(v), DictContext(rig.settings, SystemClock(),
+                                                            data_dir, {}))
+                      for v in ("vid00000002", "vid00000003")))
+                await until(lambda: gate.waiting("big:70b") == 2, "both evaluations queued",
+                            task=work)
+            await work
         finally:
             await rig.runtime.close()
-    seq = f.stats.models_seen[-(len(f.stats.models_seen) - swaps_before):]
+    seq = f.stats.models_seen[seen_before:]
     changes = sum(1 for x, y in itertools.pairwise(seq) if x != y)
     assert seq.count("big:70b") == 2
     assert changes <= 2  # both evaluations ran together, not interleaved with mining

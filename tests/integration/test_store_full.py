@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.test_worker import Outcomes, fast_settings, seed
+from tests.waiting import until
 from ytpiped import control
 from ytpiped.daemon import Daemon
 from ytpiped.store import NewVideo, SqliteDB, SqliteStore, db_path, is_store_full
@@ -46,12 +46,6 @@ def fill(path: Path, table_sql: str) -> None:
     except sqlite3.OperationalError as exc:
         assert is_store_full(exc, path), exc
     s.close()
-
-
-async def until(pred: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():  # noqa: ASYNC110 (made true by the store's thread, not an event)
-            await asyncio.sleep(0.005)
 
 
 def test_sqlite_full_is_recognised(tmp_path: Path) -> None:

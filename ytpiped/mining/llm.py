@@ -96,6 +96,10 @@ class ModelGate:
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._since: dict[str, float] = {}
 
+    def waiting(self, model: str) -> int:
+        """How many requests for `model` wait for the gate."""
+        return len(self._waiting.get(model, ()))
+
     def _overdue(self, model: str) -> bool:
         now = self.clock.monotonic()
         return any(m != model and now - t >= self.switch_after_s for m, t in self._since.items())
