@@ -144,6 +144,25 @@ async def test_a_spawned_worker_loads_while_the_caller_goes_on(media: Path) -> N
     assert not e.started
 
 
+async def test_a_job_sent_to_a_worker_still_loading_waits_for_its_model(media: Path) -> None:
+    e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
+    e.spawn()
+    try:
+        ok = await e.transcribe(job(media, "memory.wav"), timeout_s=120)
+        assert ok.segments and e.multilingual is False and e.restarts == 0
+        proc = e._proc
+    finally:
+        await e.close()
+    assert proc is not None and proc.exitcode == 0  # loaded, so asked to finish, not killed
+    bad = ProcessEngine(EngineSpec("no-such-model-xyz", "transcribe.model_cpu"))
+    bad.spawn()
+    try:
+        with pytest.raises(ModelUnavailable, match=r"key 'transcribe\.model_cpu'"):
+            await bad.transcribe(job(media, "memory.wav"), timeout_s=120)
+    finally:
+        await bad.close()
+
+
 async def test_closing_a_worker_that_still_loads_does_not_wait_for_it() -> None:
     e = ProcessEngine(EngineSpec(MODEL, "transcribe.model_cpu", cpu_threads=1))
     e.spawn()

@@ -218,8 +218,8 @@ class ProcessEngine:
         """One reply per job: a result, or the error of that job alone. A crash, hang or
         out-of-memory of the worker raises (it concerns every job of the call)."""
         async with self._lock:
-            if not self.started:
-                await self.start()
+            if not (self.started and self._ready):
+                await self.start()  # also waits for a child that `spawn` left loading
             conn = self._conn
             assert conn is not None
             self._seq += 1
