@@ -10,6 +10,7 @@ import httpx
 import ollama
 import pytest
 
+from tests.waiting import until
 from ytpiped.mining import prompts
 from ytpiped.mining.pool import server_slots
 from ytpiped.mining.schema import WindowResult, json_schema
@@ -71,12 +72,17 @@ async def test_metadata_endpoints(fake: FakeOllama, client: ollama.AsyncClient) 
 
 
 async def test_queue_limit_answers_503() -> None:
-    async with FakeOllama(parallel=1, max_queue=1, latency_s=0.3) as f:
+    async with FakeOllama(parallel=1, max_queue=1) as f:
         c = ollama.AsyncClient(host=f.url, timeout=10)
+        f.hold()  # the first request keeps its slot until all four have arrived
         try:
-            results = await asyncio.gather(
+            calls = asyncio.gather(
                 *(c.chat(model="m", messages=MSGS, stream=False) for _ in range(4)),
                 return_exceptions=True)
+            await until(lambda: f.stats.rejected_503 == 2 and f.stats.pending == 2,
+                        "one request served, one queued, two refused", task=calls)
+            f.release()
+            results = await calls
         finally:
             await c.close()  # type: ignore[no-untyped-call]
     errors = [r for r in results if isinstance(r, ollama.ResponseError)]

@@ -29,6 +29,8 @@ OpenAI-compatible POST /v1/chat/completions (non-streaming; `response_format` of
 - `ctx_limit` is reported in /v1/models too (as vLLM's `max_model_len`) when
   `v1_reports_context` is set; by default /v1/models says nothing of the context, as
   Ollama's /v1 does.
+- `hold()` keeps requests that get a slot there until `release()`: a test lines up what
+  arrives meanwhile without counting on a latency being long enough.
 - With no `match`, a fault with a large `times` is a server that is busy, failing or
   hanging for a long stretch.
 - answers are built from the request (ytpiped.testing.fake_answers), so tests can check
@@ -132,6 +134,8 @@ class FakeOllama:
         self.port = 0
         self._slots = asyncio.Semaphore(parallel)
         self._stopping = asyncio.Event()
+        self._open = asyncio.Event()  # cleared by hold(): served requests wait
+        self._open.set()
         self._runner: web.AppRunner | None = None
 
     # ------------------------------------------------------------------ control
@@ -147,6 +151,14 @@ class FakeOllama:
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r} (one of {', '.join(FAULT_MODES)})")
         self.faults.append(Fault(mode, times, match, path, title))
+
+    def hold(self) -> None:
+        """Requests that get a slot wait there (holding it) until `release()`, so a test
+        can line up what arrives meanwhile, however slow the machine."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -177,6 +189,7 @@ class FakeOllama:
     async def stop(self) -> None:
         """Stop listening; requests in flight (stalls included) end at once."""
         self._stopping.set()
+        self._open.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -325,6 +338,7 @@ class FakeOllama:
                 self.stats.models_seen.append(model)
                 t0 = time.monotonic()
                 try:
+                    await self._open.wait()  # held (hold()) until release()
                     service = self._service_s(prompt_tokens, model, num_ctx)
                     if service > 0:
                         await asyncio.sleep(service)
