@@ -69,16 +69,38 @@ async def test_a_write_on_a_full_disk_waits_and_is_kept(tmp_path: Path) -> None:
     await store.open()
     videos = [NewVideo(f"v{i:010d}", "u" * 50, "video") for i in range(5000)]
     write = asyncio.create_task(store.add_videos(videos, now=1))
-    await until(lambda: full == [True])
+    await until(lambda: full == [True] and clock.next_deadline() is not None)
     assert (await store.counts())["queued"] == 0  # reads go on meanwhile
     clock.advance(5.0)  # still full: tried again, still waiting
-    await until(lambda: full == [True, False])
+    await until(lambda: full == [True, False] and clock.next_deadline() is not None)
     assert not write.done()
     await store.on_db(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
     clock.advance(5.0)  # space is back
     assert await write == (5000, 0)
     assert writable == [True]
     assert (await store.counts())["queued"] == 5000
+    await store.close()
+
+
+async def test_when_one_kept_write_goes_through_the_others_go_at_once(tmp_path: Path) -> None:
+    pauses: list[asyncio.Future[None]] = []
+
+    async def sleep(_s: float) -> None:  # each pause ends only when the test says
+        pauses.append(asyncio.get_running_loop().create_future())
+        await pauses[-1]
+
+    store = SqliteStore(tmp_path / "x.db", 0, sleep=sleep, retry_full_s=5.0, opener=capped)
+    await store.open()
+    writes = asyncio.gather(*(store.add_videos(
+        [NewVideo(f"{w}{i:010d}", "u" * 50, "video") for i in range(3000)], now=1)
+        for w in "ab"))
+    await until(lambda: len(pauses) == 2, "both writes paused", task=writes)
+    await store.on_db(lambda s: s.conn.execute(f"PRAGMA max_page_count = {UNLIMITED}"))
+    pauses[0].set_result(None)  # the other pause never ends by itself
+    async with asyncio.timeout(30):
+        assert await writes == [(3000, 0), (3000, 0)]
+    assert len(pauses) == 2 and pauses[1].cancelled()  # woken, not ended
+    assert (await store.counts())["queued"] == 6000
     await store.close()
 
 

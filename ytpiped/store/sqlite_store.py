@@ -58,10 +58,11 @@ class SqliteStore:
     so SQLite never blocks the event loop.
 
     A full disk pauses instead of failing: a call that fails because the database cannot
-    grow is kept and tried again every `retry_full_s` until space returns (or the store
-    closes), so every claim, renewal and outcome waits while reads go on. `on_full(exc,
-    first)` is called at every failed try (`first` for the first of a spell), and
-    `on_writable` once when a write succeeds again."""
+    grow is kept and tried again every `retry_full_s`, or at once when another kept write
+    went through since it failed, until space returns (or the store closes); so every
+    claim, renewal and outcome waits while reads go on. `on_full(exc, first)` is called
+    at every failed try (`first` for the first of a spell), and `on_writable` once when a
+    write succeeds again."""
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class SqliteStore:
         self._closing = asyncio.Event()
         self.full_since: BaseException | None = None  # the error that paused writes
         self._waiting = 0  # calls kept until space returns
+        self._space_back = asyncio.Event()  # set (and replaced) when a kept write goes through
 
     @property
     def opened(self) -> bool:
@@ -119,6 +121,7 @@ class SqliteStore:
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         failed = False
         while True:
+            space_back = self._space_back
             try:
                 result = await call()
             except Exception as exc:
@@ -131,7 +134,7 @@ class SqliteStore:
                     failed, self._waiting = True, self._waiting + 1
                 if self.on_full is not None:
                     self.on_full(exc, first)
-                await self._pause()
+                await self._pause(space_back)
                 continue
             # a read succeeds on a full disk too: only a kept write that went through (or
             # any call once no write waits) says that space is back
@@ -139,18 +142,22 @@ class SqliteStore:
                 self._waiting -= 1
             if self.full_since is not None and (failed or self._waiting == 0):
                 self.full_since = None
+                # the other kept calls try again now, not a retry_full_s later (also those
+                # that failed before space came back but began their pause after)
+                self._space_back.set()
+                self._space_back = asyncio.Event()
                 if self.on_writable is not None:
                     self.on_writable()
             return result
 
-    async def _pause(self) -> None:
-        sleeper = asyncio.ensure_future(self._sleep(self.retry_full_s))
-        closing = asyncio.ensure_future(self._closing.wait())
+    async def _pause(self, space_back: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(w) for w in (
+            self._sleep(self.retry_full_s), self._closing.wait(), space_back.wait())]
         try:
-            await asyncio.wait({sleeper, closing}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sleeper.cancel()
-            closing.cancel()
+            for w in waits:
+                w.cancel()
 
     def begin_close(self) -> None:
         """From now on a write that finds the disk full fails at once instead of waiting
