@@ -49,7 +49,9 @@ class MediaServer:
         self.host, self.port = host, port
         self.hits: Counter[str] = Counter()  # path?query -> requests seen
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
-        self.served: list[tuple[float, float, str]] = []  # (start, end, path?query) of bodies
+        # (start, end, path?query) of bodies: start once the headers went out, end just before
+        # the last bytes did (so the client's download began after start, ended after end)
+        self.served: list[tuple[float, float, str]] = []
         self.down: int | None = None  # every /media request answers this status
         self.youtube = FakeYoutube()  # /yt/ and /sb/: the fake YouTube (fake_youtube.py)
         self._runner: web.AppRunner | None = None
@@ -144,9 +146,11 @@ class MediaServer:
             return resp
         body = data[: len(data) // 2] if q.get("truncate") else data
         rate = float(q.get("slow", "0"))
-        started = time.time()
+        started = ended = time.time()
         try:
             for i in range(0, len(body), CHUNK):
+                if i + CHUNK >= len(body):
+                    ended = time.time()
                 await resp.write(body[i:i + CHUNK])
                 if rate:
                     await asyncio.sleep(CHUNK / rate)
@@ -155,7 +159,7 @@ class MediaServer:
                     request.transport.close()  # the client sees a short body
                 return resp
             await resp.write_eof()
-            self.served.append((started, time.time(), key))
+            self.served.append((started, ended, key))
         except ConnectionResetError:  # the client only wanted the headers
             pass
         return resp
