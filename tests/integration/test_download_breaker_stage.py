@@ -4,7 +4,6 @@ yt-dlp that fails with yt-dlp's real messages; and the store's give-back of atte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +44,6 @@ class YtDlp:
         path = audio_dir / f"{stem}.m4a"
         path.write_bytes(b"audio")
         return Fetched(path, "t", "c", None, 1.0, 5)
-
-
-async def drive_until(clock: FakeClock, task: asyncio.Future[Any],
-                      cond: Callable[[], bool]) -> None:
-    """FakeClock.drive, stopping as soon as `cond` holds (the task may still wait)."""
-    for _ in range(100_000):
-        if task.done() or cond():
-            return
-        for _ in range(5):
-            await asyncio.sleep(0)
-        deadline = clock.next_deadline()
-        if deadline is None:
-            await asyncio.wait({task}, timeout=0.01)
-        else:
-            clock.advance(deadline - clock.monotonic())
-    raise AssertionError("condition never held")
 
 
 def item(vid: str) -> Item:
@@ -185,7 +168,7 @@ async def test_the_pause_survives_a_restart_and_resume_download_ends_it(
     await restarted.start(ctx)
     clock.advance(600)
     gate = asyncio.ensure_future(restarted.gate(ctx))
-    await drive_until(clock, gate, lambda: clock.now() >= probe_at - 60)
+    await clock.drive(gate, until=lambda: clock.now() >= probe_at - 60)
     assert not gate.done()  # still paused after the restart
     assert ctx.published[-1]["phase"] == "paused"
     ctx.request = {"action": "resume", "at": 1.0}  # `ytpiped resume download`
@@ -200,7 +183,7 @@ async def test_pause_download_holds_until_resume(tmp_path: Path) -> None:
     await stage.gate(ctx)
     ctx.request = {"action": "pause", "at": 1.0}
     gate = asyncio.ensure_future(stage.gate(ctx))
-    await drive_until(clock, gate, lambda: clock.monotonic() > 3600)
+    await clock.drive(gate, until=lambda: clock.monotonic() > 3600)
     assert not gate.done() and ctx.published[-1]["phase"] == "paused"
     assert any("ytpiped pause download" in a for a in ctx.published[-1]["alerts"])
     ctx.request = {"action": "resume", "at": 2.0}

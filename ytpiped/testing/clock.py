@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 
 class FakeClock:
@@ -46,11 +48,13 @@ class FakeClock:
             heapq.heappop(self._sleepers)
         return self._sleepers[0][0] if self._sleepers else None
 
-    async def drive(self, task: asyncio.Future[object], max_steps: int = 1_000_000) -> None:
-        """Run `task` to completion, jumping virtual time whenever everything waits on the
-        clock; real waits (threads, sockets) are awaited on the task itself."""
+    async def drive(self, task: asyncio.Future[Any], max_steps: int = 1_000_000, *,
+                    until: Callable[[], bool] | None = None) -> None:
+        """Run `task` to completion (or until `until()` holds), jumping virtual time whenever
+        everything waits on the clock; real waits (threads, sockets) are awaited on the
+        task itself."""
         for _ in range(max_steps):
-            if task.done():
+            if task.done() or (until is not None and until()):
                 return
             for _ in range(5):
                 await asyncio.sleep(0)
