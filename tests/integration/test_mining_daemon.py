@@ -33,11 +33,13 @@ IDS = ["outage00001", "outage00002", "outage00003"]
 
 def fast(data: Path, url: str, **extra: Any) -> config.Settings:
     """Durations shrunk so that a long outage takes a second: pauses of 20 ms doubling up
-    to 100 ms, two tries per request, two attempts per video."""
+    to 100 ms, two tries per request, two attempts per video. Requests time out after
+    30 s, so that a loaded machine cannot turn a slow answer into an outage (the stall
+    case shortens it)."""
     flags: dict[str, Any] = {
         "data_dir": str(data), "mine.hosts": [url], "mine.window_tokens": 100,
         "mine.overlap_tokens": 20, "mine.num_ctx": 4096, "mine.workers": 2,
-        "mine.retry_base_s": 0.001, "mine.window_attempts": 2, "mine.request_timeout_s": 1.0,
+        "mine.retry_base_s": 0.001, "mine.window_attempts": 2, "mine.request_timeout_s": 30.0,
         "mine.unavailable_backoff_s": 0.02, "mine.max_unavailable_backoff_s": 0.1,
         "download.max_attempts": 2, "daemon.poll_interval_s": 0.05,
         "daemon.retry_base_s": 0.01, "daemon.retry_max_s": 0.05,
@@ -101,7 +103,9 @@ async def test_a_long_llm_outage_pauses_mining_and_fails_no_video(
         # every request fails, far more often than a video has tries; then it recovers
         fake.inject(mode, times=times)
         with capture_logs() as logs:
-            await run_until(fast(data_dir, fake.url), finished(len(IDS)), seen)
+            # a stalled request ends when the client gives up: after 1 s here
+            timeout = {"mine.request_timeout_s": 1.0} if mode == "stall" else {}
+            await run_until(fast(data_dir, fake.url, **timeout), finished(len(IDS)), seen)
         assert not fake.faults  # the whole outage was lived through
     s = SqliteDB(db_path(data_dir), readonly=True)
     rows = [s.get(v) for v in IDS]

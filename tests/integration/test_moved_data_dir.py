@@ -18,7 +18,8 @@ from ytpiped.urls import generic_id
 
 async def run_stage(data: Path, stage: DownloadStage | AnalyzeStage, n: int) -> None:
     out = Outcomes()
-    settings = fast_settings(data, **{"download.delay_buffer_build_s": [0, 0]})
+    settings = fast_settings(data, **{"download.delay_buffer_build_s": [0, 0],
+                                      "download.other_hosts_delay_s": [0, 0]})
     d = Daemon(settings, stages=[stage], environ={}, on_outcome=out)
     task = asyncio.create_task(d.serve())
     await out.wait(lambda ev: sum(1 for e in ev if e[0] == "completed") == n, 120)
