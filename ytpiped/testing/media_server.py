@@ -50,7 +50,7 @@ class MediaServer:
         self.hits: Counter[str] = Counter()  # path?query -> requests seen
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
         # (start, end, path?query) of bodies: start once the headers went out, end just before
-        # the last bytes did (so the client's download began after start, ended after end)
+        # the last bytes did (so the client's download began before start, ended after end)
         self.served: list[tuple[float, float, str]] = []
         self.down: int | None = None  # every /media request answers this status
         self.youtube = FakeYoutube()  # /yt/ and /sb/: the fake YouTube (fake_youtube.py)
